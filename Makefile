@@ -1,0 +1,44 @@
+# bk: encrypted, erasure-coded backups over several hosts.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man/man1
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+TOOLS   := bk-pack bk-restore bk-keygen bk-split bk-join bk-push
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X bk/internal/cli.version=$(VERSION)"
+FUZZTIME ?= 30s
+
+.PHONY: all build test install man bench fuzz demo clean
+all: build
+
+build:
+	@mkdir -p bin
+	go build $(GOFLAGS_BUILD) -o bin/ $(addprefix ./cmd/,$(TOOLS))
+
+test:
+	go vet ./...
+	go test -timeout 15m ./...
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
+	install -m 0755 $(addprefix bin/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(addprefix man/,$(addsuffix .1,$(TOOLS))) $(DESTDIR)$(MANDIR)/
+
+man:
+	go run man/generate.go
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$(go list ./internal/...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: build
+	bench/run.sh
+
+demo: build
+	testdata/demo.sh
+
+clean:
+	rm -rf bin

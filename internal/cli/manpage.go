@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// ManDate is the date on the man pages, fixed so they change only when their
+// text does.
+const ManDate = "2026-11"
+
+// ManPage renders t as a roff man page in section 1, from the same fields
+// that make its --help, so the two cannot drift apart.
+func ManPage(t Tool, date string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, ".TH %s 1 %q \"bk\" \"bk manual\"\n", strings.ToUpper(t.Name), date)
+	b.WriteString(".SH NAME\n")
+	fmt.Fprintf(&b, "%s \\- %s\n", roffEscape(t.Name), roffEscape(t.Usage))
+	b.WriteString(".SH SYNOPSIS\n")
+	fmt.Fprintf(&b, ".B %s\n[options] %s\n", roffEscape(t.Name), roffEscape(t.ArgsUsage))
+	if t.Description != "" {
+		b.WriteString(".SH DESCRIPTION\n")
+		writeBody(&b, t.Description)
+	}
+	b.WriteString(".SH OPTIONS\n")
+	for _, f := range append(commonFlags(), append(t.Flags, ucli.VersionFlag, ucli.HelpFlag)...) {
+		writeFlag(&b, f)
+	}
+	for _, s := range t.Sections {
+		fmt.Fprintf(&b, ".SH %s\n", strings.ToUpper(s.Title))
+		writeBody(&b, s.Body)
+	}
+	return b.String()
+}
+
+func writeFlag(b *strings.Builder, f ucli.Flag) {
+	df, ok := f.(ucli.DocGenerationFlag)
+	if !ok {
+		return
+	}
+	var names []string
+	for _, n := range f.Names() {
+		dash := "--"
+		if len(n) == 1 {
+			dash = "-"
+		}
+		name := `\fB` + roffEscape(dash+n) + `\fR`
+		if df.TakesValue() {
+			name += ` \fI` + roffEscape(flagValueName(f)) + `\fR`
+		}
+		names = append(names, name)
+	}
+	b.WriteString(".TP\n" + strings.Join(names, ", ") + "\n")
+	usage := df.GetUsage()
+	if v := df.GetValue(); df.TakesValue() && v != "" && v != `""` && v != "[]" {
+		usage += " (default " + v + ")"
+	}
+	b.WriteString(roffEscape(usage) + "\n")
+}
+
+func flagValueName(f ucli.Flag) string {
+	switch f.(type) {
+	case *ucli.IntFlag, *ucli.Int64Flag, *ucli.UintFlag:
+		return "N"
+	case *ucli.StringSliceFlag, *ucli.StringFlag, *ucli.PathFlag:
+		return "VALUE"
+	}
+	return "VALUE"
+}
+
+func writeBody(b *strings.Builder, body string) {
+	inExample := false
+	for i, line := range strings.Split(strings.Trim(body, "\n"), "\n") {
+		example := strings.HasPrefix(line, "  ")
+		switch {
+		case example && !inExample:
+			b.WriteString(".PP\n.nf\n.RS 4\n")
+		case !example && inExample:
+			b.WriteString(".RE\n.fi\n")
+		}
+		inExample = example
+		switch {
+		case example:
+			b.WriteString(roffEscape(strings.TrimPrefix(line, "  ")) + "\n")
+		case strings.TrimSpace(line) == "":
+			if i > 0 {
+				b.WriteString(".PP\n")
+			}
+		default:
+			b.WriteString(roffEscape(line) + "\n")
+		}
+	}
+	if inExample {
+		b.WriteString(".RE\n.fi\n")
+	}
+}
+
+// roffEscape keeps roff from reading text as requests or escapes.
+func roffEscape(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\e`)
+	s = strings.ReplaceAll(s, "-", `\-`)
+	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
+		s = `\&` + s
+	}
+	return s
+}

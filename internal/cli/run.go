@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X bk/internal/cli.version=…".
+var version = ""
+
+// Version names this build: the ldflags value, else the module version.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "devel"
+}
+
+var errInterrupted = errors.New("interrupted")
+
+func init() {
+	// -v is left free for tools that want it for "verbose".
+	ucli.VersionFlag = &ucli.BoolFlag{Name: "version", Usage: "print the version and exit"}
+}
+
+// Stdio is a tool's standard streams, so tests can run tools in-process.
+type Stdio struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// OSStdio is the process's own standard streams.
+func OSStdio() Stdio { return Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr} }
+
+// Env is what a tool's action gets besides its parsed flags.
+type Env struct {
+	Stdio
+	Msg *Messages
+	// ShowProgress is true when progress bars are wanted: stderr is a
+	// terminal or --progress was given, and not -q.
+	ShowProgress bool
+}
+
+// Tool describes one bk command.
+type Tool struct {
+	Name        string // e.g. "bk-pack"
+	Usage       string // one line
+	ArgsUsage   string
+	Description string
+	Flags       []ucli.Flag
+	// Sections follow DESCRIPTION and OPTIONS in the man page, e.g. EXIT
+	// STATUS, EXAMPLES, ENVIRONMENT, SEE ALSO.
+	Sections []Section
+	Action   func(ctx context.Context, env *Env, c *ucli.Context) error
+}
+
+// Section is a titled part of a man page. Its body is plain text: blank
+// lines separate paragraphs, lines indented by two spaces are shown as is.
+type Section struct {
+	Title string
+	Body  string
+}
+
+// CommonFlags are accepted by every tool.
+func commonFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings and errors"},
+		&ucli.BoolFlag{Name: "progress", Usage: "show progress on stderr even when it is not a terminal"},
+	}
+}
+
+// Main runs t with args (args[0] is the program name) and returns the exit
+// code. It is the only place a tool decides how it exits.
+func Main(t Tool, args []string, stdio Stdio) int {
+	msg := &Messages{Tool: t.Name, W: stdio.Stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var actionErr error
+	app := &ucli.App{
+		Name:                   t.Name,
+		Usage:                  t.Usage,
+		UsageText:              t.Name + " [options] " + t.ArgsUsage,
+		ArgsUsage:              t.ArgsUsage,
+		Description:            t.Description,
+		Version:                Version(),
+		Flags:                  append(commonFlags(), t.Flags...),
+		HideHelpCommand:        true,
+		UseShortOptionHandling: true,
+		Reader:                 stdio.Stdin,
+		Writer:                 stdio.Stdout, // only --help and --version, asked for explicitly
+		ErrWriter:              stdio.Stderr,
+		ExitErrHandler:         func(*ucli.Context, error) {},
+		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
+			return &UsageError{Msg: err.Error()}
+		},
+		Action: func(c *ucli.Context) error {
+			msg.Quiet = c.Bool("quiet")
+			env := &Env{
+				Stdio:        stdio,
+				Msg:          msg,
+				ShowProgress: !msg.Quiet && (c.Bool("progress") || IsTerminal(stdio.Stderr)),
+			}
+			actionErr = t.Action(ctx, env, c)
+			return actionErr
+		},
+	}
+	err := app.Run(args)
+	if err != nil && ctx.Err() != nil {
+		err = errInterrupted
+	}
+	if err != nil && actionErr == nil && !errors.As(err, new(*UsageError)) {
+		// urfave reports flag errors without calling OnUsageError in some paths.
+		err = &UsageError{Msg: err.Error()}
+	}
+	msg.Report(err)
+	return ExitCode(err)
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// RefuseTerminal returns an error when w, about to receive binary data, is a
+// terminal: nobody wants ciphertext in their scrollback.
+func RefuseTerminal(w io.Writer, what string) error {
+	if IsTerminal(w) {
+		return WithHint(fmt.Errorf("refusing to write %s to a terminal", what),
+			"redirect stdout to a file or a pipe, or use -o FILE")
+	}
+	return nil
+}
+
+// ErrNoTerminal means a secret was needed but there is no terminal to ask on.
+var ErrNoTerminal = errors.New("no terminal to read a passphrase from")
+
+// ReadSecret asks for a secret on the controlling terminal, not stdin, which
+// carries data. With confirm it asks twice and compares.
+func ReadSecret(prompt string, confirm bool) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, ErrNoTerminal
+	}
+	defer tty.Close()
+	ask := func(p string) ([]byte, error) {
+		fmt.Fprint(tty, p)
+		defer fmt.Fprintln(tty)
+		return term.ReadPassword(int(tty.Fd()))
+	}
+	first, err := ask(prompt)
+	if err != nil {
+		return nil, err
+	}
+	if confirm {
+		again, err := ask("Confirm passphrase: ")
+		if err != nil {
+			return nil, err
+		}
+		if string(again) != string(first) {
+			return nil, errors.New("passphrases didn't match")
+		}
+	}
+	return first, nil
+}

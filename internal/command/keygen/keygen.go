@@ -1,0 +1,24 @@
+// Package keygen is the bk-keygen command: its flags and wiring.
+package keygen
+
+import (
+	"context"
+	"errors"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"bk/internal/cli"
+)
+
+// Tool describes bk-keygen: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name: "bk-keygen",
+		Action: func(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+			return errors.New("not built yet")
+		},
+	}
+}
+
+// Main runs bk-keygen and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }

@@ -1,0 +1,24 @@
+// Package restore is the bk-restore command: its flags and wiring.
+package restore
+
+import (
+	"context"
+	"errors"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"bk/internal/cli"
+)
+
+// Tool describes bk-restore: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name: "bk-restore",
+		Action: func(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+			return errors.New("not built yet")
+		},
+	}
+}
+
+// Main runs bk-restore and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }

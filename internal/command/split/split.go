@@ -1,0 +1,24 @@
+// Package split is the bk-split command: its flags and wiring.
+package split
+
+import (
+	"context"
+	"errors"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"bk/internal/cli"
+)
+
+// Tool describes bk-split: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name: "bk-split",
+		Action: func(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+			return errors.New("not built yet")
+		},
+	}
+}
+
+// Main runs bk-split and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }

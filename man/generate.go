@@ -1,0 +1,28 @@
+//go:build ignore
+
+// Generate writes man/bk-*.1 from each tool's definition: go run man/generate.go
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"bk/internal/cli"
+	"bk/internal/command/join"
+	"bk/internal/command/keygen"
+	"bk/internal/command/pack"
+	"bk/internal/command/push"
+	"bk/internal/command/restore"
+	"bk/internal/command/split"
+)
+
+func main() {
+	for _, t := range []cli.Tool{pack.Tool(), restore.Tool(), keygen.Tool(), split.Tool(), join.Tool(), push.Tool()} {
+		path := filepath.Join("man", t.Name+".1")
+		if err := os.WriteFile(path, []byte(cli.ManPage(t, cli.ManDate)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+package bk_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"bk/internal/cli"
+	"bk/internal/command/join"
+	"bk/internal/command/keygen"
+	"bk/internal/command/pack"
+	"bk/internal/command/push"
+	"bk/internal/command/restore"
+	"bk/internal/command/split"
+)
+
+// The man pages are generated from the tools' definitions; this keeps the
+// committed pages from drifting from the help text.
+func TestManPagesUpToDate(t *testing.T) {
+	for _, tool := range []cli.Tool{pack.Tool(), restore.Tool(), keygen.Tool(), split.Tool(), join.Tool(), push.Tool()} {
+		path := filepath.Join("man", tool.Name+".1")
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != cli.ManPage(tool, cli.ManDate) {
+			t.Errorf("%s is stale: run 'make man'", path)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package bk_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"bk/internal/cli"
+	"bk/internal/command/join"
+	"bk/internal/command/keygen"
+	"bk/internal/command/pack"
+	"bk/internal/command/push"
+	"bk/internal/command/restore"
+	"bk/internal/command/split"
+)
+
+// scriptCmds and scriptConds hold the custom testscript commands and
+// conditions; files named script_*_test.go add to them in init.
+var (
+	scriptCmds  = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
+	scriptConds = map[string]func() (bool, error){}
+)
+
+func tool(main func([]string, cli.Stdio) int) func() {
+	return func() { os.Exit(main(os.Args, cli.OSStdio())) }
+}
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"bk-pack":    tool(pack.Main),
+		"bk-restore": tool(restore.Main),
+		"bk-keygen":  tool(keygen.Main),
+		"bk-split":   tool(split.Main),
+		"bk-join":    tool(join.Main),
+		"bk-push":    tool(push.Main),
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		Cmds:                scriptCmds,
+		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if f, ok := scriptConds[cond]; ok {
+				return f()
+			}
+			return false, errUnknownCond(cond)
+		},
+	})
+}
