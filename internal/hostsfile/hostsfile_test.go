@@ -1,0 +1,175 @@
+package hostsfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseLine(t *testing.T) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		line string
+		want Host
+	}{
+		{"/mnt/usb", Host{Kind: Local, Path: "/mnt/usb"}},
+		{"/mnt/usb/ quota=2TiB", Host{Kind: Local, Path: "/mnt/usb", Quota: 2 << 40}},
+		{"file:///mnt/my%20disk", Host{Kind: Local, Path: "/mnt/my disk"}},
+		{"file://localhost/mnt/x", Host{Kind: Local, Path: "/mnt/x"}},
+		{`"/media/me/My Disk"  quota=1.5G`, Host{Kind: Local, Path: "/media/me/My Disk", Quota: 1.5e9}},
+		{"~/bk", Host{Kind: Local, Path: filepath.Join(home, "bk")}},
+		{"~", Host{Kind: Local, Path: home}},
+		{"~root/bk", Host{Kind: Local, Path: "/root/bk"}},
+		{"shares", Host{Kind: Local, Path: "/etc/bk/shares"}},
+		{"./a:b", Host{Kind: Local, Path: "/etc/bk/a:b"}},
+		{"../x", Host{Kind: Local, Path: "/etc/x"}},
+		{"sftp://nas.local/srv/bk", Host{Kind: SFTP, Host: "nas.local", Path: "/srv/bk"}},
+		{"sftp://me@nas.local:2222/srv/bk/", Host{Kind: SFTP, User: "me", Host: "nas.local", Port: 2222, Path: "/srv/bk"}},
+		{"sftp://nas/~/bk", Host{Kind: SFTP, Host: "nas", Path: "bk"}},
+		{"sftp://nas", Host{Kind: SFTP, Host: "nas"}},
+		{"sftp://[::1]:22/x", Host{Kind: SFTP, Host: "::1", Port: 22, Path: "/x"}},
+		{"nas:", Host{Kind: SFTP, Host: "nas"}},
+		{"nas:bk quota=500G # the attic", Host{Kind: SFTP, Host: "nas", Path: "bk", Quota: 500e9}},
+		{"me@nas:/srv/bk", Host{Kind: SFTP, User: "me", Host: "nas", Path: "/srv/bk"}},
+		{"[fe80::1]:bk", Host{Kind: SFTP, Host: "fe80::1", Path: "bk"}},
+		{"me@[fe80::1]:/bk", Host{Kind: SFTP, User: "me", Host: "fe80::1", Path: "/bk"}},
+		{"\tnas:bk\t quota=1k ", Host{Kind: SFTP, Host: "nas", Path: "bk", Quota: 1000}},
+	}
+	for _, tt := range tests {
+		got, ok, err := ParseLine(tt.line, "/etc/bk")
+		if err != nil || !ok {
+			t.Errorf("ParseLine(%q): %v, %v", tt.line, ok, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("ParseLine(%q)\n got %+v\nwant %+v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestParseLineErrors(t *testing.T) {
+	tests := []struct{ line, want string }{
+		{"nas:bk quota", `option "quota": want key=value`},
+		{"nas:bk quota=lots", `bad size "lots"`},
+		{"nas:bk quota=0", `must be more than 0`},
+		{"nas:bk quota=-1G", `bad size "-1G"`},
+		{"nas:bk quota=99999999P", `too large`},
+		{"nas:bk speed=fast", `unknown option "speed"`},
+		{"s3://bucket/x", `unknown kind of destination`},
+		{"sftp://", `no host name`},
+		{"sftp://me:secret@nas/x", `holds a password`},
+		{"sftp://nas:99999/x", `bad port`},
+		{"sftp://nas:0/x", `bad port`},
+		{"-oProxyCommand=evil:x", `may not start with '-'`},
+		{"sftp://-oEvil/x", `may not start with '-'`},
+		{"file://nas/x", `names a host`},
+		{`"/my disk`, `missing closing quote`},
+		{`"/my disk"quota=1G`, `need a space`},
+		{`""`, `empty destination`},
+		{"~nosuchuserhere/x", `nosuchuserhere`},
+		{"file://", `empty folder name`},
+	}
+	for _, tt := range tests {
+		_, _, err := ParseLine(tt.line, "/etc/bk")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseLine(%q) = %v, want error containing %q", tt.line, err, tt.want)
+		}
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "hosts")
+	text := "# backup destinations\n\n/mnt/usb\n  # indented comment\nnas:bk quota=1T\nrel\n"
+	if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := ParseFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Host{
+		{File: name, Line: 3, Kind: Local, Path: "/mnt/usb"},
+		{File: name, Line: 5, Kind: SFTP, Host: "nas", Path: "bk", Quota: 1e12},
+		{File: name, Line: 6, Kind: Local, Path: filepath.Join(dir, "rel")},
+	}
+	if len(hosts) != len(want) {
+		t.Fatalf("got %d hosts, want %d: %+v", len(hosts), len(want), hosts)
+	}
+	for i := range want {
+		if hosts[i] != want[i] {
+			t.Errorf("host %d:\n got %+v\nwant %+v", i, hosts[i], want[i])
+		}
+	}
+}
+
+func TestParseErrorNamesFileAndLine(t *testing.T) {
+	_, err := Parse(strings.NewReader("/a\n\nnas:x bogus=1\n"), "hosts.txt", "/")
+	if err == nil || !strings.HasPrefix(err.Error(), `hosts.txt:3: unknown option "bogus"`) {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := ParseFile(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("no error for a missing hosts file")
+	}
+	_, err = Parse(strings.NewReader("rel\n"), "", "")
+	if err == nil || !strings.HasPrefix(err.Error(), "line 1: relative folder") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestHostString(t *testing.T) {
+	for _, tt := range []struct {
+		h    Host
+		want string
+	}{
+		{Host{Kind: Local, Path: "/mnt/usb"}, "/mnt/usb"},
+		{Host{Kind: SFTP, Host: "nas.local", User: "me"}, "nas.local"},
+		{Host{Kind: SFTP, Host: "127.0.0.1", Port: 2222}, "127.0.0.1:2222"},
+	} {
+		if got := tt.h.String(); got != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.h, got, tt.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string]int64{
+		"0": 0, "123": 123, "1B": 1, "1k": 1000, "1KiB": 1024, "500G": 500e9, "500GB": 500e9,
+		"2TiB": 2 << 40, "1.5MiB": 3 << 19, "1P": 1e15,
+	} {
+		got, err := ParseSize(s)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "G", "1X", "1.2.3G", "inf"} {
+		if _, err := ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) gave no error", s)
+		}
+	}
+}
+
+func FuzzParseLine(f *testing.F) {
+	for _, s := range []string{"/mnt/usb quota=1G", "sftp://u@h:22/p", "[::1]:x", `"a b" quota=1`, "~/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		h, ok, err := ParseLine(line, "/base")
+		if err != nil || !ok {
+			return
+		}
+		if h.Kind == SFTP && (h.Host == "" || strings.HasPrefix(h.Host, "-")) {
+			t.Fatalf("%q gave host %q", line, h.Host)
+		}
+		if h.Kind == Local && !filepath.IsAbs(h.Path) {
+			t.Fatalf("%q gave relative folder %q", line, h.Path)
+		}
+		if h.Quota < 0 {
+			t.Fatalf("%q gave quota %d", line, h.Quota)
+		}
+	})
+}
