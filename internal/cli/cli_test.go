@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, ExitOK},
+		{errors.New("boom"), ExitFailed},
+		{Usagef("bad flag"), ExitUsage},
+		{WithHint(Usagef("bad flag"), "fix it"), ExitUsage},
+		{Degradedf("2 files skipped"), ExitDegraded},
+		{errInterrupted, ExitInterrupted},
+	}
+	for _, c := range cases {
+		if got := ExitCode(c.err); got != c.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+func TestReportGrammar(t *testing.T) {
+	var buf bytes.Buffer
+	m := &Messages{Tool: "bk-x", W: &buf}
+	m.Report(WithHint(errors.New("host nas: connection refused"), "is the host up?"))
+	m.Report(Degradedf("1 file skipped"))
+	want := "bk-x: error: host nas: connection refused\nbk-x: hint: is the host up?\nbk-x: warning: 1 file skipped\n"
+	if buf.String() != want {
+		t.Errorf("got %q, want %q", buf.String(), want)
+	}
+}
+
+func TestQuietSilencesNotesOnly(t *testing.T) {
+	var buf bytes.Buffer
+	m := &Messages{Tool: "bk-x", W: &buf, Quiet: true}
+	m.Notef("packed 3 files")
+	m.Warnf("file a unreadable")
+	if buf.String() != "bk-x: warning: file a unreadable\n" || m.Warnings() != 1 {
+		t.Errorf("got %q (%d warnings)", buf.String(), m.Warnings())
+	}
+}
+
+func TestOutputAppearsOnlyOnCommit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out")
+	o, err := OpenOutput(path, nil, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("file created before any data: %v", entries)
+	}
+	if _, err := o.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("output visible before commit: %v", err)
+	}
+	if err := o.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "hello" {
+		t.Fatalf("content %q", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("temp file left behind: %v", entries)
+	}
+}
+
+func TestOutputAbortLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	o, err := OpenOutput(filepath.Join(dir, "out"), nil, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Write([]byte("partial"))
+	o.Abort()
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestOutputRefusesExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out")
+	os.WriteFile(path, []byte("precious"), 0o600)
+	if _, err := OpenOutput(path, nil, "data"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("got %v, want an 'already exists' error", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "precious" {
+		t.Fatal("existing file changed")
+	}
+}
+
+func TestOutputNeverClobbersFileThatAppearsMeanwhile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out")
+	o, err := OpenOutput(path, nil, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Write([]byte("new"))
+	os.WriteFile(path, []byte("precious"), 0o600)
+	if err := o.Commit(); err == nil {
+		t.Fatal("commit replaced a file that appeared meanwhile")
+	}
+	if got, _ := os.ReadFile(path); string(got) != "precious" {
+		t.Fatal("existing file changed")
+	}
+}
+
+func TestManPageEscapesAndSections(t *testing.T) {
+	page := ManPage(Tool{
+		Name: "bk-x", Usage: "do x", ArgsUsage: "FILE",
+		Description: ".starts with a dot\n\n  bk-x -k 2 file",
+		Sections:    []Section{{Title: "Exit status", Body: "0  ok"}},
+	}, ManDate)
+	for _, want := range []string{".SH NAME\nbk\\-x \\- do x\n", "\\&.starts with a dot", ".nf\n.RS 4\nbk\\-x \\-k 2 file\n.RE\n.fi\n", ".SH EXIT STATUS\n0  ok\n", "\\fB\\-\\-quiet\\fR, \\fB\\-q\\fR"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("man page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
