@@ -1,0 +1,244 @@
+// Package local is the remote backend for a folder on this machine: a USB
+// disk, a NAS mount, or a plain folder.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"bk/internal/remote"
+)
+
+// Local stores files under a folder.
+type Local struct {
+	root string
+}
+
+// New opens the folder root, which must exist: a missing folder is more
+// likely an unmounted disk or a typo than a place to start a backup.
+func New(root string) (*Local, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, remote.HostError(root, err)
+	}
+	if !st.IsDir() {
+		return nil, remote.HostError(root, fmt.Errorf("%s is not a folder", root))
+	}
+	return &Local{root: root}, nil
+}
+
+func (l *Local) String() string { return l.root }
+
+func (l *Local) path(name string) string { return filepath.Join(l.root, filepath.FromSlash(name)) }
+
+func (l *Local) err(err error) error { return remote.HostError(l.root, err) }
+
+// ready checks a name with check, and that ctx is still live.
+func (l *Local) ready(ctx context.Context, check func(string) error, name string) error {
+	if err := check(name); err != nil {
+		return l.err(err)
+	}
+	return ctx.Err()
+}
+
+// Create implements remote.Remote.
+func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) {
+	if err := l.ready(ctx, remote.CheckNewName, name); err != nil {
+		return nil, err
+	}
+	final := l.path(name)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return nil, l.err(err)
+	}
+	f, err := os.OpenFile(l.path(remote.TempName(name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, l.err(err)
+	}
+	return &upload{l: l, f: f, final: final}, nil
+}
+
+// upload writes straight to the temp file: the kernel bounds the memory.
+type upload struct {
+	l       *Local
+	f       *os.File
+	final   string
+	written int64
+	err     error // first write error, reported again by Commit
+	done    bool  // committed or aborted
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, u.l.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return 0, u.err
+	}
+	n, err := u.f.Write(p)
+	u.written += int64(n)
+	if err != nil {
+		u.err = u.l.err(err)
+	}
+	return n, u.err
+}
+
+func (u *upload) Commit(ctx context.Context) error {
+	if u.done {
+		return u.l.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp := u.f.Name()
+	if err := u.f.Sync(); err != nil {
+		return u.l.err(err)
+	}
+	if err := u.f.Close(); err != nil {
+		u.err = u.l.err(err)
+		return u.err
+	}
+	st, err := os.Stat(tmp)
+	if err != nil {
+		return u.l.err(err)
+	}
+	if st.Size() != u.written {
+		u.err = u.l.err(fmt.Errorf("%s: stored %d bytes, wrote %d", tmp, st.Size(), u.written))
+		return u.err
+	}
+	if err := renameNoReplace(tmp, u.final); err != nil {
+		u.err = u.l.err(err)
+		return u.err
+	}
+	u.done = true
+	// Make the new name durable too; a failure here loses no data that a
+	// reader could see as whole.
+	if d, err := os.Open(filepath.Dir(u.final)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func (u *upload) Abort() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	u.f.Close()
+	if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return u.l.err(err)
+	}
+	return nil
+}
+
+// renameNoReplace moves tmp to final unless final exists: renameat2 with
+// RENAME_NOREPLACE where the file system has it, else link(2) and unlink,
+// which also fail rather than replace.
+func renameNoReplace(tmp, final string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: os.ErrExist}
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.ENOTSUP) {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: err}
+	}
+	if err := os.Link(tmp, final); err != nil {
+		return err
+	}
+	return os.Remove(tmp)
+}
+
+// Open implements remote.Remote.
+func (l *Local) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	if err := l.ready(ctx, remote.CheckName, name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(l.path(name))
+	if err != nil {
+		return nil, l.err(err)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, l.err(err)
+	}
+	return f, nil
+}
+
+// Stat implements remote.Remote.
+func (l *Local) Stat(ctx context.Context, name string) (remote.Info, error) {
+	if err := l.ready(ctx, remote.CheckName, name); err != nil {
+		return remote.Info{}, err
+	}
+	st, err := os.Stat(l.path(name))
+	if err != nil {
+		return remote.Info{}, l.err(err)
+	}
+	return remote.Info{Name: name, Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()}, nil
+}
+
+// List implements remote.Remote.
+func (l *Local) List(ctx context.Context, dir string) ([]remote.Info, error) {
+	return l.list(ctx, dir, false)
+}
+
+// ListTemp implements remote.Remote.
+func (l *Local) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
+	return l.list(ctx, dir, true)
+}
+
+func (l *Local) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+	if err := l.ready(ctx, remote.CheckDir, dir); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(l.path(dir))
+	if err != nil {
+		return nil, l.err(err)
+	}
+	infos := make([]remote.Info, 0, len(entries))
+	for _, e := range entries {
+		st, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed while listing
+		}
+		if err != nil {
+			return nil, l.err(err)
+		}
+		if !st.Mode().IsRegular() && !st.IsDir() {
+			continue
+		}
+		infos = append(infos, remote.Info{Name: e.Name(), Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()})
+	}
+	return remote.Filter(infos, temp), nil
+}
+
+// Remove implements remote.Remote.
+func (l *Local) Remove(ctx context.Context, name string) error {
+	if err := l.ready(ctx, remote.CheckName, name); err != nil {
+		return err
+	}
+	return l.err(os.Remove(l.path(name)))
+}
+
+// Free implements remote.Remote: the blocks left to unprivileged users.
+func (l *Local) Free(ctx context.Context) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.root, &st); err != nil {
+		return 0, l.err(&os.PathError{Op: "statfs", Path: l.root, Err: err})
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// Close implements remote.Remote; a folder holds nothing open.
+func (l *Local) Close() error { return nil }

@@ -1,0 +1,95 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"bk/internal/remote"
+	"bk/internal/remote/remotetest"
+)
+
+func TestSuite(t *testing.T) {
+	remotetest.Run(t, func(t *testing.T) remote.Remote {
+		l, err := New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
+}
+
+func TestNewRefusesMissingFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "unmounted")
+	_, err := New(dir)
+	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "host "+dir+": ") {
+		t.Fatalf("got %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(file); err == nil || !strings.Contains(err.Error(), "not a folder") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestRenameNoReplaceFallback checks the link-and-unlink path that file
+// systems without RENAME_NOREPLACE take.
+func TestRenameNoReplaceFallback(t *testing.T) {
+	dir := t.TempDir()
+	tmp, final := filepath.Join(dir, ".tmp-1-f"), filepath.Join(dir, "f")
+	if err := os.WriteFile(tmp, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(final, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := renameNoReplace(tmp, final); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("rename over an existing file: %v", err)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "old" {
+		t.Fatalf("the existing file now holds %q", b)
+	}
+}
+
+func TestWriteErrorFailsCommit(t *testing.T) {
+	l, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	up, err := l.Create(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	up.(*upload).f.Close() // the next write fails as on a yanked disk
+	if _, err := up.Write([]byte("x")); err == nil {
+		t.Fatal("write to a closed file succeeded")
+	}
+	if err := up.Commit(ctx); err == nil || !strings.Contains(err.Error(), l.String()) {
+		t.Fatalf("Commit after a failed write: %v", err)
+	}
+	if _, err := l.Stat(ctx, "f"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("f appeared: %v", err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	l, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Create(ctx, "f"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := l.List(ctx, ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("List: %v", err)
+	}
+}

@@ -1,0 +1,239 @@
+// Package remote is bk's storage layer: one small interface that every kind
+// of host implements (local folder, SFTP), and the rules they share: names
+// are slash paths under the host's folder, uploads go to a hidden temp name
+// and appear under their own name only whole, and never replace a file.
+//
+// The backends live in subpackages; package dial picks one for a hosts-file
+// line, and package remotetest holds the suite every backend passes.
+package remote
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Info describes a file (or, with Dir, a folder) on a host.
+type Info struct {
+	Name    string // base name in List, the name asked for in Stat
+	Size    int64
+	ModTime time.Time
+	Dir     bool
+}
+
+// Remote is one storage host. Names are slash paths relative to the host's
+// folder; they must pass CheckName. Errors name the host.
+type Remote interface {
+	// String names the host in messages: "nas.local" or "/mnt/usb".
+	String() string
+	// Create starts an upload to name, creating parent folders.
+	Create(ctx context.Context, name string) (Upload, error)
+	// Open reads name from offset on.
+	Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error)
+	// Stat describes name; the error wraps ErrNotExist when it is absent.
+	Stat(ctx context.Context, name string) (Info, error)
+	// List describes what is in folder dir ("" for the top), sorted by
+	// name, without temp files; the error wraps ErrNotExist when dir is
+	// absent.
+	List(ctx context.Context, dir string) ([]Info, error)
+	// ListTemp describes the temp files in dir that List hides, for
+	// CleanTemp.
+	ListTemp(ctx context.Context, dir string) ([]Info, error)
+	// Remove deletes the file name (or an empty folder); the error wraps
+	// ErrNotExist when it is absent.
+	Remove(ctx context.Context, name string) error
+	// Free is the space left for this user, in bytes; the error wraps
+	// ErrUnknownSpace when the host cannot say.
+	Free(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// Upload is a file being written. Nothing appears under its name until
+// Commit succeeds. Callers defer Abort, which is safe after Commit.
+type Upload interface {
+	// Write may block while earlier data is on its way; an upload keeps a
+	// bounded amount of data in memory.
+	io.Writer
+	// Commit checks that the host stored as many bytes as were written,
+	// then moves the file into place atomically. It never replaces an
+	// existing file: then its error wraps ErrExist.
+	Commit(ctx context.Context) error
+	// Abort removes the temp file, unless Commit has moved it into place.
+	Abort() error
+}
+
+// Errors that callers test for with errors.Is. ErrNotExist and ErrExist are
+// the fs ones, so wrapped os errors match too.
+var (
+	ErrNotExist     = fs.ErrNotExist
+	ErrExist        = fs.ErrExist
+	ErrUnknownSpace = errors.New("free space unknown")
+)
+
+// DialOptions are what a backend needs beyond the hosts-file line.
+type DialOptions struct {
+	// SSHCommand replaces "ssh" (from $BK_SSH or --ssh); the options and
+	// host are appended to it.
+	SSHCommand []string
+	// Stderr gets ssh's stderr, line by line, with the host it came from.
+	Stderr func(host, line string)
+	// Retry bounds reconnecting after a dropped connection.
+	Retry Retry
+}
+
+// Retry says how often and how patiently a lost connection is re-dialled
+// before an upload or read is given up.
+type Retry struct {
+	Attempts int           // 0 means 5
+	First    time.Duration // first pause, doubled each time; 0 means 0.5s
+	Max      time.Duration // longest pause; 0 means 8s
+}
+
+// Pauses returns the wait before each attempt, with defaults filled in.
+func (r Retry) Pauses() []time.Duration {
+	n, d, limit := r.Attempts, r.First, r.Max
+	if n == 0 {
+		n = 5
+	}
+	if d == 0 {
+		d = 500 * time.Millisecond
+	}
+	if limit == 0 {
+		limit = 8 * time.Second
+	}
+	pauses := make([]time.Duration, n)
+	for i := range pauses {
+		pauses[i] = min(d, limit)
+		d *= 2
+	}
+	return pauses
+}
+
+// TempPrefix starts the name of every temp file: hidden, and never a name
+// bk stores, so a leftover of a killed run is never mistaken for a file.
+const TempPrefix = ".tmp-"
+
+// IsTemp reports whether base is a temp file's name.
+func IsTemp(base string) bool { return strings.HasPrefix(base, TempPrefix) }
+
+// TempName returns a fresh temp name in the same folder as name:
+// ".tmp-<random>-<base>", so two uploads never share one.
+func TempName(name string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	dir, base := path.Split(name)
+	return dir + TempPrefix + hex.EncodeToString(b[:]) + "-" + base
+}
+
+// CheckName refuses a name that is not a clean relative slash path under
+// the host's folder.
+func CheckName(name string) error {
+	if name == "" || name == "." || path.IsAbs(name) || path.Clean(name) != name ||
+		name == ".." || strings.HasPrefix(name, "../") || strings.Contains(name, "\\") {
+		return fmt.Errorf("bad file name %q", name)
+	}
+	return nil
+}
+
+// CheckNewName is CheckName for Create, which also refuses temp names: they
+// belong to uploads in progress.
+func CheckNewName(name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if IsTemp(path.Base(name)) {
+		return fmt.Errorf("file name %q is reserved for temp files", name)
+	}
+	return nil
+}
+
+// Filter keeps the temp files of infos (temp true) or the others, sorted
+// by name, for List and ListTemp.
+func Filter(infos []Info, temp bool) []Info {
+	var out []Info
+	for _, fi := range infos {
+		if IsTemp(fi.Name) == temp && !(temp && fi.Dir) {
+			out = append(out, fi)
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// CheckDir is CheckName for folders, where "" and "." mean the top.
+func CheckDir(dir string) error {
+	if dir == "" || dir == "." {
+		return nil
+	}
+	return CheckName(dir)
+}
+
+// HostError says which host an error came from.
+func HostError(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("host %s: %w", host, err)
+}
+
+// Used adds up the sizes of all files under dir on r, temp files included
+// (they take space too), so bk-push can keep within a quota. A missing dir
+// uses nothing.
+func Used(ctx context.Context, r Remote, dir string) (int64, error) {
+	var total int64
+	temps, err := r.ListTemp(ctx, dir)
+	if errors.Is(err, ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range temps {
+		total += t.Size
+	}
+	infos, err := r.List(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	for _, fi := range infos {
+		if !fi.Dir {
+			total += fi.Size
+			continue
+		}
+		n, err := Used(ctx, r, path.Join(dir, fi.Name))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// CleanTemp removes temp files in dir last changed more than olderThan ago:
+// leftovers of killed runs. A live upload keeps its temp file's time fresh.
+// It returns how many it removed.
+func CleanTemp(ctx context.Context, r Remote, dir string, olderThan time.Duration) (int, error) {
+	temps, err := r.ListTemp(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, t := range temps {
+		if time.Since(t.ModTime) <= olderThan {
+			continue
+		}
+		if err := r.Remove(ctx, path.Join(dir, t.Name)); err != nil && !errors.Is(err, ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}

@@ -1,0 +1,516 @@
+// Package remotetest is the conformance suite every remote backend passes,
+// so a new kind of host is proven by one call to Run.
+package remotetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bk/internal/remote"
+)
+
+// Run runs the suite; newRemote returns an empty host of the backend under
+// test, closed by the suite.
+func Run(t *testing.T, newRemote func(t *testing.T) remote.Remote) {
+	tests := []struct {
+		name string
+		f    func(t *testing.T, r remote.Remote)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"Empty", testEmpty},
+		{"Missing", testMissing},
+		{"List", testList},
+		{"Atomic", testAtomic},
+		{"NoClobber", testNoClobber},
+		{"SameNameRace", testSameNameRace},
+		{"Abort", testAbort},
+		{"Concurrent", testConcurrent},
+		{"BadNames", testBadNames},
+		{"Remove", testRemove},
+		{"CleanTemp", testCleanTemp},
+		{"Used", testUsed},
+		{"Free", testFree},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRemote(t)
+			t.Cleanup(func() {
+				if err := r.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			tt.f(t, r)
+		})
+	}
+}
+
+// Data returns n pseudo-random bytes, the same for a seed.
+func Data(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1}).Read(b)
+	return b
+}
+
+// Put uploads data to name in uneven pieces and commits it.
+func Put(t testing.TB, r remote.Remote, name string, data []byte) {
+	t.Helper()
+	if err := put(r, name, data); err != nil {
+		t.Fatalf("put %s: %v", name, err)
+	}
+}
+
+func put(r remote.Remote, name string, data []byte) error {
+	ctx := context.Background()
+	up, err := r.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer up.Abort()
+	if err := write(up, data); err != nil {
+		return err
+	}
+	return up.Commit(ctx)
+}
+
+// write feeds data in pieces of changing size, as a pipe would.
+func write(w io.Writer, data []byte) error {
+	for i, step := 0, 1; len(data) > 0; i++ {
+		n := min(step, len(data))
+		m, err := w.Write(data[:n])
+		if err != nil {
+			return err
+		}
+		if m != n {
+			return fmt.Errorf("short write: %d of %d", m, n)
+		}
+		data = data[n:]
+		step = step*7%(300<<10) + 1
+	}
+	return nil
+}
+
+// Get reads name from offset to the end.
+func Get(t testing.TB, r remote.Remote, name string, offset int64) []byte {
+	t.Helper()
+	rc, err := r.Open(context.Background(), name, offset)
+	if err != nil {
+		t.Fatalf("open %s: %v", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	return b
+}
+
+func checkBytes(t testing.TB, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: got %d bytes, want %d (equal: %v)", what, len(got), len(want), false)
+	}
+}
+
+// mustNotExist checks that err says a file is absent and names the host.
+func mustNotExist(t testing.TB, r remote.Remote, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("%s: got %v, want ErrNotExist", what, err)
+	}
+	if !strings.Contains(err.Error(), r.String()) {
+		t.Errorf("%s: error %q does not name host %s", what, err, r)
+	}
+}
+
+func names(infos []remote.Info) string {
+	var s []string
+	for _, fi := range infos {
+		n := fi.Name
+		if fi.Dir {
+			n += "/"
+		}
+		s = append(s, n)
+	}
+	return strings.Join(s, " ")
+}
+
+func testRoundTrip(t *testing.T, r remote.Remote) {
+	data := Data(3<<20+12345, 1)
+	Put(t, r, "b1/share.001", data)
+	ctx := context.Background()
+	fi, err := r.Stat(ctx, "b1/share.001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size != int64(len(data)) || fi.Dir || fi.Name != "b1/share.001" {
+		t.Errorf("Stat = %+v, want size %d", fi, len(data))
+	}
+	if d := time.Since(fi.ModTime); d < -time.Minute || d > time.Hour {
+		t.Errorf("ModTime %v is not about now", fi.ModTime)
+	}
+	for _, off := range []int64{0, 1, 32 << 10, 1<<20 + 7, int64(len(data)) - 1, int64(len(data))} {
+		checkBytes(t, fmt.Sprintf("read from %d", off), Get(t, r, "b1/share.001", off), data[off:])
+	}
+	rc, err := r.Open(ctx, "b1/share.001", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := make([]byte, 10)
+	if _, err := io.ReadFull(rc, small); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	checkBytes(t, "10 bytes at 100", small, data[100:110])
+}
+
+func testEmpty(t *testing.T, r remote.Remote) {
+	Put(t, r, "empty", nil)
+	fi, err := r.Stat(context.Background(), "empty")
+	if err != nil || fi.Size != 0 {
+		t.Fatalf("Stat = %+v, %v", fi, err)
+	}
+	if got := Get(t, r, "empty", 0); len(got) != 0 {
+		t.Fatalf("read %d bytes from an empty file", len(got))
+	}
+}
+
+func testMissing(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	_, err := r.Stat(ctx, "nope")
+	mustNotExist(t, r, "Stat", err)
+	_, err = r.Open(ctx, "dir/nope", 0)
+	mustNotExist(t, r, "Open", err)
+	mustNotExist(t, r, "Remove", r.Remove(ctx, "nope"))
+	_, err = r.List(ctx, "nodir")
+	mustNotExist(t, r, "List", err)
+}
+
+func testList(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	if infos, err := r.List(ctx, ""); err != nil || len(infos) != 0 {
+		t.Fatalf("List of an empty host = %q, %v", names(infos), err)
+	}
+	Put(t, r, "a/c", []byte("cc"))
+	Put(t, r, "a/b", []byte("b"))
+	Put(t, r, "a/d/e", []byte("eee"))
+	Put(t, r, "top", []byte("t"))
+	for dir, want := range map[string]string{"": "a/ top", ".": "a/ top", "a": "b c d/", "a/d": "e"} {
+		infos, err := r.List(ctx, dir)
+		if err != nil {
+			t.Fatalf("List(%q): %v", dir, err)
+		}
+		if got := names(infos); got != want {
+			t.Errorf("List(%q) = %q, want %q", dir, got, want)
+		}
+	}
+	infos, err := r.List(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if infos[0].Size != 1 || infos[1].Size != 2 {
+		t.Errorf("List sizes: %+v", infos)
+	}
+}
+
+func testAtomic(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	data := Data(2<<20, 2)
+	up, err := r.Create(ctx, "b/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if err := write(up, data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Stat(ctx, "b/s")
+	mustNotExist(t, r, "Stat of a file being uploaded", err)
+	_, err = r.Open(ctx, "b/s", 0)
+	mustNotExist(t, r, "Open of a file being uploaded", err)
+	if infos, err := r.List(ctx, "b"); err != nil || len(infos) != 0 {
+		t.Fatalf("List during upload = %q, %v; want nothing", names(infos), err)
+	}
+	temps, err := r.ListTemp(ctx, "b")
+	if err != nil || len(temps) != 1 || !remote.IsTemp(temps[0].Name) || !strings.HasSuffix(temps[0].Name, "-s") {
+		t.Fatalf("ListTemp during upload = %q, %v; want one temp file", names(temps), err)
+	}
+	if err := write(up, data[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if temps, err := r.ListTemp(ctx, "b"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after Commit = %q, %v", names(temps), err)
+	}
+	if infos, err := r.List(ctx, "b"); err != nil || names(infos) != "s" {
+		t.Fatalf("List after Commit = %q, %v", names(infos), err)
+	}
+	checkBytes(t, "after commit", Get(t, r, "b/s", 0), data)
+	if _, err := up.Write([]byte("x")); err == nil {
+		t.Error("Write after Commit succeeded")
+	}
+	if err := up.Abort(); err != nil {
+		t.Errorf("Abort after Commit: %v", err)
+	}
+	checkBytes(t, "after abort", Get(t, r, "b/s", 0), data)
+}
+
+func testNoClobber(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	first := Data(100<<10, 3)
+	Put(t, r, "x", first)
+	up, err := r.Create(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(up, Data(50<<10, 4)); err != nil {
+		t.Fatal(err)
+	}
+	err = up.Commit(ctx)
+	if !errors.Is(err, remote.ErrExist) {
+		t.Fatalf("Commit over an existing file: got %v, want ErrExist", err)
+	}
+	if !strings.Contains(err.Error(), r.String()) {
+		t.Errorf("error %q does not name host %s", err, r)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	checkBytes(t, "the first file", Get(t, r, "x", 0), first)
+	if temps, err := r.ListTemp(ctx, ""); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after Abort = %q, %v", names(temps), err)
+	}
+}
+
+// testSameNameRace starts uploads to one name at once: exactly one wins,
+// whole, and the rest get ErrExist.
+func testSameNameRace(t *testing.T, r remote.Remote) {
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = put(r, "same", Data(200<<10, uint64(10+i))) })
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && won >= 0:
+			t.Fatalf("uploads %d and %d both committed", won, i)
+		case err == nil:
+			won = i
+		case !errors.Is(err, remote.ErrExist):
+			t.Fatalf("upload %d: %v", i, err)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no upload committed")
+	}
+	checkBytes(t, "the winner", Get(t, r, "same", 0), Data(200<<10, uint64(10+won)))
+}
+
+func testAbort(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	up, err := r.Create(ctx, "d/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(up, Data(1<<20, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatalf("second Abort: %v", err)
+	}
+	if temps, err := r.ListTemp(ctx, "d"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after Abort = %q, %v", names(temps), err)
+	}
+	_, err = r.Stat(ctx, "d/gone")
+	mustNotExist(t, r, "Stat after Abort", err)
+	if err := up.Commit(ctx); err == nil {
+		t.Fatal("Commit after Abort succeeded")
+	}
+}
+
+// testConcurrent runs uploads of different names to one host at once, with
+// their writes interleaved: none touches another's file.
+func testConcurrent(t *testing.T, r remote.Remote) {
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = put(r, fmt.Sprintf("c/s%d", i), Data(300<<10+i*1000, uint64(20+i))) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		checkBytes(t, fmt.Sprintf("c/s%d", i), Get(t, r, fmt.Sprintf("c/s%d", i), 0), Data(300<<10+i*1000, uint64(20+i)))
+	}
+}
+
+func testBadNames(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	for _, name := range []string{"", ".", "..", "../x", "a/../../x", "/etc/passwd", "a//b", "a/", `a\b`, ".tmp-0123-x", "d/.tmp-x"} {
+		if up, err := r.Create(ctx, name); err == nil {
+			up.Abort()
+			t.Errorf("Create(%q) succeeded", name)
+		} else if !strings.Contains(err.Error(), r.String()) {
+			t.Errorf("Create(%q): error %q does not name host %s", name, err, r)
+		}
+	}
+	for _, name := range []string{"", "../x", "/etc/passwd"} {
+		if _, err := r.Stat(ctx, name); err == nil || errors.Is(err, remote.ErrNotExist) {
+			t.Errorf("Stat(%q) = %v, want a bad-name error", name, err)
+		}
+		if rc, err := r.Open(ctx, name, 0); err == nil {
+			rc.Close()
+			t.Errorf("Open(%q) succeeded", name)
+		}
+		if err := r.Remove(ctx, name); err == nil {
+			t.Errorf("Remove(%q) succeeded", name)
+		}
+	}
+	if _, err := r.List(ctx, "../x"); err == nil {
+		t.Error("List(../x) succeeded")
+	}
+}
+
+func testRemove(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	Put(t, r, "r/f", []byte("x"))
+	if err := r.Remove(ctx, "r/f"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Stat(ctx, "r/f")
+	mustNotExist(t, r, "Stat after Remove", err)
+	if err := r.Remove(ctx, "r"); err != nil {
+		t.Fatalf("Remove of an empty folder: %v", err)
+	}
+	if infos, err := r.List(ctx, ""); err != nil || len(infos) != 0 {
+		t.Fatalf("List after Remove = %q, %v", names(infos), err)
+	}
+}
+
+func testCleanTemp(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	Put(t, r, "t/kept", []byte("k"))
+	up, err := r.Create(ctx, "t/stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if _, err := up.Write([]byte("half")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Hour); err != nil || n != 0 {
+		t.Fatalf("CleanTemp(1h) = %d, %v; want 0 removed", n, err)
+	}
+	if n, err := remote.CleanTemp(ctx, r, "t", -time.Hour); err != nil || n != 1 {
+		t.Fatalf("CleanTemp(-1h) = %d, %v; want 1 removed", n, err)
+	}
+	if temps, err := r.ListTemp(ctx, "t"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after CleanTemp = %q, %v", names(temps), err)
+	}
+	if err := up.Commit(ctx); err == nil {
+		t.Fatal("Commit of a removed temp file succeeded")
+	}
+	if _, err := r.Stat(ctx, "t/stale"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("t/stale appeared: %v", err)
+	}
+	checkBytes(t, "t/kept", Get(t, r, "t/kept", 0), []byte("k"))
+}
+
+func testUsed(t *testing.T, r remote.Remote) {
+	ctx := context.Background()
+	if n, err := remote.Used(ctx, r, "u"); err != nil || n != 0 {
+		t.Fatalf("Used of a missing folder = %d, %v", n, err)
+	}
+	Put(t, r, "u/a", Data(1000, 6))
+	Put(t, r, "u/sub/b", Data(2000, 7))
+	Put(t, r, "other", Data(4000, 8))
+	up, err := r.Create(ctx, "u/sub/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if _, err := up.Write(Data(500, 9)); err != nil {
+		t.Fatal(err)
+	}
+	// The upload may still hold its bytes in memory, so count only what
+	// is committed, plus at most what it wrote.
+	n, err := remote.Used(ctx, r, "u")
+	if err != nil || n < 3000 || n > 3500 {
+		t.Fatalf("Used(u) = %d, %v; want 3000 to 3500", n, err)
+	}
+	if err := up.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := remote.Used(ctx, r, ""); err != nil || n != 7500 {
+		t.Fatalf("Used() = %d, %v; want 7500", n, err)
+	}
+}
+
+func testFree(t *testing.T, r remote.Remote) {
+	n, err := r.Free(context.Background())
+	if errors.Is(err, remote.ErrUnknownSpace) {
+		t.Skip("host cannot say how much space is free")
+	}
+	if err != nil || n <= 0 {
+		t.Fatalf("Free = %d, %v", n, err)
+	}
+}
+
+// Resume checks that an upload and a read survive a connection cut: cut is
+// called once during each, after a part of the data has gone through.
+func Resume(t *testing.T, r remote.Remote, cut func()) {
+	ctx := context.Background()
+	data := Data(12<<20, 30)
+	up, err := r.Create(ctx, "resume/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if err := write(up, data[:3<<20]); err != nil {
+		t.Fatal(err)
+	}
+	cut()
+	if err := write(up, data[3<<20:]); err != nil {
+		t.Fatalf("write after the cut: %v", err)
+	}
+	if err := up.Commit(ctx); err != nil {
+		t.Fatalf("commit after the cut: %v", err)
+	}
+	rc, err := r.Open(ctx, "resume/s", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 2<<20)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	cut()
+	rest, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read after the cut: %v", err)
+	}
+	checkBytes(t, "resumed file", append(head, rest...), data[1:])
+	if temps, err := r.ListTemp(ctx, "resume"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after a resumed upload = %q, %v", names(temps), err)
+	}
+}
