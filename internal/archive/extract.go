@@ -1,0 +1,494 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// RestoreOptions tune Extract.
+type RestoreOptions struct {
+	// Patterns restrict the restore to a subset: a glob (path.Match) or a
+	// path; a match on a directory includes its content. A pattern that
+	// matches nothing is an error, as in tar.
+	Patterns []string
+	// Overwrite allows a non-empty target directory: existing files and
+	// symlinks are replaced, directories merged. A symlink already in the
+	// target is never followed: it is replaced, or the restore refused.
+	Overwrite bool
+	// SamePermissions keeps the setuid, setgid and sticky bits, which are
+	// stripped otherwise (callers set it by default when running as root,
+	// as GNU tar does).
+	SamePermissions bool
+	// Owners sets the archived uid/gid (the caller sets it when root).
+	Owners bool
+	// Devices allows device nodes and FIFOs; without it, an archive holding
+	// one is refused (bk-pack never stores them).
+	Devices bool
+	// Warn receives warnings: attributes the file system refused, hard links
+	// left out because their target was not selected.
+	Warn func(format string, args ...any)
+	// Progress receives the number of bytes of file content read.
+	Progress func(n int)
+}
+
+// stagingPrefix starts the name of the directory Extract writes into before
+// moving entries into place.
+const stagingPrefix = ".bk-restore-"
+
+// dirMeta is what is set on a directory once everything is in place.
+type dirMeta struct {
+	name     string // relative to the target directory; "." for itself
+	mode     fs.FileMode
+	mtime    time.Time
+	uid, gid int
+	top      *tar.Header // for "." only: its extended attributes
+}
+
+type extractor struct {
+	opts  RestoreOptions
+	root  *os.Root
+	stage string // staging directory, relative to root
+	sc    *scanner
+	stats RestoreStats
+	dirs  []dirMeta
+}
+
+// Extract restores the tar stream r into dir. It reads r to io.EOF (after
+// the end-of-archive marker only zero padding is allowed) before anything
+// appears in dir under its final name: entries are written into a staging
+// directory inside dir and moved into place only after the whole stream was
+// read without error, because r is an authenticating reader and reading it to
+// its end is what verifies it. On any error the staging directory is removed
+// and dir is left as it was (up to the moves themselves failing, which the
+// error then says).
+//
+// dir is created if it does not exist; it must be empty unless Overwrite
+// (staging directories left by a killed restore do not count, and are left
+// alone). Directory modes and mtimes are set last, after the moves.
+func Extract(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) (RestoreStats, error) {
+	if opts.Warn == nil {
+		opts.Warn = func(string, ...any) {}
+	}
+	sc, err := newScanner(ctx, r, opts.Patterns, opts.Progress, opts.Devices)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	created := false
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return RestoreStats{}, err
+		}
+		created = true
+	}
+	x := &extractor{opts: opts, sc: sc}
+	err = x.run(dir)
+	if err != nil && created {
+		os.Remove(dir)
+	}
+	return x.stats, err
+}
+
+func (x *extractor) run(dir string) error {
+	if !x.opts.Overwrite {
+		if err := checkEmpty(dir); err != nil {
+			return err
+		}
+	}
+	stage, err := os.MkdirTemp(dir, stagingPrefix)
+	if err != nil {
+		return err
+	}
+	x.stage = path.Base(stage)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		os.RemoveAll(stage)
+		return err
+	}
+	defer root.Close()
+	x.root = root
+	err = x.read()
+	if err == nil {
+		err = x.place()
+	}
+	if rmErr := root.RemoveAll(x.stage); err == nil && rmErr != nil {
+		err = rmErr
+	}
+	if err == nil {
+		err = x.setDirs()
+	}
+	return err
+}
+
+// checkEmpty refuses a directory with content other than staging
+// directories of earlier, killed restores.
+func checkEmpty(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix) {
+			continue
+		}
+		return fmt.Errorf("%s is not empty (it holds %q)", dir, e.Name())
+	}
+	return nil
+}
+
+// staged is an entry's path inside the staging directory.
+func (x *extractor) staged(name string) string {
+	if name == "." {
+		return x.stage
+	}
+	return x.stage + "/" + name
+}
+
+// read extracts the whole stream into the staging directory.
+func (x *extractor) read() error {
+	for {
+		e, err := x.sc.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !e.selected {
+			if _, err := x.sc.copyContent(io.Discard, e); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := x.entry(e); err != nil {
+			return err
+		}
+	}
+}
+
+// perm turns a header mode into the permission bits to set.
+func (x *extractor) perm(h *tar.Header) fs.FileMode {
+	m := fs.FileMode(h.Mode & 0o777)
+	if x.opts.SamePermissions {
+		if h.Mode&0o4000 != 0 {
+			m |= fs.ModeSetuid
+		}
+		if h.Mode&0o2000 != 0 {
+			m |= fs.ModeSetgid
+		}
+		if h.Mode&0o1000 != 0 {
+			m |= fs.ModeSticky
+		}
+	}
+	return m
+}
+
+func (x *extractor) entry(e *entry) error {
+	h := e.h
+	s := x.staged(e.name)
+	if e.name != "." {
+		if err := x.root.MkdirAll(path.Dir(s), 0o755); err != nil {
+			return fmt.Errorf("archive entry %q: %w", h.Name, err)
+		}
+		// An entry met twice (tar appends) replaces the earlier one, except
+		// a directory, which only a directory may replace.
+		if fi, err := x.root.Lstat(s); err == nil {
+			switch {
+			case fi.IsDir() && h.Typeflag == tar.TypeDir:
+			case fi.IsDir():
+				return refuse(h, "replaces a directory of the archive")
+			default:
+				if err := x.root.Remove(s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if e.name != "." {
+			if err := x.root.Mkdir(s, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("archive entry %q: %w", h.Name, err)
+			}
+		}
+		d := dirMeta{name: e.name, mode: x.perm(h), mtime: h.ModTime, uid: h.Uid, gid: h.Gid}
+		x.stats.Dirs++
+		if e.name == "." {
+			d.top = h // the target directory itself: only once all is verified
+			x.dirs = append(x.dirs, d)
+			return nil
+		}
+		x.dirs = append(x.dirs, d)
+		return x.xattrsDir(e.name, h, s)
+	case tar.TypeReg:
+		return x.file(e, s)
+	case tar.TypeSymlink:
+		if err := x.root.Symlink(h.Linkname, s); err != nil {
+			return fmt.Errorf("archive entry %q: %w", h.Name, err)
+		}
+		x.stats.Links++
+		if x.opts.Owners {
+			if err := x.root.Lchown(s, h.Uid, h.Gid); err != nil {
+				x.opts.Warn("%s: %v", e.name, err)
+			}
+		}
+		if err := x.xattrsAt(e, s); err != nil {
+			return err
+		}
+		return x.inDir(s, func(d *os.File, base string) error { return lutimesAt(d, base, h.ModTime) })
+	case tar.TypeLink:
+		if e.linkUnselected {
+			x.opts.Warn("%s: not restored: it is a hard link to %s, which was not selected", e.name, e.link)
+			x.stats.Skipped++
+			return nil
+		}
+		if fi, err := x.root.Lstat(x.staged(e.link)); err != nil || !fi.Mode().IsRegular() {
+			return refuse(h, "hard link to %q, which is not a restored file", h.Linkname)
+		}
+		if err := x.root.Link(x.staged(e.link), s); err != nil {
+			return fmt.Errorf("archive entry %q: %w", h.Name, err)
+		}
+		x.stats.Links++
+		return nil
+	}
+	// A device or FIFO (the scanner let it through: Devices is set).
+	mode := uint32(x.perm(h).Perm())
+	switch h.Typeflag {
+	case tar.TypeChar:
+		mode |= sIFCHR
+	case tar.TypeBlock:
+		mode |= sIFBLK
+	default:
+		mode |= sIFIFO
+	}
+	if err := x.inDir(s, func(d *os.File, base string) error {
+		return mknodAt(d, base, mode, h.Devmajor, h.Devminor)
+	}); err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	return x.finishNode(e, s)
+}
+
+func (x *extractor) file(e *entry, s string) error {
+	h := e.h
+	f, err := x.root.OpenFile(s, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	n, err := x.sc.copyContent(f, e)
+	if err == nil {
+		err = x.xattrsFile(e, f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	x.stats.Files++
+	x.stats.Bytes += n
+	return x.finishNode(e, s)
+}
+
+// finishNode sets owner, mode and mtime of a file or node, in that order:
+// chown clears the setuid bit.
+func (x *extractor) finishNode(e *entry, s string) error {
+	h := e.h
+	if x.opts.Owners {
+		if err := x.root.Lchown(s, h.Uid, h.Gid); err != nil {
+			x.opts.Warn("%s: %v", e.name, err)
+		}
+	}
+	if err := x.root.Chmod(s, x.perm(h)); err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	if err := x.root.Chtimes(s, time.Time{}, h.ModTime); err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// xattrs yields the extended attributes of an entry.
+func xattrs(h *tar.Header, fn func(name, value string)) {
+	keys := make([]string, 0, len(h.PAXRecords))
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, xattrPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fn(strings.TrimPrefix(k, xattrPrefix), h.PAXRecords[k])
+	}
+}
+
+func (x *extractor) xattrsFile(e *entry, f *os.File) error {
+	xattrs(e.h, func(name, value string) {
+		if err := fsetxattr(f, name, value); err != nil {
+			x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
+		}
+	})
+	return nil
+}
+
+// xattrsDir sets the extended attributes of the directory s.
+func (x *extractor) xattrsDir(name string, h *tar.Header, s string) error {
+	if len(h.PAXRecords) == 0 {
+		return nil
+	}
+	d, err := x.root.Open(s)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	xattrs(h, func(k, value string) {
+		if err := fsetxattr(d, k, value); err != nil {
+			x.opts.Warn("%s: extended attribute %s not restored: %v", name, k, err)
+		}
+	})
+	return nil
+}
+
+// xattrsAt sets the extended attributes of a symlink.
+func (x *extractor) xattrsAt(e *entry, s string) error {
+	if len(e.h.PAXRecords) == 0 {
+		return nil
+	}
+	return x.inDir(s, func(d *os.File, base string) error {
+		xattrs(e.h, func(name, value string) {
+			if err := lsetxattrAt(d, base, name, value); err != nil {
+				x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
+			}
+		})
+		return nil
+	})
+}
+
+// inDir calls fn with the open parent directory of s and the last element
+// of s, for the calls that take a directory descriptor.
+func (x *extractor) inDir(s string, fn func(d *os.File, base string) error) error {
+	d, err := x.root.Open(path.Dir(s))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(d, path.Base(s))
+}
+
+// move is one rename from the staging directory into place.
+type move struct {
+	from, to string
+	replace  bool // remove what is at to first (a file or symlink)
+}
+
+// place moves the staged entries into the target directory. It plans every
+// move first, so that a refusal (a symlink or file where a directory of the
+// archive goes, a directory where a file goes) leaves the target unchanged.
+func (x *extractor) place() error {
+	explicit := make(map[string]bool, len(x.dirs))
+	for _, d := range x.dirs {
+		explicit[d.name] = true
+	}
+	var moves []move
+	if err := x.plan(".", explicit, &moves); err != nil {
+		return err
+	}
+	for i, m := range moves {
+		if m.replace {
+			if err := x.root.Remove(m.to); err != nil {
+				return fmt.Errorf("replacing %s: %w (restore incomplete: %d of %d moves done)", m.to, err, i, len(moves))
+			}
+		}
+		if err := x.root.Rename(m.from, m.to); err != nil {
+			return fmt.Errorf("moving %s into place: %w (restore incomplete: %d of %d moves done)", m.to, err, i, len(moves))
+		}
+	}
+	return nil
+}
+
+// plan lists the moves for the staged directory rel ("." for the top).
+func (x *extractor) plan(rel string, explicit map[string]bool, moves *[]move) error {
+	d, err := x.root.Open(x.staged(rel))
+	if err != nil {
+		return err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	for _, c := range ents {
+		name := path.Join(rel, c.Name())
+		src := x.staged(name)
+		fi, err := x.root.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			*moves = append(*moves, move{from: src, to: name})
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !x.opts.Overwrite {
+			return fmt.Errorf("%s appeared in the target directory during the restore", name)
+		}
+		switch {
+		case c.IsDir() && fi.IsDir():
+			if err := x.plan(name, explicit, moves); err != nil {
+				return err
+			}
+		case c.IsDir() && explicit[name]:
+			*moves = append(*moves, move{from: src, to: name, replace: true})
+		case c.IsDir() && fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symlink in the target directory: refusing to write through it", name)
+		case c.IsDir():
+			return fmt.Errorf("%s exists in the target directory and is not a directory: refused", name)
+		case fi.IsDir():
+			return fmt.Errorf("archive entry %q would replace a directory in the target directory: refused", name)
+		default:
+			// rename replaces a file or a symlink itself, never what it points to.
+			*moves = append(*moves, move{from: src, to: name})
+		}
+	}
+	return nil
+}
+
+// setDirs sets directory owners, modes and mtimes, deepest first, now that
+// nothing more is written into them.
+func (x *extractor) setDirs() error {
+	sort.SliceStable(x.dirs, func(i, j int) bool { return depth(x.dirs[i].name) > depth(x.dirs[j].name) })
+	for _, d := range x.dirs {
+		if d.top != nil {
+			if err := x.xattrsDir(".", d.top, "."); err != nil {
+				return err
+			}
+		}
+		if x.opts.Owners {
+			if err := x.root.Lchown(d.name, d.uid, d.gid); err != nil {
+				x.opts.Warn("%s: %v", d.name, err)
+			}
+		}
+		if err := x.root.Chmod(d.name, d.mode); err != nil {
+			return err
+		}
+		if err := x.root.Chtimes(d.name, time.Time{}, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func depth(name string) int {
+	if name == "." {
+		return 0
+	}
+	return strings.Count(name, "/") + 1
+}

@@ -1,0 +1,326 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+)
+
+// PackOptions tune Pack.
+type PackOptions struct {
+	// Excludes are tar-like patterns: a pattern matches the base name or the
+	// whole stored path (path.Match); a matching directory is skipped whole.
+	Excludes []string
+	// OneFileSystem keeps Pack from descending into directories on other
+	// file systems than the path given (their mount point is still stored).
+	OneFileSystem bool
+	// Warn receives warnings: unreadable entries (skipped), files changed
+	// while read, special files skipped. It is called from one goroutine.
+	Warn func(format string, args ...any)
+	// Progress receives the number of bytes of file content read, may be nil.
+	Progress func(n int)
+}
+
+// PackStats counts what Pack stored. Links counts symbolic and hard links;
+// Skipped counts entries that could not be read (or only in part).
+type PackStats struct {
+	Files, Dirs, Links, Bytes int64
+	Skipped                   int
+}
+
+// Read-ahead limits: memory stays within about readBudget plus one
+// copyChunk, whatever the tree.
+const (
+	smallFile   = 256 << 10 // read whole by a worker
+	headChunk   = 256 << 10 // read ahead from the start of a bigger file
+	copyChunk   = 1 << 20   // buffer streaming the rest of a big file
+	readBudget  = 8 << 20   // bytes read ahead at once
+	readWorkers = 4
+	queueLen    = 256 // entries walked ahead of the writer
+)
+
+type kind int
+
+const (
+	kindFile kind = iota
+	kindDir
+	kindSymlink
+	kindNote // a warning from the walker, kept in stream order
+)
+
+type devIno struct{ dev, ino uint64 }
+
+// item is one walked entry on its way from the walker to the writer.
+type item struct {
+	kind    kind
+	path    string // on disk
+	name    string // member name
+	fi      fs.FileInfo
+	target  string // symlink target
+	xattrs  map[string]string
+	note    string
+	skipped bool // the note reports a skipped entry
+
+	// Regular files. A file whose inode was already queued is not read
+	// again: the writer stores it as a hard link (or reads it itself if the
+	// first one could not be read).
+	again bool
+	key   devIno
+	// Filled by a read worker before done is closed.
+	done   chan struct{}
+	f      *os.File // open for the rest of a big file
+	st     fs.FileInfo
+	data   []byte
+	err    error
+	budget int64
+}
+
+// budget is a byte semaphore that the walker takes from in stream order, so
+// the files the writer waits for always got theirs.
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int64
+	ctx  context.Context
+}
+
+func newBudget(ctx context.Context, n int64) *budget {
+	b := &budget{free: n, ctx: ctx}
+	b.cond = sync.NewCond(&b.mu)
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	return b
+}
+
+func (b *budget) take(n int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.free < n {
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
+		b.cond.Wait()
+	}
+	b.free -= n
+	return nil
+}
+
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	b.free += n
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+type packer struct {
+	opts   PackOptions
+	ctx    context.Context
+	budget *budget
+	order  chan *item
+	jobs   chan *item
+	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
+}
+
+// Pack walks paths and writes one PAX tar stream to w. Paths are stored
+// tar-style: as given, cleaned, leading "/" and "../" removed (with one
+// warning, as GNU tar does). Directory entries are stored in sorted order.
+// Unreadable entries are skipped with a warning naming them and counted in
+// Skipped; Pack still returns nil then. A path that does not exist at the
+// start is an error, and nothing is written.
+func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (PackStats, error) {
+	if opts.Warn == nil {
+		opts.Warn = func(string, ...any) {}
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(int) {}
+	}
+	for _, p := range opts.Excludes {
+		if _, err := path.Match(p, ""); err != nil {
+			return PackStats{}, fmt.Errorf("bad exclude pattern %q: %v", p, err)
+		}
+	}
+	tops := make([]fs.FileInfo, len(paths))
+	for i, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return PackStats{}, err
+		}
+		tops[i] = fi
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := &packer{
+		opts:   opts,
+		ctx:    ctx,
+		budget: newBudget(ctx, readBudget),
+		order:  make(chan *item, queueLen),
+		jobs:   make(chan *item, readWorkers),
+		inodes: map[devIno]bool{},
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(p.order)
+		defer close(p.jobs)
+		p.walk(paths, tops)
+	})
+	for range readWorkers {
+		wg.Go(func() {
+			for it := range p.jobs {
+				p.load(it)
+			}
+		})
+	}
+	w2 := &writer{p: p, tw: tar.NewWriter(w), links: map[devIno]string{},
+		users: map[uint32]string{}, groups: map[uint32]string{}}
+	err := w2.run()
+	cancel()
+	wg.Wait()
+	for it := range p.order { // left over after an error: release open files
+		if it.done != nil {
+			<-it.done
+		}
+		if it.f != nil {
+			it.f.Close()
+		}
+	}
+	return w2.stats, err
+}
+
+// emit queues an item for the writer, in stream order.
+func (p *packer) emit(it *item) bool {
+	select {
+	case p.order <- it:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+func (p *packer) notef(skipped bool, format string, args ...any) bool {
+	return p.emit(&item{kind: kindNote, note: fmt.Sprintf(format, args...), skipped: skipped})
+}
+
+func (p *packer) walk(paths []string, tops []fs.FileInfo) {
+	warned := map[string]bool{}
+	for i, disk := range paths {
+		name, removed := storedName(disk)
+		if removed != "" && !warned[removed] {
+			warned[removed] = true
+			if !p.notef(false, "removing leading '%s' from member names", removed) {
+				return
+			}
+		}
+		if !p.visit(disk, name, tops[i], statOf(tops[i]).Dev) {
+			return
+		}
+	}
+}
+
+// visit queues the entry at disk (already Lstat'ed as fi) and, for a
+// directory, its content. It returns false once the context is done.
+func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
+	if p.ctx.Err() != nil {
+		return false
+	}
+	if name != "." && excluded(p.opts.Excludes, name) {
+		return true
+	}
+	it := &item{path: disk, name: name, fi: fi}
+	mode := fi.Mode()
+	switch {
+	case mode.IsRegular(), mode.IsDir(), mode&fs.ModeSymlink != 0:
+	case mode&fs.ModeSocket != 0:
+		return p.notef(false, "%s: socket ignored", disk)
+	default:
+		return p.notef(false, "%s: special file (%v) not stored", disk, mode.Type())
+	}
+	xa, err := listXattrs(disk)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return p.notef(true, "skipping %s: %v", disk, err)
+		}
+		if !p.notef(false, "%s: extended attributes not stored: %v", disk, err) {
+			return false
+		}
+	}
+	it.xattrs = xa
+	switch {
+	case mode.IsRegular():
+		return p.queueFile(it)
+	case mode&fs.ModeSymlink != 0:
+		it.kind = kindSymlink
+		if it.target, err = os.Readlink(disk); err != nil {
+			return p.notef(true, "skipping %s: %v", disk, err)
+		}
+		return p.emit(it)
+	}
+	it.kind = kindDir
+	if !p.emit(it) {
+		return false
+	}
+	st := statOf(fi)
+	if p.opts.OneFileSystem && st.Dev != dev {
+		return true
+	}
+	ents, err := os.ReadDir(disk)
+	if err != nil {
+		return p.notef(true, "skipping content of %s: %v", disk, err)
+	}
+	for _, e := range ents {
+		child := filepath.Join(disk, e.Name())
+		cfi, err := os.Lstat(child)
+		if err != nil {
+			if !p.notef(true, "skipping %s: %v", child, err) {
+				return false
+			}
+			continue
+		}
+		if !p.visit(child, path.Join(name, e.Name()), cfi, dev) {
+			return false
+		}
+	}
+	return true
+}
+
+// queueFile hands a regular file to the read workers, unless its inode was
+// queued before (a hard link), taking its read-ahead from the budget first.
+func (p *packer) queueFile(it *item) bool {
+	it.kind = kindFile
+	st := statOf(it.fi)
+	if st.Nlink > 1 {
+		it.key = devIno{uint64(st.Dev), st.Ino}
+		if p.inodes[it.key] {
+			it.again = true
+			return p.emit(it)
+		}
+		p.inodes[it.key] = true
+	}
+	it.budget = min(it.fi.Size(), headChunk)
+	if err := p.budget.take(it.budget); err != nil {
+		return false
+	}
+	it.done = make(chan struct{})
+	if !p.emit(it) {
+		p.budget.give(it.budget)
+		return false
+	}
+	select {
+	case p.jobs <- it:
+		return true
+	case <-p.ctx.Done():
+		it.err = p.ctx.Err()
+		close(it.done)
+		return false
+	}
+}

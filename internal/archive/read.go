@@ -1,0 +1,277 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strings"
+)
+
+// maxEntrySize bounds the size a header may claim (64 TiB): larger sizes
+// are taken for a corrupt or hostile header.
+const maxEntrySize = 1 << 46
+
+// RestoreStats counts the entries a restore, list or check covered. Links
+// counts symbolic and hard links; Skipped counts entries left out.
+type RestoreStats struct {
+	Files, Dirs, Links, Bytes int64
+	Skipped                   int
+}
+
+// source is the stream under the tar reader: it stops on cancellation and
+// tells an end-of-archive marker from a stream that simply ended.
+type source struct {
+	r   io.Reader
+	ctx context.Context
+	// bare is true when the last read returned io.EOF and no data, which is
+	// how a stream cut at a header boundary looks to archive/tar.
+	bare bool
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := s.r.Read(p)
+	s.bare = n == 0 && err == io.EOF
+	return n, err
+}
+
+// nameSet remembers names in 8 bytes each (a keyed hash, so hostile names
+// cannot be made to collide on purpose).
+type nameSet struct {
+	seed maphash.Seed
+	m    map[uint64]struct{}
+}
+
+func newNameSet() *nameSet { return &nameSet{seed: maphash.MakeSeed(), m: map[uint64]struct{}{}} }
+
+func (s *nameSet) key(name string) uint64 { return maphash.String(s.seed, name) }
+func (s *nameSet) add(name string)        { s.m[s.key(name)] = struct{}{} }
+func (s *nameSet) del(name string)        { delete(s.m, s.key(name)) }
+func (s *nameSet) has(name string) bool   { _, ok := s.m[s.key(name)]; return ok }
+
+// entry is a header that passed the safety checks.
+type entry struct {
+	h        *tar.Header
+	name     string // cleaned member name ("." for the top directory)
+	link     string // cleaned hard link target
+	selected bool
+	// linkUnselected: a selected hard link whose target was in the archive
+	// but not selected.
+	linkUnselected bool
+}
+
+// scanner reads a tar stream entry by entry, applying the rules every
+// reader shares: safe names, known types, no writing through a symlink of
+// the archive, hard links to earlier regular files only, a proper end.
+type scanner struct {
+	src      *source
+	tr       *tar.Reader
+	sel      *selector
+	progress func(int)
+	devices  bool
+	regular  *nameSet // regular files so far (hard link targets)
+	symlinks *nameSet // symlinks so far
+	buf      []byte
+}
+
+func newScanner(ctx context.Context, r io.Reader, patterns []string, progress func(int), devices bool) (*scanner, error) {
+	sel, err := newSelector(patterns)
+	if err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(int) {}
+	}
+	src := &source{r: r, ctx: ctx}
+	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, devices: devices,
+		regular: newNameSet(), symlinks: newNameSet()}, nil
+}
+
+func refuse(h *tar.Header, format string, args ...any) error {
+	return fmt.Errorf("archive entry %q: %s: refused", h.Name, fmt.Sprintf(format, args...))
+}
+
+// next returns the next entry, or io.EOF after a correct end of archive.
+func (s *scanner) next() (*entry, error) {
+	for {
+		h, err := s.tr.Next()
+		if err == io.EOF {
+			if s.src.bare {
+				return nil, errors.New("archive is truncated: it ends without an end-of-archive marker")
+			}
+			if err := s.finish(); err != nil {
+				return nil, err
+			}
+			return nil, io.EOF
+		}
+		if err != nil && !errors.Is(err, tar.ErrInsecurePath) {
+			if ctxErr := s.src.ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			if err == io.ErrUnexpectedEOF {
+				return nil, errors.New("archive is truncated")
+			}
+			return nil, fmt.Errorf("reading archive: %w", err)
+		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue // bk writes none; it would not apply to us anyway
+		}
+		e, err := s.check(h, err)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+}
+
+func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
+	name, err := memberName(h.Name)
+	if err != nil {
+		return nil, refuse(h, "%v", err)
+	}
+	if readErr != nil {
+		return nil, refuse(h, "unsafe path")
+	}
+	e := &entry{h: h, name: name}
+	if h.Typeflag == tar.TypeGNUSparse {
+		return nil, refuse(h, "GNU sparse file (not supported)")
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return nil, refuse(h, "GNU sparse file (not supported)")
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if !s.devices {
+			return nil, refuse(h, "device or FIFO (not restored unless devices are allowed)")
+		}
+	default:
+		return nil, refuse(h, "unsupported entry type %q", string(h.Typeflag))
+	}
+	if h.Size < 0 || h.Size > maxEntrySize {
+		return nil, refuse(h, "absurd size %d", h.Size)
+	}
+	if name == "." && h.Typeflag != tar.TypeDir {
+		return nil, refuse(h, "only a directory may be named \".\"")
+	}
+	for p := name; ; {
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		if s.symlinks.has(p) {
+			return nil, refuse(h, "would write through the symlink %q of the archive", p)
+		}
+	}
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		if h.Linkname == "" || strings.IndexByte(h.Linkname, 0) >= 0 {
+			return nil, refuse(h, "bad symlink target")
+		}
+	case tar.TypeLink:
+		link, err := memberName(h.Linkname)
+		if err != nil {
+			return nil, refuse(h, "hard link target %q: %v", h.Linkname, err)
+		}
+		if !s.regular.has(link) {
+			return nil, refuse(h, "hard link to %q, which is not an earlier file of the archive", h.Linkname)
+		}
+		e.link = link
+	}
+	// The sets are kept for all entries, selected or not: the rules are
+	// about the archive.
+	if h.Typeflag == tar.TypeSymlink {
+		s.symlinks.add(name)
+	} else {
+		s.symlinks.del(name)
+	}
+	if h.Typeflag == tar.TypeReg {
+		s.regular.add(name)
+	} else if h.Typeflag != tar.TypeLink {
+		s.regular.del(name)
+	}
+	e.selected = s.sel.match(name)
+	if e.selected && e.link != "" && !s.sel.wouldMatch(e.link) {
+		e.linkUnselected = true
+	}
+	return e, nil
+}
+
+// finish checks what follows the end-of-archive marker: only zeros (the
+// padding tar writes to fill its last record) up to the end of the stream,
+// which is read to the end, as an authenticating reader needs. Then it
+// checks that each pattern matched something.
+func (s *scanner) finish() error {
+	buf := s.buffer()
+	for {
+		n, err := s.src.Read(buf)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return errors.New("unexpected data after the end of the archive")
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading archive: %w", err)
+		}
+	}
+	return s.sel.unused()
+}
+
+func (s *scanner) buffer() []byte {
+	if s.buf == nil {
+		s.buf = make([]byte, copyChunk)
+	}
+	return s.buf
+}
+
+// copyContent copies the current entry's content to w (io.Discard to skip
+// it), reporting progress.
+func (s *scanner) copyContent(w io.Writer, e *entry) (int64, error) {
+	buf := s.buffer()
+	var n int64
+	for {
+		m, err := s.tr.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			s.progress(m)
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			if ctxErr := s.src.ctx.Err(); ctxErr != nil {
+				return n, ctxErr
+			}
+			if err == io.ErrUnexpectedEOF {
+				return n, fmt.Errorf("archive is truncated (in %q)", e.h.Name)
+			}
+			return n, fmt.Errorf("reading archive (in %q): %w", e.h.Name, err)
+		}
+	}
+}
+
+func (st *RestoreStats) count(e *entry) {
+	switch e.h.Typeflag {
+	case tar.TypeReg:
+		st.Files++
+		st.Bytes += e.h.Size
+	case tar.TypeDir:
+		st.Dirs++
+	case tar.TypeSymlink, tar.TypeLink:
+		st.Links++
+	}
+}
