@@ -1,0 +1,227 @@
+// Package manifest is what a backup is and where its shares went: the JSON
+// file bk-push writes to every host that stored a share, the backup's ID,
+// and the names files take on a host. docs/FORMAT-manifest.md describes it.
+package manifest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Format and Version identify a manifest. Version is the major version:
+// fields added later are optional, and readers of the same major version
+// ignore the ones they do not know.
+const (
+	Format  = "bk-manifest"
+	Version = 1
+)
+
+// Manifest describes one backup.
+type Manifest struct {
+	Format  string    `json:"format"`
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Time    time.Time `json:"time"`
+	Label   string    `json:"label,omitempty"`
+	// Parent is the ID of the backup an incremental one builds on.
+	Parent string `json:"parent,omitempty"`
+
+	K            int    `json:"k"`
+	N            int    `json:"n"`
+	BlockSize    int    `json:"block_size"`
+	SetID        string `json:"set_id"`
+	StreamSize   int64  `json:"stream_size"`   // bytes of the stream bk-split read
+	StreamSHA256 string `json:"stream_sha256"` // of that stream
+
+	// Shares lists the shares that were stored, by index; a share whose
+	// host failed is absent.
+	Shares []Share `json:"shares"`
+}
+
+// Share is one stored share.
+type Share struct {
+	Index  int    `json:"index"`
+	Host   string `json:"host"` // the destination URL, as HostURL writes it
+	Path   string `json:"path"` // slash path under the host's folder
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Marshal encodes m as indented JSON ending in a newline.
+func (m *Manifest) Marshal() ([]byte, error) {
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Parse decodes and checks a manifest. Unknown fields are ignored, so a
+// newer bk of the same major version may add some.
+func Parse(data []byte) (*Manifest, error) {
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("not a bk manifest: %w", err)
+	}
+	if head.Format != Format {
+		return nil, fmt.Errorf("not a bk manifest (format %q)", head.Format)
+	}
+	if head.Version != Version {
+		return nil, fmt.Errorf("manifest version %d, this bk reads version %d", head.Version, Version)
+	}
+	m := new(Manifest)
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("damaged manifest: %w", err)
+	}
+	if err := m.Check(); err != nil {
+		return nil, fmt.Errorf("damaged manifest: %w", err)
+	}
+	return m, nil
+}
+
+// Sniff reports whether data, the start of a file, looks like JSON (and so
+// is a manifest rather than a share or a hosts file, which cannot start
+// with '{').
+func Sniff(data []byte) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	return len(data) > 0 && data[0] == '{'
+}
+
+// Check reports the first inconsistency in m.
+func (m *Manifest) Check() error {
+	switch {
+	case m.Format != Format || m.Version != Version:
+		return fmt.Errorf("format %q version %d, want %q version %d", m.Format, m.Version, Format, Version)
+	case CheckName(m.Name) != nil:
+		return CheckName(m.Name)
+	case m.Time.IsZero():
+		return errors.New("no time")
+	case m.K < 1 || m.N <= m.K || m.N > 256:
+		return fmt.Errorf("k=%d n=%d out of range", m.K, m.N)
+	case m.BlockSize <= 0:
+		return fmt.Errorf("block size %d out of range", m.BlockSize)
+	case !isHex(m.SetID, 16):
+		return fmt.Errorf("bad set ID %q", m.SetID)
+	case m.StreamSize < 0:
+		return errors.New("negative stream size")
+	case !isHex(m.StreamSHA256, 32):
+		return fmt.Errorf("bad stream hash %q", m.StreamSHA256)
+	case m.Parent != "" && !idPattern.MatchString(m.Parent):
+		return fmt.Errorf("bad parent ID %q", m.Parent)
+	}
+	if name, _, ok := ParseID(m.ID); !ok || name != m.Name {
+		return fmt.Errorf("ID %q does not fit name %q", m.ID, m.Name)
+	}
+	seen := map[int]bool{}
+	for _, s := range m.Shares {
+		switch {
+		case s.Index < 0 || s.Index >= m.N:
+			return fmt.Errorf("share index %d of %d", s.Index, m.N)
+		case seen[s.Index]:
+			return fmt.Errorf("share %d listed twice", s.Index)
+		case s.Host == "":
+			return fmt.Errorf("share %d: no host", s.Index)
+		case !validPath(s.Path):
+			return fmt.Errorf("share %d: bad path %q", s.Index, s.Path)
+		case s.Size < 0:
+			return fmt.Errorf("share %d: negative size", s.Index)
+		case !isHex(s.SHA256, 32):
+			return fmt.Errorf("share %d: bad hash %q", s.Index, s.SHA256)
+		}
+		seen[s.Index] = true
+	}
+	return nil
+}
+
+func isHex(s string, n int) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == n
+}
+
+// validPath accepts a clean relative slash path: a manifest from a host
+// must not send a reader outside the host's folder.
+func validPath(p string) bool {
+	return p != "" && !path.IsAbs(p) && path.Clean(p) == p && p != ".." && !strings.HasPrefix(p, "../")
+}
+
+// namePattern keeps backup names safe as file names on every host.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// CheckName reports whether name can name backups.
+func CheckName(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("bad backup name %q: use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+const timeLayout = "20060102T150405Z"
+
+var idPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(\d{8}T\d{6}Z)-([0-9a-f]{8})$`)
+
+// NewID names a backup: its name, the UTC time to the second, and the
+// first 8 hex digits of its set ID, so two backups started in the same
+// second still differ.
+func NewID(name string, t time.Time, setID [16]byte) string {
+	return name + "-" + t.UTC().Format(timeLayout) + "-" + hex.EncodeToString(setID[:4])
+}
+
+// ParseID splits an ID into its name and time.
+func ParseID(id string) (name string, t time.Time, ok bool) {
+	m := idPattern.FindStringSubmatch(id)
+	if m == nil {
+		return "", time.Time{}, false
+	}
+	t, err := time.Parse(timeLayout, m[2])
+	return m[1], t, err == nil
+}
+
+// On a host, every file of a backup sits in the host's folder, named after
+// the backup's ID, so one listing shows all backups and sorting the names
+// of one backup name sorts them by time.
+
+// ManifestSuffix ends a manifest's file name.
+const ManifestSuffix = ".manifest.json"
+
+// ManifestPath is where a backup's manifest is stored on a host.
+func ManifestPath(id string) string { return id + ManifestSuffix }
+
+// SharePath is where share index of a backup is stored on a host.
+func SharePath(id string, index int) string { return id + ".share" + strconv.Itoa(index) }
+
+// IDFromManifestPath returns the ID of the backup whose manifest is named
+// base, or false when base is not a manifest's name.
+func IDFromManifestPath(base string) (string, bool) {
+	id, ok := strings.CutSuffix(base, ManifestSuffix)
+	if !ok || !idPattern.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// Newer orders manifests newest first: by time, then by ID.
+func Newer(a, b *Manifest) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+// SortNewestFirst sorts ms newest first.
+func SortNewestFirst(ms []*Manifest) { slices.SortFunc(ms, Newer) }
