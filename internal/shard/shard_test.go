@@ -1,0 +1,109 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func randBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
+	return b
+}
+
+// splitFiles splits data into N share files in a temp folder.
+func splitFiles(t testing.TB, data []byte, opts SplitOptions) (SetInfo, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	var files []*os.File
+	var ws []io.Writer
+	var paths []string
+	for i := range opts.N {
+		p := filepath.Join(dir, fmt.Sprintf("share-%d.bks", i))
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		ws = append(ws, f)
+		paths = append(paths, p)
+	}
+	info, _, err := Split(context.Background(), bytes.NewReader(data), ws, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return info, paths
+}
+
+func sources(paths []string) []Source {
+	var s []Source
+	for _, p := range paths {
+		s = append(s, FileSource(p))
+	}
+	return s
+}
+
+func TestRoundTripStream(t *testing.T) {
+	for _, size := range []int{0, 1, 63, 64, 1000, 4096, 100_000} {
+		for _, kn := range [][2]int{{1, 2}, {2, 3}, {3, 5}, {4, 6}, {10, 14}} {
+			data := randBytes(uint64(size), size)
+			var stream bytes.Buffer
+			_, tr, err := SplitStream(context.Background(), bytes.NewReader(data), &stream,
+				SplitOptions{K: kn[0], N: kn[1], BlockSize: 128})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Length != int64(size) {
+				t.Fatalf("trailer length %d, want %d", tr.Length, size)
+			}
+			var out bytes.Buffer
+			rep, err := JoinStream(context.Background(), &stream, &out, JoinOptions{Warn: t.Logf})
+			if err != nil {
+				t.Fatalf("size %d %v: %v", size, kn, err)
+			}
+			if !bytes.Equal(out.Bytes(), data) {
+				t.Fatalf("size %d %v: output differs", size, kn)
+			}
+			if len(rep.Missing)+len(rep.Damaged) != 0 {
+				t.Fatalf("size %d %v: report %+v", size, kn, rep)
+			}
+		}
+	}
+}
+
+func TestRoundTripFiles(t *testing.T) {
+	data := randBytes(7, 50_000)
+	_, paths := splitFiles(t, data, SplitOptions{K: 3, N: 5, BlockSize: 256})
+	for a := range 5 {
+		for b := a + 1; b < 5; b++ {
+			var srcs []string
+			for i, p := range paths {
+				if i != a && i != b {
+					srcs = append(srcs, p)
+				}
+			}
+			var out bytes.Buffer
+			rep, err := Join(context.Background(), sources(srcs), &out, JoinOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), data) {
+				t.Fatalf("without %d,%d: output differs", a, b)
+			}
+			if len(rep.Missing) != 2 {
+				t.Fatalf("without %d,%d: missing %v", a, b, rep.Missing)
+			}
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package shard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/reedsolomon"
+)
+
+// SplitOptions chooses the shape of a set.
+type SplitOptions struct {
+	K, N      int
+	BlockSize int    // 0 means DefaultBlockSize
+	Label     string // optional, kept in every share's header
+	// Workers encode stripes in parallel; 0 means one per CPU.
+	Workers int
+}
+
+func (o SplitOptions) info() (SetInfo, error) {
+	info := SetInfo{K: o.K, N: o.N, BlockSize: o.BlockSize, Label: o.Label}
+	if info.BlockSize == 0 {
+		info.BlockSize = DefaultBlockSize
+	}
+	if err := info.Check(); err != nil {
+		return SetInfo{}, err
+	}
+	if _, err := rand.Read(info.SetID[:]); err != nil {
+		return SetInfo{}, err
+	}
+	return info, nil
+}
+
+// SplitStream reads r to its end and writes the share stream of its N
+// shares to w.
+func SplitStream(ctx context.Context, r io.Reader, w io.Writer, opts SplitOptions) (SetInfo, Trailer, error) {
+	info, err := opts.info()
+	if err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
+	sw, err := newStreamWriter(w, Header{SetInfo: info})
+	if err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
+	// Units come with frameHeaderSize bytes of room in front, so a frame
+	// is written with one call and no copy.
+	emit := func(index int, unit []byte) error {
+		putFrameHeader(unit, index, len(unit)-frameHeaderSize)
+		_, err := w.Write(unit)
+		return err
+	}
+	t, err := split(ctx, r, info, opts.Workers, emit)
+	if err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
+	return info, t, sw.Close()
+}
+
+// Split reads r to its end and writes share i of it to shares[i]; there
+// must be N writers.
+func Split(ctx context.Context, r io.Reader, shares []io.Writer, opts SplitOptions) (SetInfo, Trailer, error) {
+	info, err := opts.info()
+	if err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
+	if len(shares) != info.N {
+		return SetInfo{}, Trailer{}, fmt.Errorf("%d writers for %d shares", len(shares), info.N)
+	}
+	emit := func(index int, unit []byte) error {
+		_, err := shares[index].Write(unit[frameHeaderSize:])
+		return err
+	}
+	t, err := split(ctx, r, info, opts.Workers, emit)
+	return info, t, err
+}
+
+// stripe is one stripe in flight. buf holds N slots, one per share, each
+// laid out as it is written: room for a frame header, the block, then the
+// checksums of all N blocks.
+type stripe struct {
+	n      int64
+	buf    []byte
+	shards [][]byte
+	done   chan struct{}
+	err    error // set by the worker before done closes
+}
+
+func (info SetInfo) slotSize() int { return frameHeaderSize + info.RecordSize() }
+
+func (info SetInfo) slot(buf []byte, i int) []byte {
+	return buf[i*info.slotSize() : (i+1)*info.slotSize()]
+}
+
+func newStripe(info SetInfo) *stripe {
+	st := &stripe{buf: make([]byte, info.N*info.slotSize()), shards: make([][]byte, info.N)}
+	for i := range st.shards {
+		st.shards[i] = info.slot(st.buf, i)[frameHeaderSize : frameHeaderSize+info.BlockSize]
+	}
+	return st
+}
+
+// split runs the pipeline: this goroutine reads stripes and hashes the
+// stream, workers encode and checksum them in parallel, and a writer emits
+// them in order. Memory stays at a few stripes whatever the stream's size.
+func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit func(int, []byte) error) (Trailer, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	// One goroutine per encoder: parallelism comes from encoding whole
+	// stripes at once, which splits the work without any coordination.
+	enc, err := reedsolomon.New(info.K, info.N-info.K, reedsolomon.WithMaxGoroutines(1))
+	if err != nil {
+		return Trailer{}, err
+	}
+	for i := range info.N {
+		h := Header{SetInfo: info, Index: i}.Marshal()
+		if err := emit(i, append(make([]byte, frameHeaderSize, frameHeaderSize+len(h)), h...)); err != nil {
+			return Trailer{}, err
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	inflight := workers + 2
+	free := make(chan *stripe, inflight)
+	work := make(chan *stripe, inflight)
+	order := make(chan *stripe, inflight)
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for st := range work {
+				st.err = encodeStripe(enc, info, st)
+				close(st.done)
+			}
+		})
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for st := range order {
+			<-st.done
+			if err == nil {
+				err = st.err
+			}
+			for i := 0; i < info.N && err == nil; i++ {
+				err = emit(i, info.slot(st.buf, i))
+			}
+			if err != nil {
+				cancel(err)
+			}
+			free <- st
+		}
+		writeErr <- err
+	}()
+
+	t, readErr := readStripes(ctx, r, info, free, work, order, inflight)
+	close(work)
+	close(order)
+	wg.Wait()
+	if err := <-writeErr; err != nil {
+		return Trailer{}, err
+	}
+	if readErr != nil {
+		return Trailer{}, readErr
+	}
+	tb := t.Marshal(info.SetID)
+	unit := append(make([]byte, frameHeaderSize, frameHeaderSize+len(tb)), tb...)
+	for i := range info.N {
+		if err := emit(i, unit); err != nil {
+			return Trailer{}, err
+		}
+	}
+	return t, nil
+}
+
+// readStripes fills stripes from r until its end. The stream hash is taken
+// here, while each block is still in the cache.
+func readStripes(ctx context.Context, r io.Reader, info SetInfo, free, work, order chan *stripe, inflight int) (Trailer, error) {
+	stream := sha256.New()
+	var t Trailer
+	allocated := 0
+	for {
+		var st *stripe
+		select {
+		case st = <-free:
+		case <-ctx.Done():
+			return Trailer{}, context.Cause(ctx)
+		default:
+			if allocated < inflight {
+				allocated++
+				st = newStripe(info)
+				break
+			}
+			select {
+			case st = <-free:
+			case <-ctx.Done():
+				return Trailer{}, context.Cause(ctx)
+			}
+		}
+		filled := 0
+		var err error
+		for j := 0; j < info.K && err == nil; j++ {
+			var n int
+			n, err = io.ReadFull(r, st.shards[j])
+			stream.Write(st.shards[j][:n])
+			filled += n
+			if err != nil {
+				clear(st.shards[j][n:])
+			}
+		}
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return Trailer{}, err
+		}
+		if filled > 0 {
+			for j := (filled + info.BlockSize - 1) / info.BlockSize; j < info.K; j++ {
+				clear(st.shards[j])
+			}
+			st.n = t.Stripes
+			st.done = make(chan struct{})
+			t.Stripes++
+			t.Length += int64(filled)
+			work <- st
+			order <- st
+		}
+		if err != nil {
+			stream.Sum(t.StreamHash[:0])
+			return t, nil
+		}
+	}
+}
+
+// encodeStripe computes the parity blocks and the checksums of all blocks,
+// and puts the checksums in every share's record.
+func encodeStripe(enc reedsolomon.Encoder, info SetInfo, st *stripe) error {
+	if err := enc.Encode(st.shards); err != nil {
+		return err
+	}
+	first := info.slot(st.buf, 0)[frameHeaderSize+info.BlockSize:]
+	for i, block := range st.shards {
+		sum := blockHash(info.SetID, st.n, i, block)
+		copy(first[i*HashSize:], sum[:])
+	}
+	for i := 1; i < info.N; i++ {
+		copy(info.slot(st.buf, i)[frameHeaderSize+info.BlockSize:], first)
+	}
+	return nil
+}
