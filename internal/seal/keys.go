@@ -191,31 +191,25 @@ func ReadIdentitiesFile(path string, askPassphrase func(prompt string) ([]byte, 
 
 // readEncryptedIdentities decrypts an identity file protected by a
 // passphrase and reads the identities in it.
-func readEncryptedIdentities(path string, r io.Reader, ask func(string) ([]byte, error)) ([]age.Identity, error) {
+func readEncryptedIdentities(path string, r *bufio.Reader, ask func(string) ([]byte, error)) ([]age.Identity, error) {
 	if ask == nil {
 		return nil, fmt.Errorf("identity file %s is encrypted and there is no way to ask for its passphrase", path)
 	}
-	pass, err := ask(fmt.Sprintf("Enter passphrase for identity file %s: ", path))
+	var in io.Reader = r
+	if head, _ := r.Peek(len(ageMagic)); string(head) != ageMagic {
+		in = armor.NewReader(r)
+	}
+	plain, _, err := decrypt(io.LimitReader(in, keyFileLimit), Keys{Passphrase: func() ([]byte, error) {
+		return ask(fmt.Sprintf("Enter passphrase for identity file %s: ", path))
+	}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("identity file %s: %w", path, err)
 	}
-	id, err := PassphraseIdentity(pass)
+	ids, err := age.ParseIdentities(plain)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("identity file %s: %v", path, err)
 	}
-	plain, _, err := Open(io.LimitReader(r, keyFileLimit), Keys{Identities: []age.Identity{id}})
-	if err == nil {
-		var ids []age.Identity
-		ids, err = age.ParseIdentities(plain)
-		plain.Close()
-		if err == nil {
-			return ids, nil
-		}
-	}
-	if errors.Is(err, ErrWrongKey) {
-		err = ErrWrongPassphrase
-	}
-	return nil, fmt.Errorf("identity file %s: %w", path, err)
+	return ids, nil
 }
 
 // readSSHIdentity reads an SSH private key. An encrypted one is decrypted
