@@ -76,6 +76,7 @@ type scanner struct {
 	devices  bool
 	regular  *nameSet // regular files so far (hard link targets)
 	symlinks *nameSet // symlinks so far
+	dirs     *nameSet // directories so far
 	buf      []byte
 }
 
@@ -89,7 +90,7 @@ func newScanner(ctx context.Context, r io.Reader, patterns []string, progress fu
 	}
 	src := &source{r: r, ctx: ctx}
 	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, devices: devices,
-		regular: newNameSet(), symlinks: newNameSet()}, nil
+		regular: newNameSet(), symlinks: newNameSet(), dirs: newNameSet()}, nil
 }
 
 func refuse(h *tar.Header, format string, args ...any) error {
@@ -185,6 +186,11 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 			return nil, refuse(h, "hard link to %q, which is not an earlier file of the archive", h.Linkname)
 		}
 		e.link = link
+	}
+	if h.Typeflag == tar.TypeDir {
+		s.dirs.add(name)
+	} else if s.dirs.has(name) {
+		return nil, refuse(h, "replaces a directory of the archive")
 	}
 	// The sets are kept for all entries, selected or not: the rules are
 	// about the archive.
