@@ -188,7 +188,7 @@ func TestRefusals(t *testing.T) {
 		{name: "not empty", want: "not empty", tar: func(string) []byte { return rawTar(file("f", "1")) },
 			setup: func(t *testing.T, out, _ string) { os.WriteFile(filepath.Join(out, "keep"), []byte("mine"), 0o644) }},
 		{name: "existing symlink to outside", want: "evil", opts: RestoreOptions{Overwrite: true},
-			tar: func(string) []byte { return rawTar(file("evil/x", "pwned")) },
+			tar:   func(string) []byte { return rawTar(file("evil/x", "pwned")) },
 			setup: func(t *testing.T, out, outside string) { os.Symlink(outside, filepath.Join(out, "evil")) }},
 		{name: "existing symlink to outside, nested", want: "a/evil", opts: RestoreOptions{Overwrite: true},
 			tar: func(string) []byte { return rawTar(raw{name: "a/", typ: '5'}, file("a/evil/x", "pwned")) },

@@ -1,0 +1,205 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestPackUnreadable packs a tree holding a file its reader may not open.
+// Root reads any file whatever its mode, and CI runs as root: there the test
+// runs Pack in a copy of the test binary started as user nobody, so the
+// refusal comes from the kernel, not from a stand-in.
+func TestPackUnreadable(t *testing.T) {
+	if dir := os.Getenv("BK_ARCHIVE_UNREADABLE"); dir != "" {
+		unreadableChild(dir)
+		return
+	}
+	base, err := os.MkdirTemp("", "bk-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	src := filepath.Join(base, "src")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	for _, n := range []string{"a", "m", "z", "sub/x"} {
+		os.WriteFile(filepath.Join(src, n), []byte(n), 0o644)
+	}
+	os.Chmod(filepath.Join(src, "m"), 0o000)
+	os.Mkdir(filepath.Join(src, "closed"), 0o000)
+
+	var res unreadableResult
+	if os.Geteuid() != 0 {
+		res = packUnreadable(src)
+	} else {
+		bin := filepath.Join(base, "archive.test")
+		exe, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, exe, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^TestPackUnreadable$")
+		cmd.Env = append(os.Environ(), "BK_ARCHIVE_UNREADABLE="+src)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Skipf("cannot run as nobody: %v", err)
+		}
+		i := bytes.IndexByte(out, '{')
+		if i < 0 {
+			t.Fatalf("child said %s", out)
+		}
+		if err := json.NewDecoder(bytes.NewReader(out[i:])).Decode(&res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	if res.Err != "" {
+		t.Fatal(res.Err)
+	}
+	if res.Stats.Skipped != 2 || res.Stats.Files != 3 {
+		t.Errorf("stats %+v", res.Stats)
+	}
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "src/closed") || !strings.Contains(res.Warnings[1], "src/m") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	var list bytes.Buffer
+	if _, err := List(context.Background(), bytes.NewReader(res.Tar), &list, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"src/a", "src/z", "src/sub/x", "src/closed/"} {
+		if !strings.Contains(list.String(), want) {
+			t.Errorf("%s not archived:\n%s", want, list.String())
+		}
+	}
+	if strings.Contains(list.String(), "src/m\n") {
+		t.Errorf("unreadable file archived:\n%s", list.String())
+	}
+}
+
+type unreadableResult struct {
+	Stats    PackStats
+	Warnings []string
+	Tar      []byte
+	Err      string
+}
+
+func packUnreadable(src string) unreadableResult {
+	var res unreadableResult
+	var buf bytes.Buffer
+	os.Chdir(filepath.Dir(src))
+	st, err := Pack(context.Background(), &buf, []string{"src"}, PackOptions{
+		Warn: func(f string, a ...any) { res.Warnings = append(res.Warnings, fmt.Sprintf(f, a...)) },
+	})
+	res.Stats, res.Tar = st, buf.Bytes()
+	if err != nil {
+		res.Err = err.Error()
+	}
+	return res
+}
+
+func unreadableChild(src string) {
+	json.NewEncoder(os.Stdout).Encode(packUnreadable(src))
+}
+
+// TestPackChangedWhileRead shrinks and grows a big file while Pack streams
+// it: the member keeps the size of its header, padded or cut, with a warning.
+func TestPackChangedWhileRead(t *testing.T) {
+	for _, grow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("grow=%v", grow), func(t *testing.T) {
+			dir := t.TempDir()
+			big := filepath.Join(dir, "big")
+			content := bytes.Repeat([]byte("0123456789abcdef"), 256<<10) // 4 MiB
+			os.WriteFile(big, content, 0o644)
+			os.WriteFile(filepath.Join(dir, "next"), []byte("next"), 0o644)
+			var warnings []string
+			changed := false
+			var buf bytes.Buffer
+			st, err := Pack(context.Background(), &buf, []string{dir}, PackOptions{
+				Warn: func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) },
+				Progress: func(int) {
+					if changed {
+						return
+					}
+					changed = true
+					if grow {
+						f, _ := os.OpenFile(big, os.O_APPEND|os.O_WRONLY, 0)
+						f.Write(content)
+						f.Close()
+					} else {
+						os.Truncate(big, 1<<20)
+					}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Skipped != 0 || st.Files != 2 {
+				t.Errorf("stats %+v", st)
+			}
+			if len(warnings) != 2 || !strings.Contains(warnings[1], "big: file changed as we read it") {
+				t.Errorf("warnings %q", warnings)
+			}
+			out := t.TempDir()
+			if _, err := Extract(context.Background(), &buf, out, RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(out, dir[1:], "big"))
+			want := content
+			if !grow {
+				want = append(append([]byte{}, content[:1<<20]...), make([]byte, len(content)-1<<20)...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("stored %d bytes, not the expected %d", len(got), len(want))
+			}
+			if b, _ := os.ReadFile(filepath.Join(out, dir[1:], "next")); string(b) != "next" {
+				t.Errorf("next: %q", b)
+			}
+		})
+	}
+}
+
+func TestPackExcludesAndSpecial(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"keep", "skip.o", "sub/skip.o", "sub/keep", "cache/big", "other/cache/x"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, n)), 0o755)
+		os.WriteFile(filepath.Join(dir, n), []byte(n), 0o644)
+	}
+	syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644)
+	t.Chdir(dir)
+	var warnings []string
+	var buf bytes.Buffer
+	st, err := Pack(context.Background(), &buf, []string{"."}, PackOptions{
+		Excludes: []string{"*.o", "./cache", "cache"},
+		Warn:     func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Skipped != 0 || len(warnings) != 1 || !strings.Contains(warnings[0], "fifo") {
+		t.Errorf("stats %+v, warnings %q", st, warnings)
+	}
+	var list bytes.Buffer
+	List(context.Background(), &buf, &list, nil)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(list.String()), "\n") {
+		f := strings.Fields(l)
+		names = append(names, f[len(f)-1])
+	}
+	if got := strings.Join(names, " "); got != "./ keep other/ sub/ sub/keep" {
+		t.Errorf("stored %s", got)
+	}
+	if _, err := Pack(context.Background(), io.Discard, []string{"missing"}, PackOptions{}); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("missing path: %v", err)
+	}
+}
