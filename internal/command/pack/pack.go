@@ -119,9 +119,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	env.Msg.Notef("packed %d files, %d directories, %d links, %s", stats.Files, stats.Dirs, stats.Links, cli.Bytes(stats.Bytes))
+	env.Msg.Notef("packed %s, %s, %s, %s", cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
 	if stats.Skipped > 0 {
-		return cli.Degradedf("%d entries could not be read and were skipped", stats.Skipped)
+		return cli.Degradedf("%s could not be read and skipped", cli.Count(int64(stats.Skipped), "entry", "entries"))
 	}
 	return nil
 }

@@ -140,9 +140,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case check:
 		verb = "checked"
 	}
-	env.Msg.Notef("%s %d files, %d directories, %d links, %s", verb, stats.Files, stats.Dirs, stats.Links, cli.Bytes(stats.Bytes))
+	env.Msg.Notef("%s %s, %s, %s, %s", verb, cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
 	if stats.Skipped > 0 {
-		return cli.Degradedf("%d entries were skipped", stats.Skipped)
+		return cli.Degradedf("%s skipped", cli.Count(int64(stats.Skipped), "entry was", "entries were"))
 	}
 	return nil
 }
