@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"unicode/utf8"
 )
@@ -250,7 +251,7 @@ func parseHeaderBody(b []byte) (Header, int, error) {
 type Trailer struct {
 	Length     int64 // bytes in the original stream
 	Stripes    int64
-	StreamHash [32]byte // SHA-256 of the original stream
+	StreamHash [32]byte // over the stream's block checksums and length: see streamHash
 }
 
 // Marshal encodes the trailer of a share of set id.
@@ -315,6 +316,22 @@ func ReadTrailer(r io.ReaderAt, size int64, h Header) (Trailer, error) {
 			size, h.Offset(t.Stripes)+TrailerSize)
 	}
 	return t, nil
+}
+
+// streamHash is the checksum of the whole stream: SHA-256 over the
+// checksums of its data blocks, stripe by stripe, then its length. It
+// commits to every byte of the stream, yet costs no pass over the data of
+// its own: the block checksums are needed anyway.
+type streamHash struct{ d hash.Hash }
+
+func newStreamHash() streamHash { return streamHash{sha256.New()} }
+
+// add takes the checksums of a stripe's K data blocks, in order.
+func (s streamHash) add(sums []byte) { s.d.Write(sums) }
+
+func (s streamHash) sum(length int64) [HashSize]byte {
+	s.d.Write(binary.BigEndian.AppendUint64(nil, uint64(length)))
+	return [HashSize]byte(s.d.Sum(nil))
 }
 
 // blockHash is the checksum of block index of stripe s: it names its set

@@ -1,9 +1,7 @@
 package shard
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +110,7 @@ type joiner struct {
 
 type outStripe struct {
 	blocks [][]byte
+	sums   []byte // checksums of the data blocks, for the stream hash
 	items  []*item
 	spares [][]byte
 }
@@ -300,7 +299,7 @@ func (j *joiner) run() error {
 			j.report.Trailer = d.trailer
 			return nil
 		}
-		o, err := j.rebuild(d.good)
+		o, err := j.rebuild(s, d.good)
 		if err != nil {
 			return err
 		}
@@ -527,7 +526,7 @@ func (j *joiner) failure(s int64, recs []*share) error {
 }
 
 // rebuild decodes the data blocks of a stripe from its first K good ones.
-func (j *joiner) rebuild(good []int) (*outStripe, error) {
+func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 	o := &outStripe{}
 	shards := make([][]byte, j.info.N)
 	for _, i := range good[:j.info.K] {
@@ -554,6 +553,37 @@ func (j *joiner) rebuild(good []int) (*outStripe, error) {
 			return nil, err
 		}
 	}
+	o.sums = make([]byte, j.info.K*HashSize)
+	var recs []*share
+	for _, sh := range j.shares {
+		if sh != nil && sh.cur != nil && sh.cur.kind == kindRecord {
+			recs = append(recs, sh)
+		}
+	}
+	var wg sync.WaitGroup
+	var bad []int
+	var mu sync.Mutex
+	for i := range j.info.K {
+		if sh := j.shares[i]; sh != nil && sh.cur != nil && slices.Contains(good[:j.info.K], i) {
+			copy(o.sums[i*HashSize:], sh.cur.sum[:])
+			continue
+		}
+		// A rebuilt block is checked too: decoding is not trusted blindly.
+		wg.Go(func() {
+			sum := blockHash(j.info.SetID, s, i, shards[i])
+			copy(o.sums[i*HashSize:], sum[:])
+			if want, ok := j.accepted(i, recs, false); !ok || want != sum {
+				mu.Lock()
+				bad = append(bad, i)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(bad) > 0 {
+		o.release(j)
+		return nil, fmt.Errorf("stripe %d: rebuilt blocks %v do not match their checksums", s, bad)
+	}
 	// The data blocks read as they are go out with the stripe; the rest
 	// are no longer needed.
 	for _, sh := range j.shares {
@@ -574,14 +604,13 @@ func (j *joiner) rebuild(good []int) (*outStripe, error) {
 // the whole stream's checksum has been compared, so that w gets only
 // verified data.
 func (j *joiner) write(w io.Writer) error {
-	stream := sha256.New()
+	stream := newStreamHash()
 	var written int64
 	var held *outStripe
 	var err error
 	for o := range j.out {
 		if held != nil && err == nil {
 			for _, b := range held.blocks {
-				stream.Write(b)
 				if _, err = w.Write(b); err != nil {
 					break
 				}
@@ -590,6 +619,9 @@ func (j *joiner) write(w io.Writer) error {
 		}
 		if held != nil {
 			held.release(j)
+		}
+		if o != nil {
+			stream.add(o.sums)
 		}
 		held = o
 	}
@@ -600,23 +632,18 @@ func (j *joiner) write(w io.Writer) error {
 		return err
 	}
 	t := j.final
-	var last [][]byte
+	if stream.sum(t.Length) != t.StreamHash {
+		return errors.New("the rebuilt stream does not match the checksum in the shares' trailers")
+	}
 	if held != nil {
+		defer held.release(j)
 		rest := t.Length - written
 		for _, b := range held.blocks {
 			n := min(int64(len(b)), rest)
-			last = append(last, b[:n])
+			if _, err := w.Write(b[:n]); err != nil {
+				return err
+			}
 			rest -= n
-			stream.Write(b[:n])
-		}
-		defer held.release(j)
-	}
-	if !bytes.Equal(stream.Sum(nil), t.StreamHash[:]) {
-		return errors.New("the rebuilt stream does not match the checksum in the shares' trailers")
-	}
-	for _, b := range last {
-		if _, err := w.Write(b); err != nil {
-			return err
 		}
 	}
 	return nil

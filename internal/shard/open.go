@@ -11,6 +11,12 @@ import (
 	"sync"
 )
 
+// Errors of Join that a caller may want to explain.
+var (
+	ErrMixedSets = errors.New("shares of different sets mixed")
+	ErrNoShare   = errors.New("no bk share among the sources")
+)
+
 // Join rebuilds the stream from stored shares and writes it to w. It reads
 // the header of every source, then only K shares (data shares first, which
 // need no decoding); a stripe whose blocks do not all verify makes it open
@@ -65,10 +71,10 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 		for _, id := range setOrder {
 			parts = append(parts, fmt.Sprintf("set %s: %s", SetInfo{SetID: id}.ShortID(), strings.Join(sets[id], ", ")))
 		}
-		return report, fmt.Errorf("shares of %d different sets mixed (%s)", len(sets), strings.Join(parts, "; "))
+		return report, fmt.Errorf("%w (%s)", ErrMixedSets, strings.Join(parts, "; "))
 	}
 	if len(valid) == 0 {
-		return report, errors.New("no share among the sources")
+		return report, ErrNoShare
 	}
 
 	info := commonInfo(probes, valid)

@@ -3,7 +3,6 @@ package shard
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -141,6 +140,7 @@ func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit fun
 		})
 	}
 	writeErr := make(chan error, 1)
+	stream := newStreamHash()
 	go func() {
 		var err error
 		for st := range order {
@@ -148,6 +148,7 @@ func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit fun
 			if err == nil {
 				err = st.err
 			}
+			stream.add(info.slot(st.buf, 0)[frameHeaderSize+info.BlockSize:][:info.K*HashSize])
 			for i := 0; i < info.N && err == nil; i++ {
 				err = emit(i, info.slot(st.buf, i))
 			}
@@ -169,6 +170,7 @@ func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit fun
 	if readErr != nil {
 		return Trailer{}, readErr
 	}
+	t.StreamHash = stream.sum(t.Length)
 	tb := t.Marshal(info.SetID)
 	unit := append(make([]byte, frameHeaderSize, frameHeaderSize+len(tb)), tb...)
 	for i := range info.N {
@@ -179,10 +181,8 @@ func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit fun
 	return t, nil
 }
 
-// readStripes fills stripes from r until its end. The stream hash is taken
-// here, while each block is still in the cache.
+// readStripes fills stripes from r until its end.
 func readStripes(ctx context.Context, r io.Reader, info SetInfo, free, work, order chan *stripe, inflight int) (Trailer, error) {
-	stream := sha256.New()
 	var t Trailer
 	allocated := 0
 	for {
@@ -208,7 +208,6 @@ func readStripes(ctx context.Context, r io.Reader, info SetInfo, free, work, ord
 		for j := 0; j < info.K && err == nil; j++ {
 			var n int
 			n, err = io.ReadFull(r, st.shards[j])
-			stream.Write(st.shards[j][:n])
 			filled += n
 			if err != nil {
 				clear(st.shards[j][n:])
@@ -229,7 +228,6 @@ func readStripes(ctx context.Context, r io.Reader, info SetInfo, free, work, ord
 			order <- st
 		}
 		if err != nil {
-			stream.Sum(t.StreamHash[:0])
 			return t, nil
 		}
 	}
