@@ -101,7 +101,11 @@ func TestRoundTrip(t *testing.T) {
 		t.Log("file system refuses user.* xattrs: not checking them")
 	}
 	t.Chdir(src)
-	data, st := pack(t, []string{"."}, PackOptions{})
+	var progress int64
+	data, st := pack(t, []string{"."}, PackOptions{Progress: func(n int) { progress += int64(n) }})
+	if progress != st.Bytes {
+		t.Errorf("progress reported %d bytes of %d", progress, st.Bytes)
+	}
 	if st.Skipped != 0 || st.Links != 5 || st.Dirs < 7 {
 		t.Errorf("stats %+v", st)
 	}

@@ -60,6 +60,12 @@ type extractor struct {
 	sc    *scanner
 	stats RestoreStats
 	dirs  []dirMeta
+	// The parent directory of the last entry, open: entries come directory
+	// by directory, and each name resolved from the root costs a system call
+	// per path element.
+	parentName string
+	parent     *os.Root
+	parentDir  *os.File
 }
 
 // Extract restores the tar stream r into dir. It reads r to io.EOF (after
@@ -116,6 +122,7 @@ func (x *extractor) run(dir string) error {
 	defer root.Close()
 	x.root = root
 	err = x.read()
+	x.closeParent()
 	if err == nil {
 		err = x.place()
 	}
@@ -194,56 +201,93 @@ func (x *extractor) perm(h *tar.Header) fs.FileMode {
 func (x *extractor) entry(e *entry) error {
 	h := e.h
 	s := x.staged(e.name)
-	if e.name != "." {
-		if err := x.root.MkdirAll(path.Dir(s), 0o755); err != nil {
-			return fmt.Errorf("archive entry %q: %w", h.Name, err)
-		}
-		// An entry met twice (tar appends) replaces the earlier one, except
-		// a directory, which only a directory may replace.
-		if fi, err := x.root.Lstat(s); err == nil {
-			switch {
-			case fi.IsDir() && h.Typeflag == tar.TypeDir:
-			case fi.IsDir():
-				return refuse(h, "replaces a directory of the archive")
-			default:
-				if err := x.root.Remove(s); err != nil {
-					return err
-				}
+	if e.name == "." {
+		return x.entry1(e, s, nil, "")
+	}
+	pr, base, err := x.parentOf(s)
+	if err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	// An entry met twice (tar appends) replaces the earlier one, except a
+	// directory, which only a directory may replace.
+	if fi, err := pr.Lstat(base); err == nil {
+		switch {
+		case fi.IsDir() && h.Typeflag == tar.TypeDir:
+		case fi.IsDir():
+			return refuse(h, "replaces a directory of the archive")
+		default:
+			if err := pr.Remove(base); err != nil {
+				return err
 			}
 		}
 	}
+	return x.entry1(e, s, pr, base)
+}
+
+// parentOf opens (or reuses) the staged parent directory of s, creating it
+// if needed, and returns it with the last element of s.
+func (x *extractor) parentOf(s string) (*os.Root, string, error) {
+	dir := path.Dir(s)
+	if x.parent == nil || x.parentName != dir {
+		x.closeParent()
+		if err := x.root.MkdirAll(dir, 0o755); err != nil {
+			return nil, "", err
+		}
+		r, err := x.root.OpenRoot(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		d, err := r.Open(".")
+		if err != nil {
+			r.Close()
+			return nil, "", err
+		}
+		x.parent, x.parentDir, x.parentName = r, d, dir
+	}
+	return x.parent, path.Base(s), nil
+}
+
+func (x *extractor) closeParent() {
+	if x.parent != nil {
+		x.parentDir.Close()
+		x.parent.Close()
+		x.parent, x.parentDir, x.parentName = nil, nil, ""
+	}
+}
+
+// entry1 creates the entry e at s, which is base in the directory pr (pr
+// is nil for ".", the target directory itself, which only a directory
+// entry may name).
+func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
+	h := e.h
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if e.name != "." {
-			if err := x.root.Mkdir(s, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("archive entry %q: %w", h.Name, err)
-			}
-		}
 		d := dirMeta{name: e.name, mode: x.perm(h), mtime: h.ModTime, uid: h.Uid, gid: h.Gid}
 		x.stats.Dirs++
-		if e.name == "." {
+		if pr == nil {
 			d.top = h // the target directory itself: only once all is verified
 			x.dirs = append(x.dirs, d)
 			return nil
 		}
+		if err := pr.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("archive entry %q: %w", h.Name, err)
+		}
 		x.dirs = append(x.dirs, d)
 		return x.xattrsDir(e.name, h, s)
 	case tar.TypeReg:
-		return x.file(e, s)
+		return x.file(e, pr, base)
 	case tar.TypeSymlink:
-		if err := x.root.Symlink(h.Linkname, s); err != nil {
+		if err := pr.Symlink(h.Linkname, base); err != nil {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.stats.Links++
 		if x.opts.Owners {
-			if err := x.root.Lchown(s, h.Uid, h.Gid); err != nil {
+			if err := pr.Lchown(base, h.Uid, h.Gid); err != nil {
 				x.opts.Warn("%s: %v", e.name, err)
 			}
 		}
-		if err := x.xattrsAt(e, s); err != nil {
-			return err
-		}
-		return x.inDir(s, func(d *os.File, base string) error { return lutimesAt(d, base, h.ModTime) })
+		x.xattrsAt(e, base)
+		return lutimesAt(x.parentDir, base, h.ModTime)
 	case tar.TypeLink:
 		if e.linkUnselected {
 			x.opts.Warn("%s: not restored: it is a hard link to %s, which was not selected", e.name, e.link)
@@ -253,7 +297,7 @@ func (x *extractor) entry(e *entry) error {
 		if fi, err := x.root.Lstat(x.staged(e.link)); err != nil || !fi.Mode().IsRegular() {
 			return refuse(h, "hard link to %q, which is not a restored file", h.Linkname)
 		}
-		if err := x.root.Link(x.staged(e.link), s); err != nil {
+		if err := x.root.Link(x.staged(e.link), s); err != nil { // two directories: from the root
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.stats.Links++
@@ -269,17 +313,15 @@ func (x *extractor) entry(e *entry) error {
 	default:
 		mode |= sIFIFO
 	}
-	if err := x.inDir(s, func(d *os.File, base string) error {
-		return mknodAt(d, base, mode, h.Devmajor, h.Devminor)
-	}); err != nil {
+	if err := mknodAt(x.parentDir, base, mode, h.Devmajor, h.Devminor); err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	return x.finishNode(e, s)
+	return x.finishNode(e, pr, base)
 }
 
-func (x *extractor) file(e *entry, s string) error {
+func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	h := e.h
-	f, err := x.root.OpenFile(s, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := pr.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
@@ -295,22 +337,22 @@ func (x *extractor) file(e *entry, s string) error {
 	}
 	x.stats.Files++
 	x.stats.Bytes += n
-	return x.finishNode(e, s)
+	return x.finishNode(e, pr, base)
 }
 
 // finishNode sets owner, mode and mtime of a file or node, in that order:
 // chown clears the setuid bit.
-func (x *extractor) finishNode(e *entry, s string) error {
+func (x *extractor) finishNode(e *entry, pr *os.Root, base string) error {
 	h := e.h
 	if x.opts.Owners {
-		if err := x.root.Lchown(s, h.Uid, h.Gid); err != nil {
+		if err := pr.Lchown(base, h.Uid, h.Gid); err != nil {
 			x.opts.Warn("%s: %v", e.name, err)
 		}
 	}
-	if err := x.root.Chmod(s, x.perm(h)); err != nil {
+	if err := pr.Chmod(base, x.perm(h)); err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	if err := x.root.Chtimes(s, time.Time{}, h.ModTime); err != nil {
+	if err := pr.Chtimes(base, time.Time{}, h.ModTime); err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
 	return nil
@@ -357,30 +399,14 @@ func (x *extractor) xattrsDir(name string, h *tar.Header, s string) error {
 	return nil
 }
 
-// xattrsAt sets the extended attributes of a symlink.
-func (x *extractor) xattrsAt(e *entry, s string) error {
-	if len(e.h.PAXRecords) == 0 {
-		return nil
-	}
-	return x.inDir(s, func(d *os.File, base string) error {
-		xattrs(e.h, func(name, value string) {
-			if err := lsetxattrAt(d, base, name, value); err != nil {
-				x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
-			}
-		})
-		return nil
+// xattrsAt sets the extended attributes of the symlink base in the current
+// parent directory.
+func (x *extractor) xattrsAt(e *entry, base string) {
+	xattrs(e.h, func(name, value string) {
+		if err := lsetxattrAt(x.parentDir, base, name, value); err != nil {
+			x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
+		}
 	})
-}
-
-// inDir calls fn with the open parent directory of s and the last element
-// of s, for the calls that take a directory descriptor.
-func (x *extractor) inDir(s string, fn func(d *os.File, base string) error) error {
-	d, err := x.root.Open(path.Dir(s))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return fn(d, path.Base(s))
 }
 
 // move is one rename from the staging directory into place.

@@ -342,3 +342,28 @@ func TestBrokenStreams(t *testing.T) {
 		t.Errorf("target changed:\n%s", after)
 	}
 }
+
+// endless is a stream of zero bytes that never ends, counting what was read.
+type endless struct{ n int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	clear(p)
+	e.n += int64(len(p))
+	return len(p), nil
+}
+
+// A PAX header or GNU long name claiming to be huge is read only up to
+// archive/tar's 1 MiB limit: memory stays bounded on hostile input.
+func TestHugeMetaHeaders(t *testing.T) {
+	for _, typ := range []byte{'x', 'L', 'K'} {
+		src := &endless{}
+		r := io.MultiReader(bytes.NewReader(rawBlock("meta", typ, 1<<40, "", typ != 'x')), src)
+		_, err := Check(context.Background(), r, nil)
+		if err == nil {
+			t.Fatalf("%c: accepted", typ)
+		}
+		if src.n > 2<<20 {
+			t.Errorf("%c: read %d bytes before refusing (%v)", typ, src.n, err)
+		}
+	}
+}
