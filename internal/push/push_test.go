@@ -1,0 +1,366 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bk/internal/cli"
+	"bk/internal/hostsfile"
+	"bk/internal/manifest"
+	"bk/internal/remote"
+	"bk/internal/remote/local"
+	"bk/internal/shard"
+)
+
+const blockSize = 4096
+
+func data(n int, seed byte) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{seed}).Read(b)
+	return b
+}
+
+func stream(t *testing.T, in []byte, k, n int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if _, _, err := shard.SplitStream(context.Background(), bytes.NewReader(in), &out, shard.SplitOptions{K: k, N: n, BlockSize: blockSize}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// folders makes n empty host folders.
+func folders(t *testing.T, n int) []hostsfile.Host {
+	base := t.TempDir()
+	var hosts []hostsfile.Host
+	for i := range n {
+		dir := filepath.Join(base, "host"+string(rune('a'+i)))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, hostsfile.Host{Kind: hostsfile.Local, Path: dir})
+	}
+	return hosts
+}
+
+func dialLocal(_ context.Context, h hostsfile.Host) (remote.Remote, error) { return local.New(h.Path) }
+
+type run struct {
+	m      *manifest.Manifest
+	err    error
+	stderr string
+}
+
+func push(t *testing.T, in []byte, opt Options) run {
+	t.Helper()
+	var stderr bytes.Buffer
+	if opt.Dial == nil {
+		opt.Dial = dialLocal
+	}
+	if opt.Name == "" {
+		opt.Name = "test"
+	}
+	if opt.StaleAge == 0 {
+		opt.StaleAge = 24 * time.Hour
+	}
+	opt.Env = &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}
+	m, err := Push(context.Background(), bytes.NewReader(in), opt)
+	return run{m, err, stderr.String()}
+}
+
+// files lists every file under the host folders, temp files included.
+func files(t *testing.T, hosts []hostsfile.Host) []string {
+	var out []string
+	for _, h := range hosts {
+		entries, err := os.ReadDir(h.Path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			out = append(out, filepath.Join(filepath.Base(h.Path), e.Name()))
+		}
+	}
+	return out
+}
+
+// join rebuilds the stream from the shares the manifest lists.
+func join(t *testing.T, m *manifest.Manifest) []byte {
+	t.Helper()
+	var sources []shard.Source
+	for _, s := range m.Shares {
+		h, err := manifest.ParseHost(s.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, shard.FileSource(filepath.Join(h.Path, s.Path)))
+	}
+	var out bytes.Buffer
+	if _, err := shard.Join(context.Background(), sources, &out, shard.JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) {
+	t.Helper()
+	for _, s := range m.Shares {
+		h, _ := manifest.ParseHost(s.Host)
+		b, err := os.ReadFile(filepath.Join(h.Path, manifest.ManifestPath(m.ID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := manifest.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != m.ID || len(got.Shares) != len(m.Shares) {
+			t.Fatalf("manifest on %s differs", h.Path)
+		}
+		st, err := os.Stat(filepath.Join(h.Path, s.Path))
+		if err != nil || st.Size() != s.Size {
+			t.Fatalf("share %d: %v, size %d, manifest says %d", s.Index, err, st.Size(), s.Size)
+		}
+	}
+}
+
+func TestPushAll(t *testing.T) {
+	in := data(50_000, 1)
+	hosts := folders(t, 3)
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	m := r.m
+	if m.K != 2 || m.N != 3 || len(m.Shares) != 3 || m.StreamSize != int64(len(in)) || !strings.HasPrefix(m.ID, "test-") {
+		t.Fatalf("manifest %+v", m)
+	}
+	for i, s := range m.Shares {
+		if s.Index != i || s.Host != manifest.HostURL(hosts[i]) || s.Size != ShareSize(shard.SetInfo{K: 2, N: 3, BlockSize: blockSize}, int64(len(in))) {
+			t.Errorf("share %+v", s)
+		}
+	}
+	checkManifests(t, m, hosts)
+	if got := join(t, m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+	if n := len(files(t, hosts)); n != 6 {
+		t.Fatalf("want a share and a manifest on each host, got %v", files(t, hosts))
+	}
+}
+
+func TestSpareTakesPlaceOfMissingHost(t *testing.T) {
+	in := data(20_000, 2)
+	hosts := folders(t, 4)
+	os.Remove(hosts[1].Path) // an unmounted disk
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if r.m.Shares[1].Host != manifest.HostURL(hosts[3]) {
+		t.Fatalf("share 1 went to %s", r.m.Shares[1].Host)
+	}
+	if !strings.Contains(r.stderr, "warning: host "+hosts[1].Path) || !strings.Contains(r.stderr, "spare host "+hosts[3].Path) {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+func TestTooFewHosts(t *testing.T) {
+	hosts := folders(t, 2)
+	r := push(t, stream(t, data(100, 3), 2, 3), Options{Hosts: hosts, ExpectSize: -1})
+	if r.err == nil || !strings.Contains(r.err.Error(), "lists 2 hosts, but the stream has n=3") {
+		t.Fatalf("got %v", r.err)
+	}
+}
+
+func TestMinSharesOutOfRange(t *testing.T) {
+	for _, m := range []int{1, 4} {
+		r := push(t, stream(t, data(100, 3), 2, 3), Options{Hosts: folders(t, 3), ExpectSize: -1, MinShares: m})
+		if cli.ExitCode(r.err) != cli.ExitUsage {
+			t.Errorf("--min-shares %d: got %v", m, r.err)
+		}
+	}
+}
+
+func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
+	in := data(40_000, 4)
+	hosts := folders(t, 3)
+	hosts[2].Quota = 10_000 // a share is about 20 KB
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was sent") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "quota 9.8 KiB has 9.8 KiB left (0 B used), the share needs") {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
+
+func TestQuotaCountsEarlierBackups(t *testing.T) {
+	in := data(20_000, 5)
+	hosts := folders(t, 3)
+	if r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))}); r.err != nil {
+		t.Fatal(r.err)
+	}
+	hosts[0].Quota = 15_000 // room for one backup's share, not two
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in)), MinShares: 2})
+	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "used), the share needs") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if len(r.m.Shares) != 2 {
+		t.Fatalf("shares %+v", r.m.Shares)
+	}
+}
+
+// A quota reached during the upload fails that host, as a full disk would.
+func TestQuotaReachedMidUpload(t *testing.T) {
+	in := data(60_000, 6)
+	hosts := folders(t, 3)
+	hosts[1].Quota = 12_000
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, MinShares: 2})
+	if cli.ExitCode(r.err) != cli.ExitDegraded {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{"warning: backup size unknown", "warning: share 1: host " + hosts[1].Path + ": quota 11.7 KiB reached", "failed: share 1 on " + hosts[1].Path} {
+		if !strings.Contains(r.stderr+r.err.Error(), want) {
+			t.Errorf("messages lack %q:\n%s%v", want, r.stderr, r.err)
+		}
+	}
+	if f := files(t, hosts[1:2]); len(f) != 0 {
+		t.Fatalf("failed host keeps %v", f)
+	}
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+// With fewer than --min-shares stored, nothing of the run is left.
+func TestTooFewStoredLeavesNothing(t *testing.T) {
+	in := data(60_000, 7)
+	hosts := folders(t, 3)
+	hosts[1].Quota = 12_000
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1})
+	if cli.ExitCode(r.err) != cli.ExitFailed || r.m != nil || !strings.Contains(r.err.Error(), "nothing of this backup was kept") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
+
+// A host that fails at commit, after the others committed, makes the run
+// remove the shares it already stored.
+func TestCommittedSharesRemovedOnFailure(t *testing.T) {
+	in := data(30_000, 8)
+	hosts := folders(t, 3)
+	id := make(chan string, 1)
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		r, err := local.New(h.Path)
+		if h.Path == hosts[2].Path {
+			return &clobbered{Local: r, id: id}, err
+		}
+		return r, err
+	}
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 3})
+	if cli.ExitCode(r.err) != cli.ExitFailed {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	got := files(t, hosts)
+	if want := []string{"hostc/" + manifest.SharePath(<-id, 2)}; !slices.Equal(got, want) {
+		t.Fatalf("files %v, want only the file that was there first: %v", got, want)
+	}
+}
+
+// clobbered is a folder where a file appears under the share's name while
+// it uploads, so its commit fails.
+type clobbered struct {
+	*local.Local
+	id chan string
+}
+
+func (c *clobbered) Create(ctx context.Context, name string) (remote.Upload, error) {
+	up, err := c.Local.Create(ctx, name)
+	if err == nil && strings.Contains(name, ".share") {
+		c.id <- strings.TrimSuffix(name, ".share2")
+		os.WriteFile(filepath.Join(c.String(), name), []byte("precious"), 0o644)
+	}
+	return up, err
+}
+
+func TestTwoConcurrentPushes(t *testing.T) {
+	hosts := folders(t, 3)
+	ins := [][]byte{data(30_000, 9), data(30_000, 10)}
+	runs := make([]run, 2)
+	var wg sync.WaitGroup
+	for i := range runs {
+		s := stream(t, ins[i], 2, 3)
+		wg.Go(func() { runs[i] = push(t, s, Options{Hosts: hosts, ExpectSize: -1}) })
+	}
+	wg.Wait()
+	for i, r := range runs {
+		if r.err != nil {
+			t.Fatalf("push %d: %v", i, r.err)
+		}
+		if got := join(t, r.m); !bytes.Equal(got, ins[i]) {
+			t.Fatalf("push %d: joined stream differs", i)
+		}
+	}
+	if runs[0].m.ID == runs[1].m.ID || len(files(t, hosts)) != 12 {
+		t.Fatalf("IDs %s %s, files %v", runs[0].m.ID, runs[1].m.ID, files(t, hosts))
+	}
+}
+
+func TestStaleTempFilesRemoved(t *testing.T) {
+	hosts := folders(t, 3)
+	old := filepath.Join(hosts[0].Path, remote.TempPrefix+"0123-killed.share0")
+	fresh := filepath.Join(hosts[0].Path, remote.TempPrefix+"4567-running.share0")
+	for _, f := range []string{old, fresh} {
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(old, past, past)
+	r := push(t, stream(t, data(1000, 11), 2, 3), Options{Hosts: hosts, ExpectSize: -1})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Error("stale temp file kept")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Error("fresh temp file (another run's) removed")
+	}
+}
+
+func TestNotAShareStream(t *testing.T) {
+	r := push(t, []byte("hello, this is not a share stream"), Options{Hosts: folders(t, 3), ExpectSize: -1})
+	if r.err == nil || !strings.Contains(r.err.Error(), "not a bk share") {
+		t.Fatalf("got %v", r.err)
+	}
+}
+
+func TestTruncatedStreamLeavesNothing(t *testing.T) {
+	hosts := folders(t, 3)
+	s := stream(t, data(30_000, 12), 2, 3)
+	r := push(t, s[:len(s)/2], Options{Hosts: hosts, ExpectSize: -1})
+	if r.err == nil || !strings.Contains(r.err.Error(), "truncated") {
+		t.Fatalf("got %v", r.err)
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
