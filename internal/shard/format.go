@@ -334,9 +334,16 @@ func (s streamHash) sum(length int64) [HashSize]byte {
 	return [HashSize]byte(s.d.Sum(nil))
 }
 
-// blockHash is the checksum of block index of stripe s: it names its set
-// and place, so a block copied from elsewhere does not pass for it.
-func blockHash(id [16]byte, stripe int64, index int, block []byte) [HashSize]byte {
+// matches reports whether t's stream hash is that of the stripes added so
+// far, without changing the running hash.
+func (s streamHash) matches(t Trailer) bool {
+	d, err := s.d.(hash.Cloner).Clone()
+	return err == nil && streamHash{d}.sum(t.Length) == t.StreamHash
+}
+
+// BlockHash is the checksum of block index of stripe s of set id: it names
+// its set and place, so a block copied from elsewhere does not pass for it.
+func BlockHash(id [16]byte, stripe int64, index int, block []byte) [HashSize]byte {
 	var prefix [16 + 8 + 2]byte
 	copy(prefix[:], id[:])
 	binary.BigEndian.PutUint64(prefix[16:], uint64(stripe))

@@ -52,6 +52,7 @@ type item struct {
 	buf     []byte // the record: block then checksums
 	sum     [HashSize]byte
 	hashed  bool
+	bad     bool // its checksum was compared and did not match
 	trailer Trailer
 	err     error
 	pool    chan []byte
@@ -102,8 +103,10 @@ type joiner struct {
 	spares chan []byte
 
 	streamErr error // set by the stream reader before it gives up
+	endErr    error // what was wrong with the stream's end frame
 
 	out    chan *outStripe
+	stream streamHash // of the stripes rebuilt so far
 	final  Trailer
 	failed bool
 }
@@ -160,6 +163,7 @@ func newJoiner(ctx context.Context, info SetInfo, opts JoinOptions) (*joiner, er
 		spares: make(chan []byte, 2*info.K),
 		out:    make(chan *outStripe, 1),
 		report: JoinReport{Info: info},
+		stream: newStreamHash(),
 	}, nil
 }
 
@@ -211,7 +215,7 @@ func (j *joiner) start(sh *share, from int64) {
 			n, err := io.ReadFull(rc, b)
 			classify(it, info, s, n, err)
 			if it.kind == kindRecord {
-				it.sum, it.hashed = blockHash(info.SetID, s, sh.index, b[:info.BlockSize]), true
+				it.sum, it.hashed = BlockHash(info.SetID, s, sh.index, b[:info.BlockSize]), true
 			} else {
 				it.release()
 			}
@@ -303,6 +307,7 @@ func (j *joiner) run() error {
 		if err != nil {
 			return err
 		}
+		j.stream.add(o.sums)
 		select {
 		case j.out <- o:
 		case <-j.ctx.Done():
@@ -328,7 +333,7 @@ func (j *joiner) settle(d decision) {
 		case it.kind != kindRecord:
 			sh.close()
 			sh.state = stateDead
-		case it.hashed && !slices.Contains(d.good, sh.index) && sh.src != nil:
+		case it.bad && sh.src != nil:
 			sh.failed = true
 			sh.close()
 		}
@@ -385,20 +390,36 @@ func (j *joiner) decide(s int64) (decision, error) {
 		more := j.openable()
 		switch {
 		case len(trls) > len(recs):
-			if t, ok := voteTrailer(trls); ok {
+			// The stream ends here if a trailer says so that matches what
+			// was rebuilt; the others are damaged.
+			var t Trailer
+			found := false
+			for _, sh := range trls {
+				if tr := sh.cur.trailer; j.stream.matches(tr) {
+					t, found = tr, true
+				}
+			}
+			if found {
 				for _, sh := range append(recs, trls...) {
-					if sh.cur.kind == kindRecord || sh.cur.trailer != t {
+					switch {
+					case sh.cur.kind == kindRecord:
 						j.damaged(sh, s, "it does not end where the others do")
+					case sh.cur.trailer != t:
+						j.damaged(sh, s, "its trailer does not match the rebuilt stream")
 					}
 					sh.cur.release()
 				}
 				return decision{end: true, trailer: t}, nil
 			}
+			if more == nil {
+				return decision{}, errors.New("the rebuilt stream does not match the checksum in any share's trailer")
+			}
 		case len(recs) > len(trls):
 			good := j.verify(s, recs, more != nil)
 			if len(good) >= j.info.K {
+				j.blame(s, recs, good)
 				for _, sh := range recs {
-					if sh.cur.hashed && !slices.Contains(good, sh.index) {
+					if sh.cur.bad {
 						j.damaged(sh, s, "its block does not match the checksums the other shares keep of it")
 					}
 				}
@@ -428,14 +449,18 @@ func (j *joiner) verify(s int64, recs []*share, confirm bool) []int {
 		for _, sh := range batch {
 			if it := sh.cur; !it.hashed {
 				wg.Go(func() {
-					it.sum, it.hashed = blockHash(j.info.SetID, s, sh.index, it.buf[:j.info.BlockSize]), true
+					it.sum, it.hashed = BlockHash(j.info.SetID, s, sh.index, it.buf[:j.info.BlockSize]), true
 				})
 			}
 		}
 		wg.Wait()
 		for _, sh := range batch {
-			if want, ok := j.accepted(sh.index, recs, confirm); ok && want == sh.cur.sum {
+			want, ok := j.accepted(sh.index, recs, confirm)
+			switch {
+			case ok && want == sh.cur.sum:
 				good = append(good, sh.index)
+			case ok:
+				sh.cur.bad = true
 			}
 		}
 	}
@@ -477,25 +502,19 @@ func (j *joiner) accepted(i int, recs []*share, confirm bool) ([HashSize]byte, b
 	return tallies[best].sum, true
 }
 
-// voteTrailer returns the trailer most shares that ended here agree on.
-func voteTrailer(trls []*share) (Trailer, bool) {
-	var best Trailer
-	votes, tie := 0, false
-	for _, a := range trls {
-		n := 0
-		for _, b := range trls {
-			if a.cur.trailer == b.cur.trailer {
-				n++
-			}
-		}
-		switch {
-		case n > votes:
-			best, votes, tie = a.cur.trailer, n, false
-		case n == votes && a.cur.trailer != best:
-			tie = true
+// blame marks the blocks of stripe s that were read but not used as bad
+// when the shares whose blocks verified record another checksum for them.
+func (j *joiner) blame(s int64, recs []*share, good []int) {
+	var trusted []*share
+	for _, i := range good {
+		trusted = append(trusted, j.shares[i])
+	}
+	for _, sh := range recs {
+		if it := sh.cur; it.hashed && !it.bad && !slices.Contains(good, sh.index) {
+			want, ok := j.accepted(sh.index, trusted, false)
+			it.bad = ok && want != it.sum
 		}
 	}
-	return best, votes > 0 && !tie
 }
 
 // failure explains why stripe s cannot be rebuilt: how many good blocks
@@ -554,11 +573,11 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 		}
 	}
 	o.sums = make([]byte, j.info.K*HashSize)
-	var recs []*share
-	for _, sh := range j.shares {
-		if sh != nil && sh.cur != nil && sh.cur.kind == kindRecord {
-			recs = append(recs, sh)
-		}
+	// A rebuilt block must match what the shares it was rebuilt from
+	// record of it.
+	var used []*share
+	for _, i := range good[:j.info.K] {
+		used = append(used, j.shares[i])
 	}
 	var wg sync.WaitGroup
 	var bad []int
@@ -570,9 +589,9 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 		}
 		// A rebuilt block is checked too: decoding is not trusted blindly.
 		wg.Go(func() {
-			sum := blockHash(j.info.SetID, s, i, shards[i])
+			sum := BlockHash(j.info.SetID, s, i, shards[i])
 			copy(o.sums[i*HashSize:], sum[:])
-			if want, ok := j.accepted(i, recs, false); !ok || want != sum {
+			if want, ok := j.accepted(i, used, false); !ok || want != sum {
 				mu.Lock()
 				bad = append(bad, i)
 				mu.Unlock()
@@ -600,11 +619,10 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 	return o, nil
 }
 
-// write sends the rebuilt stripes to w, holding back the last one until
-// the whole stream's checksum has been compared, so that w gets only
-// verified data.
+// write sends the rebuilt stripes to w, holding back each one until the
+// next is known, so that the last goes out only once a trailer matching
+// the whole stream was found: w gets only verified data.
 func (j *joiner) write(w io.Writer) error {
-	stream := newStreamHash()
 	var written int64
 	var held *outStripe
 	var err error
@@ -620,9 +638,6 @@ func (j *joiner) write(w io.Writer) error {
 		if held != nil {
 			held.release(j)
 		}
-		if o != nil {
-			stream.add(o.sums)
-		}
 		held = o
 	}
 	if err != nil || j.failed {
@@ -632,9 +647,6 @@ func (j *joiner) write(w io.Writer) error {
 		return err
 	}
 	t := j.final
-	if stream.sum(t.Length) != t.StreamHash {
-		return errors.New("the rebuilt stream does not match the checksum in the shares' trailers")
-	}
 	if held != nil {
 		defer held.release(j)
 		rest := t.Length - written

@@ -210,7 +210,11 @@ func JoinStream(ctx context.Context, r io.Reader, w io.Writer, opts JoinOptions)
 		return j.report, err
 	}
 	go j.demux(sr)
-	return j.finish(w, cancel)
+	report, err := j.finish(w, cancel)
+	if err == nil && j.endErr != nil {
+		j.warn("%v; the data verified all the same", j.endErr)
+	}
+	return report, err
 }
 
 // demux hands each frame of the stream to its share. Frames come in
@@ -224,7 +228,7 @@ func (j *joiner) demux(sr *StreamReader) {
 	}
 	ended := make([]bool, info.N)
 	stripe := make([]int64, info.N)
-	scratch := make([]byte, max(info.RecordSize(), TrailerSize))
+	var scratch []byte // for the frames of shares not read
 	send := func(sh *share, it *item) bool {
 		select {
 		case sh.items <- it:
@@ -262,6 +266,9 @@ func (j *joiner) demux(sr *StreamReader) {
 		}
 		next = index + 1
 		sh := j.shares[index]
+		if scratch == nil {
+			scratch = make([]byte, max(info.RecordSize(), TrailerSize))
+		}
 		buf := scratch
 		var pool chan []byte
 		if sh != nil {
@@ -292,9 +299,11 @@ func (j *joiner) demux(sr *StreamReader) {
 			return
 		}
 		if !slices.Contains(ended, false) {
-			// Read the end frame, so that the writer of the stream
-			// finishes cleanly; the trailers already said it all.
-			_, _, _ = sr.frame()
+			// The trailers said it all, but the end frame tells a
+			// complete stream from a cut one.
+			if _, _, err := sr.frame(); !errors.Is(err, io.EOF) {
+				j.endErr = err
+			}
 			return
 		}
 	}

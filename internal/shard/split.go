@@ -241,7 +241,7 @@ func encodeStripe(enc reedsolomon.Encoder, info SetInfo, st *stripe) error {
 	}
 	first := info.slot(st.buf, 0)[frameHeaderSize+info.BlockSize:]
 	for i, block := range st.shards {
-		sum := blockHash(info.SetID, st.n, i, block)
+		sum := BlockHash(info.SetID, st.n, i, block)
 		copy(first[i*HashSize:], sum[:])
 	}
 	for i := 1; i < info.N; i++ {

@@ -16,6 +16,7 @@ const frameHeaderSize = 2 + 4
 // i are exactly the bytes of share file i.
 type StreamReader struct {
 	r        io.Reader
+	hdr      Header
 	info     SetInfo
 	hdrSize  int
 	buf      []byte
@@ -32,15 +33,11 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 	if index != indexStream {
 		return nil, fmt.Errorf("damaged stream header: index field %d", index)
 	}
-	return &StreamReader{r: r, info: h.SetInfo, hdrSize: h.Size(), trailers: map[Trailer]int{}}, nil
+	return &StreamReader{r: r, hdr: h, info: h.SetInfo, hdrSize: h.Size(), trailers: map[Trailer]int{}}, nil
 }
 
 // Info is the set the stream carries.
 func (s *StreamReader) Info() SetInfo { return s.info }
-
-// Header is the stream header as a share header with no index, so that a
-// StreamWriter can reproduce it.
-func (s *StreamReader) header() Header { return Header{SetInfo: s.info} }
 
 // frame reads the next frame header and checks that its payload is one whole
 // unit of a share: a header, a stripe record or a trailer.

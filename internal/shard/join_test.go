@@ -1,0 +1,335 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// shareFile is a share file loaded for tampering.
+type shareFile struct {
+	path string
+	h    Header
+	data []byte
+}
+
+func load(t testing.TB, path string) *shareFile {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHeader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shareFile{path: path, h: h, data: data}
+}
+
+func (f *shareFile) save(t testing.TB) {
+	t.Helper()
+	if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flip inverts a byte of the block of stripe s.
+func (f *shareFile) flip(s int64, at int) { f.data[f.h.Offset(s)+int64(at)] ^= 0xff }
+
+func (f *shareFile) block(s int64) []byte {
+	off := f.h.Offset(s)
+	return f.data[off : off+int64(f.h.BlockSize)]
+}
+
+// forge changes the block of stripe s and makes the share agree with
+// itself again: its own checksum of the block and its trailer's stream
+// hash are recomputed, the way a dishonest host would.
+func (f *shareFile) forge(s int64) {
+	f.flip(s, 0)
+	sum := BlockHash(f.h.SetID, s, f.h.Index, f.block(s))
+	copy(f.data[f.h.Offset(s)+int64(f.h.BlockSize)+int64(f.h.Index*HashSize):], sum[:])
+	tr := f.data[len(f.data)-TrailerSize:]
+	stripes := int64(binary.BigEndian.Uint64(tr[24:]))
+	d := sha256.New()
+	for st := range stripes {
+		off := f.h.Offset(st) + int64(f.h.BlockSize)
+		d.Write(f.data[off : off+int64(f.h.K*HashSize)])
+	}
+	d.Write(tr[32:40])
+	copy(tr[40:72], d.Sum(nil))
+	sum = sha256.Sum256(tr[:72])
+	copy(tr[72:], sum[:])
+}
+
+type joinResult struct {
+	out    []byte
+	report JoinReport
+	err    error
+	warns  []string
+	notes  []string
+}
+
+func join(paths ...string) joinResult {
+	var r joinResult
+	var out bytes.Buffer
+	r.report, r.err = Join(context.Background(), sources(paths), &out, JoinOptions{
+		Warn: func(f string, a ...any) { r.warns = append(r.warns, fmt.Sprintf(f, a...)) },
+		Note: func(f string, a ...any) { r.notes = append(r.notes, fmt.Sprintf(f, a...)) },
+	})
+	r.out = out.Bytes()
+	return r
+}
+
+func (r joinResult) mustEqual(t *testing.T, data []byte) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("join: %v (warnings %q)", r.err, r.warns)
+	}
+	if !bytes.Equal(r.out, data) {
+		t.Fatalf("join wrote %d bytes that differ from the %d split", len(r.out), len(data))
+	}
+}
+
+func (r joinResult) mustWarn(t *testing.T, subs ...string) {
+	t.Helper()
+	all := strings.Join(r.warns, "\n")
+	for _, s := range subs {
+		if !strings.Contains(all, s) {
+			t.Errorf("no warning mentions %q; got:\n%s", s, all)
+		}
+	}
+}
+
+const testBlock = 128
+
+func setup(t *testing.T, size, k, n int) ([]byte, []string) {
+	data := randBytes(uint64(size+k*7+n), size)
+	_, paths := splitFiles(t, data, SplitOptions{K: k, N: n, BlockSize: testBlock})
+	return data, paths
+}
+
+func TestMissingSharesWarnOnly(t *testing.T) {
+	data, paths := setup(t, 5000, 3, 5)
+	r := join(paths[1], paths[3], paths[4])
+	r.mustEqual(t, data)
+	r.mustWarn(t, "share 0 of set", "share 2 of set")
+	if len(r.report.Missing) != 2 || len(r.report.Damaged) != 0 {
+		t.Fatalf("report %+v", r.report)
+	}
+}
+
+func TestDamageInDifferentStripes(t *testing.T) {
+	// Every share but one is damaged somewhere, never two in one stripe
+	// beyond N-K: per-stripe handling still rebuilds.
+	data, paths := setup(t, 20000, 3, 5)
+	for i, p := range paths[:4] {
+		f := load(t, p)
+		f.flip(int64(2+3*i), 5)
+		f.save(t)
+	}
+	r := join(paths...)
+	r.mustEqual(t, data)
+	r.mustWarn(t, "share 0 ("+paths[0]+"): damaged at stripe 2", "share 1 ("+paths[1]+"): damaged at stripe 5",
+		"share 2 ("+paths[2]+"): damaged at stripe 8")
+}
+
+func TestDamageSameStripe(t *testing.T) {
+	data, paths := setup(t, 20000, 3, 5)
+	for _, p := range paths[:2] {
+		f := load(t, p)
+		f.flip(4, 100)
+		f.save(t)
+	}
+	join(paths...).mustEqual(t, data)
+}
+
+func TestDamagedChecksumRecord(t *testing.T) {
+	// A flipped byte in a share's record of another block is outvoted.
+	data, paths := setup(t, 20000, 2, 3)
+	f := load(t, paths[0])
+	f.data[f.h.Offset(3)+testBlock+HashSize+1] ^= 1 // share 0's checksum of block 1
+	f.save(t)
+	join(paths...).mustEqual(t, data)
+}
+
+func TestForgedShareCaught(t *testing.T) {
+	for _, kn := range [][2]int{{1, 2}, {2, 3}, {3, 5}} {
+		t.Run(fmt.Sprintf("%d of %d", kn[0], kn[1]), func(t *testing.T) {
+			data, paths := setup(t, 20000, kn[0], kn[1])
+			f := load(t, paths[0])
+			f.forge(3)
+			f.save(t)
+			// The forged share must agree with itself.
+			if r := join(paths[0]); kn[0] == 1 && r.err != nil {
+				t.Fatalf("forged share alone: %v", r.err)
+			}
+			r := join(paths...)
+			r.mustEqual(t, data)
+			r.mustWarn(t, "share 0 ("+paths[0]+"): damaged at stripe 3")
+		})
+	}
+}
+
+func TestTooFewGoodBlocksFails(t *testing.T) {
+	data, paths := setup(t, 20000, 3, 5)
+	for _, p := range paths[:3] {
+		f := load(t, p)
+		f.flip(6, 0)
+		f.save(t)
+	}
+	r := join(paths...)
+	if r.err == nil {
+		t.Fatal("join succeeded with 2 good blocks of 3 needed in stripe 6")
+	}
+	for _, want := range []string{"cannot rebuild stripe 6: it needs 3 good blocks, found 2",
+		"share 0 (" + paths[0] + ") damaged", "share 2 (" + paths[2] + ") damaged"} {
+		if !strings.Contains(r.err.Error(), want) {
+			t.Errorf("error %q does not say %q", r.err, want)
+		}
+	}
+	stripe := 3 * testBlock
+	if !bytes.HasPrefix(data, r.out) || len(r.out)%stripe != 0 || len(r.out) > 6*stripe {
+		t.Fatalf("wrote %d bytes: not a prefix of whole verified stripes before stripe 6", len(r.out))
+	}
+}
+
+func TestTooFewShares(t *testing.T) {
+	_, paths := setup(t, 1000, 3, 5)
+	r := join(paths[0], paths[4])
+	if r.err == nil || !strings.Contains(r.err.Error(), "needs 3 of its 5 shares, found 2") {
+		t.Fatalf("err = %v", r.err)
+	}
+	if len(r.out) != 0 {
+		t.Fatal("wrote data")
+	}
+}
+
+func TestMixedSetsRefused(t *testing.T) {
+	_, a := setup(t, 1000, 2, 3)
+	_, b := setup(t, 1000, 2, 3)
+	r := join(a[0], a[1], b[2])
+	if !errors.Is(r.err, ErrMixedSets) || !strings.Contains(r.err.Error(), b[2]) {
+		t.Fatalf("err = %v", r.err)
+	}
+}
+
+func TestSameShareTwiceCountsOnce(t *testing.T) {
+	data, paths := setup(t, 1000, 2, 3)
+	copyPath := paths[0] + ".copy"
+	raw, _ := os.ReadFile(paths[0])
+	if err := os.WriteFile(copyPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := join(paths[0], copyPath)
+	if r.err == nil || !strings.Contains(r.err.Error(), "found 1") {
+		t.Fatalf("two copies of one share counted as two: %v", r.err)
+	}
+	r = join(paths[0], copyPath, paths[2])
+	r.mustEqual(t, data)
+	if len(r.notes) != 1 || !strings.Contains(r.notes[0], "share 0 given twice") {
+		t.Fatalf("notes %q", r.notes)
+	}
+}
+
+func TestTruncatedAndPaddedShares(t *testing.T) {
+	data, paths := setup(t, 20000, 3, 6)
+	for i, change := range []func([]byte) []byte{
+		func(b []byte) []byte { return b[:len(b)-1] },                     // trailer cut
+		func(b []byte) []byte { return b[:len(b)/2] },                     // cut mid-record
+		func(b []byte) []byte { return append(b, 0) },                     // padded a little
+		func(b []byte) []byte { return append(b, make([]byte, 1000)...) }, // padded by more than a record
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			p := paths[i%3]
+			orig, _ := os.ReadFile(p)
+			defer os.WriteFile(p, orig, 0o644)
+			if err := os.WriteFile(p, change(bytes.Clone(orig)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := join(paths...)
+			r.mustEqual(t, data)
+			if len(r.report.Damaged) != 1 || r.report.Damaged[0] != fmt.Sprintf("share %d (%s)", i%3, p) {
+				t.Fatalf("damaged %q; warnings %q", r.report.Damaged, r.warns)
+			}
+		})
+	}
+}
+
+func TestGarbageSources(t *testing.T) {
+	data, paths := setup(t, 1000, 2, 3)
+	junk := paths[0] + ".junk"
+	if err := os.WriteFile(junk, []byte("hello, not a share at all\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := join(junk); !errors.Is(r.err, ErrNoShare) {
+		t.Fatalf("garbage alone: %v", r.err)
+	}
+	r := join(junk, paths[1], paths[2])
+	r.mustEqual(t, data)
+	r.mustWarn(t, junk+": not a bk share; skipped")
+
+	var out bytes.Buffer
+	if _, err := JoinStream(context.Background(), strings.NewReader("garbage"), &out, JoinOptions{}); !errors.Is(err, ErrNotShare) {
+		t.Fatalf("garbage stream: %v", err)
+	}
+	f, _ := os.Open(paths[0])
+	defer f.Close()
+	if _, err := JoinStream(context.Background(), f, &out, JoinOptions{}); !errors.Is(err, ErrIsShare) {
+		t.Fatalf("share file as stream: %v", err)
+	}
+}
+
+func TestStreamDamage(t *testing.T) {
+	data := randBytes(3, 30000)
+	var stream bytes.Buffer
+	info, _, err := SplitStream(context.Background(), bytes.NewReader(data), &stream, SplitOptions{K: 4, N: 6, BlockSize: testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := stream.Bytes()
+	hdr := Header{SetInfo: info}.Size()
+	unit := frameHeaderSize + info.RecordSize()
+	start := hdr + info.N*(frameHeaderSize+hdr)
+	// Damage shares 0 and 1 in stripe 2, and share 5 in stripe 7.
+	b[start+(2*info.N+0)*unit+frameHeaderSize+10] ^= 1
+	b[start+(2*info.N+1)*unit+frameHeaderSize+20] ^= 1
+	b[start+(7*info.N+5)*unit+frameHeaderSize+30] ^= 1
+	var out bytes.Buffer
+	var warns []string
+	if _, err := JoinStream(context.Background(), bytes.NewReader(b), &out, JoinOptions{
+		Warn: func(f string, a ...any) { warns = append(warns, fmt.Sprintf(f, a...)) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("output differs")
+	}
+	if len(warns) != 2 {
+		t.Fatalf("warnings %q: want shares 0 and 1 (share 5 is parity, not needed)", warns)
+	}
+	// Cut short: refused, and only whole verified stripes written.
+	out.Reset()
+	if _, err := JoinStream(context.Background(), bytes.NewReader(b[:len(b)/2]), &out, JoinOptions{}); err == nil {
+		t.Fatal("truncated stream accepted")
+	}
+	if !bytes.HasPrefix(data, out.Bytes()) || out.Len()%int(info.StripeSize()) != 0 {
+		t.Fatalf("cut stream: wrote %d bytes, not whole verified stripes", out.Len())
+	}
+	// Only the end frame cut: the trailers verify the data, with a warning.
+	out.Reset()
+	warns = nil
+	if _, err := JoinStream(context.Background(), bytes.NewReader(b[:len(b)-3]), &out, JoinOptions{
+		Warn: func(f string, a ...any) { warns = append(warns, fmt.Sprintf(f, a...)) },
+	}); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("end frame cut: %v", err)
+	}
+	if len(warns) != 3 || !strings.Contains(warns[2], "no end frame") {
+		t.Fatalf("end frame cut: warnings %q", warns)
+	}
+}
