@@ -1,0 +1,607 @@
+#!/usr/bin/env bash
+# bench/run.sh: the end-to-end benchmark of the bk tools against reference
+# tools (tar|zstd|age, restic, cat, zfec) on the same generated data, in the
+# same run. See bench/README.md for how to read the results.
+#
+#   make bench                        build, then run everything at full size
+#   bench/run.sh                      the same, with the tools already in bin/
+#   BENCH_SCALE=0.1 bench/run.sh      a quick run on data sets 10x smaller
+#   bench/run.sh --quick              the same as BENCH_SCALE=0.1
+#   bench/run.sh --rows "2 3"         only some rows (1 pack, 2 split, 3 join,
+#                                     4 end-to-end backup, 5 restore)
+#   bench/run.sh --go                 also run the Go micro-benchmarks
+#
+# Environment: BENCH_SCALE (1), BENCH_REPS (3 runs of each command, taken
+# alternately with its reference; the best wall time counts), BENCH_SEED (1),
+# BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0).
+#
+# Everything is written below bench/out/: data/ (the data sets, made again
+# only when the seed or scale changes), work/ (outputs, shares, hosts),
+# logs/ (stderr of each command), results.txt (this run's report).
+# Exit status: 0 when every command ran, even if a target was missed (this
+# is a report); 1 when a command failed; 2 on a usage error.
+set -euo pipefail
+shopt -s extglob
+export LC_ALL=C
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+SCALE=${BENCH_SCALE:-1}
+REPS=${BENCH_REPS:-3}
+SEED=${BENCH_SEED:-1}
+ROWS=${BENCH_ROWS:-1 2 3 4 5}
+GOBENCH=${BENCH_GO:-0}
+while (($#)); do
+	case $1 in
+	--go) GOBENCH=1 ;;
+	--quick) SCALE=0.1 ;;
+	--rows) [[ $# -ge 2 ]] || usage; ROWS=$2; shift ;;
+	-h | --help) usage ;;
+	*) echo "bench: error: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+DATA=$OUT/data
+WORK=$OUT/work
+LOGS=$OUT/logs
+TDIR=$WORK/time
+RESULTS=$OUT/results.txt
+PY=/usr/bin/python3 # Debian's python3-zfec lives with the system python
+mkdir -p "$DATA" "$WORK" "$LOGS" "$OUT/bin"
+export PATH=$ROOT/bin:$OUT/bin:$PATH
+
+note() { echo "bench: $*" >&2; }
+NOTES=()    # lines for the report: skipped rows, failures, checks
+FAILED=0    # set when a command failed: exit 1
+ROWLINES=() # the table
+CMDLINES=() # the exact commands
+
+# --- tools ---------------------------------------------------------------
+
+# aptget installs Debian packages for missing reference tools (never in CI:
+# CI does not run the bench).
+aptget() {
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		note "installing $* with apt-get (missing reference tools)"
+		NOTES+=("installed with apt-get: $*")
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; } >"$LOGS/apt.log" 2>&1 ||
+			note "apt-get install $* failed: see $LOGS/apt.log"
+	else
+		note "missing $*: install them (apt-get install $*) for the rows that need them"
+	fi
+}
+missing=()
+for t in age:age age-keygen:age zstd:zstd tar:tar restic:restic sshd:openssh-server ssh:openssh-client; do
+	command -v "${t%%:*}" >/dev/null || [[ -x /usr/sbin/${t%%:*} ]] || missing+=("${t#*:}")
+done
+[[ -x /usr/bin/time ]] || missing+=(time)
+$PY -c 'import zfec' 2>/dev/null || missing+=(python3-zfec)
+((${#missing[@]} == 0)) || aptget $(printf '%s\n' "${missing[@]}" | sort -u)
+[[ -x /usr/bin/time ]] || { echo "bench: error: GNU time (/usr/bin/time) is needed" >&2; exit 1; }
+have() { command -v "$1" >/dev/null || [[ -x /usr/sbin/$1 ]]; }
+
+# Debian's python3-zfec has the codec but no zfec command, and imports two
+# helpers from pyutil, which Debian no longer ships: a shim provides them.
+mkdir -p "$OUT/pyshim/pyutil"
+: >"$OUT/pyshim/pyutil/__init__.py"
+cat >"$OUT/pyshim/pyutil/mathutil.py" <<'EOF'
+def pad_size(n, k):
+    """How many bytes make n a multiple of k."""
+    return (k - n % k) % k
+
+def log_ceil(n, b):
+    """The smallest e such that b**e >= n."""
+    e, p = 0, 1
+    while p < n:
+        p, e = p * b, e + 1
+    return e
+EOF
+cat >"$OUT/pyshim/pyutil/fileutil.py" <<'EOF'
+import os
+
+def remove_if_possible(f):
+    try:
+        os.remove(f)
+    except OSError:
+        pass
+EOF
+for cmd in zfec zunfec; do
+	cat >"$OUT/bin/$cmd" <<EOF
+#!/bin/sh
+# $cmd from Debian's python3-zfec (written by bench/run.sh)
+PYTHONPATH="$OUT/pyshim" exec $PY -c 'import sys; from zfec.cmdline_$cmd import main; sys.exit(main())' "\$@"
+EOF
+	chmod +x "$OUT/bin/$cmd"
+done
+zfec_ok() { zfec -V >/dev/null 2>&1; }
+
+# ready says whether bk tool $1 is built and no longer a stub.
+ready() {
+	[[ -x $ROOT/bin/$1 ]] || return 1
+	local msg
+	msg=$(timeout 20 "$ROOT/bin/$1" </dev/null 2>&1 >/dev/null) || true
+	[[ $msg != *"not built yet"* ]]
+}
+# need TOOL...: true when all are there; else a note that row $ROW is skipped.
+need() {
+	local t why=()
+	for t; do
+		case $t in
+		bk-*) ready "$t" || why+=("$t is not ready (it prints \"not built yet\")") ;;
+		zfec) zfec_ok || why+=("zfec (python3-zfec) is missing") ;;
+		*) have "$t" || why+=("$t is not installed") ;;
+		esac
+	done
+	((${#why[@]} == 0)) && return 0
+	local msg="skipped what needs $*: $(printf '%s; ' "${why[@]}")"
+	NOTES+=("row $ROW ($ROWNAME): ${msg%; }")
+	note "row $ROW: ${msg%; }"
+	return 1
+}
+
+# --- measuring -------------------------------------------------------------
+
+# T NAME CMD... runs one stage of a pipeline under GNU time, which records
+# its wall time and peak RSS in $TDIR/NAME.
+T() {
+	local name=$1
+	shift
+	/usr/bin/time -f '%e %M' -o "$TDIR/$name" "$@"
+}
+
+declare -A CMD PREP BEST RSS STAGES SIZE ERR
+
+# def LABEL PREP CMD: a measured command, and what to do (untimed) before
+# each run of it. CMD's stages are wrapped in T NAME.
+def() { PREP[$1]=$2; CMD[$1]=$3; unset "BEST[$1]" "ERR[$1]"; }
+
+# show turns a command into the text the report prints.
+show() {
+	local s=$1
+	s=${s//$OUT/bench/out}
+	s=${s//$ROOT\//}
+	printf '%s' "$s" | sed -E 's/(^| )T [a-z0-9-]+ /\1/g'
+}
+
+# once LABEL: one run; updates BEST (min wall), RSS (max per stage), SIZE.
+once() {
+	local l=$1 t0 t1 f name
+	rm -rf "$TDIR" && mkdir -p "$TDIR"
+	if [[ -n ${PREP[$l]} ]] && ! (eval "${PREP[$l]}") >>"$LOGS/$l.log" 2>&1; then
+		ERR[$l]="preparation failed: $(show "${PREP[$l]}")"
+		return 1
+	fi
+	t0=$EPOCHREALTIME
+	if ! (set -o pipefail && eval "${CMD[$l]}") 2>>"$LOGS/$l.log"; then
+		ERR[$l]="failed: $(show "${CMD[$l]}"): $(tail -n 3 "$LOGS/$l.log" | tr '\n' ' ')"
+		return 1
+	fi
+	t1=$EPOCHREALTIME
+	local wall
+	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	if [[ -z ${BEST[$l]:-} ]] || awk -v a="$wall" -v b="${BEST[$l]}" 'BEGIN { exit !(a < b) }'; then
+		BEST[$l]=$wall
+	fi
+	STAGES[$l]=
+	for f in "$TDIR"/*; do
+		[[ -e $f ]] || continue
+		name=${f##*/}
+		STAGES[$l]+="$name "
+		local kib
+		kib=$(tail -n 1 "$f" | awk '{ print $2 }')
+		((kib > ${RSS[$l:$name]:-0})) && RSS[$l:$name]=$kib
+	done
+	note "  $l: ${wall}s"
+}
+
+# measure LABEL...: REPS rounds, each running every label once, in turn, so
+# a burst of load from elsewhere hits them alike. A label that fails is
+# dropped from later rounds and reported.
+measure() {
+	local rep l
+	(($#)) || return 0
+	for l; do
+		CMDLINES+=("$l: $(show "${CMD[$l]}")")
+		: >"$LOGS/$l.log"
+	done
+	for ((rep = 1; rep <= REPS; rep++)); do
+		note "row $ROW ($ROWNAME), round $rep of $REPS"
+		for l; do
+			[[ -n ${ERR[$l]:-} ]] && continue
+			once "$l" || { FAILED=1; note "  $l ${ERR[$l]}"; NOTES+=("row $ROW: $l ${ERR[$l]}"); }
+		done
+	done
+}
+
+ok() { [[ -n ${BEST[$1]:-} && -z ${ERR[$1]:-} ]]; }
+
+# peak RSS (KiB) of the named stages of a label: the largest of them.
+rss() {
+	local l=$1 s m=0
+	shift
+	for s; do ((${RSS[$l:$s]:-0} > m)) && m=${RSS[$l:$s]}; done
+	echo "$m"
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+secs() { awk -v s="$1" 'BEGIN { printf "%.2f s", s }'; }
+human() { awk -v b="$1" 'BEGIN { if (b >= 2^30) printf "%.2f GiB", b / 2^30; else printf "%.1f MiB", b / 2^20 }'; }
+
+# line SET WHAT BK REF RATIO TARGET RESULT
+line() {
+	ROWLINES+=("$(printf '%-2s %-6s %-50s %-11s %-11s %-7s %-9s %s' "$ROW" "$@")")
+	note "$(printf '%-2s %-6s %-50s %-11s %-11s %-7s %-9s %s' "$ROW" "$@")"
+}
+
+# verdict RATIO OP LIMIT: PASS or MISS.
+verdict() {
+	awk -v r="$1" -v op="$2" -v t="$3" 'BEGIN {
+		ok = (op == "<=") ? r <= t : (op == "<") ? r < t : r >= t
+		print ok ? "PASS" : "MISS" }'
+}
+
+# compare SET WHAT BKLABEL REFLABEL OP LIMIT [speed]
+# Time ratio bk/ref (or, with "speed", ref/bk: how many times faster bk is),
+# with the target OP LIMIT; "-" for an informational row.
+compare() {
+	local set=$1 what=$2 bk=$3 ref=$4 op=$5 limit=$6 kind=${7:-time} r
+	if [[ -n ${ERR[$bk]:-} || -n ${ERR[$ref]:-} ]]; then
+		line "$set" "$what" "${BEST[$bk]:+$(secs "${BEST[$bk]}")}" "${BEST[$ref]:+$(secs "${BEST[$ref]}")}" "-" "$op ${limit}x" "FAILED"
+		return
+	fi
+	ok "$bk" && ok "$ref" || return 0
+	if [[ $kind == speed ]]; then
+		r=$(awk -v a="${BEST[$ref]}" -v b="${BEST[$bk]}" 'BEGIN { printf "%.2f", a / b }')
+	else
+		r=$(awk -v a="${BEST[$bk]}" -v b="${BEST[$ref]}" 'BEGIN { printf "%.2f", a / b }')
+	fi
+	local v=info
+	[[ $op != - ]] && v=$(verdict "$r" "$op" "$limit")
+	line "$set" "$what" "$(secs "${BEST[$bk]}")" "$(secs "${BEST[$ref]}")" "${r}x" "$([[ $op == - ]] && echo - || echo "$op ${limit}x")" "$v"
+}
+
+# rssline SET WHAT LABEL STAGE [REFLABEL REFSTAGE...]: peak RSS of a bk
+# stage against 64 MiB, with a reference's for comparison.
+rssline() {
+	local set=$1 what=$2 l=$3 s=$4 ref=${5:-} k r=""
+	shift 4
+	ok "$l" || return 0
+	k=$(rss "$l" "$s")
+	if [[ -n $ref ]] && ok "$ref"; then
+		shift
+		r=$(mib "$(rss "$ref" "$@")")
+	fi
+	line "$set" "$what" "$(mib "$k")" "$r" "-" "< 64 MiB" "$(verdict "$k" "<" 65536)"
+}
+
+# --- data ----------------------------------------------------------------
+
+note "building bench/gendata"
+go build -o "$OUT/bin/gendata" ./bench/gendata
+declare -A DSET
+for set in mixed small random; do
+	dest=$DATA/$set
+	[[ $set == random ]] && dest=$DATA/random.bin
+	note "data set $set (scale $SCALE, seed $SEED): making it unless it is already there"
+	DSET[$set]=$(gendata -set "$set" -seed "$SEED" -scale "$SCALE" -out "$dest")
+done
+# Read everything once so every run starts with the data in the page cache.
+tar -cf - -C "$DATA" mixed small random.bin | cat >/dev/null
+
+[[ -s $WORK/key.txt ]] || age-keygen -o "$WORK/key.txt" 2>/dev/null
+RECIP=$(age-keygen -y "$WORK/key.txt")
+KEY=$WORK/key.txt
+export RESTIC_PASSWORD=bench
+
+# --- loopback SFTP ---------------------------------------------------------
+
+SSHD_PID=
+SSHDIR=$WORK/ssh
+stop_sshd() {
+	[[ -n $SSHD_PID ]] || return 0
+	kill -TERM -- "-$SSHD_PID" 2>/dev/null || true
+	wait "$SSHD_PID" 2>/dev/null || true
+	SSHD_PID=
+}
+trap stop_sshd EXIT
+
+# start_sshd runs a throwaway OpenSSH sshd on a free port of 127.0.0.1, in
+# its own process group, with its own host and user keys, and sets BK_SSH
+# to an ssh that reaches it as host "bkbench".
+start_sshd() {
+	local sshd port cfg
+	sshd=$(command -v sshd || echo /usr/sbin/sshd)
+	rm -rf "$SSHDIR" && mkdir -p "$SSHDIR"
+	ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$SSHDIR/host_ed25519"
+	ssh-keygen -q -t ed25519 -N '' -C bench-user -f "$SSHDIR/id_ed25519"
+	cp "$SSHDIR/id_ed25519.pub" "$SSHDIR/authorized_keys"
+	echo "bkbench $(cat "$SSHDIR/host_ed25519.pub")" >"$SSHDIR/known_hosts"
+	[[ $(id -u) != 0 ]] || mkdir -p /run/sshd
+	port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	cfg=$SSHDIR/sshd_config
+	cat >"$cfg" <<-EOF
+		ListenAddress 127.0.0.1:$port
+		HostKey $SSHDIR/host_ed25519
+		AuthorizedKeysFile $SSHDIR/authorized_keys
+		PidFile none
+		StrictModes no
+		PubkeyAuthentication yes
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		PermitRootLogin prohibit-password
+		UsePAM no
+		AllowUsers $(id -un)
+		MaxStartups 100
+		MaxSessions 100
+		Subsystem sftp internal-sftp
+	EOF
+	# Newer sshd refuses, for a while, clients that failed; older ones
+	# don't know the option.
+	"$sshd" -t -f "$cfg" -o PerSourcePenalties=no 2>/dev/null && echo "PerSourcePenalties no" >>"$cfg"
+	cat >"$SSHDIR/ssh_config" <<-EOF
+		Host bkbench
+		  HostName 127.0.0.1
+		  Port $port
+		  User $(id -un)
+		  HostKeyAlias bkbench
+		  UserKnownHostsFile $SSHDIR/known_hosts
+		  GlobalKnownHostsFile /dev/null
+		  StrictHostKeyChecking yes
+		  IdentityFile $SSHDIR/id_ed25519
+		  IdentitiesOnly yes
+		  IdentityAgent none
+		  BatchMode yes
+		  ControlMaster no
+		  ControlPath none
+		  LogLevel ERROR
+	EOF
+	setsid "$sshd" -D -e -f "$cfg" 2>"$LOGS/sshd.log" &
+	SSHD_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q 'Server listening' "$LOGS/sshd.log" && break
+		sleep 0.1
+	done
+	export BK_SSH="ssh -F $SSHDIR/ssh_config"
+	if ! $BK_SSH bkbench true 2>>"$LOGS/sshd.log"; then
+		note "the loopback sshd does not answer: see $LOGS/sshd.log"
+		return 1
+	fi
+}
+
+# --- rows ------------------------------------------------------------------
+
+row1() {
+	ROW=1 ROWNAME="bk-pack"
+	local set labels
+	for set in mixed small; do
+		def "ref-$set" "" "cd $DATA && T tar tar -cf - $set | T zstd zstd -q -3 -T0 | T age age -r $RECIP > $WORK/ref-$set.age"
+		def "pack-$set" "" "cd $DATA && T bk-pack bk-pack -r $RECIP $set > $WORK/pack-$set.bk"
+		def "restic-$set" "rm -rf $WORK/restic-repo $WORK/restic-cache && restic init -q --repo $WORK/restic-repo" \
+			"cd $DATA && T restic restic -q --repo $WORK/restic-repo --cache-dir $WORK/restic-cache backup $set"
+		labels=()
+		need tar zstd age && labels+=("ref-$set")
+		need bk-pack && labels+=("pack-$set")
+		need restic && labels+=("restic-$set")
+		measure "${labels[@]}"
+		ok "ref-$set" && SIZE[ref-$set]=$(stat -c %s "$WORK/ref-$set.age")
+		ok "pack-$set" && SIZE[pack-$set]=$(stat -c %s "$WORK/pack-$set.bk")
+		compare "$set" "bk-pack time / tar|zstd -3 -T0|age" "pack-$set" "ref-$set" "<=" 1.0
+		if ok "pack-$set" && ok "ref-$set"; then
+			local r
+			r=$(awk -v a="${SIZE[pack-$set]}" -v b="${SIZE[ref-$set]}" 'BEGIN { printf "%.3f", a / b }')
+			line "$set" "bk-pack output size / tar|zstd|age" "$(human "${SIZE[pack-$set]}")" "$(human "${SIZE[ref-$set]}")" "${r}x" "<= 1.05x" "$(verdict "$r" "<=" 1.05)"
+		fi
+		rssline "$set" "bk-pack peak RSS (ref: largest of tar,zstd,age)" "pack-$set" bk-pack "ref-$set" tar zstd age
+		local want=1.5
+		[[ $set == small ]] && want=3
+		compare "$set" "bk-pack speed vs restic backup (x faster)" "pack-$set" "restic-$set" ">=" "$want" speed
+		refline "$set" "tar|zstd -3 -T0|age (reference alone)" "ref-$set" tar zstd age
+		refline "$set" "restic backup, first, fresh repo (reference alone)" "restic-$set" restic
+	done
+}
+
+# refline SET WHAT LABEL STAGE...: a reference's time and peak RSS, so the
+# row shows something even while the bk tool is not ready.
+refline() {
+	local set=$1 what=$2 l=$3
+	shift 3
+	ok "$l" || return 0
+	line "$set" "$what" "" "$(secs "${BEST[$l]}")" "-" "-" "info, RSS $(mib "$(rss "$l" "$@")")"
+}
+
+# defsplit defines the commands that make share files, for rows 2 and 3.
+defsplit() {
+	local in=$DATA/random.bin
+	def split-o "rm -rf $WORK/shares && mkdir -p $WORK/shares" "T bk-split bk-split -k 4 -n 6 -o $WORK/shares < $in"
+	def zfec "rm -rf $WORK/zfec && mkdir -p $WORK/zfec" "T zfec zfec -q -k 4 -m 6 -d $WORK/zfec -p random $in"
+}
+
+row2() {
+	ROW=2 ROWNAME="bk-split"
+	local in=$DATA/random.bin labels=(cat)
+	def cat "" "T cat cat < $in > /dev/null"
+	def split "" "T bk-split bk-split -k 4 -n 6 < $in > /dev/null"
+	defsplit
+	need bk-split && labels+=(split split-o)
+	need zfec && labels+=(zfec)
+	measure "${labels[@]}"
+	compare random "bk-split speed / cat's (stdin to /dev/null)" split cat ">=" 0.5 speed
+	compare random "bk-split -o DIR speed / zfec -k 4 -m 6" split-o zfec ">=" 8 speed
+	rssline random "bk-split peak RSS (to stdout)" split bk-split
+	rssline random "bk-split -o DIR peak RSS (ref: zfec)" split-o bk-split zfec zfec
+	refline random "cat (reference alone)" cat cat
+	refline random "zfec -k 4 -m 6 (reference alone)" zfec zfec
+}
+
+row3() {
+	ROW=3 ROWNAME="bk-join"
+	local in=$DATA/random.bin labels=()
+	# Shares made by row 2, or now. Two of the six are taken away: the
+	# first two, which hold data, so the join must rebuild them.
+	[[ -n ${CMD[split-o]:-} ]] || defsplit
+	if need bk-split bk-join; then
+		ok split-o || measure split-o
+	fi
+	if need zfec; then
+		ok zfec || measure zfec
+		if [[ $(ls "$WORK"/zfec/*.fec 2>/dev/null | wc -l) == 6 ]]; then
+			def zunfec "rm -f $WORK/joined.bin" "T zunfec zunfec -f -o $WORK/joined.bin $(ls "$WORK"/zfec/*.fec | sort | tail -n 4 | tr '\n' ' ')"
+			labels+=(zunfec)
+		fi
+	fi
+	if ok split-o; then
+		rm -rf "$WORK/shares4" && mkdir -p "$WORK/shares4"
+		local shares=("$WORK"/shares/*)
+		if ((${#shares[@]} != 6)); then
+			FAILED=1
+			NOTES+=("row 3: bk-split -k 4 -n 6 -o DIR made ${#shares[@]} files, not 6: ${shares[*]##*/}")
+		else
+			ln "${shares[@]:2}" "$WORK/shares4/"
+			def join "rm -f $WORK/joined.bin" "T bk-join bk-join $WORK/shares4/* > $WORK/joined.bin"
+			if bk-join "$WORK"/shares4/* 2>>"$LOGS/join.log" | cmp -s - "$in"; then
+				NOTES+=("row 3: checked: bk-join of 4 of 6 shares gives back the input byte for byte")
+				labels+=(join)
+			else
+				FAILED=1
+				NOTES+=("row 3: bk-join of 4 of 6 shares did not give back the input (see bench/out/logs/join.log)")
+			fi
+		fi
+	fi
+	measure "${labels[@]}"
+	compare random "bk-join (2 of 6 gone) time / bk-split -o's" join split-o "<=" 1.5
+	compare random "bk-join speed / zunfec (2 of 6 gone)" join zunfec ">=" 5 speed
+	rssline random "bk-join peak RSS (ref: zunfec)" join bk-join zunfec zunfec
+	refline random "zunfec, 2 of 6 gone (reference alone)" zunfec zunfec
+}
+
+hostsfiles() {
+	printf '%s\n' "$WORK/hosts/l1" "$WORK/hosts/l2" "$WORK/hosts/l3" >"$WORK/hosts-local.txt"
+	printf 'sftp://bkbench%s\n' "$WORK/hosts/s1" "$WORK/hosts/s2" "$WORK/hosts/s3" >"$WORK/hosts-sftp.txt"
+}
+E2E_PREP="rm -rf $WORK/hosts/l? && mkdir -p $WORK/hosts/l1 $WORK/hosts/l2 $WORK/hosts/l3"
+E2E_LOCAL="cd $DATA && T bk-pack bk-pack -r $RECIP mixed | T bk-split bk-split -k 2 -n 3 | T bk-push bk-push $WORK/hosts-local.txt > $WORK/manifest-local.json"
+
+row4() {
+	ROW=4 ROWNAME="end-to-end backup"
+	need bk-pack || return 0
+	local labels=(pack-null)
+	hostsfiles
+	def pack-null "" "cd $DATA && T bk-pack bk-pack -r $RECIP mixed > /dev/null"
+	def e2e-local "$E2E_PREP" "$E2E_LOCAL"
+	def e2e-sftp "rm -rf $WORK/hosts/s? && mkdir -p $WORK/hosts/s1 $WORK/hosts/s2 $WORK/hosts/s3" \
+		"cd $DATA && T bk-pack bk-pack -r $RECIP mixed | T bk-split bk-split -k 2 -n 3 | T bk-push bk-push $WORK/hosts-sftp.txt > $WORK/manifest-sftp.json"
+	if need bk-split bk-push; then
+		labels+=(e2e-local)
+		if need sshd ssh && start_sshd; then
+			CMDLINES+=("(sftp: a throwaway sshd on 127.0.0.1; BK_SSH=\"ssh -F bench/out/work/ssh/ssh_config\")")
+			labels+=(e2e-sftp)
+		else
+			NOTES+=("row 4: the SFTP row was skipped: no loopback sshd (see bench/out/logs/sshd.log)")
+		fi
+	fi
+	measure "${labels[@]}"
+	stop_sshd
+	compare mixed "pack|split -k2 -n3|push 3 folders / pack>null" e2e-local pack-null "<=" 1.10
+	compare mixed "pack|split -k2 -n3|push 3 sftp / pack>null" e2e-sftp pack-null "<=" 1.50
+	refline mixed "bk-pack > /dev/null (reference alone)" pack-null bk-pack
+	local l s
+	for l in e2e-local e2e-sftp; do
+		ok "$l" || continue
+		for s in bk-pack bk-split bk-push; do
+			line mixed "$l: $s peak RSS (its own process)" "$(mib "$(rss "$l" "$s")")" "" "-" "-" "info"
+		done
+	done
+}
+
+row5() {
+	ROW=5 ROWNAME="restore"
+	local labels=()
+	hostsfiles
+	def restore-ref "rm -rf $WORK/restore-ref && mkdir -p $WORK/restore-ref" \
+		"T age age -d -i $KEY < $WORK/ref-mixed.age | T zstd zstd -q -d | T tar tar -x -C $WORK/restore-ref"
+	def restore "rm -rf $WORK/restore-bk && mkdir -p $WORK/restore-bk" \
+		"T bk-join bk-join $WORK/hosts-local.txt | T bk-restore bk-restore -i $KEY -C $WORK/restore-bk"
+	# The backups to restore: from rows 1 and 4, or made now.
+	if need tar zstd age; then
+		[[ -s $WORK/ref-mixed.age ]] ||
+			(cd "$DATA" && tar -cf - mixed | zstd -q -3 -T0 | age -r "$RECIP" >"$WORK/ref-mixed.age")
+		labels+=(restore-ref)
+	fi
+	if need bk-pack bk-split bk-push bk-join bk-restore; then
+		if ! ok e2e-local; then
+			def e2e-local "$E2E_PREP" "$E2E_LOCAL"
+			once e2e-local || { FAILED=1; NOTES+=("row 5: the backup to restore failed: ${ERR[e2e-local]}"); }
+		fi
+		ok e2e-local && labels+=(restore)
+	fi
+	measure "${labels[@]}"
+	compare mixed "bk-join hosts|bk-restore / age -d|zstd -d|tar -x" restore restore-ref - -
+	refline mixed "age -d|zstd -d|tar -x (reference alone)" restore-ref age zstd tar
+	if ok restore; then
+		if diff -r -q "$DATA/mixed" "$WORK/restore-bk/mixed" >"$LOGS/restore-diff.log" 2>&1; then
+			NOTES+=("row 5: checked: the restored tree has the same contents as the data set")
+		else
+			FAILED=1
+			NOTES+=("row 5: the restored tree differs from the data set: see bench/out/logs/restore-diff.log")
+		fi
+		local s
+		for s in bk-join bk-restore; do
+			line mixed "restore: $s peak RSS (its own process)" "$(mib "$(rss restore "$s")")" "" "-" "-" "info"
+		done
+	fi
+}
+
+# --- report ------------------------------------------------------------------
+
+START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+T0=$SECONDS
+for r in $ROWS; do
+	case $r in
+	[1-5]) "row$r" ;;
+	*) echo "bench: error: no row $r" >&2; exit 2 ;;
+	esac
+done
+
+version() { "$@" 2>&1 | head -n 1 || true; }
+{
+	echo "# bk benchmark, $START"
+	echo
+	echo "machine:  $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 2^20 }' /proc/meminfo) RAM, $(uname -sr)"
+	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min averages at the end; the machine is shared)"
+	echo "scale:    BENCH_SCALE=$SCALE, seed $SEED, best of $REPS runs taken alternately with the reference"
+	echo "data:     mixed: ${DSET[mixed]#mixed } ($(du -sh "$DATA/mixed" | cut -f1) on disk)"
+	echo "          small: ${DSET[small]#small } ($(du -sh "$DATA/small" | cut -f1) on disk)"
+	echo "          random: ${DSET[random]#random }"
+	echo "versions: bk $(version bk-pack --version | awk '{ print $NF }'), $(version go version | cut -d' ' -f3), age $(version age --version), $(version zstd --version | cut -d, -f1 | tr -d '*' | sed 's/^ *//'),"
+	echo "          $(version tar --version), $(version restic version | cut -d' ' -f1-2), zfec $($PY -c 'import zfec; print(zfec.__version__)' 2>/dev/null || echo missing), $(version ssh -V)"
+	echo "duration: $((SECONDS - T0)) s of measuring"
+	echo
+	printf '%-2s %-6s %-50s %-11s %-11s %-7s %-9s %s\n' "#" set measure bk reference ratio target result
+	printf '%s\n' "${ROWLINES[@]}"
+	echo
+	echo "Time ratios are bk / reference (lower is better); speed ratios are reference / bk (higher is better)."
+	echo "Peak RSS is that of the named process alone, from GNU time, even inside a pipeline."
+	if ((${#NOTES[@]})); then
+		echo
+		echo "notes:"
+		printf '  %s\n' "${NOTES[@]}"
+	fi
+	echo
+	echo "commands (run in bench/out/data for rows 1 and 4; KEY is bench/out/work/key.txt's public key):"
+	printf '  %s\n' "${CMDLINES[@]//$RECIP/KEY}"
+} | tee "$RESULTS"
+
+if ((GOBENCH)); then
+	note "Go micro-benchmarks: go test -run '^\$' -bench . -benchtime 1x ./internal/..."
+	{
+		echo
+		echo "## Go micro-benchmarks: go test -run '^\$' -bench . -benchtime 1x ./internal/..."
+		go test -run '^$' -bench . -benchtime 1x ./internal/... 2>&1 || FAILED=1
+	} | tee -a "$RESULTS"
+fi
+exit "$FAILED"
