@@ -39,10 +39,19 @@ and SHA-256 are checked against the shares' trailers before its last stripe
 is written, so the output is never longer than what verified.
 
 Shares of different sets are refused. The same share given twice counts
-once.`,
-		Flags: []ucli.Flag{
+once.
+
+A SOURCE may also be a manifest that bk-push printed or stored (bk-join
+reads the shares it lists from their hosts), or a hosts file (bk-join reads
+the manifests on its hosts and joins the newest backup, or the one --backup
+or --name picks; --list lists them). What a SOURCE is, is told from its
+content. Shares are fetched from several hosts at once and only K good ones
+are needed: a host that is down, or sends a damaged block, is named in a
+warning and another host read in its place. SFTP hosts are reached with the
+system ssh, as by bk-push.`,
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the stream to `FILE`, which appears only when complete and verified"},
-		},
+		}, hostFlags()...),
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  the stream was rebuilt completely and matches its length and SHA-256,
    even if shares were missing or damaged (each one named in a warning).
@@ -77,6 +86,9 @@ A round trip through a pipe:
 func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+	if c.Bool("list") {
+		return listBackups(ctx, env, c)
+	}
 	out, err := cli.OpenOutput(c.String("output"), env.Stdout, "a rebuilt stream")
 	if err != nil {
 		return err
@@ -93,7 +105,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		_, err = shard.JoinStream(ctx, env.Stdin, w, opts)
 	} else {
-		err = joinSources(ctx, c.Args().Slice(), w, opts)
+		err = joinSources(ctx, env, c, w, opts)
 	}
 	if err != nil {
 		return explain(err)
@@ -101,8 +113,17 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	return out.Commit()
 }
 
-func joinSources(ctx context.Context, args []string, w io.Writer, opts shard.JoinOptions) error {
-	if len(args) == 1 {
+func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer, opts shard.JoinOptions) error {
+	rs, args, err := openRemote(ctx, env, c, c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	remoteSources, err := rs.sources(c)
+	if err != nil {
+		return err
+	}
+	if len(args) == 1 && len(remoteSources) == 0 {
 		if f, ok := streamFile(args[0]); ok {
 			defer f.Close()
 			_, err := shard.JoinStream(ctx, f, w, opts)
@@ -113,12 +134,11 @@ func joinSources(ctx context.Context, args []string, w io.Writer, opts shard.Joi
 	if err != nil {
 		return err
 	}
-	_, err = shard.Join(ctx, sources, w, opts)
+	_, err = shard.Join(ctx, append(remoteSources, sources...), w, opts)
 	return err
 }
 
 // sourcesOf turns the SOURCE arguments into shard sources, each file once.
-// Sources of other kinds (manifests, hosts) fit in here.
 func sourcesOf(args []string) ([]shard.Source, error) {
 	var sources []shard.Source
 	var seen []os.FileInfo

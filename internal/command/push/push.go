@@ -3,22 +3,165 @@ package push
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"bk/internal/cli"
+	"bk/internal/hostsfile"
+	"bk/internal/manifest"
+	"bk/internal/push"
+	"bk/internal/push/connect"
 )
+
+const description = `bk-push reads a share stream (what bk-split writes to stdout) and sends
+share i to host i of HOSTS, all at once, each over its own connection. It
+writes the backup's manifest, a small JSON file that says where every share
+went, to each host that stored a share, and prints it on stdout.
+
+HOSTS lists one destination a line: a folder (/mnt/usb/bk or file:///mnt/usb/bk),
+an SFTP folder (sftp://[user@]host[:port]/path, or scp-style [user@]host:path,
+relative to the login folder). Blank lines and lines starting with # are
+skipped. A line may carry options after the destination:
+
+  quota=SIZE    bk-push uses at most SIZE there (all bk files in that
+                folder count), e.g. quota=500G or quota=2TiB
+
+  # /etc/bk/hosts
+  /mnt/usb/bk                      quota=500G
+  sftp://backup@nas.local/srv/bk
+  friend@vps.example.org:bk        quota=200G
+  backup@spare.example.org:bk
+
+Lines beyond the n the stream needs are spares: before any data flows,
+bk-push connects to the first n hosts, checks their free space and quotas
+against the share size (known from --expect-size), and puts the next spare
+in the place of each host that fails. Fewer lines than n is an error.
+
+SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
+mode, so ~/.ssh/config, the agent and known_hosts apply; a host whose key
+is unknown or changed is refused, never accepted. ssh's own messages are
+shown prefixed with the host. A dropped connection is re-dialled with
+backoff and the upload resumed; after --retries attempts that share is
+given up.
+
+Every file is written under a hidden temp name (.tmp-*) and renamed into
+place only when whole, never replacing a file. Temp files older than
+--stale-age, left by killed runs, are removed from the folders bk-push
+writes. When fewer than --min-shares shares are stored, bk-push removes the
+ones it stored and writes no manifest, so nothing of the failed backup
+looks complete anywhere.
+
+On each host a backup is the files NAME-TIME-SETID.shareI and
+NAME-TIME-SETID.manifest.json in the host's folder; see
+docs/FORMAT-manifest.md. Restore with bk-join HOSTS | bk-restore.`
 
 // Tool describes bk-push: flags, help and man page.
 func Tool() cli.Tool {
 	return cli.Tool{
-		Name: "bk-push",
-		Action: func(ctx context.Context, env *cli.Env, c *ucli.Context) error {
-			return errors.New("not built yet")
+		Name:        "bk-push",
+		Usage:       "send the shares of a share stream to their hosts, and write a manifest",
+		ArgsUsage:   "HOSTS",
+		Description: description,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
+			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n (default k+1)"},
+			&ucli.StringFlag{Name: "expect-size", Usage: "size of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"},
+			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
+			&ucli.DurationFlag{Name: "stale-age", Value: 24 * time.Hour, Usage: "age after which a temp file counts as left by a killed run and is removed"},
+		}, connect.Flags()...),
+		Sections: []cli.Section{
+			{Title: "Exit status", Body: `0  all n shares and their manifests were stored.
+
+1  failed: fewer than --min-shares shares could be stored (those stored were
+removed and no manifest written), the hosts cannot hold the backup, or the
+share stream was damaged.
+
+2  usage error.
+
+3  degraded: the backup was kept with fewer than n shares (but at least
+--min-shares), or a manifest could not be written to a host that stored
+a share. A warning names each failed host.
+
+130  interrupted; nothing of this run is left looking complete.`},
+			{Title: "Environment", Body: `BK_SSH  the ssh command, as --ssh: e.g. BK_SSH="ssh -F /etc/bk/ssh_config"`},
+			{Title: "Examples", Body: `Back up a folder to the hosts of hosts.txt, any 2 of 3 restore it:
+
+  bk-pack -r age1… ~/docs | bk-split -k 2 -n 3 | bk-push hosts.txt > last.json
+
+Nightly from cron, with the size known so full hosts are swapped for spares
+before the upload starts:
+
+  30 2 * * *  bk-pack -q -R /etc/bk/recipients /home | bk-split -k 2 -n 3 | bk-push -q --name home --expect-size 50G /etc/bk/hosts > /var/log/bk/last.json
+
+Restore the newest backup, or the one of a manifest:
+
+  bk-join hosts.txt | bk-restore -i key.txt -C restored
+  bk-join last.json | bk-restore -i key.txt -C restored`},
+			{Title: "See also", Body: "bk-split(1), bk-join(1), bk-pack(1), bk-restore(1), ssh(1), ssh_config(5)"},
 		},
+		Action: run,
 	}
 }
 
 // Main runs bk-push and returns its exit code.
 func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
+
+func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+	if c.NArg() != 1 {
+		return cli.Usagef("want one HOSTS file, got %d arguments", c.NArg())
+	}
+	if cli.IsTerminal(env.Stdin) {
+		return cli.WithHint(cli.Usagef("stdin is a terminal"), "pipe bk-split's output in: bk-split -k 2 -n 3 < archive | bk-push hosts.txt")
+	}
+	name := c.String("name")
+	if err := manifest.CheckName(name); err != nil {
+		return cli.Usagef("--name: %v", err)
+	}
+	if p := c.String("parent"); p != "" {
+		if _, _, ok := manifest.ParseID(p); !ok {
+			return cli.Usagef("--parent %q is not a backup ID (NAME-TIME-SETID)", p)
+		}
+	}
+	expect := int64(-1)
+	if s := c.String("expect-size"); s != "" {
+		n, err := hostsfile.ParseSize(s)
+		if err != nil {
+			return cli.Usagef("--expect-size: %v", err)
+		}
+		expect = n
+	}
+	if c.Int("min-shares") < 0 {
+		return cli.Usagef("--min-shares must be positive")
+	}
+	dial, err := connect.Dialer(env, c)
+	if err != nil {
+		return err
+	}
+	hosts, err := hostsfile.ParseFile(c.Args().First())
+	if err != nil {
+		return err
+	}
+	m, err := push.Push(ctx, env.Stdin, push.Options{
+		Hosts:      hosts,
+		Dial:       dial,
+		Name:       name,
+		Parent:     c.String("parent"),
+		MinShares:  c.Int("min-shares"),
+		ExpectSize: expect,
+		StaleAge:   c.Duration("stale-age"),
+		Env:        env,
+	})
+	if m != nil {
+		data, merr := m.Marshal()
+		if merr != nil {
+			return merr
+		}
+		if _, werr := env.Stdout.Write(data); werr != nil {
+			return fmt.Errorf("writing the manifest to stdout: %w", werr)
+		}
+		env.Msg.Notef("stored backup %s: %d of %d shares", m.ID, len(m.Shares), m.N)
+	}
+	return err
+}

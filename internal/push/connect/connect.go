@@ -1,0 +1,55 @@
+// Package connect holds what bk-push and bk-join share to reach hosts: the
+// ssh and retry flags, and a dialer built from them that shows ssh's own
+// messages prefixed with the host.
+package connect
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"bk/internal/cli"
+	"bk/internal/hostsfile"
+	"bk/internal/remote"
+	"bk/internal/remote/local"
+)
+
+// Flags are the command-line options of Dialer.
+func Flags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "ssh", EnvVars: []string{"BK_SSH"}, Usage: "ssh command to reach SFTP hosts, with its options (default ssh)"},
+		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
+		&ucli.DurationFlag{Name: "retry-pause", Value: 500 * time.Millisecond, Usage: "pause before the first reconnect, doubled each time up to 8s"},
+	}
+}
+
+// Dial connects to one host.
+type Dial func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
+
+// Dialer returns a Dial with the options of c. ssh's stderr lines reach
+// the user as "bk-x: HOST: line", even with -q: they say why a host failed.
+func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
+	if c.Int("retries") < 1 {
+		return nil, cli.Usagef("--retries must be at least 1")
+	}
+	var mu sync.Mutex
+	opts := remote.DialOptions{
+		SSHCommand: strings.Fields(c.String("ssh")),
+		Stderr: func(host, line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(env.Stderr, "%s: %s: %s\n", env.Msg.Tool, host, line)
+		},
+		Retry: remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
+	}
+	return func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		if h.Kind != hostsfile.Local {
+			return nil, fmt.Errorf("sftp not ready %v", opts.Retry)
+		}
+		return local.New(h.Path)
+	}, nil
+}
