@@ -55,7 +55,7 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 	if err != nil {
 		return nil, streamError(err)
 	}
-	p := &pusher{opt: opt, msg: opt.Env.Msg, info: sr.Info(), start: time.Now().UTC()}
+	p := &pusher{opt: opt, msg: opt.Env.Msg, info: sr.Info(), start: time.Now().UTC().Truncate(time.Second)}
 	if err := p.checkParams(); err != nil {
 		return nil, err
 	}
@@ -193,12 +193,12 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 func (p *pusher) prepare(ctx context.Context, h hostsfile.Host) (*target, error) {
 	r, err := p.opt.Dial(ctx, h)
 	if err != nil {
-		return nil, remote.HostError(h.String(), err)
+		return nil, err
 	}
 	t := &target{host: h, r: r}
 	if err := p.check(ctx, t); err != nil {
 		r.Close()
-		return nil, remote.HostError(h.String(), err)
+		return nil, err
 	}
 	return t, nil
 }
@@ -219,10 +219,10 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 		t.budget.Store(left)
 		switch {
 		case p.need >= 0 && left < p.need:
-			return fmt.Errorf("quota %s has %s left (%s used), the share needs %s",
-				cli.Bytes(q), cli.Bytes(left), cli.Bytes(used), cli.Bytes(p.need))
+			return remote.HostError(t.host.String(), fmt.Errorf("quota %s has %s left (%s used), the share needs %s",
+				cli.Bytes(q), cli.Bytes(left), cli.Bytes(used), cli.Bytes(p.need)))
 		case left == 0:
-			return fmt.Errorf("quota %s used up", cli.Bytes(q))
+			return remote.HostError(t.host.String(), fmt.Errorf("quota %s used up", cli.Bytes(q)))
 		}
 	}
 	if p.need < 0 {
@@ -237,7 +237,7 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 		return err
 	}
 	if free < p.need {
-		return fmt.Errorf("%s free, the share needs %s", cli.Bytes(free), cli.Bytes(p.need))
+		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", cli.Bytes(free), cli.Bytes(p.need)))
 	}
 	return nil
 }
@@ -335,7 +335,7 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 	wg.Wait()
 	bar.Done()
 	if errors.Is(err, errTooFew) {
-		return nil, p.tooFew(ups, "; stopped")
+		return nil, p.tooFew(ups, " (stopped early)")
 	}
 	if err != nil {
 		return nil, err
