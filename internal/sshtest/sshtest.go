@@ -1,0 +1,393 @@
+// Package sshtest runs SSH servers on 127.0.0.1 for tests: the real OpenSSH
+// sshd where it is installed, else an in-process Go server, both reached
+// with the system ssh client through a generated config, so no test reads
+// or writes the user's ~/.ssh. A cut proxy drops connections on demand.
+package sshtest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+
+	"bk/internal/hostsfile"
+)
+
+// ErrNoSSHD means OpenSSH's sshd is not installed.
+var ErrNoSSHD = errors.New("sshd not installed")
+
+// Server is a running SSH server with SFTP.
+type Server struct {
+	Dir   string // keys, configs and known_hosts live here
+	Alias string // the host name that the ssh config maps to this server
+	Port  int
+	User  string
+	Real  bool // OpenSSH sshd rather than the in-process server
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when sshd has exited
+	log  *syncBuffer
+	gsrv *goServer
+}
+
+// SSHDPath is the sshd binary, "" when there is none.
+func SSHDPath() string {
+	if p, err := exec.LookPath("sshd"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/sshd"); err == nil {
+		return "/usr/sbin/sshd"
+	}
+	return ""
+}
+
+// HaveSSH reports whether the ssh client is installed; both servers need it.
+func HaveSSH() bool {
+	_, err := exec.LookPath("ssh")
+	return err == nil
+}
+
+// Start runs OpenSSH's sshd in the foreground on a free port of 127.0.0.1,
+// with throwaway host and user keys written to dir (which must exist). Its
+// alias is dir's base name. It returns ErrNoSSHD when sshd is not installed.
+func Start(dir string) (*Server, error) {
+	sshd := SSHDPath()
+	if sshd == "" {
+		return nil, ErrNoSSHD
+	}
+	s, err := setup(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		// Debian's sshd refuses to start without its privilege-separation
+		// folder, which a fresh machine or container may lack.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// A free port can be taken between our probe and sshd's bind: retry.
+	for range 5 {
+		if err := s.startSSHD(sshd); err == nil {
+			return s, nil
+		} else if !strings.Contains(err.Error(), "Address already in use") {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("sshd: no free port found")
+}
+
+// StartAny starts the real sshd if installed, else the in-process server.
+func StartAny(dir string) (*Server, error) {
+	if SSHDPath() == "" {
+		return StartGo(dir)
+	}
+	return Start(dir)
+}
+
+func (s *Server) startSSHD(sshd string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Port = port
+	if err := s.writeClientFiles(); err != nil {
+		return err
+	}
+	cfg := filepath.Join(s.Dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(s.sshdConfig(true)), 0o600); err != nil {
+		return err
+	}
+	// Newer sshd penalises clients that fail (as the host-key tests do)
+	// by refusing them for a while; older ones don't know the option.
+	if out, err := exec.Command(sshd, "-t", "-f", cfg).CombinedOutput(); err != nil {
+		if !bytes.Contains(out, []byte("PerSourcePenalties")) {
+			return fmt.Errorf("sshd config: %s", bytes.TrimSpace(out))
+		}
+		if err := os.WriteFile(cfg, []byte(s.sshdConfig(false)), 0o600); err != nil {
+			return err
+		}
+	}
+	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
+	// sshd's connection children inherit its stderr and outlive it, so
+	// the log is read from a plain pipe and Wait doesn't wait for them.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return err
+	}
+	s.cmd, s.log, s.done = cmd, &syncBuffer{}, make(chan struct{})
+	ready := make(chan bool, 2)
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			s.log.WriteLine(sc.Text())
+			if strings.Contains(sc.Text(), "Server listening on") {
+				ready <- true
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+		ready <- false
+	}()
+	if <-ready {
+		return nil
+	}
+	<-logDone // sshd exited before serving, so no child holds the pipe
+	return fmt.Errorf("sshd did not start: %s", strings.TrimSpace(s.log.String()))
+}
+
+func (s *Server) sshdConfig(penalties bool) string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%s %s\n", k, v) }
+	line("ListenAddress", "127.0.0.1:"+strconv.Itoa(s.Port))
+	line("HostKey", quote(filepath.Join(s.Dir, "host_ed25519")))
+	line("AuthorizedKeysFile", quote(filepath.Join(s.Dir, "authorized_keys")))
+	line("PidFile", "none")
+	line("StrictModes", "no")
+	line("PubkeyAuthentication", "yes")
+	line("PasswordAuthentication", "no")
+	line("KbdInteractiveAuthentication", "no")
+	line("PermitRootLogin", "prohibit-password")
+	line("UsePAM", "no")
+	line("AllowUsers", s.User)
+	line("MaxStartups", "100")
+	line("MaxSessions", "100")
+	line("LogLevel", "INFO")
+	line("Subsystem", "sftp internal-sftp")
+	if penalties {
+		line("PerSourcePenalties", "no")
+	}
+	return b.String()
+}
+
+// setup makes the keys and identity of a new server in dir.
+func setup(dir string, real bool) (*Server, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	u, err := user.Current()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Dir: dir, Alias: alias(dir), User: u.Username, Real: real}
+	for _, name := range []string{"host_ed25519", "id_ed25519"} {
+		if err := writeKey(filepath.Join(dir, name)); err != nil {
+			return nil, err
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "id_ed25519.pub"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// alias makes a host name of dir's base name.
+func alias(dir string) string {
+	a := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '-'
+	}, filepath.Base(dir))
+	a = strings.TrimLeft(a, "-.")
+	if a == "" {
+		return "sshtest"
+	}
+	return a
+}
+
+// writeKey writes a new ed25519 key pair as name and name.pub.
+func writeKey(name string) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "bk sshtest")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(name, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644)
+}
+
+// writeClientFiles writes known_hosts and ssh_config for the current port.
+// The host key is filed under the alias (HostKeyAlias), so it still matches
+// when ssh goes through a proxy on another port.
+func (s *Server) writeClientFiles() error {
+	hostPub, err := os.ReadFile(filepath.Join(s.Dir, "host_ed25519.pub"))
+	if err != nil {
+		return err
+	}
+	known := s.Alias + " " + string(hostPub)
+	if err := os.WriteFile(filepath.Join(s.Dir, "known_hosts"), []byte(known), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(s.ConfigPath(), []byte(s.sshConfig()), 0o600)
+}
+
+func (s *Server) sshConfig() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Host %s\n", s.Alias)
+	line := func(k, v string) { fmt.Fprintf(&b, "\t%s %s\n", k, v) }
+	line("HostName", "127.0.0.1")
+	line("Port", strconv.Itoa(s.Port))
+	line("User", s.User)
+	line("HostKeyAlias", s.Alias)
+	line("UserKnownHostsFile", quote(filepath.Join(s.Dir, "known_hosts")))
+	line("GlobalKnownHostsFile", "/dev/null")
+	line("StrictHostKeyChecking", "yes")
+	line("IdentityFile", quote(filepath.Join(s.Dir, "id_ed25519")))
+	line("IdentitiesOnly", "yes")
+	line("IdentityAgent", "none")
+	line("BatchMode", "yes")
+	line("ControlMaster", "no")
+	line("ControlPath", "none")
+	line("ConnectTimeout", "20")
+	line("LogLevel", "ERROR")
+	return b.String()
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// ConfigPath is the generated ssh_config that maps Alias to this server.
+// It holds only a "Host Alias" block, so configs of several servers can be
+// joined with Include.
+func (s *Server) ConfigPath() string { return filepath.Join(s.Dir, "ssh_config") }
+
+// SSHCommand is the ssh command line that reaches this server as Alias:
+// what $BK_SSH or DialOptions.SSHCommand should hold.
+func (s *Server) SSHCommand() []string { return []string{"ssh", "-F", s.ConfigPath()} }
+
+// Host is a hosts-file destination for folder dir (absolute) on this
+// server.
+func (s *Server) Host(dir string) hostsfile.Host {
+	return hostsfile.Host{Kind: hostsfile.SFTP, Host: s.Alias, Path: dir}
+}
+
+// HostsLine is Host written as a hosts-file line.
+func (s *Server) HostsLine(dir string) string { return "sftp://" + s.Alias + dir }
+
+// Log is what sshd has logged so far, for failing tests to show.
+func (s *Server) Log() string {
+	if s.log == nil {
+		return ""
+	}
+	return s.log.String()
+}
+
+// Stop ends the server and every connection to it.
+func (s *Server) Stop() error {
+	if s.gsrv != nil {
+		return s.gsrv.stop()
+	}
+	if s.cmd == nil {
+		return nil
+	}
+	// Each connection is served by a child in a session of its own; find
+	// them before their parent goes and they are handed to init.
+	pids := append(descendants(s.cmd.Process.Pid), s.cmd.Process.Pid)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	<-s.done
+	s.cmd = nil
+	return nil
+}
+
+// descendants lists the processes below pid, from /proc (empty where there
+// is none).
+func descendants(pid int) []int {
+	parent := map[int]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// After "pid (comm) state ppid"; comm may hold spaces and ")".
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		child, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		parent[child], _ = strconv.Atoi(fields[1])
+	}
+	var out []int
+	var walk func(int)
+	walk = func(p int) {
+		for child, pp := range parent {
+			if pp == p {
+				out = append(out, child)
+				walk(child)
+			}
+		}
+	}
+	walk(pid)
+	return out
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer collects log lines from a goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() < 1<<20 {
+		b.b.WriteString(s + "\n")
+	}
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -1,0 +1,166 @@
+package sshtest
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pkg/sftp"
+)
+
+// servers starts each kind of server available here.
+func servers(t *testing.T) map[string]*Server {
+	if !HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	out := map[string]*Server{}
+	for kind, start := range map[string]func(string) (*Server, error){"sshd": Start, "go": StartGo} {
+		dir := filepath.Join(t.TempDir(), "nas-"+kind)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s, err := start(dir)
+		if errors.Is(err, ErrNoSSHD) {
+			t.Logf("%s: %v", kind, err)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		t.Cleanup(func() { s.Stop() })
+		out[kind] = s
+	}
+	return out
+}
+
+// dialSFTP speaks SFTP over the server's ssh command, with extra ssh args.
+func dialSFTP(t *testing.T, s *Server, args ...string) (*sftp.Client, error) {
+	cmdline := append(append(s.SSHCommand(), args...), s.Alias, "-s", "sftp")
+	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c, err := sftp.NewClientPipe(out, in)
+	if err != nil {
+		cmd.Wait()
+		return nil, errors.New(err.Error() + ": " + stderr.String())
+	}
+	return c, nil
+}
+
+func TestServersServeSFTP(t *testing.T) {
+	for kind, s := range servers(t) {
+		t.Run(kind, func(t *testing.T) {
+			if s.Alias != "nas-"+kind {
+				t.Errorf("alias %q", s.Alias)
+			}
+			c, err := dialSFTP(t, s)
+			if err != nil {
+				t.Fatalf("%v\nserver log:\n%s", err, s.Log())
+			}
+			defer c.Close()
+			f, err := c.Create(filepath.Join(s.Dir, "hello"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("hi"))
+			f.Close()
+			if b, err := os.ReadFile(filepath.Join(s.Dir, "hello")); err != nil || string(b) != "hi" {
+				t.Fatalf("file through sftp: %q, %v", b, err)
+			}
+			if _, ok := c.HasExtension("hardlink@openssh.com"); !ok {
+				t.Error("no hardlink@openssh.com")
+			}
+		})
+	}
+}
+
+func TestUnknownHostKeyRefused(t *testing.T) {
+	for kind, s := range servers(t) {
+		t.Run(kind, func(t *testing.T) {
+			empty := filepath.Join(t.TempDir(), "known_hosts")
+			os.WriteFile(empty, nil, 0o600)
+			_, err := dialSFTP(t, s, "-o", "UserKnownHostsFile="+empty)
+			if err == nil || !strings.Contains(err.Error(), "Host key verification failed.") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestStopEndsConnections(t *testing.T) {
+	for kind, s := range servers(t) {
+		t.Run(kind, func(t *testing.T) {
+			c, err := dialSFTP(t, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Getwd(); err == nil {
+				if _, err := c.Stat(s.Dir); err == nil {
+					t.Fatal("connection still works after Stop")
+				}
+			}
+			if _, err := dialSFTP(t, s); err == nil {
+				t.Fatal("new connection after Stop")
+			}
+		})
+	}
+}
+
+func TestProxyCuts(t *testing.T) {
+	for kind, s := range servers(t) {
+		t.Run(kind, func(t *testing.T) {
+			p, err := NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			port := "-oPort=" + strconv.Itoa(p.Port())
+			c, err := dialSFTP(t, s, port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Stat(s.Dir); err != nil {
+				t.Fatalf("through the proxy: %v", err)
+			}
+			p.CutAfter(100 << 10)
+			f, err := c.Create(filepath.Join(s.Dir, "big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.Write(make([]byte, 1<<20))
+			if err == nil {
+				_, err = c.Stat(s.Dir)
+			}
+			if err == nil {
+				t.Fatal("1 MiB went through a proxy set to cut after 100 KiB")
+			}
+			if p.Cuts() != 1 {
+				t.Fatalf("%d cuts", p.Cuts())
+			}
+			c2, err := dialSFTP(t, s, port)
+			if err != nil {
+				t.Fatalf("reconnect after the cut: %v", err)
+			}
+			if _, err := c2.Stat(s.Dir); err != nil {
+				t.Fatal(err)
+			}
+			p.Cut()
+			if _, err := c2.Stat(s.Dir); err == nil {
+				t.Fatal("connection works after Cut")
+			}
+		})
+	}
+}
