@@ -225,7 +225,7 @@ func parseHeaderBody(b []byte) (Header, int, error) {
 		}
 		v := rest[4 : 4+n]
 		rest = rest[4+n:]
-		if tag <= last {
+		if tag <= last || tag == 0 {
 			return Header{}, 0, errors.New("optional fields out of order")
 		}
 		last = tag
