@@ -454,6 +454,9 @@ func (x *extractor) plan(rel string, explicit map[string]bool, moves *[]move) er
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	for _, c := range ents {
 		name := path.Join(rel, c.Name())
+		if name == x.stage {
+			return fmt.Errorf("archive entry %q has the name of the staging directory: refused", name)
+		}
 		src := x.staged(name)
 		fi, err := x.root.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
