@@ -16,6 +16,7 @@ import (
 	"bk/internal/hostsfile"
 	"bk/internal/remote"
 	"bk/internal/remote/local"
+	"bk/internal/remote/sftp"
 )
 
 // Flags are the command-line options of Dialer.
@@ -47,9 +48,18 @@ func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
 		Retry: remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
 	}
 	return func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		if h.Kind != hostsfile.Local {
-			return nil, fmt.Errorf("sftp not ready %v", opts.Retry)
-		}
-		return local.New(h.Path)
+		return Host(ctx, h, opts)
 	}, nil
+}
+
+// Host connects to h with the backend its kind calls for.
+func Host(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (remote.Remote, error) {
+	if h.Kind == hostsfile.Local {
+		return local.New(h.Path)
+	}
+	r, err := sftp.Dial(ctx, h, opts)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return r, nil
 }

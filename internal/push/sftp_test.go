@@ -1,0 +1,321 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bk/internal/cli"
+	"bk/internal/hostsfile"
+	"bk/internal/manifest"
+	"bk/internal/push/connect"
+	"bk/internal/remote"
+	"bk/internal/sshtest"
+)
+
+// The tests here push over SFTP to real sshd servers on 127.0.0.1 (the
+// in-process server where sshd is not installed), reached with the system
+// ssh client, and break them in the ways hosts break.
+
+// sshHost is one server and the folder it serves for bk.
+type sshHost struct {
+	srv  *sshtest.Server
+	dir  string
+	host hostsfile.Host
+}
+
+// sshHosts starts n servers and returns them with an ssh command whose
+// config reaches all of them.
+func sshHosts(t *testing.T, n int) ([]*sshHost, []string) {
+	t.Helper()
+	if !sshtest.HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	base := t.TempDir()
+	var hosts []*sshHost
+	var include strings.Builder
+	for i := range n {
+		keys := filepath.Join(base, "nas"+strconv.Itoa(i))
+		dir := filepath.Join(base, "data"+strconv.Itoa(i))
+		for _, d := range []string{keys, dir} {
+			if err := os.Mkdir(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv, err := sshtest.StartAny(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Stop() })
+		hosts = append(hosts, &sshHost{srv: srv, dir: dir, host: srv.Host(dir)})
+		fmt.Fprintf(&include, "Include %q\n", srv.ConfigPath())
+	}
+	cfg := filepath.Join(base, "ssh_config")
+	if err := os.WriteFile(cfg, []byte(include.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return hosts, []string{"ssh", "-F", cfg}
+}
+
+// sshOptions are push options for hosts, dialled with ssh and short
+// retries so a dead host is given up quickly.
+func sshOptions(ssh []string, hosts ...hostsfile.Host) Options {
+	opts := remote.DialOptions{SSHCommand: ssh, Retry: remote.Retry{Attempts: 2, First: 10 * time.Millisecond}}
+	return Options{Hosts: hosts, ExpectSize: -1, Dial: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		return connect.Host(ctx, h, opts)
+	}}
+}
+
+func hostsOf(hs []*sshHost) []hostsfile.Host {
+	var out []hostsfile.Host
+	for _, h := range hs {
+		out = append(out, h.host)
+	}
+	return out
+}
+
+// visible lists the files of dir that a reader sees: no temp files.
+func visible(t *testing.T, dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !remote.IsTemp(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func joinManifest(t *testing.T, m *manifest.Manifest, dirs map[string]string) []byte {
+	t.Helper()
+	// The manifest names sftp hosts; their folders are local here.
+	local := *m
+	local.Shares = nil
+	for _, s := range m.Shares {
+		h, _ := manifest.ParseHost(s.Host)
+		s.Host = manifest.HostURL(hostsfile.Host{Kind: hostsfile.Local, Path: dirs[h.Path]})
+		local.Shares = append(local.Shares, s)
+	}
+	return join(t, &local)
+}
+
+func dirsOf(hs []*sshHost) map[string]string {
+	out := map[string]string{}
+	for _, h := range hs {
+		out[h.dir] = h.dir
+	}
+	return out
+}
+
+func TestSFTPPush(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	in := data(200_000, 20)
+	r := push(t, stream(t, in, 2, 3), sshOptions(ssh, hostsOf(hs)...))
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	for i, h := range hs {
+		if got := visible(t, h.dir); len(got) != 2 {
+			t.Errorf("host %d holds %v", i, got)
+		}
+		if r.m.Shares[i].Host != "sftp://"+h.srv.Alias+h.dir {
+			t.Errorf("share %d host %s", i, r.m.Shares[i].Host)
+		}
+	}
+	if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+func TestSFTPUnreachableHostReplacedBySpare(t *testing.T) {
+	hs, ssh := sshHosts(t, 4)
+	hs[0].srv.Stop()
+	in := data(50_000, 21)
+	r := push(t, stream(t, in, 2, 3), sshOptions(ssh, hostsOf(hs)...))
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: host "+hs[0].srv.Alias) || !strings.Contains(r.stderr, "share 0 goes to spare host "+hs[3].srv.Alias) {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+	if r.m.Shares[0].Host != manifest.HostURL(hs[3].host) || len(visible(t, hs[0].dir)) != 0 {
+		t.Fatalf("share 0 on %s", r.m.Shares[0].Host)
+	}
+}
+
+func TestSFTPUnknownHostKeyRefused(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	// A known_hosts that lacks the host: ssh must refuse, not ask or add.
+	cfg, err := os.ReadFile(hs[1].srv.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(empty, nil, 0o600)
+	cfg = regexp.MustCompile(`(?m)^\s*UserKnownHostsFile .*$`).ReplaceAll(cfg, []byte("\tUserKnownHostsFile "+strconv.Quote(empty)))
+	if err := os.WriteFile(hs[1].srv.ConfigPath(), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := push(t, stream(t, data(10_000, 22), 2, 3), sshOptions(ssh, hostsOf(hs)...))
+	if cli.ExitCode(r.err) != cli.ExitFailed || !strings.Contains(r.stderr, hs[1].srv.Alias) ||
+		!strings.Contains(strings.ToLower(r.stderr), "host key verification failed") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if b, _ := os.ReadFile(empty); len(b) != 0 {
+		t.Fatal("ssh added the unknown host key")
+	}
+	for _, h := range hs {
+		if got := visible(t, h.dir); len(got) != 0 {
+			t.Errorf("left behind: %v", got)
+		}
+	}
+}
+
+// killer calls kill once n bytes were read through it.
+type killer struct {
+	r    io.Reader
+	n    int
+	once sync.Once
+	kill func()
+}
+
+func (k *killer) Read(p []byte) (int, error) {
+	if k.n <= 0 {
+		k.once.Do(k.kill)
+	}
+	if len(p) > k.n && k.n > 0 {
+		p = p[:k.n]
+	}
+	n, err := k.r.Read(p)
+	k.n -= n
+	return n, err
+}
+
+func pushReader(t *testing.T, r io.Reader, opt Options) run {
+	t.Helper()
+	var stderr bytes.Buffer
+	opt.Name, opt.StaleAge = "test", 24*time.Hour
+	opt.Env = &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}
+	m, err := Push(context.Background(), r, opt)
+	return run{m, err, stderr.String()}
+}
+
+func TestSFTPHostKilledMidPush(t *testing.T) {
+	in := data(600_000, 23)
+	s := stream(t, in, 2, 3)
+	for _, minShares := range []int{2, 3} {
+		t.Run("min-shares="+strconv.Itoa(minShares), func(t *testing.T) {
+			hs, ssh := sshHosts(t, 3)
+			opt := sshOptions(ssh, hostsOf(hs)...)
+			opt.MinShares = minShares
+			r := pushReader(t, &killer{r: bytes.NewReader(s), n: len(s) / 2, kill: func() { hs[2].srv.Stop() }}, opt)
+			if len(visible(t, hs[2].dir)) != 0 {
+				t.Fatalf("killed host shows %v", visible(t, hs[2].dir))
+			}
+			if minShares == 2 {
+				if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.err.Error(), "failed: share 2 on "+hs[2].srv.Alias) {
+					t.Fatalf("got %v\n%s", r.err, r.stderr)
+				}
+				if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, in) {
+					t.Fatal("joined stream differs")
+				}
+				return
+			}
+			if cli.ExitCode(r.err) != cli.ExitFailed || r.m != nil {
+				t.Fatalf("got %v\n%s", r.err, r.stderr)
+			}
+			for _, h := range hs {
+				if got := visible(t, h.dir); len(got) != 0 {
+					t.Errorf("left behind: %v", got)
+				}
+			}
+		})
+	}
+}
+
+// A connection cut mid-upload is re-dialled and the upload resumed.
+func TestSFTPCutConnectionResumed(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(hs[1].srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	// Reach host 1 through the proxy: the same config on the proxy's port.
+	cfg, err := os.ReadFile(hs[1].srv.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = regexp.MustCompile(`(?m)^\s*Port \d+$`).ReplaceAll(cfg, []byte("\tPort "+strconv.Itoa(proxy.Port())))
+	if err := os.WriteFile(hs[1].srv.ConfigPath(), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := data(800_000, 24)
+	s := stream(t, in, 2, 3)
+	// Arm the cut once the upload runs: past the ssh handshake.
+	r := pushReader(t, &killer{r: bytes.NewReader(s), n: len(s) / 4, kill: func() { proxy.CutAfter(100_000) }}, sshOptions(ssh, hostsOf(hs)...))
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if proxy.Cuts() == 0 {
+		t.Fatal("the proxy never cut the connection")
+	}
+	if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+	if got := visible(t, hs[1].dir); len(got) != 2 {
+		t.Fatalf("host 1 holds %v", got)
+	}
+}
+
+func TestSFTPQuotaReachedMidUpload(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	hs[0].host.Quota = 50_000
+	in := data(300_000, 25)
+	opt := sshOptions(ssh, hostsOf(hs)...)
+	opt.MinShares = 2
+	r := push(t, stream(t, in, 2, 3), opt)
+	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "quota 48.8 KiB reached") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if got := visible(t, hs[0].dir); len(got) != 0 {
+		t.Fatalf("full host shows %v", got)
+	}
+}
+
+func TestSFTPConcurrentPushes(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	ins := [][]byte{data(100_000, 26), data(100_000, 27)}
+	runs := make([]run, 2)
+	var wg sync.WaitGroup
+	for i := range runs {
+		s := stream(t, ins[i], 2, 3)
+		wg.Go(func() { runs[i] = push(t, s, sshOptions(ssh, hostsOf(hs)...)) })
+	}
+	wg.Wait()
+	for i, r := range runs {
+		if r.err != nil {
+			t.Fatalf("push %d: %v\n%s", i, r.err, r.stderr)
+		}
+		if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, ins[i]) {
+			t.Fatalf("push %d: joined stream differs", i)
+		}
+	}
+	for _, h := range hs {
+		if got := visible(t, h.dir); len(got) != 4 {
+			t.Fatalf("host holds %v", got)
+		}
+	}
+}
