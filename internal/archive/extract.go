@@ -135,6 +135,10 @@ func (x *extractor) run(dir string) error {
 	return err
 }
 
+// ErrNotEmpty is returned by Extract for a target that holds something,
+// unless Overwrite.
+var ErrNotEmpty = errors.New("is not empty")
+
 // checkEmpty refuses a directory with content other than staging
 // directories of earlier, killed restores.
 func checkEmpty(dir string) error {
@@ -146,7 +150,7 @@ func checkEmpty(dir string) error {
 		if e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix) {
 			continue
 		}
-		return fmt.Errorf("%s is not empty (it holds %q)", dir, e.Name())
+		return fmt.Errorf("%s %w (it holds %q)", dir, ErrNotEmpty, e.Name())
 	}
 	return nil
 }

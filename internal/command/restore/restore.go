@@ -3,6 +3,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,12 +56,13 @@ a path prefix (a directory and everything under it).`,
 			{Title: "EXIT STATUS", Body: `0  everything was restored (or listed, or checked) and the archive verified.
 
 1  failed: the archive is damaged, truncated, not authentic, or the key is
-   wrong; or an entry was refused as unsafe. Nothing was moved into DIR.
+   wrong; an entry was refused as unsafe (or is a device, without --devices);
+   a PATTERN matched nothing. Nothing was moved into DIR.
 
 2  usage error.
 
-3  restored, but some entries were skipped (devices without --devices,
-   extended attributes the file system refused); each was named in a warning.
+3  restored, but some entries were skipped (a hard link whose target a
+   PATTERN left out); each was named in a warning.
 
 130  interrupted; nothing was moved into DIR.`},
 			{Title: "ENVIRONMENT", Body: `BK_PASSPHRASE  the passphrase for -p, when no --passphrase-file is given.`},
@@ -128,6 +130,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			Devices:         c.Bool("devices"),
 			Warn:            env.Msg.Warnf,
 		})
+		if errors.Is(err, archive.ErrNotEmpty) {
+			err = cli.WithHint(err, "restore into a new folder, or give --overwrite to replace entries in this one")
+		}
 	}
 	if err != nil {
 		return err
