@@ -364,3 +364,22 @@ func TestTruncatedStreamLeavesNothing(t *testing.T) {
 		t.Fatalf("left behind: %v", f)
 	}
 }
+
+// An interrupt mid-stream leaves nothing behind: no share, no temp file,
+// no manifest.
+func TestInterruptedLeavesNothing(t *testing.T) {
+	hosts := folders(t, 3)
+	s := stream(t, data(200_000, 13), 2, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr bytes.Buffer
+	r := &killer{r: bytes.NewReader(s), n: len(s) / 2, kill: cancel}
+	m, err := Push(ctx, r, Options{Hosts: hosts, Dial: dialLocal, Name: "t", ExpectSize: -1, StaleAge: time.Hour,
+		Env: &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}})
+	if !errors.Is(err, context.Canceled) || m != nil {
+		t.Fatalf("got %v, %v", m, err)
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
