@@ -1,0 +1,515 @@
+// Package sftp is the remote backend for a folder on an SSH host. It runs
+// the system ssh client ("ssh [-p port] [-l user] host -s sftp"), so the
+// user's ~/.ssh/config, agent, known_hosts, ProxyJump and hardware keys all
+// work, and speaks SFTP over its pipes. A dropped connection is re-dialled
+// with backoff, and uploads and reads resume where they were.
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	psftp "github.com/pkg/sftp"
+
+	"bk/internal/hostsfile"
+	"bk/internal/remote"
+)
+
+// ChunkSize is how much an upload holds in memory: data is sent in chunks
+// of this size, each written with concurrent requests and kept until the
+// server has acknowledged all of it, so a chunk can be sent again after a
+// reconnect.
+const ChunkSize = 4 << 20
+
+// SFTP stores files in a folder on an SSH host.
+type SFTP struct {
+	host   hostsfile.Host
+	root   string
+	opts   remote.DialOptions
+	pauses []time.Duration
+
+	mu     sync.Mutex
+	conn   *conn // nil when broken, until the next operation re-dials
+	closed bool
+}
+
+// Dial connects to h, once: a host that can't be reached now is reported
+// at once. The folder must exist.
+func Dial(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (*SFTP, error) {
+	r := &SFTP{host: h, root: h.Path, opts: opts, pauses: opts.Retry.Pauses()}
+	if r.root == "" {
+		r.root = "."
+	}
+	c, err := r.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.conn = c
+	st, err := c.c.Stat(r.root)
+	if err == nil && !st.IsDir() {
+		err = fmt.Errorf("%s is not a folder", r.root)
+	}
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("host %s: folder %s: %w", r, r.root, err)
+	}
+	return r, nil
+}
+
+func (r *SFTP) String() string { return r.host.String() }
+
+func (r *SFTP) path(name string) string { return path.Join(r.root, name) }
+
+func (r *SFTP) err(err error) error { return remote.HostError(r.String(), err) }
+
+// client returns the live connection, dialling a new one if it broke.
+func (r *SFTP) client(ctx context.Context) (*conn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, os.ErrClosed
+	}
+	if r.conn == nil {
+		c, err := r.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.conn = c
+	}
+	return r.conn, nil
+}
+
+// broken drops c, unless another caller has replaced it already.
+func (r *SFTP) broken(c *conn) {
+	r.mu.Lock()
+	if r.conn == c {
+		r.conn = nil
+	}
+	r.mu.Unlock()
+	c.close()
+}
+
+// do runs op on a live connection; when the connection is lost it
+// re-dials after each pause and runs op again. op gets the connection so
+// it can tell whether its file handles belong to it.
+func (r *SFTP) do(ctx context.Context, pauses []time.Duration, op func(c *conn) error) error {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := r.client(ctx)
+		if err == nil {
+			err = op(c)
+			if !c.lost(err) {
+				return err
+			}
+			r.broken(c)
+		}
+		if errors.Is(err, os.ErrClosed) || attempt >= len(pauses) {
+			if attempt > 0 {
+				return fmt.Errorf("%w (gave up after %d reconnects)", err, attempt)
+			}
+			return err
+		}
+		select {
+		case <-time.After(pauses[attempt]):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// ready checks a name with check.
+func (r *SFTP) ready(check func(string) error, name string) error {
+	return r.err(check(name))
+}
+
+// Create implements remote.Remote.
+func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
+	if err := r.ready(remote.CheckNewName, name); err != nil {
+		return nil, err
+	}
+	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize)}
+	err := r.do(ctx, r.pauses, func(c *conn) error {
+		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
+			return err
+		}
+		// A fresh name each try: an earlier try may have made its file.
+		u.tmp = r.path(remote.TempName(name))
+		f, err := c.c.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		if err != nil {
+			return err
+		}
+		u.f, u.fc = f, c
+		// Private like the local backend's; a server that can't do it
+		// still stores the file.
+		if err := f.Chmod(0o600); c.lost(err) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
+	}
+	return u, nil
+}
+
+// upload sends data in chunks and keeps each until it is acknowledged.
+type upload struct {
+	r     *SFTP
+	tmp   string
+	final string
+
+	f      *psftp.File
+	fc     *conn  // the connection f belongs to
+	buf    []byte // written but not yet acknowledged; starts at acked
+	acked  int64
+	err    error // sticky: after a failure the upload is given up
+	linked bool  // the final name exists
+	done   bool  // committed or aborted
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return 0, u.err
+	}
+	n := 0
+	for len(p) > 0 {
+		take := min(len(p), ChunkSize-len(u.buf))
+		u.buf = append(u.buf, p[:take]...)
+		p, n = p[take:], n+take
+		if len(u.buf) == ChunkSize {
+			if err := u.flush(context.Background()); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// file returns a handle to the temp file on connection c, reopening it
+// after a reconnect (without O_CREATE: if it vanished, the upload fails).
+func (u *upload) file(c *conn) (*psftp.File, error) {
+	if u.fc == c {
+		return u.f, nil
+	}
+	f, err := c.c.OpenFile(u.tmp, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	u.f, u.fc = f, c
+	return f, nil
+}
+
+// flush sends the buffer at the acknowledged offset, resending all of it
+// after a reconnect, since the server may have stored any part of it.
+func (u *upload) flush(ctx context.Context) error {
+	if len(u.buf) == 0 {
+		return nil
+	}
+	err := u.r.do(ctx, u.r.pauses, func(c *conn) error {
+		f, err := u.file(c)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteAt(u.buf, u.acked)
+		return err
+	})
+	if err != nil {
+		u.err = u.r.err(fmt.Errorf("upload %s: %w", u.tmp, err))
+		return u.err
+	}
+	u.acked += int64(len(u.buf))
+	u.buf = u.buf[:0]
+	return nil
+}
+
+var errSize = errors.New("stored size differs")
+
+func (u *upload) Commit(ctx context.Context) error {
+	if u.done {
+		return u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if err := u.flush(ctx); err != nil {
+		return err
+	}
+	tried := false
+	err := u.r.do(ctx, u.r.pauses, func(c *conn) error {
+		if u.fc == c {
+			if err := u.f.Close(); err != nil {
+				return err
+			}
+			u.fc = nil
+		}
+		if !tried {
+			st, err := c.c.Stat(u.tmp)
+			if err != nil {
+				return err
+			}
+			if st.Size() != u.acked {
+				return fmt.Errorf("%s: %w: stored %d bytes, wrote %d", u.tmp, errSize, st.Size(), u.acked)
+			}
+		}
+		err := u.moveIntoPlace(c, tried)
+		tried = true
+		return err
+	})
+	if err != nil {
+		u.err = u.r.err(err)
+		return u.err
+	}
+	u.done = true
+	return nil
+}
+
+// moveIntoPlace gives the temp file its name without ever replacing a file,
+// then removes the temp name. retry says an earlier try was cut off.
+func (u *upload) moveIntoPlace(c *conn, retry bool) error {
+	if !u.linked {
+		err := u.link(c)
+		if err != nil {
+			if c.lost(err) || !exists(c, u.final) {
+				return err
+			}
+			// The name is taken: by another file, or by ours if an
+			// earlier try was cut off after linking.
+			if !retry || !sizeIs(c, u.final, u.acked) {
+				return fmt.Errorf("%s: %w", u.final, remote.ErrExist)
+			}
+		}
+		u.linked = true
+	}
+	// After a rename the temp name is gone already. A temp name that
+	// can't be removed is hidden and harmless, unless the connection broke.
+	if err := c.c.Remove(u.tmp); c.lost(err) {
+		return err
+	}
+	return nil
+}
+
+// link makes the final name: hardlink@openssh.com fails if the name is
+// taken, on any server. Where the file system has no hard links, plain SFTP
+// rename does the same on OpenSSH and as the protocol demands; never
+// posix-rename, which replaces.
+func (u *upload) link(c *conn) error {
+	if _, ok := c.c.HasExtension("hardlink@openssh.com"); ok {
+		err := c.c.Link(u.tmp, u.final)
+		if err == nil || c.lost(err) || exists(c, u.final) {
+			return err
+		}
+	}
+	return c.c.Rename(u.tmp, u.final)
+}
+
+func sizeIs(c *conn, name string, size int64) bool {
+	st, err := c.c.Stat(name)
+	return err == nil && st.Size() == size
+}
+
+func exists(c *conn, name string) bool {
+	_, err := c.c.Lstat(name)
+	return err == nil
+}
+
+func (u *upload) Abort() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	// One quick try: a dead host should not hold up the clean-up of the
+	// others. What is left, CleanTemp removes later.
+	err := u.r.do(context.Background(), []time.Duration{0}, func(c *conn) error {
+		if u.fc == c {
+			_ = u.f.Close()
+			u.fc = nil
+		}
+		return c.c.Remove(u.tmp)
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return u.r.err(err)
+	}
+	return nil
+}
+
+// Open implements remote.Remote.
+func (r *SFTP) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	if err := r.ready(remote.CheckName, name); err != nil {
+		return nil, err
+	}
+	rd := &reader{r: r, name: r.path(name), off: offset}
+	err := r.do(ctx, r.pauses, func(c *conn) error {
+		_, err := rd.file(c)
+		return err
+	})
+	if err != nil {
+		return nil, r.err(err)
+	}
+	return rd, nil
+}
+
+// reader reads ahead in chunks with concurrent requests, and resumes at
+// its offset after a reconnect.
+type reader struct {
+	r    *SFTP
+	name string
+	off  int64 // of the end of buf
+	f    *psftp.File
+	fc   *conn
+	buf  []byte
+	pos  int // read so far from buf
+	eof  bool
+}
+
+func (rd *reader) file(c *conn) (*psftp.File, error) {
+	if rd.fc == c {
+		return rd.f, nil
+	}
+	f, err := c.c.Open(rd.name)
+	if err != nil {
+		return nil, err
+	}
+	rd.f, rd.fc = f, c
+	return f, nil
+}
+
+func (rd *reader) Read(p []byte) (int, error) {
+	if rd.pos == len(rd.buf) {
+		if rd.eof {
+			return 0, io.EOF
+		}
+		if rd.buf == nil {
+			rd.buf = make([]byte, ChunkSize)
+		}
+		var n int
+		err := rd.r.do(context.Background(), rd.r.pauses, func(c *conn) error {
+			f, err := rd.file(c)
+			if err != nil {
+				return err
+			}
+			n, err = f.ReadAt(rd.buf[:cap(rd.buf)], rd.off)
+			return err
+		})
+		if errors.Is(err, io.EOF) {
+			rd.eof, err = true, nil
+		}
+		if err != nil {
+			return 0, rd.r.err(fmt.Errorf("read %s: %w", rd.name, err))
+		}
+		rd.buf, rd.pos, rd.off = rd.buf[:n], 0, rd.off+int64(n)
+		if n == 0 {
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, rd.buf[rd.pos:])
+	rd.pos += n
+	return n, nil
+}
+
+func (rd *reader) Close() error {
+	if rd.f != nil {
+		_ = rd.f.Close()
+		rd.f = nil
+	}
+	return nil
+}
+
+// Stat implements remote.Remote.
+func (r *SFTP) Stat(ctx context.Context, name string) (remote.Info, error) {
+	if err := r.ready(remote.CheckName, name); err != nil {
+		return remote.Info{}, err
+	}
+	var st os.FileInfo
+	err := r.do(ctx, r.pauses, func(c *conn) (err error) {
+		st, err = c.c.Stat(r.path(name))
+		return err
+	})
+	if err != nil {
+		return remote.Info{}, r.err(fmt.Errorf("stat %s: %w", name, err))
+	}
+	return remote.Info{Name: name, Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()}, nil
+}
+
+// List implements remote.Remote.
+func (r *SFTP) List(ctx context.Context, dir string) ([]remote.Info, error) {
+	return r.list(ctx, dir, false)
+}
+
+// ListTemp implements remote.Remote.
+func (r *SFTP) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
+	return r.list(ctx, dir, true)
+}
+
+func (r *SFTP) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+	if err := r.ready(remote.CheckDir, dir); err != nil {
+		return nil, err
+	}
+	var entries []os.FileInfo
+	err := r.do(ctx, r.pauses, func(c *conn) (err error) {
+		entries, err = c.c.ReadDirContext(ctx, r.path(dir))
+		return err
+	})
+	if err != nil {
+		return nil, r.err(fmt.Errorf("list %s: %w", r.path(dir), err))
+	}
+	infos := make([]remote.Info, 0, len(entries))
+	for _, st := range entries {
+		if st.Mode().IsRegular() || st.IsDir() {
+			infos = append(infos, remote.Info{Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()})
+		}
+	}
+	return remote.Filter(infos, temp), nil
+}
+
+// Remove implements remote.Remote.
+func (r *SFTP) Remove(ctx context.Context, name string) error {
+	if err := r.ready(remote.CheckName, name); err != nil {
+		return err
+	}
+	err := r.do(ctx, r.pauses, func(c *conn) error { return c.c.Remove(r.path(name)) })
+	if err != nil {
+		return r.err(fmt.Errorf("remove %s: %w", name, err))
+	}
+	return nil
+}
+
+// Free implements remote.Remote with statvfs@openssh.com: the space left
+// to unprivileged users of the folder's file system.
+func (r *SFTP) Free(ctx context.Context) (int64, error) {
+	var free int64
+	err := r.do(ctx, r.pauses, func(c *conn) error {
+		if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
+			return remote.ErrUnknownSpace
+		}
+		st, err := c.c.StatVFS(r.root)
+		if err != nil {
+			return err
+		}
+		free = int64(st.Bavail * st.Frsize)
+		return nil
+	})
+	return free, r.err(err)
+}
+
+// Close ends the connection.
+func (r *SFTP) Close() error {
+	r.mu.Lock()
+	c := r.conn
+	r.conn, r.closed = nil, true
+	r.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+	return nil
+}

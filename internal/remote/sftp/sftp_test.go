@@ -1,0 +1,237 @@
+package sftp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"bk/internal/hostsfile"
+	"bk/internal/remote"
+	"bk/internal/remote/remotetest"
+	"bk/internal/sshtest"
+)
+
+var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+
+// forEachServer runs f against the real sshd (where installed) and the
+// in-process server.
+func forEachServer(t *testing.T, f func(t *testing.T, s *sshtest.Server)) {
+	if !sshtest.HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	for _, kind := range []string{"sshd", "go"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "nas-"+kind)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			start := sshtest.StartGo
+			if kind == "sshd" {
+				start = sshtest.Start
+			}
+			s, err := start(dir)
+			if errors.Is(err, sshtest.ErrNoSSHD) {
+				t.Skip(err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Stop() })
+			f(t, s)
+		})
+	}
+}
+
+// folder makes an empty folder on the server's machine.
+func folder(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func dial(t *testing.T, s *sshtest.Server, h hostsfile.Host, opts remote.DialOptions) *SFTP {
+	t.Helper()
+	if opts.SSHCommand == nil {
+		opts.SSHCommand = s.SSHCommand()
+	}
+	r, err := Dial(context.Background(), h, opts)
+	if err != nil {
+		t.Fatalf("%v\nserver log:\n%s", err, s.Log())
+	}
+	return r
+}
+
+func TestSuite(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		remotetest.Run(t, func(t *testing.T) remote.Remote {
+			return dial(t, s, s.Host(folder(t)), remote.DialOptions{})
+		})
+	})
+}
+
+func TestResumeAfterCut(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		h := s.Host(folder(t))
+		h.Port = p.Port()
+		r := dial(t, s, h, remote.DialOptions{Retry: fastRetry})
+		defer r.Close()
+		// Each cut lands in the middle of a chunk on its way.
+		remotetest.Resume(t, r, func() { p.CutAfter(ChunkSize / 3) })
+		if p.Cuts() != 2 {
+			t.Fatalf("%d cuts, want 2", p.Cuts())
+		}
+	})
+}
+
+func TestGiveUpAfterRetries(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := s.Host(folder(t))
+		h.Port = p.Port()
+		r := dial(t, s, h, remote.DialOptions{Retry: fastRetry})
+		defer r.Close()
+		up, err := r.Create(context.Background(), "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer up.Abort()
+		p.Close() // the host is gone for good
+		_, err = up.Write(make([]byte, ChunkSize))
+		want := "host " + r.String() + ": upload "
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "gave up after 5 reconnects") {
+			t.Fatalf("got %v, want %q… gave up after 5 reconnects", err, want)
+		}
+		if _, err2 := up.Write([]byte("x")); err2 == nil {
+			t.Fatal("write after giving up succeeded")
+		}
+		if err2 := up.Commit(context.Background()); err2 == nil {
+			t.Fatal("commit after giving up succeeded")
+		}
+	})
+}
+
+func TestConnectionRefused(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		h := s.Host(folder(t))
+		h.Port = port
+		_, err = Dial(context.Background(), h, remote.DialOptions{SSHCommand: s.SSHCommand()})
+		want := "host " + s.Alias + ":" + strconv.Itoa(port) + ": ssh: connect to host 127.0.0.1 port " + strconv.Itoa(port) + ": Connection refused"
+		if err == nil || err.Error() != want {
+			t.Fatalf("got  %v\nwant %s", err, want)
+		}
+	})
+}
+
+func TestUnknownHostKey(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		empty := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(empty, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := append(s.SSHCommand(), "-o", "UserKnownHostsFile="+empty)
+		_, err := Dial(context.Background(), s.Host(folder(t)), remote.DialOptions{SSHCommand: cmd})
+		if want := "host " + s.Alias + ": Host key verification failed."; err == nil || err.Error() != want {
+			t.Fatalf("got  %v\nwant %s", err, want)
+		}
+	})
+}
+
+func TestStderrNamesHost(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		var mu sync.Mutex
+		var lines []string
+		opts := remote.DialOptions{
+			SSHCommand: append(s.SSHCommand(), "-v"),
+			Stderr: func(host, line string) {
+				mu.Lock()
+				defer mu.Unlock()
+				lines = append(lines, host+": "+line)
+			},
+		}
+		r := dial(t, s, s.Host(folder(t)), opts)
+		r.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, s.Alias+": debug1: ") }) {
+			t.Fatalf("no debug line prefixed with the host in %q", lines)
+		}
+	})
+}
+
+func TestMissingFolder(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		dir := filepath.Join(t.TempDir(), "nope")
+		_, err := Dial(context.Background(), s.Host(dir), remote.DialOptions{SSHCommand: s.SSHCommand()})
+		if !errors.Is(err, remote.ErrNotExist) || !strings.HasPrefix(err.Error(), "host "+s.Alias+": folder "+dir+": ") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestFreeMatchesStatfs(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		dir := folder(t)
+		r := dial(t, s, s.Host(dir), remote.DialOptions{})
+		defer r.Close()
+		free, err := r.Free(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(st.Bavail) * st.Bsize
+		if d := free - want; d < -64<<20 || d > 64<<20 {
+			t.Fatalf("Free = %d, statfs says %d", free, want)
+		}
+	})
+}
+
+func TestClosed(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		r := dial(t, s, s.Host(folder(t)), remote.DialOptions{})
+		r.Close()
+		if _, err := r.Stat(context.Background(), "x"); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Stat after Close: %v", err)
+		}
+	})
+}
+
+func TestSSHArgs(t *testing.T) {
+	h := hostsfile.Host{Kind: hostsfile.SFTP, Host: "nas", User: "me", Port: 2222}
+	got := strings.Join(sshArgs(h, nil, true), " ")
+	if want := "ssh -p 2222 -l me -o BatchMode=yes nas -s sftp"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	got = strings.Join(sshArgs(hostsfile.Host{Host: "nas"}, []string{"ssh", "-F", "cfg"}, false), " ")
+	if want := "ssh -F cfg nas -s sftp"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
