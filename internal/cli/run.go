@@ -62,7 +62,11 @@ type Tool struct {
 	// Sections follow DESCRIPTION and OPTIONS in the man page, e.g. EXIT
 	// STATUS, EXAMPLES, ENVIRONMENT, SEE ALSO.
 	Sections []Section
-	Action   func(ctx context.Context, env *Env, c *ucli.Context) error
+	// MemoryLimit is a soft limit for the Go heap, in bytes (0: none). Stream
+	// tools keep a bounded working set, so the collector need not let garbage
+	// grow to twice of it before it runs; $GOMEMLIMIT overrides it.
+	MemoryLimit int64
+	Action      func(ctx context.Context, env *Env, c *ucli.Context) error
 }
 
 // Section is a titled part of a man page. Its body is plain text: blank
@@ -84,6 +88,9 @@ func commonFlags() []ucli.Flag {
 // code. It is the only place a tool decides how it exits.
 func Main(t Tool, args []string, stdio Stdio) int {
 	msg := &Messages{Tool: t.Name, W: stdio.Stderr}
+	if t.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(t.MemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
