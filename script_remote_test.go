@@ -1,0 +1,203 @@
+package bk_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"bk/internal/hostsfile"
+	"bk/internal/remote"
+	"bk/internal/remote/dial"
+	"bk/internal/sshtest"
+)
+
+// scriptServers holds each script's SSH servers by name.
+var scriptServers sync.Map // *testscript.TestScript → map[string]*scriptServer
+
+type scriptServer struct {
+	srv   *sshtest.Server
+	proxy *sshtest.Proxy
+}
+
+func init() {
+	// [ssh]: an ssh client is here, so sshd-start works (with the real
+	// sshd, else the in-process server). [sshd]: the real sshd is here too.
+	scriptConds["ssh"] = func() (bool, error) { return sshtest.HaveSSH(), nil }
+	scriptConds["sshd"] = func() (bool, error) { return sshtest.HaveSSH() && sshtest.SSHDPath() != "", nil }
+	scriptCmds["sshd-start"] = sshdStart
+	scriptCmds["sshd-stop"] = sshdStop
+	scriptCmds["sshd-cut"] = sshdCut
+	scriptCmds["remote-ls"] = remoteLs
+}
+
+// sshdStart: sshd-start NAME DIR. Starts an SSH server reachable as host
+// NAME that serves folder DIR (made if missing), through a cut proxy. Sets
+// $BK_SSH to an ssh command whose config knows every server of the script,
+// and $HOST_NAME to a hosts-file line for DIR on it. Stopped at script end.
+func sshdStart(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sshd-start NAME DIR")
+	}
+	name, dir := args[0], ts.MkAbs(args[1])
+	servers := serversOf(ts)
+	if _, ok := servers[name]; ok || strings.ContainsAny(name, "/ \t") || strings.HasPrefix(name, "-") {
+		ts.Fatalf("sshd-start: bad or repeated name %q", name)
+	}
+	ts.Check(os.MkdirAll(dir, 0o755))
+	base := filepath.Join(ts.Getenv("WORK"), ".sshtest")
+	state := filepath.Join(base, name)
+	ts.Check(os.MkdirAll(state, 0o700))
+	srv, err := sshtest.StartAny(state)
+	ts.Check(err)
+	ts.Defer(func() { srv.Stop() })
+	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(srv.Port))
+	ts.Check(err)
+	ts.Defer(func() { proxy.Close() })
+	servers[name] = &scriptServer{srv: srv, proxy: proxy}
+
+	// ssh takes the first value it reads for an option, so the Port
+	// line before the server's own config sends ssh through the proxy.
+	cfg := filepath.Join(base, "ssh_config")
+	f, err := os.OpenFile(cfg, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	ts.Check(err)
+	_, err = fmt.Fprintf(f, "Host %s\n\tPort %d\nInclude %q\n", name, proxy.Port(), srv.ConfigPath())
+	ts.Check(err)
+	ts.Check(f.Close())
+	ts.Setenv("BK_SSH", "ssh -F "+cfg)
+	ts.Setenv("HOST_"+name, srv.HostsLine(dir))
+}
+
+func serversOf(ts *testscript.TestScript) map[string]*scriptServer {
+	m, loaded := scriptServers.LoadOrStore(ts, map[string]*scriptServer{})
+	if !loaded {
+		ts.Defer(func() { scriptServers.Delete(ts) })
+	}
+	return m.(map[string]*scriptServer)
+}
+
+func serverArg(ts *testscript.TestScript, name string) *scriptServer {
+	s, ok := serversOf(ts)[name]
+	if !ok {
+		ts.Fatalf("no server %q (sshd-start it first)", name)
+	}
+	return s
+}
+
+// sshdStop: sshd-stop NAME. Stops the server: the host is gone.
+func sshdStop(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshd-stop NAME")
+	}
+	ts.Check(serverArg(ts, args[0]).srv.Stop())
+}
+
+// sshdCut: sshd-cut NAME [BYTES]. Drops the connections to the server now,
+// or once BYTES more have passed; later connections get through.
+func sshdCut(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: sshd-cut NAME [BYTES]")
+	}
+	s := serverArg(ts, args[0])
+	if len(args) == 1 {
+		s.proxy.Cut()
+		return
+	}
+	n, err := hostsfile.ParseSize(args[1])
+	ts.Check(err)
+	s.proxy.CutAfter(n)
+}
+
+// remoteLs: remote-ls DEST [DIR]. Lists DIR (default the top) on a
+// hosts-file destination as "name size" lines ("name/" for folders), with
+// the ssh command of $BK_SSH.
+func remoteLs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: remote-ls DEST [DIR]")
+	}
+	h, ok, err := hostsfile.ParseLine(args[0], ts.Getenv("WORK"))
+	if err == nil && !ok {
+		err = fmt.Errorf("no destination in %q", args[0])
+	}
+	var out strings.Builder
+	if err == nil {
+		err = listRemote(&out, h, ts.Getenv(dial.EnvSSH), args[1:])
+	}
+	ts.Stdout().Write([]byte(out.String()))
+	if err != nil {
+		fmt.Fprintln(ts.Stderr(), err)
+	}
+	if (err != nil) != neg {
+		ts.Fatalf("remote-ls: unexpected %v", err)
+	}
+}
+
+func listRemote(out *strings.Builder, h hostsfile.Host, ssh string, dir []string) error {
+	ctx := context.Background()
+	r, err := dial.Host(ctx, h, remote.DialOptions{SSHCommand: dial.SSHCommand(ssh), Retry: remote.Retry{Attempts: 1}})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	infos, err := r.List(ctx, strings.Join(dir, ""))
+	for _, fi := range infos {
+		if fi.Dir {
+			fmt.Fprintf(out, "%s/\n", fi.Name)
+		} else {
+			fmt.Fprintf(out, "%s %d\n", fi.Name, fi.Size)
+		}
+	}
+	return err
+}
+
+// TestSSHDScriptCommands runs the commands above in a script of their own,
+// so they are tested before the tools' scripts rely on them.
+func TestSSHDScriptCommands(t *testing.T) {
+	dir := t.TempDir()
+	script := `[!ssh] skip 'no ssh client'
+sshd-start nas store
+sshd-start attic other
+exec echo $HOST_nas $BK_SSH
+stdout '^sftp://nas/.*/store ssh -F /.*/.sshtest/ssh_config$'
+mkdir store/b
+cp hello store/b/x
+remote-ls $HOST_nas b
+cmp stdout want
+remote-ls $HOST_attic
+! stdout .
+sshd-cut nas
+remote-ls $HOST_nas
+stdout '^b/$'
+sshd-stop nas
+! remote-ls $HOST_nas
+stderr '^host nas: '
+remote-ls $HOST_attic
+! remote-ls $WORK/missing
+stderr 'missing: no such file or directory'
+
+-- hello --
+hello
+-- want --
+x 6
+`
+	if err := os.WriteFile(filepath.Join(dir, "sshd.txtar"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 dir,
+		Cmds:                scriptCmds,
+		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if f, ok := scriptConds[cond]; ok {
+				return f()
+			}
+			return false, errUnknownCond(cond)
+		},
+	})
+}
