@@ -3,10 +3,10 @@ package shard
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/zeebo/blake3"
 	"os"
 	"strings"
 	"testing"
@@ -56,14 +56,14 @@ func (f *shareFile) forge(s int64) {
 	copy(f.data[f.h.Offset(s)+int64(f.h.BlockSize)+int64(f.h.Index*HashSize):], sum[:])
 	tr := f.data[len(f.data)-TrailerSize:]
 	stripes := int64(binary.BigEndian.Uint64(tr[24:]))
-	d := sha256.New()
+	d := blake3.New()
 	for st := range stripes {
 		off := f.h.Offset(st) + int64(f.h.BlockSize)
 		d.Write(f.data[off : off+int64(f.h.K*HashSize)])
 	}
 	d.Write(tr[32:40])
 	copy(tr[40:72], d.Sum(nil))
-	sum = sha256.Sum256(tr[:72])
+	sum = blake3.Sum256(tr[:72])
 	copy(tr[72:], sum[:])
 }
 

@@ -2,8 +2,8 @@ package shard
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
+	"github.com/zeebo/blake3"
 	"testing"
 )
 
@@ -114,7 +114,7 @@ func TestFormatAsDocumented(t *testing.T) {
 			t.Fatalf("share %d: magic, version or hash algorithm", i)
 		}
 		h := int(be.Uint16(s[10:]))
-		if sum := sha256.Sum256(s[:h-32]); !bytes.Equal(sum[:], s[h-32:h]) {
+		if sum := blake3.Sum256(s[:h-32]); !bytes.Equal(sum[:], s[h-32:h]) {
 			t.Fatalf("share %d: header checksum", i)
 		}
 		if int(be.Uint16(s[28:])) != k || int(be.Uint16(s[30:])) != n || int(be.Uint16(s[32:])) != i || be.Uint32(s[34:]) != bs {
@@ -133,7 +133,7 @@ func TestFormatAsDocumented(t *testing.T) {
 	if string(tr[:8]) != "bk-trail" || !bytes.Equal(tr[8:24], id) || length != len(data) || stripes != (len(data)+k*bs-1)/(k*bs) {
 		t.Fatalf("trailer: %q stripes %d length %d", tr[:8], stripes, length)
 	}
-	if sum := sha256.Sum256(tr[:72]); !bytes.Equal(sum[:], tr[72:]) {
+	if sum := blake3.Sum256(tr[:72]); !bytes.Equal(sum[:], tr[72:]) {
 		t.Fatal("trailer checksum")
 	}
 	if len(shares[0]) != h+stripes*rec+104 {
@@ -141,7 +141,7 @@ func TestFormatAsDocumented(t *testing.T) {
 	}
 
 	var out []byte
-	stream := sha256.New()
+	stream := blake3.New()
 	for st := range stripes {
 		blocks := make([][]byte, n)
 		for i := range n {
@@ -149,7 +149,7 @@ func TestFormatAsDocumented(t *testing.T) {
 		}
 		for i := range n {
 			prefix := append(append(bytes.Clone(id), be.AppendUint64(nil, uint64(st))...), be.AppendUint16(nil, uint16(i))...)
-			sum := sha256.Sum256(append(prefix, blocks[i]...))
+			sum := blake3.Sum256(append(prefix, blocks[i]...))
 			for j := range n {
 				if got := shares[j][h+st*rec+bs+i*32:][:32]; !bytes.Equal(got, sum[:]) {
 					t.Fatalf("stripe %d: share %d's checksum of block %d", st, j, i)
