@@ -17,8 +17,8 @@ import (
 	"bk/internal/cli"
 	"bk/internal/hostsfile"
 	"bk/internal/manifest"
-	"bk/internal/push/connect"
 	"bk/internal/remote"
+	"bk/internal/remote/dial"
 	"bk/internal/sshtest"
 )
 
@@ -71,7 +71,7 @@ func sshHosts(t *testing.T, n int) ([]*sshHost, []string) {
 func sshOptions(ssh []string, hosts ...hostsfile.Host) Options {
 	opts := remote.DialOptions{SSHCommand: ssh, Retry: remote.Retry{Attempts: 2, First: 10 * time.Millisecond}}
 	return Options{Hosts: hosts, ExpectSize: -1, Dial: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		return connect.Host(ctx, h, opts)
+		return dial.Host(ctx, h, opts)
 	}}
 }
 

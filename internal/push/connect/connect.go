@@ -6,7 +6,6 @@ package connect
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,14 +14,13 @@ import (
 	"bk/internal/cli"
 	"bk/internal/hostsfile"
 	"bk/internal/remote"
-	"bk/internal/remote/local"
-	"bk/internal/remote/sftp"
+	"bk/internal/remote/dial"
 )
 
 // Flags are the command-line options of Dialer.
 func Flags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "ssh", EnvVars: []string{"BK_SSH"}, Usage: "ssh command to reach SFTP hosts, with its options (default ssh)"},
+		&ucli.StringFlag{Name: "ssh", Usage: "ssh command to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
 		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
 		&ucli.DurationFlag{Name: "retry-pause", Value: 500 * time.Millisecond, Usage: "pause before the first reconnect, doubled each time up to 8s"},
 	}
@@ -39,7 +37,7 @@ func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
 	}
 	var mu sync.Mutex
 	opts := remote.DialOptions{
-		SSHCommand: strings.Fields(c.String("ssh")),
+		SSHCommand: dial.SSHCommand(c.String("ssh")),
 		Stderr: func(host, line string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -48,18 +46,10 @@ func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
 		Retry: remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
 	}
 	return func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		return Host(ctx, h, opts)
+		r, err := dial.Host(ctx, h, opts)
+		if err != nil {
+			return nil, err // not a nil *sftp.SFTP in a non-nil interface
+		}
+		return r, nil
 	}, nil
-}
-
-// Host connects to h with the backend its kind calls for.
-func Host(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (remote.Remote, error) {
-	if h.Kind == hostsfile.Local {
-		return local.New(h.Path)
-	}
-	r, err := sftp.Dial(ctx, h, opts)
-	if err != nil {
-		return nil, err // not a typed nil in an interface
-	}
-	return r, nil
 }
