@@ -36,12 +36,12 @@ type Manifest struct {
 	// Parent is the ID of the backup an incremental one builds on.
 	Parent string `json:"parent,omitempty"`
 
-	K            int    `json:"k"`
-	N            int    `json:"n"`
-	BlockSize    int    `json:"block_size"`
-	SetID        string `json:"set_id"`
-	StreamSize   int64  `json:"stream_size"`   // bytes of the stream bk-split read
-	StreamSHA256 string `json:"stream_sha256"` // of that stream
+	K          int    `json:"k"`
+	N          int    `json:"n"`
+	BlockSize  int    `json:"block_size"`
+	SetID      string `json:"set_id"`
+	StreamSize int64  `json:"stream_size"` // bytes of the stream bk-split read
+	StreamHash string `json:"stream_hash"` // as the shares' trailers record it
 
 	// Shares lists the shares that were stored, by index; a share whose
 	// host failed is absent.
@@ -120,8 +120,8 @@ func (m *Manifest) Check() error {
 		return fmt.Errorf("bad set ID %q", m.SetID)
 	case m.StreamSize < 0:
 		return errors.New("negative stream size")
-	case !isHex(m.StreamSHA256, 32):
-		return fmt.Errorf("bad stream hash %q", m.StreamSHA256)
+	case !isHex(m.StreamHash, 32):
+		return fmt.Errorf("bad stream hash %q", m.StreamHash)
 	case m.Parent != "" && !idPattern.MatchString(m.Parent):
 		return fmt.Errorf("bad parent ID %q", m.Parent)
 	}

@@ -16,9 +16,9 @@ func sample() *Manifest {
 		Format: Format, Version: Version,
 		ID: NewID("home", t, setID), Name: "home", Time: t,
 		K: 2, N: 3, BlockSize: 65536,
-		SetID:        "3f9a1c2e050000000000000000000000",
-		StreamSize:   1234,
-		StreamSHA256: strings.Repeat("ab", 32),
+		SetID:      "3f9a1c2e050000000000000000000000",
+		StreamSize: 1234,
+		StreamHash: strings.Repeat("ab", 32),
 		Shares: []Share{
 			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, SHA256: strings.Repeat("01", 32)},
 			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, SHA256: strings.Repeat("02", 32)},

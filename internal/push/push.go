@@ -413,7 +413,7 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 		Format: manifest.Format, Version: manifest.Version,
 		ID: p.id, Name: p.opt.Name, Time: p.start, Label: p.info.Label, Parent: p.opt.Parent,
 		K: p.info.K, N: p.info.N, BlockSize: p.info.BlockSize, SetID: p.info.ID(),
-		StreamSize: trailer.Length, StreamSHA256: hex.EncodeToString(trailer.StreamHash[:]),
+		StreamSize: trailer.Length, StreamHash: hex.EncodeToString(trailer.StreamHash[:]),
 	}
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
