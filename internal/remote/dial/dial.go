@@ -25,7 +25,7 @@ func Host(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (remot
 }
 
 // SSHCommand is the ssh command from a --ssh flag value, else from
-// $BK_SSH, split on spaces; nil means plain "ssh".
+// $BK_SSH, split on spaces; empty means plain "ssh".
 func SSHCommand(flag string) []string {
 	if flag == "" {
 		flag = os.Getenv(EnvSSH)
