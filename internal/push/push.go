@@ -307,11 +307,11 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 		for range queueLen + 1 {
 			u.free <- nil
 		}
-		up, err := t.r.Create(ctx, u.path)
-		if err != nil {
+		if up, err := t.r.Create(ctx, u.path); err != nil {
 			p.fail(u, err)
+		} else {
+			u.up = up
 		}
-		u.up = up
 		wg.Go(func() { p.work(u) })
 	}
 	defer func() {

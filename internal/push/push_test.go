@@ -383,3 +383,30 @@ func TestInterruptedLeavesNothing(t *testing.T) {
 		t.Fatalf("left behind: %v", f)
 	}
 }
+
+// A host that refuses to create the share's file fails that share only.
+func TestCreateRefused(t *testing.T) {
+	in := data(20_000, 14)
+	hosts := folders(t, 3)
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		r, err := local.New(h.Path)
+		if h.Path == hosts[1].Path {
+			return readOnly{r}, err
+		}
+		return r, err
+	}
+	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 2})
+	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "warning: share 1: read-only file system") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+// readOnly is a folder whose file system went read-only after mounting.
+type readOnly struct{ *local.Local }
+
+func (readOnly) Create(context.Context, string) (remote.Upload, error) {
+	return nil, errors.New("read-only file system")
+}
