@@ -38,26 +38,26 @@ to read back. With -o DIR they are written as N files, share-0.bks ... in
 DIR, which appear only when complete.
 
 Every share names its set (a random set ID), K, N and its own index, and
-keeps, for every stripe, a SHA-256 checksum of every share's block in that
+keeps, for every stripe, a BLAKE3 checksum of every share's block in that
 stripe. A share that was damaged, or altered with its own checksums
 recomputed, is caught through the others. Its trailer holds the stream's
-exact length and SHA-256.`,
+exact length and a checksum of the whole stream.`,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "k", Usage: "any `K` shares rebuild the stream (1 ≤ K < N)", Required: true},
-			&ucli.IntFlag{Name: "n", Usage: "make `N` shares in all (N ≤ 256)", Required: true},
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in `DIR` (created if missing) instead of a share stream to stdout"},
+			&ucli.IntFlag{Name: "k", Usage: "any K shares rebuild the stream (1 ≤ K < N)", Required: true},
+			&ucli.IntFlag{Name: "n", Usage: "make N shares in all (N ≤ 256)", Required: true},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in DIR (created if missing) instead of a share stream to stdout"},
 			&ucli.StringFlag{Name: "block-size", Value: sizeString(shard.DefaultBlockSize), Usage: "bytes per block, a multiple of 64 from 64 to 16M; suffixes K and M count 1024s"},
-			&ucli.StringFlag{Name: "label", Usage: "keep `TEXT` (up to 256 bytes) in every share's header, e.g. what the stream is"},
+			&ucli.StringFlag{Name: "label", Usage: "keep TEXT (up to 256 bytes) in every share's header, e.g. what the stream is"},
 		},
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  all N shares were written completely.
 
 1  failed: reading the input or writing a share went wrong. With -o no share
-   file appears; on standard output the share stream has no end frame, so
-   bk-join and bk-push see that it is incomplete.
+file appears; on standard output the share stream has no end frame, so
+bk-join and bk-push see that it is incomplete.
 
-2  usage error: K or N out of range, a bad block size, or standard output is
-   a terminal.
+2  usage error: K or N out of range, a bad block size or label, or standard
+output is a terminal.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Back up to three hosts, any two of which restore:
