@@ -35,7 +35,7 @@ with its own checksums is caught through the others' records.
 
 Missing shares are normal: up to N-K of them cost a warning each, not an
 error. Every damaged share is named in a warning. The whole stream's length
-and SHA-256 are checked against the shares' trailers before its last stripe
+and checksum are checked against the shares' trailers before its last stripe
 is written, so the output is never longer than what verified.
 
 Shares of different sets are refused. The same share given twice counts
@@ -53,14 +53,14 @@ system ssh, as by bk-push.`,
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the stream to `FILE`, which appears only when complete and verified"},
 		}, hostFlags()...),
 		Sections: []cli.Section{
-			{Title: "EXIT STATUS", Body: `0  the stream was rebuilt completely and matches its length and SHA-256,
-   even if shares were missing or damaged (each one named in a warning).
+			{Title: "EXIT STATUS", Body: `0  the stream was rebuilt completely and matches its length and checksum,
+even if shares were missing or damaged (each one named in a warning).
 
 1  failed: fewer than K good blocks in some stripe (the message names the
-   stripe, how many good blocks it had, and each share that was missing or
-   bad), shares of different sets, or no share at all. Standard output then
-   holds only whole stripes that verified, a prefix of the stream; with -o
-   no file appears.
+stripe, how many good blocks it had, and each share that was missing or
+bad), shares of different sets, or no share at all. Standard output then
+holds only whole stripes that verified, a prefix of the stream; with -o
+no file appears.
 
 2  usage error, or standard output is a terminal.
 
