@@ -11,7 +11,7 @@
 #                                     4 end-to-end backup, 5 restore)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
-# Environment: BENCH_SCALE (1), BENCH_REPS (3 runs of each command, taken
+# Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
 # BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0).
 #
@@ -27,7 +27,7 @@ export LC_ALL=C
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 SCALE=${BENCH_SCALE:-1}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
 ROWS=${BENCH_ROWS:-1 2 3 4 5}
 GOBENCH=${BENCH_GO:-0}
@@ -53,7 +53,11 @@ TDIR=$WORK/time
 RESULTS=$OUT/results.txt
 PY=/usr/bin/python3 # Debian's python3-zfec lives with the system python
 mkdir -p "$DATA" "$WORK" "$LOGS" "$OUT/bin"
-export PATH=$ROOT/bin:$OUT/bin:$PATH
+# The bk tools are copied once, so that a "make build" by someone else
+# during the run cannot change them halfway.
+rm -rf "$OUT/tools" && mkdir -p "$OUT/tools"
+cp "$ROOT"/bin/bk-* "$OUT/tools/" 2>/dev/null || true
+export PATH=$OUT/tools:$OUT/bin:$PATH
 
 note() { echo "bench: $*" >&2; }
 NOTES=()    # lines for the report: skipped rows, failures, checks
@@ -122,9 +126,9 @@ zfec_ok() { zfec -V >/dev/null 2>&1; }
 
 # ready says whether bk tool $1 is built and no longer a stub.
 ready() {
-	[[ -x $ROOT/bin/$1 ]] || return 1
+	[[ -x $OUT/tools/$1 ]] || return 1
 	local msg
-	msg=$(timeout 20 "$ROOT/bin/$1" </dev/null 2>&1 >/dev/null) || true
+	msg=$(timeout 20 "$OUT/tools/$1" </dev/null 2>&1 >/dev/null) || true
 	[[ $msg != *"not built yet"* ]]
 }
 # need TOOL...: true when all are there; else a note that row $ROW is skipped.
