@@ -6,6 +6,7 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,7 +44,9 @@ type Options struct {
 	// StaleAge is how old a temp file must be to count as a leftover of a
 	// killed run and be removed.
 	StaleAge time.Duration
-	Env      *cli.Env
+	// Verify reads every share back after storing it and compares hashes.
+	Verify bool
+	Env    *cli.Env
 }
 
 // Push reads a share stream from r and stores its shares. It returns the
@@ -394,13 +397,41 @@ func (p *pusher) commit(ctx context.Context, ups []*upload) {
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
 			wg.Go(func() {
-				if err := u.up.Commit(ctx); err != nil {
+				err := u.up.Commit(ctx)
+				if err == nil && p.opt.Verify {
+					err = p.verify(ctx, u)
+				}
+				if err != nil {
 					p.fail(u, err)
 				}
 			})
 		}
 	}
 	wg.Wait()
+}
+
+// verify reads a committed share back and compares it with what was sent;
+// one that differs is removed. The backup's manifest is written only after,
+// so no reader takes a share that failed this check as part of a backup.
+func (p *pusher) verify(ctx context.Context, u *upload) error {
+	rc, err := u.t.r.Open(ctx, u.path, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sum := sha256.New()
+	n, err := io.Copy(sum, rc)
+	if err != nil {
+		return err
+	}
+	if n == u.size && bytes.Equal(sum.Sum(nil), u.sum.Sum(nil)) {
+		return nil
+	}
+	err = remote.HostError(u.t.host.String(), fmt.Errorf("%s: stored share differs from what was sent; removed", u.path))
+	if rerr := u.t.r.Remove(ctx, u.path); rerr != nil {
+		err = remote.HostError(u.t.host.String(), fmt.Errorf("%s: stored share differs from what was sent, and removing it failed: %v", u.path, rerr))
+	}
+	return err
 }
 
 // finish keeps the backup if enough shares were stored: it writes the
