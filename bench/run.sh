@@ -13,7 +13,7 @@
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0).
+# BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
 #
 # Everything is written below bench/out/: data/ (the data sets, made again
 # only when the seed or scale changes), work/ (outputs, shares, hosts),
@@ -56,7 +56,7 @@ mkdir -p "$DATA" "$WORK" "$LOGS" "$OUT/bin"
 # The bk tools are copied once, so that a "make build" by someone else
 # during the run cannot change them halfway.
 rm -rf "$OUT/tools" && mkdir -p "$OUT/tools"
-cp "$ROOT"/bin/bk-* "$OUT/tools/" 2>/dev/null || true
+cp "${BENCH_BIN:-$ROOT/bin}"/bk-* "$OUT/tools/" 2>/dev/null || true
 export PATH=$OUT/tools:$OUT/bin:$PATH
 
 note() { echo "bench: $*" >&2; }
@@ -136,7 +136,13 @@ need() {
 	local t why=()
 	for t; do
 		case $t in
-		bk-*) ready "$t" || why+=("$t is not ready (it prints \"not built yet\")") ;;
+		bk-*)
+			if [[ ! -x $OUT/tools/$t ]]; then
+				why+=("$t is not in bin/ (make build)")
+			elif ! ready "$t"; then
+				why+=("$t is not ready (it prints \"not built yet\")")
+			fi
+			;;
 		zfec) zfec_ok || why+=("zfec (python3-zfec) is missing") ;;
 		*) have "$t" || why+=("$t is not installed") ;;
 		esac
