@@ -49,11 +49,11 @@ given up.
 Every file is written under a hidden temp name (.tmp-*) and renamed into
 place only when the host holds all its bytes, never replacing a file. With
 --verify each share is then read back and its SHA-256 compared with what
-was sent, before the manifest is written; a share that differs is removed. Temp files older than
---stale-age, left by killed runs, are removed from the folders bk-push
-writes. When fewer than --min-shares shares are stored, bk-push removes the
-ones it stored and writes no manifest, so nothing of the failed backup
-looks complete anywhere.
+was sent before the manifest is written; a share that differs is removed.
+Temp files older than --stale-age, left by killed runs, are removed from
+the folders bk-push writes. When fewer than --min-shares shares are stored,
+bk-push removes the ones it stored and writes no manifest, so nothing of
+the failed backup looks complete anywhere.
 
 On each host a backup is the files NAME-TIME-SETID.shareI and
 NAME-TIME-SETID.manifest.json in the host's folder; see
@@ -68,7 +68,7 @@ func Tool() cli.Tool {
 		Description: description,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
-			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n (default k+1)"},
+			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k+1"},
 			&ucli.StringFlag{Name: "expect-size", Usage: "size of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"},
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every share back after storing it and compare its SHA-256 with what was sent (doubles the transfer)"},
