@@ -266,12 +266,14 @@ func (j *joiner) demux(sr *StreamReader) {
 		}
 		next = index + 1
 		sh := j.shares[index]
-		if scratch == nil {
-			scratch = make([]byte, max(info.RecordSize(), TrailerSize))
-		}
-		buf := scratch
+		var buf []byte
 		var pool chan []byte
-		if sh != nil {
+		if sh == nil {
+			if scratch == nil {
+				scratch = make([]byte, info.RecordSize())
+			}
+			buf = scratch
+		} else {
 			pool = pools[index]
 			select {
 			case buf = <-pool:
