@@ -333,3 +333,43 @@ func TestStreamDamage(t *testing.T) {
 		t.Fatalf("end frame cut: warnings %q", warns)
 	}
 }
+
+func TestStreamWithPaddedShare(t *testing.T) {
+	// A share stream in which share 1 goes on after the others' trailers.
+	data := randBytes(11, 5000)
+	info, shares := splitMem(t, data, SplitOptions{K: 2, N: 3, BlockSize: 64})
+	var b bytes.Buffer
+	sw, _ := NewStreamWriter(&b, info)
+	hdr := Header{SetInfo: info}.Size()
+	r := info.RecordSize()
+	for i, s := range shares {
+		_ = sw.WriteFrame(i, s[:hdr])
+	}
+	stripes := (len(shares[0]) - hdr - TrailerSize) / r
+	for u := range stripes + 3 {
+		for i, s := range shares {
+			switch {
+			case u < stripes:
+				_ = sw.WriteFrame(i, s[hdr+u*r:hdr+(u+1)*r])
+			case u == stripes && i != 1:
+				_ = sw.WriteFrame(i, s[len(s)-TrailerSize:])
+			case i == 1:
+				_ = sw.WriteFrame(i, s[hdr:hdr+r])
+			}
+		}
+	}
+	_ = sw.Close()
+	var out bytes.Buffer
+	var warns []string
+	if _, err := JoinStream(context.Background(), &b, &out, JoinOptions{
+		Warn: func(f string, a ...any) { warns = append(warns, fmt.Sprintf(f, a...)) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("output differs")
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "share 1: damaged at stripe 40: it does not end where the others do") {
+		t.Fatalf("warnings %q", warns)
+	}
+}

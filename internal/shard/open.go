@@ -209,10 +209,20 @@ func JoinStream(ctx context.Context, r io.Reader, w io.Writer, opts JoinOptions)
 	if err := j.checkCount(); err != nil {
 		return j.report, err
 	}
-	go j.demux(sr)
+	demuxed := make(chan struct{})
+	go func() {
+		defer close(demuxed)
+		j.demux(sr)
+	}()
 	report, err := j.finish(w, cancel)
-	if err == nil && j.endErr != nil {
-		j.warn("%v; the data verified all the same", j.endErr)
+	if err == nil {
+		// A share that goes on past the end is not read further; the
+		// others' end frame still is.
+		cancel(nil)
+		<-demuxed
+		if j.endErr != nil {
+			j.warn("%v; the data verified all the same", j.endErr)
+		}
 	}
 	return report, err
 }
