@@ -43,11 +43,11 @@ stripe. A share that was damaged, or altered with its own checksums
 recomputed, is caught through the others. Its trailer holds the stream's
 exact length and a checksum of the whole stream.`,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "k", Usage: "any K shares rebuild the stream (1 ≤ K < N)", Required: true},
-			&ucli.IntFlag{Name: "n", Usage: "make N shares in all (N ≤ 256)", Required: true},
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in DIR (created if missing) instead of a share stream to stdout"},
-			&ucli.StringFlag{Name: "block-size", Value: sizeString(shard.DefaultBlockSize), Usage: "bytes per block, a multiple of 64 from 64 to 16M; suffixes K and M count 1024s"},
-			&ucli.StringFlag{Name: "label", Usage: "keep TEXT (up to 256 bytes) in every share's header, e.g. what the stream is"},
+			&ucli.IntFlag{Name: "k", Usage: "any `K` shares rebuild the stream (1 ≤ K < N)", Required: true},
+			&ucli.IntFlag{Name: "n", Usage: "make `N` shares in all (N ≤ 256)", Required: true},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in `DIR` (created if missing) instead of a share stream to stdout"},
+			&ucli.StringFlag{Name: "block-size", Value: sizeString(shard.DefaultBlockSize), Usage: "`SIZE` of a block in bytes, a multiple of 64 from 64 to 16M; suffixes K and M count 1024s"},
+			&ucli.StringFlag{Name: "label", Usage: "keep `TEXT` (up to 256 bytes) in every share's header, e.g. what the stream is"},
 		},
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  all N shares were written completely.
