@@ -29,9 +29,18 @@ func BenchmarkReference(b *testing.B) {
 	}
 }
 
-// BenchmarkSplit: a 4-of-6 share stream, per block size.
+// BenchmarkSplit: a 4-of-6 share stream, per block size, and 10 of 14 at
+// the default block size.
 func BenchmarkSplit(b *testing.B) {
 	data := randBytes(1, benchSize)
+	b.Run("k10n14/bs=default", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			if _, _, err := SplitStream(context.Background(), newByteReader(data), io.Discard, SplitOptions{K: 10, N: 14}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, bs := range benchBlockSizes {
 		b.Run(fmt.Sprintf("k4n6/bs=%dK", bs>>10), func(b *testing.B) {
 			b.SetBytes(benchSize)
