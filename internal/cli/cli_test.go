@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	ucli "github.com/urfave/cli/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,8 +122,14 @@ func TestManPageEscapesAndSections(t *testing.T) {
 		Name: "bk-x", Usage: "do x", ArgsUsage: "FILE",
 		Description: ".starts with a dot\n\n  bk-x -k 2 file",
 		Sections:    []Section{{Title: "Exit status", Body: "0  ok"}},
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE`"},
+			&ucli.IntFlag{Name: "k", Usage: "any `K` shares"},
+		},
 	}, ManDate)
-	for _, want := range []string{".SH NAME\nbk\\-x \\- do x\n", "\\&.starts with a dot", ".nf\n.RS 4\nbk\\-x \\-k 2 file\n.RE\n.fi\n", ".SH EXIT STATUS\n0  ok\n", "\\fB\\-\\-quiet\\fR, \\fB\\-q\\fR"} {
+	for _, want := range []string{".SH NAME\nbk\\-x \\- do x\n", "\\&.starts with a dot", ".nf\n.RS 4\nbk\\-x \\-k 2 file\n.RE\n.fi\n", ".SH EXIT STATUS\n0  ok\n", "\\fB\\-\\-quiet\\fR, \\fB\\-q\\fR",
+		"\\fB\\-\\-output\\fR \\fIFILE\\fR, \\fB\\-o\\fR \\fIFILE\\fR\nwrite to FILE\n",
+		"\\fB\\-k\\fR \\fIK\\fR\nany K shares\n"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("man page lacks %q:\n%s", want, page)
 		}

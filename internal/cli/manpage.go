@@ -40,6 +40,11 @@ func writeFlag(b *strings.Builder, f ucli.Flag) {
 	if !ok {
 		return
 	}
+	// As in --help, a word in backticks in the usage names the value.
+	value, usage := valueName(df.GetUsage())
+	if value == "" {
+		value = "VALUE"
+	}
 	var names []string
 	for _, n := range f.Names() {
 		dash := "--"
@@ -48,26 +53,32 @@ func writeFlag(b *strings.Builder, f ucli.Flag) {
 		}
 		name := `\fB` + roffEscape(dash+n) + `\fR`
 		if df.TakesValue() {
-			name += ` \fI` + roffEscape(flagValueName(f)) + `\fR`
+			name += ` \fI` + roffEscape(value) + `\fR`
 		}
 		names = append(names, name)
 	}
 	b.WriteString(".TP\n" + strings.Join(names, ", ") + "\n")
-	usage := df.GetUsage()
-	if v := df.GetValue(); df.TakesValue() && v != "" && v != `""` && v != "[]" {
+	switch v := df.GetValue(); {
+	case !df.TakesValue(), v == "", v == `""`, v == "[]", v == "0":
+	default:
 		usage += " (default " + v + ")"
 	}
 	b.WriteString(roffEscape(usage) + "\n")
 }
 
-func flagValueName(f ucli.Flag) string {
-	switch f.(type) {
-	case *ucli.IntFlag, *ucli.Int64Flag, *ucli.UintFlag:
-		return "N"
-	case *ucli.StringSliceFlag, *ucli.StringFlag, *ucli.PathFlag:
-		return "VALUE"
+// valueName takes the first word in backticks out of a flag's usage, as
+// urfave/cli's help does, and returns it with the usage without backticks.
+func valueName(usage string) (string, string) {
+	start := strings.IndexByte(usage, '`')
+	if start < 0 {
+		return "", usage
 	}
-	return "VALUE"
+	end := strings.IndexByte(usage[start+1:], '`')
+	if end < 0 {
+		return "", usage
+	}
+	name := usage[start+1 : start+1+end]
+	return name, usage[:start] + name + usage[start+1+end+1:]
 }
 
 func writeBody(b *strings.Builder, body string) {
