@@ -20,11 +20,15 @@
 # logs/ (stderr of each command), results.txt (this run's report).
 # Exit status: 0 when every command ran, even if a target was missed (this
 # is a report); 1 when a command failed; 2 on a usage error.
+
+# The whole script is one block, read before it runs, so that editing this
+# file during a run cannot change the run.
+{
 set -euo pipefail
 shopt -s extglob
 export LC_ALL=C
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
@@ -510,9 +514,10 @@ row3() {
 		else
 			ln "${shares[@]:2}" "$WORK/shares4/"
 			def join "rm -f $WORK/joined.bin" "T bk-join bk-join $WORK/shares4/* > $WORK/joined.bin"
+			def join-null "" "T bk-join bk-join $WORK/shares4/* > /dev/null"
 			if bk-join "$WORK"/shares4/* 2>>"$LOGS/join.log" | cmp -s - "$in"; then
 				NOTES+=("row 3: checked: bk-join of 4 of 6 shares gives back the input byte for byte")
-				labels+=(join)
+				labels+=(join join-null)
 			else
 				FAILED=1
 				NOTES+=("row 3: bk-join of 4 of 6 shares did not give back the input (see bench/out/logs/join.log)")
@@ -521,6 +526,7 @@ row3() {
 	fi
 	measure "${labels[@]}"
 	compare random "bk-join (2 of 6 gone) time / bk-split -o's" join split-o "<=" 1.5
+	compare random "the same, both to /dev/null (split from stdin)" join-null split "<=" 1.5
 	compare random "bk-join speed / zunfec (2 of 6 gone)" join zunfec ">=" 5 speed
 	rssline random "bk-join peak RSS (ref: zunfec)" join bk-join zunfec zunfec
 	cpuline random "bk-join CPU time / bk-split -o's" join split-o
@@ -663,3 +669,4 @@ if ((GOBENCH)); then
 	} | tee -a "$RESULTS"
 fi
 exit "$FAILED"
+}
