@@ -352,6 +352,16 @@ stop_sshd() {
 }
 trap stop_sshd EXIT
 
+# sshd_cpu: CPU seconds of the sshd's finished connections (its reaped
+# children), from /proc.
+sshd_cpu() {
+	if [[ -n $SSHD_PID && -r /proc/$SSHD_PID/stat ]]; then
+		awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($14 + $15) / hz }' "/proc/$SSHD_PID/stat"
+	else
+		echo 0
+	fi
+}
+
 # start_sshd runs a throwaway OpenSSH sshd on a free port of 127.0.0.1, in
 # its own process group, with its own host and user keys, and sets BK_SSH
 # to an ssh that reaches it as host "bkbench".
@@ -570,7 +580,11 @@ row4() {
 			NOTES+=("row 4: the SFTP row was skipped: no loopback sshd (see bench/out/logs/sshd.log)")
 		fi
 	fi
+	local before
+	before=$(sshd_cpu)
 	measure "${labels[@]}"
+	local sshd_secs
+	sshd_secs=$(awk -v a="$before" -v b="$(sshd_cpu)" -v n="$REPS" 'BEGIN { printf "%.2f", (b - a) / n }')
 	stop_sshd
 	compare mixed "pack|split -k2 -n3|push 3 folders / pack>null" e2e-local pack-null "<=" 1.10
 	compare mixed "pack|split -k2 -n3|push 3 sftp / pack>null" e2e-sftp pack-null "<=" 1.50
@@ -582,6 +596,8 @@ row4() {
 			stageline mixed "$l" "$s"
 		done
 	done
+	# The server's side shares the same two cores: it counts too.
+	ok e2e-sftp && line mixed "e2e-sftp: the loopback sshd's CPU s (a round)" "" "$sshd_secs s cpu" "-" "-" "info"
 }
 
 row5() {
