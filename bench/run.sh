@@ -261,7 +261,7 @@ cpuline() {
 	ok "$3" && ok "$4" || return 0
 	local a b
 	a=$(cpu "$3") b=$(cpu "$4")
-	line "$1" "$2" "$(secs "$a")" "$(secs "$b")" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", b > 0 ? a / b : 0 }')" "-" "info"
+	line "$1" "$2" "$(secs "$a")" "$(secs "$b")" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')" "-" "info"
 }
 
 # stageline SET LABEL STAGE: one stage's peak RSS and CPU time.
@@ -540,6 +540,7 @@ row3() {
 	compare random "bk-join speed / zunfec (2 of 6 gone)" join zunfec ">=" 5 speed
 	rssline random "bk-join peak RSS (ref: zunfec)" join bk-join zunfec zunfec
 	cpuline random "bk-join CPU time / bk-split -o's" join split-o
+	cpuline random "bk-join CPU time / zunfec's" join zunfec
 	refline random "zunfec, 2 of 6 gone (reference alone)" zunfec zunfec
 }
 
