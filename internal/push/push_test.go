@@ -52,7 +52,9 @@ func folders(t *testing.T, n int) []hostsfile.Host {
 	return hosts
 }
 
-func dialLocal(_ context.Context, h hostsfile.Host) (remote.Remote, error) { return local.New(h.Path) }
+func dialLocal(_ context.Context, h hostsfile.Host) (remote.Remote, error) {
+	return local.New(h.Path, remote.DialOptions{})
+}
 
 type run struct {
 	m      *manifest.Manifest
@@ -268,7 +270,7 @@ func TestCommittedSharesRemovedOnFailure(t *testing.T) {
 	hosts := folders(t, 3)
 	id := make(chan string, 1)
 	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path)
+		r, err := local.New(h.Path, remote.DialOptions{})
 		if h.Path == hosts[2].Path {
 			return &clobbered{Local: r, id: id}, err
 		}
@@ -389,7 +391,7 @@ func TestCreateRefused(t *testing.T) {
 	in := data(20_000, 14)
 	hosts := folders(t, 3)
 	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path)
+		r, err := local.New(h.Path, remote.DialOptions{})
 		if h.Path == hosts[1].Path {
 			return readOnly{r}, err
 		}
@@ -417,7 +419,7 @@ func TestVerifyCatchesBadDisk(t *testing.T) {
 	in := data(30_000, 15)
 	hosts := folders(t, 3)
 	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path)
+		r, err := local.New(h.Path, remote.DialOptions{})
 		if h.Path == hosts[0].Path {
 			return badDisk{r}, err
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -62,12 +63,17 @@ type Upload interface {
 	// Write may block while earlier data is on its way; an upload keeps a
 	// bounded amount of data in memory.
 	io.Writer
-	// Commit checks that the host stored as many bytes as were written,
-	// then moves the file into place atomically. It never replaces an
-	// existing file: then its error wraps ErrExist.
+	// Commit checks that the host stored as many bytes as were written
+	// (and with DialOptions.Verify, the same bytes), then moves the file
+	// into place atomically. It never replaces an existing file: then its
+	// error wraps ErrExist. Stored bytes that differ remove the temp file
+	// and the error wraps ErrChanged.
 	Commit(ctx context.Context) error
 	// Abort removes the temp file, unless Commit has moved it into place.
 	Abort() error
+	// Sum is the SHA-256 of the bytes written so far, hashed as they were
+	// written, so a caller need not hash them again.
+	Sum() [32]byte
 }
 
 // Errors that callers test for with errors.Is. ErrNotExist and ErrExist are
@@ -76,6 +82,7 @@ var (
 	ErrNotExist     = fs.ErrNotExist
 	ErrExist        = fs.ErrExist
 	ErrUnknownSpace = errors.New("free space unknown")
+	ErrChanged      = errors.New("stored bytes differ from what was sent")
 )
 
 // DialOptions are what a backend needs beyond the hosts-file line.
@@ -87,6 +94,10 @@ type DialOptions struct {
 	Stderr func(host, line string)
 	// Retry bounds reconnecting after a dropped connection.
 	Retry Retry
+	// Verify makes Commit read the temp file back and compare its SHA-256
+	// with what was written before moving it into place; it doubles the
+	// transfer.
+	Verify bool
 }
 
 // Retry says how often and how patiently a lost connection is re-dialled
@@ -131,6 +142,13 @@ func TempName(name string) string {
 	_, _ = rand.Read(b[:])
 	dir, base := path.Split(name)
 	return dir + TempPrefix + hex.EncodeToString(b[:]) + "-" + base
+}
+
+// SumOf returns h's sum as an array, for Upload.Sum.
+func SumOf(h hash.Hash) [32]byte {
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // CheckName refuses a name that is not a clean relative slash path under

@@ -19,7 +19,7 @@ const EnvSSH = "BK_SSH"
 // Host connects to h with the backend for its kind.
 func Host(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (remote.Remote, error) {
 	if h.Kind == hostsfile.Local {
-		return local.New(h.Path)
+		return local.New(h.Path, opts)
 	}
 	return sftp.Dial(ctx, h, opts)
 }

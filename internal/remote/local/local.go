@@ -4,8 +4,10 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,12 +19,14 @@ import (
 
 // Local stores files under a folder.
 type Local struct {
-	root string
+	root   string
+	verify bool
 }
 
 // New opens the folder root, which must exist: a missing folder is more
-// likely an unmounted disk or a typo than a place to start a backup.
-func New(root string) (*Local, error) {
+// likely an unmounted disk or a typo than a place to start a backup. Of
+// opts, only Verify applies.
+func New(root string, opts remote.DialOptions) (*Local, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, remote.HostError(root, err)
@@ -30,7 +34,7 @@ func New(root string) (*Local, error) {
 	if !st.IsDir() {
 		return nil, remote.HostError(root, fmt.Errorf("%s is not a folder", root))
 	}
-	return &Local{root: root}, nil
+	return &Local{root: root, verify: opts.Verify}, nil
 }
 
 func (l *Local) String() string { return l.root }
@@ -60,7 +64,7 @@ func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) 
 	if err != nil {
 		return nil, l.err(err)
 	}
-	return &upload{l: l, f: f, final: final}, nil
+	return &upload{l: l, f: f, final: final, sum: sha256.New()}, nil
 }
 
 // upload writes straight to the temp file: the kernel bounds the memory.
@@ -69,8 +73,9 @@ type upload struct {
 	f       *os.File
 	final   string
 	written int64
-	err     error // first write error, reported again by Commit
-	done    bool  // committed or aborted
+	sum     hash.Hash // of what was written
+	err     error     // first write error, reported again by Commit
+	done    bool      // committed or aborted
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -82,6 +87,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	n, err := u.f.Write(p)
 	u.written += int64(n)
+	u.sum.Write(p[:n])
 	if err != nil {
 		u.err = u.l.err(err)
 	}
@@ -114,6 +120,12 @@ func (u *upload) Commit(ctx context.Context) error {
 		u.err = u.l.err(fmt.Errorf("%s: stored %d bytes, wrote %d", tmp, st.Size(), u.written))
 		return u.err
 	}
+	if u.l.verify {
+		if err := u.verify(tmp); err != nil {
+			u.err = u.l.err(err)
+			return u.err
+		}
+	}
 	if err := renameNoReplace(tmp, u.final); err != nil {
 		u.err = u.l.err(err)
 		return u.err
@@ -127,6 +139,29 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// verify reads tmp back and compares it with what was written; one that
+// differs is removed at once.
+func (u *upload) verify(tmp string) error {
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("reading %s back: %w", tmp, err)
+	}
+	if remote.SumOf(h) == u.Sum() {
+		return nil
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("%s: %w, and removing it failed: %v", u.final, remote.ErrChanged, err)
+	}
+	return fmt.Errorf("%s: %w", u.final, remote.ErrChanged)
+}
+
+func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 func (u *upload) Abort() error {
 	if u.done {

@@ -13,18 +13,19 @@ import (
 )
 
 func TestSuite(t *testing.T) {
-	remotetest.Run(t, func(t *testing.T) remote.Remote {
-		l, err := New(t.TempDir())
+	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+		dir := t.TempDir()
+		l, err := New(dir, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l
+		return l, dir
 	})
 }
 
 func TestNewRefusesMissingFolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "unmounted")
-	_, err := New(dir)
+	_, err := New(dir, remote.DialOptions{})
 	if !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "host "+dir+": ") {
 		t.Fatalf("got %v", err)
 	}
@@ -32,7 +33,7 @@ func TestNewRefusesMissingFolder(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(file); err == nil || !strings.Contains(err.Error(), "not a folder") {
+	if _, err := New(file, remote.DialOptions{}); err == nil || !strings.Contains(err.Error(), "not a folder") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -57,7 +58,7 @@ func TestRenameNoReplaceFallback(t *testing.T) {
 }
 
 func TestWriteErrorFailsCommit(t *testing.T) {
-	l, err := New(t.TempDir())
+	l, err := New(t.TempDir(), remote.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestWriteErrorFailsCommit(t *testing.T) {
 }
 
 func TestCanceledContext(t *testing.T) {
-	l, err := New(t.TempDir())
+	l, err := New(t.TempDir(), remote.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,14 @@ package remotetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +22,10 @@ import (
 )
 
 // Run runs the suite; newRemote returns an empty host of the backend under
-// test, closed by the suite.
-func Run(t *testing.T, newRemote func(t *testing.T) remote.Remote) {
+// test, dialled with opts and closed by the suite, and the folder on this
+// machine that holds its files, where the suite changes a file as a failing
+// disk would.
+func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (remote.Remote, string)) {
 	tests := []struct {
 		name string
 		f    func(t *testing.T, r remote.Remote)
@@ -39,17 +45,29 @@ func Run(t *testing.T, newRemote func(t *testing.T) remote.Remote) {
 		{"Used", testUsed},
 		{"Free", testFree},
 	}
+	open := func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+		r, dir := newRemote(t, opts)
+		t.Cleanup(func() {
+			if err := r.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return r, dir
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRemote(t)
-			t.Cleanup(func() {
-				if err := r.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
+			r, _ := open(t, remote.DialOptions{})
 			tt.f(t, r)
 		})
 	}
+	t.Run("Verify", func(t *testing.T) {
+		r, dir := open(t, remote.DialOptions{Verify: true})
+		testVerify(t, r, dir)
+	})
+	t.Run("NoVerify", func(t *testing.T) {
+		r, dir := open(t, remote.DialOptions{})
+		testNoVerify(t, r, dir)
+	})
 }
 
 // Data returns n pseudo-random bytes, the same for a seed.
@@ -247,6 +265,9 @@ func testAtomic(t *testing.T, r remote.Remote) {
 	}
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if up.Sum() != sha256.Sum256(data) {
+		t.Error("Sum differs from the SHA-256 of what was written")
 	}
 	if temps, err := r.ListTemp(ctx, "b"); err != nil || len(temps) != 0 {
 		t.Fatalf("ListTemp after Commit = %q, %v", names(temps), err)
@@ -472,6 +493,87 @@ func testFree(t *testing.T, r remote.Remote) {
 	}
 	if err != nil || n <= 0 {
 		t.Fatalf("Free = %d, %v", n, err)
+	}
+}
+
+// changed is more than a backend may hold in memory, so that a part of it
+// has reached the host's disk before Commit.
+const changed = 9 << 20
+
+// upChanged writes data to name and then, before Commit, flips a byte of
+// the temp file in dir, the host's folder, as a failing disk would.
+func upChanged(t *testing.T, r remote.Remote, dir, name string, data []byte) remote.Upload {
+	t.Helper()
+	ctx := context.Background()
+	up, err := r.Create(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Abort() })
+	if err := write(up, data); err != nil {
+		t.Fatal(err)
+	}
+	temps, err := r.ListTemp(ctx, path.Dir(name))
+	if err != nil || len(temps) != 1 || temps[0].Size == 0 {
+		t.Fatalf("ListTemp before Commit = %+v, %v; want one temp file holding some bytes", temps, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(path.Dir(name)), temps[0].Name), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	at := temps[0].Size / 2
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 1
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	return up
+}
+
+// testVerify checks that with Verify, Commit reads the temp file back: a
+// file whose bytes changed on the host never appears under its name.
+func testVerify(t *testing.T, r remote.Remote, dir string) {
+	ctx := context.Background()
+	data := Data(changed, 40)
+	Put(t, r, "v/good", data)
+	checkBytes(t, "v/good", Get(t, r, "v/good", 0), data)
+
+	up := upChanged(t, r, dir, "v/bad", data)
+	err := up.Commit(ctx)
+	if !errors.Is(err, remote.ErrChanged) {
+		t.Fatalf("Commit of a changed file: got %v, want ErrChanged", err)
+	}
+	if !strings.Contains(err.Error(), r.String()) || !strings.Contains(err.Error(), "v/bad") {
+		t.Errorf("error %q does not name host %s and file v/bad", err, r)
+	}
+	_, err = r.Stat(ctx, "v/bad")
+	mustNotExist(t, r, "Stat after a failed check", err)
+	if temps, err := r.ListTemp(ctx, "v"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after a failed check = %q, %v; want the temp file removed", names(temps), err)
+	}
+	if err := up.Commit(ctx); err == nil {
+		t.Fatal("second Commit of a changed file succeeded")
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatalf("Abort after a failed check: %v", err)
+	}
+}
+
+// testNoVerify checks the suite's own means: without Verify, Commit trusts
+// the size and the changed file takes its name; were it not changed,
+// testVerify would prove nothing.
+func testNoVerify(t *testing.T, r remote.Remote, dir string) {
+	data := Data(changed, 41)
+	up := upChanged(t, r, dir, "v/bad", data)
+	if err := up.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := Get(t, r, "v/bad", 0); bytes.Equal(got, data) || len(got) != len(data) {
+		t.Fatal("the file was not changed; the Verify test proves nothing")
 	}
 }
 

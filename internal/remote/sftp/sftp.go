@@ -7,8 +7,10 @@ package sftp
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
@@ -135,7 +137,7 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := r.ready(remote.CheckNewName, name); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize)}
+	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize), sum: sha256.New()}
 	err := r.do(ctx, r.pauses, func(c *conn) error {
 		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
 			return err
@@ -170,9 +172,10 @@ type upload struct {
 	fc     *conn  // the connection f belongs to
 	buf    []byte // written but not yet acknowledged; starts at acked
 	acked  int64
-	err    error // sticky: after a failure the upload is given up
-	linked bool  // the final name exists
-	done   bool  // committed or aborted
+	sum    hash.Hash // of all that was written
+	err    error     // sticky: after a failure the upload is given up
+	linked bool      // the final name exists
+	done   bool      // committed or aborted
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -186,6 +189,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		take := min(len(p), ChunkSize-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
+		u.sum.Write(p[:take])
 		p, n = p[take:], n+take
 		if len(u.buf) == ChunkSize {
 			if err := u.flush(context.Background()); err != nil {
@@ -245,23 +249,19 @@ func (u *upload) Commit(ctx context.Context) error {
 	if err := u.flush(ctx); err != nil {
 		return err
 	}
+	err := u.r.do(ctx, u.r.pauses, u.checkSize)
+	if err != nil {
+		u.err = u.r.err(err)
+		return u.err
+	}
+	if u.r.opts.Verify {
+		if err := u.verify(ctx); err != nil {
+			u.err = err
+			return err
+		}
+	}
 	tried := false
-	err := u.r.do(ctx, u.r.pauses, func(c *conn) error {
-		if u.fc == c {
-			if err := u.f.Close(); err != nil {
-				return err
-			}
-			u.fc = nil
-		}
-		if !tried {
-			st, err := c.c.Stat(u.tmp)
-			if err != nil {
-				return err
-			}
-			if st.Size() != u.acked {
-				return fmt.Errorf("%s: %w: stored %d bytes, wrote %d", u.tmp, errSize, st.Size(), u.acked)
-			}
-		}
+	err = u.r.do(ctx, u.r.pauses, func(c *conn) error {
 		err := u.moveIntoPlace(c, tried)
 		tried = true
 		return err
@@ -273,6 +273,47 @@ func (u *upload) Commit(ctx context.Context) error {
 	u.done = true
 	return nil
 }
+
+// checkSize closes the temp file and checks that it holds all that was
+// written.
+func (u *upload) checkSize(c *conn) error {
+	if u.fc == c {
+		if err := u.f.Close(); err != nil {
+			return err
+		}
+		u.fc = nil
+	}
+	st, err := c.c.Stat(u.tmp)
+	if err != nil {
+		return err
+	}
+	if st.Size() != u.acked {
+		return fmt.Errorf("%s: %w: stored %d bytes, wrote %d", u.tmp, errSize, st.Size(), u.acked)
+	}
+	return nil
+}
+
+// verify reads the temp file back, resuming after a reconnect as reads
+// do, and compares it with what was written; one that differs is removed
+// at once. Its errors name the host already, as the reader's do.
+func (u *upload) verify(ctx context.Context) error {
+	rd := &reader{r: u.r, name: u.tmp, ctx: ctx}
+	defer rd.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rd); err != nil {
+		return err
+	}
+	if remote.SumOf(h) == u.Sum() {
+		return nil
+	}
+	err := u.r.do(ctx, u.r.pauses, func(c *conn) error { return c.c.Remove(u.tmp) })
+	if err != nil {
+		return u.r.err(fmt.Errorf("%s: %w, and removing it failed: %v", u.final, remote.ErrChanged, err))
+	}
+	return u.r.err(fmt.Errorf("%s: %w", u.final, remote.ErrChanged))
+}
+
+func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 // moveIntoPlace gives the temp file its name without ever replacing a file,
 // then removes the temp name. retry says an earlier try was cut off.
@@ -363,6 +404,7 @@ func (r *SFTP) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 // its offset after a reconnect.
 type reader struct {
 	r    *SFTP
+	ctx  context.Context // nil: reads outlive the Open call
 	name string
 	off  int64 // of the end of buf
 	f    *psftp.File
@@ -392,8 +434,12 @@ func (rd *reader) Read(p []byte) (int, error) {
 		if rd.buf == nil {
 			rd.buf = make([]byte, ChunkSize)
 		}
+		ctx := rd.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
 		var n int
-		err := rd.r.do(context.Background(), rd.r.pauses, func(c *conn) error {
+		err := rd.r.do(ctx, rd.r.pauses, func(c *conn) error {
 			f, err := rd.file(c)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -75,23 +76,32 @@ func dial(t *testing.T, s *sshtest.Server, h hostsfile.Host, opts remote.DialOpt
 
 func TestSuite(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		remotetest.Run(t, func(t *testing.T) remote.Remote {
-			return dial(t, s, s.Host(folder(t)), remote.DialOptions{})
+		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+			dir := folder(t)
+			return dial(t, s, s.Host(dir), opts), dir
 		})
 	})
 }
 
+// viaProxy dials a fresh folder on s through a proxy that can cut the
+// connection; both are closed when the test ends.
+func viaProxy(t *testing.T, s *sshtest.Server, opts remote.DialOptions) (*SFTP, *sshtest.Proxy) {
+	t.Helper()
+	p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	h := s.Host(folder(t))
+	h.Port = p.Port()
+	r := dial(t, s, h, opts)
+	t.Cleanup(func() { r.Close() })
+	return r, p
+}
+
 func TestResumeAfterCut(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		h := s.Host(folder(t))
-		h.Port = p.Port()
-		r := dial(t, s, h, remote.DialOptions{Retry: fastRetry})
-		defer r.Close()
+		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry})
 		// Each cut lands in the middle of a chunk on its way.
 		remotetest.Resume(t, r, func() { p.CutAfter(ChunkSize / 3) })
 		if p.Cuts() != 2 {
@@ -100,16 +110,37 @@ func TestResumeAfterCut(t *testing.T) {
 	})
 }
 
-func TestGiveUpAfterRetries(t *testing.T) {
+// TestVerifyAfterCut cuts the connection while Commit reads the file back:
+// the read resumes, and the file is committed.
+func TestVerifyAfterCut(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Verify: true})
+		ctx := context.Background()
+		data := remotetest.Data(3*ChunkSize, 50) // whole chunks: all sent before Commit
+		up, err := r.Create(ctx, "v")
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := s.Host(folder(t))
-		h.Port = p.Port()
-		r := dial(t, s, h, remote.DialOptions{Retry: fastRetry})
-		defer r.Close()
+		defer up.Abort()
+		if _, err := up.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		p.CutAfter(ChunkSize + ChunkSize/3)
+		if err := up.Commit(ctx); err != nil {
+			t.Fatalf("commit with a cut during the check: %v", err)
+		}
+		if p.Cuts() != 1 {
+			t.Fatalf("%d cuts, want 1", p.Cuts())
+		}
+		if !bytes.Equal(remotetest.Get(t, r, "v", 0), data) {
+			t.Fatal("committed file differs")
+		}
+	})
+}
+
+func TestGiveUpAfterRetries(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry})
 		up, err := r.Create(context.Background(), "f")
 		if err != nil {
 			t.Fatal(err)
