@@ -2,12 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	ucli "github.com/urfave/cli/v2"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -141,5 +145,36 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// SIGINT cancels the action's context instead of killing the process, so
+// deferred clean-up runs; the tool then exits 130.
+func TestInterruptCancelsAndExits130(t *testing.T) {
+	var stderr bytes.Buffer
+	cleanedUp := false
+	code := Main(Tool{Name: "bk-x", Action: func(ctx context.Context, env *Env, c *ucli.Context) error {
+		defer func() { cleanedUp = true }()
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New("context not cancelled by SIGINT")
+		}
+	}}, []string{"bk-x"}, Stdio{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr})
+	if code != ExitInterrupted || !cleanedUp || stderr.String() != "bk-x: error: interrupted\n" {
+		t.Fatalf("exit %d, cleaned up %v, stderr %q", code, cleanedUp, stderr.String())
+	}
+}
+
+func TestUsageErrorExits2WithHint(t *testing.T) {
+	var stderr bytes.Buffer
+	code := Main(Tool{Name: "bk-x", Action: func(context.Context, *Env, *ucli.Context) error { return nil }},
+		[]string{"bk-x", "--bogus"}, Stdio{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr})
+	if code != ExitUsage || !strings.Contains(stderr.String(), "bk-x: hint: see 'bk-x --help'") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
