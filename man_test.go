@@ -6,18 +6,14 @@ import (
 	"testing"
 
 	"bk/internal/cli"
-	"bk/internal/command/join"
-	"bk/internal/command/keygen"
-	"bk/internal/command/pack"
-	"bk/internal/command/push"
-	"bk/internal/command/restore"
-	"bk/internal/command/split"
+	"bk/internal/command"
 )
 
 // The man pages are generated from the tools' definitions; this keeps the
 // committed pages from drifting from the help text.
 func TestManPagesUpToDate(t *testing.T) {
-	for _, tool := range []cli.Tool{pack.Tool(), restore.Tool(), keygen.Tool(), split.Tool(), join.Tool(), push.Tool()} {
+	for _, c := range command.All() {
+		tool := c.Tool()
 		path := filepath.Join("man", tool.Name+".1")
 		got, err := os.ReadFile(path)
 		if err != nil {

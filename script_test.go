@@ -7,12 +7,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"bk/internal/cli"
-	"bk/internal/command/join"
-	"bk/internal/command/keygen"
-	"bk/internal/command/pack"
-	"bk/internal/command/push"
-	"bk/internal/command/restore"
-	"bk/internal/command/split"
+	"bk/internal/command"
 )
 
 // scriptCmds and scriptConds hold the custom testscript commands and
@@ -27,14 +22,11 @@ func tool(main func([]string, cli.Stdio) int) func() {
 }
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"bk-pack":    tool(pack.Main),
-		"bk-restore": tool(restore.Main),
-		"bk-keygen":  tool(keygen.Main),
-		"bk-split":   tool(split.Main),
-		"bk-join":    tool(join.Main),
-		"bk-push":    tool(push.Main),
-	})
+	tools := map[string]func(){}
+	for _, c := range command.All() {
+		tools[c.Tool().Name] = tool(c.Main)
+	}
+	testscript.Main(m, tools)
 }
 
 func TestScripts(t *testing.T) {

@@ -9,16 +9,12 @@ import (
 	"path/filepath"
 
 	"bk/internal/cli"
-	"bk/internal/command/join"
-	"bk/internal/command/keygen"
-	"bk/internal/command/pack"
-	"bk/internal/command/push"
-	"bk/internal/command/restore"
-	"bk/internal/command/split"
+	"bk/internal/command"
 )
 
 func main() {
-	for _, t := range []cli.Tool{pack.Tool(), restore.Tool(), keygen.Tool(), split.Tool(), join.Tool(), push.Tool()} {
+	for _, c := range command.All() {
+		t := c.Tool()
 		path := filepath.Join("man", t.Name+".1")
 		if err := os.WriteFile(path, []byte(cli.ManPage(t, cli.ManDate)), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
