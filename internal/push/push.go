@@ -6,13 +6,10 @@
 package push
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -44,9 +41,7 @@ type Options struct {
 	// StaleAge is how old a temp file must be to count as a leftover of a
 	// killed run and be removed.
 	StaleAge time.Duration
-	// Verify reads every share back after storing it and compares hashes.
-	Verify bool
-	Env    *cli.Env
+	Env      *cli.Env
 }
 
 // Push reads a share stream from r and stores its shares. It returns the
@@ -252,7 +247,6 @@ type upload struct {
 	t      *target
 	path   string
 	up     remote.Upload
-	sum    hash.Hash
 	size   int64
 	frames chan []byte
 	free   chan []byte // empty buffers, so frames are copied without garbage
@@ -279,7 +273,6 @@ func (p *pusher) work(u *upload) {
 			if err := u.t.write(u.up, buf); err != nil {
 				p.fail(u, err)
 			} else {
-				u.sum.Write(buf)
 				u.size += int64(len(buf))
 			}
 		}
@@ -304,7 +297,7 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 		if t == nil {
 			continue
 		}
-		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i), sum: sha256.New(),
+		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i),
 			frames: make(chan []byte, queueLen), free: make(chan []byte, queueLen+1)}
 		ups[i] = u
 		for range queueLen + 1 {
@@ -391,47 +384,21 @@ func (p *pusher) countOK(ups []*upload) int {
 	return ok
 }
 
-// commit moves every healthy share into place, all at once.
+// commit moves every healthy share into place, all at once. With --verify
+// the hosts read each share back first (remote.DialOptions.Verify), so one
+// that differs from what was sent fails here and never takes its name.
 func (p *pusher) commit(ctx context.Context, ups []*upload) {
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
 			wg.Go(func() {
-				err := u.up.Commit(ctx)
-				if err == nil && p.opt.Verify {
-					err = p.verify(ctx, u)
-				}
-				if err != nil {
+				if err := u.up.Commit(ctx); err != nil {
 					p.fail(u, err)
 				}
 			})
 		}
 	}
 	wg.Wait()
-}
-
-// verify reads a committed share back and compares it with what was sent;
-// one that differs is removed. The backup's manifest is written only after,
-// so no reader takes a share that failed this check as part of a backup.
-func (p *pusher) verify(ctx context.Context, u *upload) error {
-	rc, err := u.t.r.Open(ctx, u.path, 0)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	sum := sha256.New()
-	n, err := io.Copy(sum, rc)
-	if err != nil {
-		return err
-	}
-	if n == u.size && bytes.Equal(sum.Sum(nil), u.sum.Sum(nil)) {
-		return nil
-	}
-	err = remote.HostError(u.t.host.String(), fmt.Errorf("%s: stored share differs from what was sent; removed", u.path))
-	if rerr := u.t.r.Remove(ctx, u.path); rerr != nil {
-		err = remote.HostError(u.t.host.String(), fmt.Errorf("%s: stored share differs from what was sent, and removing it failed: %v", u.path, rerr))
-	}
-	return err
 }
 
 // finish keeps the backup if enough shares were stored: it writes the
@@ -448,8 +415,9 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 	}
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
+			sum := u.up.Sum() // hashed as it was written
 			m.Shares = append(m.Shares, manifest.Share{Index: u.index, Host: manifest.HostURL(u.t.host),
-				Path: u.path, Size: u.size, SHA256: hex.EncodeToString(u.sum.Sum(nil))})
+				Path: u.path, Size: u.size, SHA256: hex.EncodeToString(sum[:])})
 		}
 	}
 	data, err := m.Marshal()

@@ -413,53 +413,73 @@ func (readOnly) Create(context.Context, string) (remote.Upload, error) {
 	return nil, errors.New("read-only file system")
 }
 
-// --verify reads each share back: one that a bad disk changed is removed,
-// and the backup is kept without it.
+// --verify has the hosts read each share back before it takes its name:
+// one that a bad disk changed never appears under its name, and the backup
+// is kept without it.
 func TestVerifyCatchesBadDisk(t *testing.T) {
 	in := data(30_000, 15)
 	hosts := folders(t, 3)
-	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path, remote.DialOptions{})
-		if h.Path == hosts[0].Path {
-			return badDisk{r}, err
-		}
-		return r, err
-	}
 	for _, verify := range []bool{false, true} {
-		r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 2, Verify: verify})
+		dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+			r, err := local.New(h.Path, remote.DialOptions{Verify: verify})
+			if h.Path == hosts[0].Path {
+				return badDisk{r}, err
+			}
+			return r, err
+		}
+		r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 2})
 		if !verify {
 			if r.err != nil {
 				t.Fatalf("without --verify: %v", r.err)
 			}
 			continue
 		}
-		if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "stored share differs from what was sent; removed") {
+		if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, ".share0: stored bytes differ from what was sent") {
 			t.Fatalf("got %v\n%s", r.err, r.stderr)
 		}
 		if got := join(t, r.m); !bytes.Equal(got, in) {
 			t.Fatal("joined stream differs")
 		}
 	}
-	// The first run stored a share and a manifest there; the second none.
+	// The first run stored a share and a manifest there; the second
+	// nothing, not even a temp file.
 	if n := len(files(t, hosts[:1])); n != 2 {
 		t.Fatalf("bad disk holds %v", files(t, hosts[:1]))
 	}
 }
 
-// badDisk is a folder whose disk flips a bit of every 1000th byte written.
+// badDisk is a folder whose disk flips a bit of each share it holds, after
+// it was written.
 type badDisk struct{ *local.Local }
 
 func (b badDisk) Create(ctx context.Context, name string) (remote.Upload, error) {
 	up, err := b.Local.Create(ctx, name)
-	return flipping{up}, err
+	if err != nil || !strings.Contains(name, ".share") {
+		return up, err
+	}
+	return flipping{up, b}, nil
 }
 
-type flipping struct{ remote.Upload }
+type flipping struct {
+	remote.Upload
+	b badDisk
+}
 
-func (f flipping) Write(p []byte) (int, error) {
-	q := bytes.Clone(p)
-	for i := 0; i < len(q); i += 1000 {
-		q[i] ^= 1
+func (f flipping) Commit(ctx context.Context) error {
+	temps, err := f.b.ListTemp(ctx, "")
+	if err != nil {
+		return err
 	}
-	return f.Upload.Write(q)
+	for _, tmp := range temps {
+		name := filepath.Join(f.b.String(), tmp.Name)
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		b[len(b)/2] ^= 1
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return f.Upload.Commit(ctx)
 }

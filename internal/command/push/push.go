@@ -48,8 +48,9 @@ given up.
 
 Every file is written under a hidden temp name (.tmp-*) and renamed into
 place only when the host holds all its bytes, never replacing a file. With
---verify each share is then read back and its SHA-256 compared with what
-was sent before the manifest is written; a share that differs is removed.
+--verify each file is also read back from its temp name and its SHA-256
+compared with what was sent before that rename; one that differs is removed
+and never appears under its name, and its share counts as failed.
 Temp files older than --stale-age, left by killed runs, are removed from
 the folders bk-push writes. When fewer than --min-shares shares are stored,
 bk-push removes the ones it stored and writes no manifest, so nothing of
@@ -71,7 +72,7 @@ func Tool() cli.Tool {
 			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k+1"},
 			&ucli.StringFlag{Name: "expect-size", Usage: "size of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"},
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
-			&ucli.BoolFlag{Name: "verify", Usage: "read every share back after storing it and compare its SHA-256 with what was sent (doubles the transfer)"},
+			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
 			&ucli.DurationFlag{Name: "stale-age", Value: 24 * time.Hour, Usage: "age after which a temp file counts as left by a killed run and is removed"},
 		}, connect.Flags()...),
 		Sections: []cli.Section{
@@ -138,7 +139,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if c.Int("min-shares") < 0 {
 		return cli.Usagef("--min-shares must be positive")
 	}
-	dial, err := connect.Dialer(env, c)
+	dial, err := connect.UploadDialer(env, c, c.Bool("verify"))
 	if err != nil {
 		return err
 	}
@@ -154,7 +155,6 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		MinShares:  c.Int("min-shares"),
 		ExpectSize: expect,
 		StaleAge:   c.Duration("stale-age"),
-		Verify:     c.Bool("verify"),
 		Env:        env,
 	})
 	if m != nil {

@@ -31,7 +31,11 @@ type Dial func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
 
 // Dialer returns a Dial with the options of c. ssh's stderr lines reach
 // the user as "bk-x: HOST: line", even with -q: they say why a host failed.
-func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
+func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) { return UploadDialer(env, c, false) }
+
+// UploadDialer is Dialer for a tool that uploads: with verify, every
+// upload is read back before it takes its name (remote.DialOptions.Verify).
+func UploadDialer(env *cli.Env, c *ucli.Context, verify bool) (Dial, error) {
 	if c.Int("retries") < 1 {
 		return nil, cli.Usagef("--retries must be at least 1")
 	}
@@ -43,7 +47,8 @@ func Dialer(env *cli.Env, c *ucli.Context) (Dial, error) {
 			defer mu.Unlock()
 			fmt.Fprintf(env.Stderr, "%s: %s: %s\n", env.Msg.Tool, host, line)
 		},
-		Retry: remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
+		Retry:  remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
+		Verify: verify,
 	}
 	return func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
 		r, err := dial.Host(ctx, h, opts)
