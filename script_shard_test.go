@@ -73,7 +73,7 @@ func loadShare(ts *testscript.TestScript, name string) *scriptShare {
 
 func (f *scriptShare) save(ts *testscript.TestScript) { ts.Check(os.WriteFile(f.path, f.data, 0o644)) }
 
-// forge follows docs/FORMAT-shares.md: the share's checksum of its own
+// forge follows section 3 of docs/FORMAT.md: the share's checksum of its own
 // block, then the trailer's stream hash and checksum.
 func (f *scriptShare) forge(s int64) {
 	bs := int64(f.h.BlockSize)

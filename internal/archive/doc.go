@@ -10,5 +10,5 @@
 // place only after the whole stream was read and checked. List and Check read
 // a stream with the same rules without writing files.
 //
-// The stream layout is described in docs/FORMAT-archive.md.
+// The stream layout is described in section 1 of docs/FORMAT.md.
 package archive

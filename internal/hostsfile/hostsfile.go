@@ -1,6 +1,6 @@
 // Package hostsfile parses the hosts file: one backup destination a line,
 // a local folder or an SFTP location, each with optional key=value options
-// such as a quota. docs/FORMAT-hosts.md describes the syntax.
+// such as a quota. Section 4 of docs/FORMAT.md describes the syntax.
 package hostsfile
 
 import (

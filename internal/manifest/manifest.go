@@ -1,6 +1,6 @@
 // Package manifest is what a backup is and where its shares went: the JSON
 // file bk-push writes to every host that stored a share, the backup's ID,
-// and the names files take on a host. docs/FORMAT-manifest.md describes it.
+// and the names files take on a host. Section 5 of docs/FORMAT.md describes it.
 package manifest
 
 import (

@@ -2,7 +2,7 @@
 // which rebuild it bit for bit, and joins them back while checking every
 // block against the checksums that all the other shares keep of it.
 //
-// The format is described in docs/FORMAT-shares.md; this file holds its
+// The format is described in section 3 of docs/FORMAT.md; this file holds its
 // encoding. Integers are big-endian.
 package shard
 

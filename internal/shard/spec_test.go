@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// This file decodes shares the way docs/FORMAT-shares.md describes them,
+// This file decodes shares the way section 3 of docs/FORMAT.md describes them,
 // without the package's own code, so that the document is known to be
 // enough to write a decoder.
 

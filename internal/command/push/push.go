@@ -58,7 +58,7 @@ the failed backup looks complete anywhere.
 
 On each host a backup is the files NAME-TIME-SETID.shareI and
 NAME-TIME-SETID.manifest.json in the host's folder; see
-docs/FORMAT-manifest.md. Restore with bk-join HOSTS | bk-restore.`
+docs/FORMAT.md (section 5). Restore with bk-join HOSTS | bk-restore.`
 
 // Tool describes bk-push: flags, help and man page.
 func Tool() cli.Tool {
