@@ -15,7 +15,7 @@
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
 # BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
 #
-# Everything is written below bench/out/: data/ (the data sets, made again
+# Everything is written below bench/_out/: data/ (the data sets, made again
 # only when the seed or scale changes), work/ (outputs, shares, hosts),
 # logs/ (stderr of each command), results.txt (this run's report).
 # Exit status: 0 when every command ran, even if a target was missed (this
@@ -48,7 +48,7 @@ done
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=$ROOT/bench/out
+OUT=$ROOT/bench/_out
 DATA=$OUT/data # full size; other scales have their own, so both can stay
 [[ $SCALE == 1 ]] || DATA=$OUT/data-$SCALE
 WORK=$OUT/work
@@ -177,7 +177,7 @@ def() { PREP[$1]=$2; CMD[$1]=$3; unset "BEST[$1]" "ERR[$1]"; }
 # show turns a command into the text the report prints.
 show() {
 	local s=$1
-	s=${s//$OUT/bench/out}
+	s=${s//$OUT/bench/_out}
 	s=${s//$ROOT\//}
 	printf '%s' "$s" | sed -E 's/(^| )T [a-z0-9-]+ /\1/g'
 }
@@ -530,7 +530,7 @@ row3() {
 				labels+=(join join-null)
 			else
 				FAILED=1
-				NOTES+=("row 3: bk-join of 4 of 6 shares did not give back the input (see bench/out/logs/join.log)")
+				NOTES+=("row 3: bk-join of 4 of 6 shares did not give back the input (see bench/_out/logs/join.log)")
 			fi
 		fi
 	fi
@@ -575,10 +575,10 @@ row4() {
 	if need bk-split bk-push; then
 		labels+=(e2e-local)
 		if need sshd ssh && start_sshd && sftp_ready; then
-			CMDLINES+=("(sftp: a throwaway sshd on 127.0.0.1; BK_SSH=\"ssh -F bench/out/work/ssh/ssh_config\")")
+			CMDLINES+=("(sftp: a throwaway sshd on 127.0.0.1; BK_SSH=\"ssh -F bench/_out/work/ssh/ssh_config\")")
 			labels+=(e2e-sftp)
 		elif [[ -z $SSHD_PID ]]; then
-			NOTES+=("row 4: the SFTP row was skipped: no loopback sshd (see bench/out/logs/sshd.log)")
+			NOTES+=("row 4: the SFTP row was skipped: no loopback sshd (see bench/_out/logs/sshd.log)")
 		fi
 	fi
 	local before
@@ -630,7 +630,7 @@ row5() {
 			NOTES+=("row 5: checked: the restored tree has the same contents as the data set")
 		else
 			FAILED=1
-			NOTES+=("row 5: the restored tree differs from the data set: see bench/out/logs/restore-diff.log")
+			NOTES+=("row 5: the restored tree differs from the data set: see bench/_out/logs/restore-diff.log")
 		fi
 		stageline mixed restore bk-join
 		stageline mixed restore bk-restore
@@ -673,7 +673,7 @@ version() { "$@" 2>&1 | head -n 1 || true; }
 		printf '  %s\n' "${NOTES[@]}"
 	fi
 	echo
-	echo "commands (run in bench/out/data for rows 1 and 4; KEY is bench/out/work/key.txt's public key):"
+	echo "commands (run in bench/_out/data for rows 1 and 4; KEY is bench/_out/work/key.txt's public key):"
 	printf '  %s\n' "${CMDLINES[@]//$RECIP/KEY}"
 } | tee "$RESULTS"
 
