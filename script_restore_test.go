@@ -37,6 +37,11 @@ var hostileEntries = map[string][]tar.Header{
 
 func init() {
 	scriptCmds["mkfulltree"] = mkfulltree
+	// mountns: a private mount namespace can be made, so a script can mount
+	// a tmpfs without touching the machine (root, and not forbidden).
+	scriptConds["mountns"] = func() (bool, error) {
+		return os.Geteuid() == 0 && exec.Command("unshare", "-m", "true").Run() == nil, nil
+	}
 	// mkhostile OUT KIND: a plain tar archive with the entries of KIND.
 	scriptCmds["mkhostile"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {
