@@ -44,6 +44,10 @@ const (
 	readBudget  = 8 << 20   // bytes read ahead at once
 	readWorkers = 4
 	queueLen    = 256 // entries walked ahead of the writer
+	// Entries go to the workers and the writer in batches, so that a tree
+	// of small files costs a few channel hand-offs per batch, not per file.
+	batchLen   = 32
+	batchBytes = 256 << 10
 )
 
 type kind int
@@ -73,13 +77,25 @@ type item struct {
 	// first one could not be read).
 	again bool
 	key   devIno
-	// Filled by a read worker before done is closed.
-	done   chan struct{}
-	f      *os.File // open for the rest of a big file
-	st     fs.FileInfo
+	// Filled by a read worker before its batch's done is closed.
+	fd     int // once st is set: open for the rest and the final fstat, or -1
+	st     *statInfo
 	data   []byte
+	end    bool // the read that filled data met the end of the file
+	grew   bool // there was more than st.Size()
 	err    error
 	budget int64
+	load   bool // read by a worker
+}
+
+// batch is a run of consecutive entries, in stream order. Its files are
+// read by one worker into buf, reused from batch to batch.
+type batch struct {
+	items  []*item
+	done   chan struct{} // closed once the files are read
+	buf    []byte
+	budget int64 // taken for its files
+	files  int
 }
 
 // budget is a byte semaphore that the walker takes from in stream order, so
@@ -126,9 +142,11 @@ type packer struct {
 	opts   PackOptions
 	ctx    context.Context
 	budget *budget
-	order  chan *item
-	jobs   chan *item
+	order  chan *batch
+	jobs   chan *batch
 	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
+	cur    *batch          // walker only: being filled
+	free   sync.Pool       // of *batch
 }
 
 // Pack walks paths and writes one PAX tar stream to w. Paths are stored
@@ -164,20 +182,22 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 		opts:   opts,
 		ctx:    ctx,
 		budget: newBudget(ctx, readBudget),
-		order:  make(chan *item, queueLen),
-		jobs:   make(chan *item, readWorkers),
+		order:  make(chan *batch, queueLen/batchLen),
+		jobs:   make(chan *batch, readWorkers),
 		inodes: map[devIno]bool{},
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(p.order)
 		defer close(p.jobs)
-		p.walk(paths, tops)
+		if p.walk(paths, tops) {
+			p.flush()
+		}
 	})
 	for range readWorkers {
 		wg.Go(func() {
-			for it := range p.jobs {
-				p.load(it)
+			for b := range p.jobs {
+				p.loadBatch(b)
 			}
 		})
 	}
@@ -186,23 +206,63 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 	err := w2.run()
 	cancel()
 	wg.Wait()
-	for it := range p.order { // left over after an error: release open files
-		if it.done != nil {
-			<-it.done
-		}
-		if it.f != nil {
-			it.f.Close()
+	for b := range p.order { // left over after an error: release open files
+		<-b.done
+		for _, it := range b.items {
+			it.close()
 		}
 	}
 	return w2.stats, err
 }
 
-// emit queues an item for the writer, in stream order.
+// emit queues an item for the writer, in stream order, in the current
+// batch; a full batch is sent on.
 func (p *packer) emit(it *item) bool {
+	if p.cur == nil {
+		p.cur, _ = p.free.Get().(*batch)
+		if p.cur == nil {
+			p.cur = &batch{}
+		}
+	}
+	b := p.cur
+	b.items = append(b.items, it)
+	if it.load {
+		b.files++
+		b.budget += it.budget
+	}
+	if len(b.items) >= batchLen || b.budget >= batchBytes {
+		return p.flush()
+	}
+	return true
+}
+
+// flush sends the current batch to the writer and, if it has files to
+// read, to a worker.
+func (p *packer) flush() bool {
+	b := p.cur
+	if b == nil {
+		return true
+	}
+	p.cur = nil
+	b.done = make(chan struct{})
 	select {
-	case p.order <- it:
+	case p.order <- b:
+	case <-p.ctx.Done():
+		p.budget.give(b.budget)
+		return false
+	}
+	if b.files == 0 {
+		close(b.done)
+		return true
+	}
+	select {
+	case p.jobs <- b:
 		return true
 	case <-p.ctx.Done():
+		for _, it := range b.items {
+			it.err = p.ctx.Err()
+		}
+		close(b.done)
 		return false
 	}
 }
@@ -211,20 +271,21 @@ func (p *packer) notef(skipped bool, format string, args ...any) bool {
 	return p.emit(&item{kind: kindNote, note: fmt.Sprintf(format, args...), skipped: skipped})
 }
 
-func (p *packer) walk(paths []string, tops []fs.FileInfo) {
+func (p *packer) walk(paths []string, tops []fs.FileInfo) bool {
 	warned := map[string]bool{}
 	for i, disk := range paths {
 		name, removed := storedName(disk)
 		if removed != "" && !warned[removed] {
 			warned[removed] = true
 			if !p.notef(false, "removing leading '%s' from member names", removed) {
-				return
+				return false
 			}
 		}
 		if !p.visit(disk, name, tops[i], statOf(tops[i]).Dev) {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // visit queues the entry at disk (already Lstat'ed as fi) and, for a
@@ -307,20 +368,11 @@ func (p *packer) queueFile(it *item) bool {
 		p.inodes[it.key] = true
 	}
 	it.budget = min(it.fi.Size(), headChunk)
+	// The batch being filled holds at most batchBytes of budget, so this
+	// never waits for budget that only the batch's own writing would free.
 	if err := p.budget.take(it.budget); err != nil {
 		return false
 	}
-	it.done = make(chan struct{})
-	if !p.emit(it) {
-		p.budget.give(it.budget)
-		return false
-	}
-	select {
-	case p.jobs <- it:
-		return true
-	case <-p.ctx.Done():
-		it.err = p.ctx.Err()
-		close(it.done)
-		return false
-	}
+	it.load = true
+	return p.emit(it)
 }

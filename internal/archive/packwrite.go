@@ -6,45 +6,94 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/user"
 	"strconv"
 	"time"
 )
 
-// load opens a queued file and reads its head (all of it when it fits the
-// item's budget). It runs in a read worker.
-func (p *packer) load(it *item) {
-	defer close(it.done)
+// loadBatch reads the files of a batch into its buffer. It runs in a read
+// worker.
+func (p *packer) loadBatch(b *batch) {
+	defer close(b.done)
+	// One byte more per file than its budget: see load.
+	need := int(b.budget) + b.files
+	if cap(b.buf) < need {
+		b.buf = make([]byte, need)
+	}
+	buf := b.buf[:need]
+	for _, it := range b.items {
+		if it.load {
+			n := int(it.budget) + 1
+			p.load(it, buf[:n:n])
+			buf = buf[n:]
+		}
+	}
+}
+
+// load opens a queued file and reads its head into buf (all of it when it
+// fits the item's budget). buf has one byte more than the budget: a file
+// read whole asks for one byte more than its size, so a short read shows
+// both that it did not grow and that it ended, sparing the writer a read.
+func (p *packer) load(it *item, buf []byte) {
+	it.fd = -1
 	if err := p.ctx.Err(); err != nil {
 		it.err = err
 		return
 	}
-	f, err := os.OpenFile(it.path, os.O_RDONLY|oNOFOLL, 0)
+	fd, err := openRead(it.path)
 	if err != nil {
 		it.err = err
 		return
 	}
-	st, err := f.Stat()
+	st := &statInfo{name: it.fi.Name()}
+	err = fstat(fd, it.path, &st.st)
 	if err == nil && !st.Mode().IsRegular() {
 		err = fmt.Errorf("no longer a regular file")
 	}
 	if err != nil {
-		f.Close()
+		closeFd(fd)
 		it.err = err
 		return
 	}
-	it.st = st
-	head := min(st.Size(), it.budget)
-	it.data = make([]byte, head)
-	n, err := io.ReadFull(f, it.data)
-	it.data = it.data[:n]
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		f.Close()
-		it.err = err
-		return
+	it.st, it.fd = st, fd
+	size := st.Size()
+	whole := size <= it.budget
+	if whole {
+		buf = buf[:size+1]
+	} else {
+		buf = buf[:it.budget]
 	}
-	it.f = f // the writer streams the rest, if any, and checks for changes
+	n := 0
+	for n < len(buf) {
+		m, err := readFd(fd, it.path, buf[n:])
+		n += m
+		if err == io.EOF {
+			it.end = true
+			break
+		}
+		if err != nil {
+			it.err = err
+			it.close()
+			return
+		}
+		if whole && int64(n) >= size && n < len(buf) {
+			it.end = true // a short read of a regular file is its end
+			break
+		}
+	}
+	if int64(n) > size {
+		it.grew = true
+		n = int(size)
+	}
+	it.data = buf[:n]
+}
+
+// close closes the item's file, if open.
+func (it *item) close() {
+	if it.st != nil && it.fd >= 0 {
+		closeFd(it.fd)
+		it.fd = -1
+	}
 }
 
 // writer turns items into tar records, in order, in the calling goroutine.
@@ -59,36 +108,30 @@ type writer struct {
 }
 
 func (w *writer) run() error {
-	for it := range w.p.order {
-		if err := w.p.ctx.Err(); err != nil {
-			w.release(it)
-			return err
+	for b := range w.p.order {
+		<-b.done
+		var err error
+		for _, it := range b.items {
+			if err == nil {
+				if err = w.p.ctx.Err(); err == nil {
+					err = w.write(it)
+				}
+			}
+			it.close()
+			it.data = nil
 		}
-		err := w.write(it)
-		w.release(it)
+		w.p.budget.give(b.budget)
 		if err != nil {
 			return err
 		}
+		clear(b.items)
+		*b = batch{items: b.items[:0], buf: b.buf}
+		w.p.free.Put(b)
 	}
 	if err := w.p.ctx.Err(); err != nil {
 		return err
 	}
 	return w.tw.Close()
-}
-
-// release waits for an item's worker and frees what it holds.
-func (w *writer) release(it *item) {
-	if it.done == nil {
-		return
-	}
-	<-it.done
-	if it.f != nil {
-		it.f.Close()
-		it.f = nil
-	}
-	it.data = nil
-	w.p.budget.give(it.budget)
-	it.budget = 0
 }
 
 func (w *writer) warnf(format string, args ...any) { w.p.opts.Warn(format, args...) }
@@ -155,14 +198,13 @@ func (w *writer) write(it *item) error {
 			return w.tw.WriteHeader(h)
 		}
 		// The first name of this inode could not be read: try this one.
-		it.done = make(chan struct{})
 		it.budget = min(it.fi.Size(), headChunk)
 		if err := w.p.budget.take(it.budget); err != nil {
 			return err
 		}
-		w.p.load(it)
+		defer w.p.budget.give(it.budget)
+		w.p.load(it, make([]byte, it.budget+1))
 	}
-	<-it.done
 	if it.err != nil {
 		if errors.Is(it.err, w.p.ctx.Err()) {
 			return it.err
@@ -195,7 +237,7 @@ func (w *writer) writeFile(it *item) error {
 			if err := w.p.ctx.Err(); err != nil {
 				return err
 			}
-			m, err := it.f.Read(w.buf[:min(int64(len(w.buf)), h.Size-n)])
+			m, err := readFd(it.fd, it.path, w.buf[:min(int64(len(w.buf)), h.Size-n)])
 			if m > 0 {
 				if _, err := w.tw.Write(w.buf[:m]); err != nil {
 					return err
@@ -220,13 +262,16 @@ func (w *writer) writeFile(it *item) error {
 		} else {
 			changed = true
 		}
-	} else {
+	} else if it.grew {
+		changed = true // the rest is not stored
+	} else if !it.end {
 		var one [1]byte
-		if m, _ := it.f.Read(one[:]); m > 0 {
+		if m, _ := readFd(it.fd, it.path, one[:]); m > 0 {
 			changed = true // grew: the rest is not stored
 		}
 	}
-	if st, err := it.f.Stat(); err == nil && (st.Size() != h.Size || !st.ModTime().Equal(it.st.ModTime())) {
+	var st statInfo
+	if fstat(it.fd, it.path, &st.st) == nil && (st.Size() != h.Size || !st.ModTime().Equal(it.st.ModTime())) {
 		changed = true
 	}
 	if changed {
