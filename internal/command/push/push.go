@@ -137,7 +137,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		expect = n
 	}
 	if c.Int("min-shares") < 0 {
-		return cli.Usagef("--min-shares must be positive")
+		return cli.Usagef("--min-shares %d: give a count of shares, or 0 for k+1", c.Int("min-shares"))
 	}
 	dial, err := connect.UploadDialer(env, c, c.Bool("verify"))
 	if err != nil {
