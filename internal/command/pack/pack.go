@@ -132,8 +132,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 // pack writes tar → zstd → age into w, closing each layer so the age stream
 // ends with its final, authenticated chunk.
 func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level int, paths []string, opts archive.PackOptions) (archive.PackStats, error) {
-	sealed := nopCloser{w}
-	var encrypted io.WriteCloser = sealed
+	var encrypted io.WriteCloser = nopCloser{w}
 	if len(recipients) > 0 {
 		var err error
 		if encrypted, err = seal.Encrypt(w, recipients...); err != nil {
