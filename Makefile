@@ -4,7 +4,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man/man1
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 TOOLS   := bk-pack bk-restore bk-keygen bk-split bk-join bk-push
-GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X bk/internal/cli.version=$(VERSION)"
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/bk-backup/bk/internal/cli.version=$(VERSION)"
 FUZZTIME ?= 30s
 
 .PHONY: all build test install man bench fuzz demo clean
@@ -15,6 +15,7 @@ build:
 	go build $(GOFLAGS_BUILD) -o bin/ $(addprefix ./cmd/,$(TOOLS))
 
 test:
+	go mod tidy -diff
 	go vet ./...
 	go test -timeout 15m ./...
 
@@ -40,7 +41,7 @@ bench: build
 	bench/run.sh
 
 demo: build
-	testdata/demo.sh
+	demo/demo.sh
 
 clean:
 	rm -rf bin

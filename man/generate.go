@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"bk/internal/cli"
-	"bk/internal/command"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command"
 )
 
 func main() {

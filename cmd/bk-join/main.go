@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/join"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/join"
 )
 
 func main() { os.Exit(join.Main(os.Args, cli.OSStdio())) }

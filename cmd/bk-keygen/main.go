@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/keygen"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/keygen"
 )
 
 func main() { os.Exit(keygen.Main(os.Args, cli.OSStdio())) }

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/pack"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/pack"
 )
 
 func main() { os.Exit(pack.Main(os.Args, cli.OSStdio())) }

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/push"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/push"
 )
 
 func main() { os.Exit(push.Main(os.Args, cli.OSStdio())) }

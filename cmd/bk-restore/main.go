@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/restore"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/restore"
 )
 
 func main() { os.Exit(restore.Main(os.Args, cli.OSStdio())) }

@@ -4,8 +4,8 @@ package main
 import (
 	"os"
 
-	"bk/internal/cli"
-	"bk/internal/command/split"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/split"
 )
 
 func main() { os.Exit(split.Main(os.Args, cli.OSStdio())) }

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"bk/internal/archive/archivetest"
+	"github.com/bk-backup/bk/internal/archive/archivetest"
 )
 
 // mkTree builds a tree with every kind of entry Pack stores. It reports

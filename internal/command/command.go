@@ -3,13 +3,13 @@
 package command
 
 import (
-	"bk/internal/cli"
-	"bk/internal/command/join"
-	"bk/internal/command/keygen"
-	"bk/internal/command/pack"
-	"bk/internal/command/push"
-	"bk/internal/command/restore"
-	"bk/internal/command/split"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/join"
+	"github.com/bk-backup/bk/internal/command/keygen"
+	"github.com/bk-backup/bk/internal/command/pack"
+	"github.com/bk-backup/bk/internal/command/push"
+	"github.com/bk-backup/bk/internal/command/restore"
+	"github.com/bk-backup/bk/internal/command/split"
 )
 
 // Command is one tool: its definition and its entry point.

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/hostsfile"
 )
 
 // HostURL names a destination the way a manifest records it: a file:// or

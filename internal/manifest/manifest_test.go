@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/hostsfile"
 )
 
 func sample() *Manifest {

@@ -17,11 +17,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/manifest"
-	"bk/internal/remote"
-	"bk/internal/shard"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // Options configure one push.

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/manifest"
-	"bk/internal/remote"
-	"bk/internal/remote/local"
-	"bk/internal/shard"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 const blockSize = 4096

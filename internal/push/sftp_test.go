@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/manifest"
-	"bk/internal/remote"
-	"bk/internal/remote/dial"
-	"bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/dial"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 // The tests here push over SFTP to real sshd servers on 127.0.0.1 (the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"bk/internal/cli"
+	"github.com/bk-backup/bk/internal/cli"
 )
 
 func writeFile(t *testing.T, name, content string) string {

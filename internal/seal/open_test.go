@@ -11,7 +11,7 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 
-	"bk/internal/cli"
+	"github.com/bk-backup/bk/internal/cli"
 )
 
 // tarOf is a small tar stream with one file holding data.

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"bk/internal/cli"
+	"github.com/bk-backup/bk/internal/cli"
 )
 
 // PassphraseEnv is the environment variable LoadPassphrase reads.

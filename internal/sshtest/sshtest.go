@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/hostsfile"
 )
 
 // ErrNoSSHD means OpenSSH's sshd is not installed.

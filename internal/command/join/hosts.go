@@ -14,12 +14,12 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/manifest"
-	"bk/internal/push/connect"
-	"bk/internal/remote"
-	"bk/internal/shard"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/push/connect"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // hostFlags pick a backup when a SOURCE is a hosts file.

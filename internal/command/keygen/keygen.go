@@ -13,8 +13,8 @@ import (
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/cli"
-	"bk/internal/seal"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/seal"
 )
 
 // Tool describes bk-keygen: flags, help and man page.

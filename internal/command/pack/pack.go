@@ -9,9 +9,9 @@ import (
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/archive"
-	"bk/internal/cli"
-	"bk/internal/seal"
+	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/seal"
 )
 
 // Tool describes bk-pack: flags, help and man page.

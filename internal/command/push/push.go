@@ -8,11 +8,11 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/manifest"
-	"bk/internal/push"
-	"bk/internal/push/connect"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/push"
+	"github.com/bk-backup/bk/internal/push/connect"
 )
 
 const description = `bk-push reads a share stream (what bk-split writes to stdout) and sends

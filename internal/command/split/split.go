@@ -13,8 +13,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/cli"
-	"bk/internal/shard"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // Tool describes bk-split: flags, help and man page.

@@ -11,10 +11,10 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"bk/internal/cli"
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
-	"bk/internal/remote/dial"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/dial"
 )
 
 // Flags are the command-line options of Dialer.

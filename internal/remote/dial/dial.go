@@ -7,10 +7,10 @@ import (
 	"os"
 	"strings"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
-	"bk/internal/remote/local"
-	"bk/internal/remote/sftp"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/remote/sftp"
 )
 
 // EnvSSH names the environment variable that replaces the ssh command.

@@ -8,11 +8,11 @@ import (
 	"slices"
 	"testing"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
-	"bk/internal/remote/local"
-	"bk/internal/remote/sftp"
-	"bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/remote/sftp"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 func TestHostPicksBackend(t *testing.T) {

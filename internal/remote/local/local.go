@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote"
 )
 
 // Local stores files under a folder.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"bk/internal/remote"
-	"bk/internal/remote/remotetest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
 )
 
 func TestSuite(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote"
 )
 
 // Run runs the suite; newRemote returns an empty host of the backend under

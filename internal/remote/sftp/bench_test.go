@@ -6,9 +6,9 @@ import (
 	"io"
 	"testing"
 
-	"bk/internal/remote"
-	"bk/internal/remote/remotetest"
-	"bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 // BenchmarkUpload measures upload throughput to the real sshd (or the

@@ -14,8 +14,8 @@ import (
 
 	psftp "github.com/pkg/sftp"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
 )
 
 // conn is one ssh process and the SFTP client speaking over its pipes.

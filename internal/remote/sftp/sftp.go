@@ -19,8 +19,8 @@ import (
 
 	psftp "github.com/pkg/sftp"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
 )
 
 // ChunkSize is how much an upload holds in memory: data is sent in chunks

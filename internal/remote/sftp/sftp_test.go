@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
-	"bk/internal/remote/remotetest"
-	"bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}

@@ -1,11 +1,11 @@
-package bk_test
+package command_test
 
 import (
 	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"bk/internal/archive/archivetest"
+	"github.com/bk-backup/bk/internal/archive/archivetest"
 )
 
 func init() {

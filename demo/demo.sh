@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the README's main job on an embedded default. Three local
-# folders stand in for hosts; the sample tree in testdata/demo is backed up
+# folders stand in for hosts; the sample tree in demo/sample is backed up
 # to them with a fresh key, one folder is deleted, the backup is restored
 # from the other two and compared with diff -r. Exits non-zero on any
 # difference.
@@ -24,7 +24,7 @@ printf '%s\n' '# one destination a line' host-a host-b 'host-c  quota=10M' > "$w
 run 'cat hosts'
 
 say "back up the sample tree: pack | split | push"
-cp -a "$root/testdata/demo" "$work/demo"
+cp -a "$root/demo/sample" "$work/demo"
 run 'bk-pack -R recipients demo | bk-split -k 2 -n 3 | bk-push --name demo --expect-size 1M hosts > manifest.json'
 run 'ls -l host-a host-b host-c'
 run 'head -n 12 manifest.json'

@@ -1,12 +1,12 @@
-package bk_test
+package command_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
-	"bk/internal/cli"
-	"bk/internal/command"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command"
 )
 
 // The man pages are generated from the tools' definitions; this keeps the
@@ -14,7 +14,7 @@ import (
 func TestManPagesUpToDate(t *testing.T) {
 	for _, c := range command.All() {
 		tool := c.Tool()
-		path := filepath.Join("man", tool.Name+".1")
+		path := filepath.Join("..", "..", "man", tool.Name+".1")
 		got, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

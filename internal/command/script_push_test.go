@@ -1,4 +1,4 @@
-package bk_test
+package command_test
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package bk_test
+package command_test
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"bk/internal/hostsfile"
-	"bk/internal/remote"
-	"bk/internal/remote/dial"
-	"bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/dial"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 // scriptServers holds each script's SSH servers by name.

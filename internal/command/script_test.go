@@ -1,4 +1,4 @@
-package bk_test
+package command_test
 
 import (
 	"os"
@@ -6,8 +6,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"bk/internal/cli"
-	"bk/internal/command"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command"
 )
 
 // scriptCmds and scriptConds hold the custom testscript commands and

@@ -1,4 +1,4 @@
-package bk_test
+package command_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/zeebo/blake3"
 
-	"bk/internal/shard"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // Testscript commands for the shares of bk-split and bk-join.
