@@ -10,8 +10,6 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
-
-	"github.com/bk-backup/bk/internal/cli"
 )
 
 // The first bytes of each layer.
@@ -127,25 +125,36 @@ func decrypt(r io.Reader, keys Keys) (io.Reader, bool, error) {
 	return nil, pass.used, fmt.Errorf("reading the age header: %w", eofIsUnexpected(err))
 }
 
-// keyError says why no key fitted, and how to give the right one.
+// KeyError is returned by Open when no key given fits the archive; it
+// wraps ErrNoKey or ErrWrongKey. Passphrase says which kind of key the
+// archive wants, so that the caller can say how to give it.
+type KeyError struct {
+	err        error
+	Passphrase bool // encrypted with a passphrase, not to keys
+}
+
+func (e *KeyError) Error() string { return e.err.Error() }
+func (e *KeyError) Unwrap() error { return e.err }
+
+// keyError says why no key fitted.
 func keyError(stanzas []string, keys Keys, pass *passphraseIdentity) error {
 	scrypt := slices.Contains(stanzas, "scrypt")
+	var err error
 	switch {
 	case pass.used:
 		return ErrWrongPassphrase
 	case len(keys.Identities) == 0 && keys.Passphrase == nil && scrypt:
-		return cli.WithHint(fmt.Errorf("%w (it is encrypted with a passphrase)", ErrNoKey),
-			"give -p, --passphrase-file FILE or $BK_PASSPHRASE")
+		err = fmt.Errorf("%w (it is encrypted with a passphrase)", ErrNoKey)
 	case len(keys.Identities) == 0 && keys.Passphrase == nil:
-		return cli.WithHint(ErrNoKey, "give -i KEYFILE or -p")
+		err = ErrNoKey
 	case scrypt:
-		return cli.WithHint(fmt.Errorf("%w: it is encrypted with a passphrase, not to a key", ErrWrongKey),
-			"give -p, --passphrase-file FILE or $BK_PASSPHRASE")
+		err = fmt.Errorf("%w: it is encrypted with a passphrase, not to a key", ErrWrongKey)
 	case len(keys.Identities) == 0:
-		return cli.WithHint(fmt.Errorf("%w: it is encrypted to a key (%s), not with a passphrase", ErrWrongKey, stanzas[0]),
-			"give -i KEYFILE")
+		err = fmt.Errorf("%w: it is encrypted to a key (%s), not with a passphrase", ErrWrongKey, stanzas[0])
+	default:
+		err = fmt.Errorf("%w (recipient types: %s)", ErrWrongKey, joinUnique(stanzas))
 	}
-	return fmt.Errorf("%w (recipient types: %s)", ErrWrongKey, joinUnique(stanzas))
+	return &KeyError{err: err, Passphrase: scrypt}
 }
 
 func joinUnique(s []string) string {

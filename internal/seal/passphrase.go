@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/bk-backup/bk/internal/cli"
 )
 
 // PassphraseEnv is the environment variable LoadPassphrase reads.
 const PassphraseEnv = "BK_PASSPHRASE"
 
+// ErrNoPassphrase is returned by LoadPassphrase when there is no file, no
+// variable and no way to ask.
+var ErrNoPassphrase = errors.New("a passphrase is needed and there is no way to ask for it")
+
 // LoadPassphrase finds the passphrase, in this order: the first line of
 // file (--passphrase-file; its line end stripped), $BK_PASSPHRASE, then ask
-// (the terminal). An empty passphrase is an error wherever it comes from.
+// (the terminal); errors from ask are returned as they are. An empty
+// passphrase is an error wherever it comes from.
 func LoadPassphrase(file string, getenv func(string) string, ask func() ([]byte, error)) ([]byte, error) {
 	if file != "" {
 		return readPassphraseFile(file)
@@ -24,14 +27,10 @@ func LoadPassphrase(file string, getenv func(string) string, ask func() ([]byte,
 	if p := getenv(PassphraseEnv); p != "" {
 		return []byte(p), nil
 	}
-	hint := "give --passphrase-file FILE or set " + PassphraseEnv
 	if ask == nil {
-		return nil, cli.WithHint(errors.New("a passphrase is needed and there is no way to ask for it"), hint)
+		return nil, ErrNoPassphrase
 	}
 	p, err := ask()
-	if errors.Is(err, cli.ErrNoTerminal) {
-		return nil, cli.WithHint(err, hint)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,13 +4,13 @@ package pack
 import (
 	"context"
 	"io"
-	"os"
 
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/bk-backup/bk/internal/archive"
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
 )
 
@@ -178,9 +178,7 @@ func recipients(c *ucli.Context) ([]age.Recipient, error) {
 			"encrypt with -r age1… (make a key with bk-keygen), -R FILE or -p; or ask for --plaintext")
 	}
 	if wantPass {
-		pass, err := seal.LoadPassphrase(c.String("passphrase-file"), os.Getenv, func() ([]byte, error) {
-			return cli.ReadSecret("Enter passphrase: ", true)
-		})
+		pass, err := passphrase.Load(c.String("passphrase-file"), true)
 		if err != nil {
 			return nil, err
 		}

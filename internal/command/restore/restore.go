@@ -12,6 +12,7 @@ import (
 
 	"github.com/bk-backup/bk/internal/archive"
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
 )
 
@@ -110,7 +111,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	defer progress.Done()
 	stream, _, err := seal.Open(progress.Reader(input), keys)
 	if err != nil {
-		return err
+		return passphrase.Hint(err, len(keys.Identities) > 0)
 	}
 	defer stream.Close()
 
@@ -173,10 +174,6 @@ func keys(c *ucli.Context) (seal.Keys, error) {
 		}
 		keys.Identities = append(keys.Identities, ids...)
 	}
-	keys.Passphrase = func() ([]byte, error) {
-		return seal.LoadPassphrase(c.String("passphrase-file"), os.Getenv, func() ([]byte, error) {
-			return ask("Enter passphrase: ")
-		})
-	}
+	keys.Passphrase = func() ([]byte, error) { return passphrase.Load(c.String("passphrase-file"), false) }
 	return keys, nil
 }
