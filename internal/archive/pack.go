@@ -162,18 +162,9 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 	if opts.Progress == nil {
 		opts.Progress = func(int) {}
 	}
-	for _, p := range opts.Excludes {
-		if _, err := path.Match(p, ""); err != nil {
-			return PackStats{}, fmt.Errorf("bad exclude pattern %q: %v", p, err)
-		}
-	}
-	tops := make([]fs.FileInfo, len(paths))
-	for i, p := range paths {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return PackStats{}, err
-		}
-		tops[i] = fi
+	tops, err := checkArgs(paths, opts)
+	if err != nil {
+		return PackStats{}, err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -203,7 +194,7 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 	}
 	w2 := &writer{p: p, tw: tar.NewWriter(w), links: map[devIno]string{},
 		users: map[uint32]string{}, groups: map[uint32]string{}}
-	err := w2.run()
+	err = w2.run()
 	cancel()
 	wg.Wait()
 	for b := range p.order { // left over after an error: release open files
@@ -213,6 +204,31 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 		}
 	}
 	return w2.stats, err
+}
+
+// CheckArgs returns the error Pack would return for its arguments before
+// writing anything: a bad exclude pattern, a path that does not exist. A
+// caller checks them before it writes the layers around the archive.
+func CheckArgs(paths []string, opts PackOptions) error {
+	_, err := checkArgs(paths, opts)
+	return err
+}
+
+func checkArgs(paths []string, opts PackOptions) ([]fs.FileInfo, error) {
+	for _, p := range opts.Excludes {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("bad exclude pattern %q: %v", p, err)
+		}
+	}
+	tops := make([]fs.FileInfo, len(paths))
+	for i, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		tops[i] = fi
+	}
+	return tops, nil
 }
 
 // emit queues an item for the writer, in stream order, in the current

@@ -2,6 +2,7 @@ package seal
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,5 +145,30 @@ func TestEncryptedSSHKey(t *testing.T) {
 	got, _, err := openAll(t, encrypt(t, tarball, rcpt), Keys{Identities: ids})
 	if err != nil || asked != 1 || !bytes.Equal(got, tarball) {
 		t.Fatalf("own archive: err %v, asked %d times", err, asked)
+	}
+}
+
+// age reads a header of at most 1024 recipients: Encrypt refuses more
+// before writing a byte, and what it accepts, age -d reads.
+func TestEncryptRecipientLimit(t *testing.T) {
+	needTool(t, "age")
+	dir := t.TempDir()
+	id := newIdentity(t)
+	keyFile := writeKeyFile(t, dir, id)
+	recipients := []age.Recipient{id.Recipient()}
+	for range 1023 {
+		recipients = append(recipients, newIdentity(t).Recipient())
+	}
+	got := run(t, encrypt(t, []byte("data"), recipients...), "age", "-d", "-i", keyFile)
+	if string(got) != "data" {
+		t.Fatalf("age -d of 1024 recipients: %q", got)
+	}
+	var out bytes.Buffer
+	_, err := Encrypt(&out, append(recipients, newIdentity(t).Recipient())...)
+	if !errors.Is(err, ErrTooManyRecipients) || !strings.Contains(err.Error(), "1025 given") {
+		t.Errorf("1025 recipients: got %v", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("refused encryption wrote %d bytes", out.Len())
 	}
 }

@@ -131,14 +131,54 @@ func PassphraseIdentity(pass []byte) (age.Identity, error) {
 	return id, nil
 }
 
+// ErrTooManyRecipients is returned by Encrypt for a header that age would
+// refuse to read: age readers accept at most 1024 recipient stanzas.
+var ErrTooManyRecipients = errors.New("too many recipients: age reads at most 1024 in one header")
+
 // Encrypt returns a writer that encrypts to all recipients into w in the
 // binary age format. Close writes the last chunk, without which the stream
-// does not decrypt; it does not close w.
+// does not decrypt; it does not close w. Nothing is written to w if
+// Encrypt fails.
 func Encrypt(w io.Writer, recipients ...age.Recipient) (io.WriteCloser, error) {
 	if len(recipients) == 0 {
 		return nil, errors.New("no recipients to encrypt to")
 	}
-	return age.Encrypt(w, recipients...)
+	held := &heldWriter{}
+	ew, err := age.Encrypt(held, recipients...)
+	if err != nil {
+		return nil, err
+	}
+	// Read the header back with age's own parser, which is what every
+	// reader will do: an archive nobody could open is refused now, not at
+	// restore time.
+	if _, err := age.ExtractHeader(bytes.NewReader(held.buf)); err != nil {
+		return nil, fmt.Errorf("%w (%d given): %v", ErrTooManyRecipients, len(recipients), err)
+	}
+	if err := held.release(w); err != nil {
+		return nil, err
+	}
+	return ew, nil
+}
+
+// heldWriter keeps what is written until release, then writes through.
+type heldWriter struct {
+	buf []byte
+	w   io.Writer
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	if h.w == nil {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.w.Write(p)
+}
+
+func (h *heldWriter) release(w io.Writer) error {
+	h.w = w
+	_, err := w.Write(h.buf)
+	h.buf = nil
+	return err
 }
 
 // ReadIdentitiesFile reads the secret keys that decrypt: an age identity

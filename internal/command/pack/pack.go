@@ -3,6 +3,7 @@ package pack
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"filippo.io/age"
@@ -53,10 +54,13 @@ gets a warning.`,
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  the archive is complete.
 
-1  failed: nothing was written under the -o name (a partial stream may have
-   reached a pipe, and will not decrypt as complete).
+1  failed: nothing was written under the -o name. Arguments and every PATH
+   are checked before the first byte is written, so a run that fails at once
+   writes nothing to a pipe either; one that fails later leaves an age stream
+   without its final chunk, which does not decrypt as complete.
 
-2  usage error, including no encryption choice.
+2  usage error, including no encryption choice and more than 1024
+   recipients (the most an age header holds).
 
 3  the archive is complete but some files could not be read and were skipped;
    each was named in a warning.
@@ -102,6 +106,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := archive.CheckArgs(c.Args().Slice(), archive.PackOptions{Excludes: excludes}); err != nil {
+		return err
+	}
 	out, err := cli.OpenOutput(c.String("output"), env.Stdout, "an archive")
 	if err != nil {
 		return err
@@ -116,6 +123,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		Progress:      progress.Add,
 	})
 	progress.Done()
+	if errors.Is(err, seal.ErrTooManyRecipients) {
+		return cli.Usagef("%v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -130,7 +140,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 }
 
 // pack writes tar → zstd → age into w, closing each layer so the age stream
-// ends with its final, authenticated chunk.
+// ends with its final, authenticated chunk. After an error it closes none:
+// an age stream without its final chunk never decrypts as complete.
 func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level int, paths []string, opts archive.PackOptions) (archive.PackStats, error) {
 	var encrypted io.WriteCloser = nopCloser{w}
 	if len(recipients) > 0 {
@@ -144,13 +155,13 @@ func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level in
 		return archive.PackStats{}, err
 	}
 	stats, err := archive.Pack(ctx, compressed, paths, opts)
-	if cerr := compressed.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		return stats, err
 	}
-	if cerr := encrypted.Close(); err == nil {
-		err = cerr
+	if err := compressed.Close(); err != nil {
+		return stats, err
 	}
-	return stats, err
+	return stats, encrypted.Close()
 }
 
 type nopCloser struct{ io.Writer }
