@@ -12,8 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/bk-backup/bk/internal/fsutil"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
@@ -126,7 +125,7 @@ func (u *upload) Commit(ctx context.Context) error {
 			return u.err
 		}
 	}
-	if err := renameNoReplace(tmp, u.final); err != nil {
+	if err := fsutil.RenameNoReplace(tmp, u.final); err != nil {
 		u.err = u.l.err(err)
 		return u.err
 	}
@@ -173,26 +172,6 @@ func (u *upload) Abort() error {
 		return u.l.err(err)
 	}
 	return nil
-}
-
-// renameNoReplace moves tmp to final unless final exists: renameat2 with
-// RENAME_NOREPLACE where the file system has it, else link(2) and unlink,
-// which also fail rather than replace.
-func renameNoReplace(tmp, final string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: os.ErrExist}
-	}
-	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.ENOTSUP) {
-		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: err}
-	}
-	if err := os.Link(tmp, final); err != nil {
-		return err
-	}
-	return os.Remove(tmp)
 }
 
 // Open implements remote.Remote.
@@ -268,11 +247,11 @@ func (l *Local) Remove(ctx context.Context, name string) error {
 
 // Free implements remote.Remote: the blocks left to unprivileged users.
 func (l *Local) Free(ctx context.Context) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(l.root, &st); err != nil {
-		return 0, l.err(&os.PathError{Op: "statfs", Path: l.root, Err: err})
+	n, err := fsutil.FreeSpace(l.root)
+	if err != nil {
+		return 0, l.err(err)
 	}
-	return int64(st.Bavail) * st.Bsize, nil
+	return n, nil
 }
 
 // Close implements remote.Remote; a folder holds nothing open.

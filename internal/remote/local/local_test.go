@@ -38,25 +38,6 @@ func TestNewRefusesMissingFolder(t *testing.T) {
 	}
 }
 
-// TestRenameNoReplaceFallback checks the link-and-unlink path that file
-// systems without RENAME_NOREPLACE take.
-func TestRenameNoReplaceFallback(t *testing.T) {
-	dir := t.TempDir()
-	tmp, final := filepath.Join(dir, ".tmp-1-f"), filepath.Join(dir, "f")
-	if err := os.WriteFile(tmp, []byte("new"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(final, []byte("old"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := renameNoReplace(tmp, final); !errors.Is(err, os.ErrExist) {
-		t.Fatalf("rename over an existing file: %v", err)
-	}
-	if b, _ := os.ReadFile(final); string(b) != "old" {
-		t.Fatalf("the existing file now holds %q", b)
-	}
-}
-
 func TestWriteErrorFailsCommit(t *testing.T) {
 	l, err := New(t.TempDir(), remote.DialOptions{})
 	if err != nil {
