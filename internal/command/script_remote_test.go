@@ -12,9 +12,10 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
-	"github.com/bk-backup/bk/internal/remote/dial"
+	_ "github.com/bk-backup/bk/internal/remote/kinds"
 	"github.com/bk-backup/bk/internal/sshtest"
 )
 
@@ -127,7 +128,7 @@ func remoteLs(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	var out strings.Builder
 	if err == nil {
-		err = listRemote(&out, h, ts.Getenv(dial.EnvSSH), args[1:])
+		err = listRemote(&out, h, ts.Getenv(connect.EnvSSH), args[1:])
 	}
 	ts.Stdout().Write([]byte(out.String()))
 	if err != nil {
@@ -140,7 +141,7 @@ func remoteLs(ts *testscript.TestScript, neg bool, args []string) {
 
 func listRemote(out *strings.Builder, h hostsfile.Host, ssh string, dir []string) error {
 	ctx := context.Background()
-	r, err := dial.Host(ctx, h, remote.DialOptions{SSHCommand: dial.SSHCommand(ssh), Retry: remote.Retry{Attempts: 1}})
+	r, err := h.Dial(ctx, remote.DialOptions{SSHCommand: connect.SSHCommand(ssh), Retry: remote.Retry{Attempts: 1}})
 	if err != nil {
 		return err
 	}

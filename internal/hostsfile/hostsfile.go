@@ -1,54 +1,29 @@
 // Package hostsfile parses the hosts file: one backup destination a line,
-// a local folder or an SFTP location, each with optional key=value options
-// such as a quota. Section 4 of docs/FORMAT.md describes the syntax.
+// each with optional key=value options such as a quota. It splits a line
+// into destination and options; the kind of host the destination names
+// parses it (package remote's registry, filled by package kinds). Section 4
+// of docs/FORMAT.md describes the syntax.
 package hostsfile
 
 import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"os/user"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/bk-backup/bk/internal/remote"
 )
 
-// Kind says which backend serves a destination.
-type Kind int
-
-// The kinds of destination.
-const (
-	Local Kind = iota // a folder on this machine: USB disk, NAS mount
-	SFTP              // a folder on an SSH host, reached with the system ssh
-)
-
-// Host is one destination of the hosts file.
+// Host is one destination of the hosts file: where it is, parsed by its
+// kind of host (package remote's registry), and the options of its line.
 type Host struct {
 	File string // the hosts file, for messages ("" when parsed from a string)
 	Line int    // 1-based line number
-	Kind Kind
-	// Path is the folder: absolute for Local; for SFTP as the server sees
-	// it, relative paths (and "") starting at the login folder.
-	Path  string
-	User  string // SFTP: login name, "" for ssh's default
-	Host  string // SFTP: host name or address, as ssh is to see it
-	Port  int    // SFTP: 0 for ssh's default
-	Quota int64  // bytes bk may use there, 0 for no limit
-}
-
-// String names the destination in messages: the host for SFTP (with its
-// port when one was given), the folder for Local.
-func (h Host) String() string {
-	if h.Kind == Local {
-		return h.Path
-	}
-	if h.Port != 0 {
-		return h.Host + ":" + strconv.Itoa(h.Port)
-	}
-	return h.Host
+	remote.Location
+	Quota int64 // bytes bk may use there, 0 for no limit
 }
 
 // Where is "file:line" for messages about this line.
@@ -106,10 +81,11 @@ func ParseLine(line, base string) (h Host, ok bool, err error) {
 	if err != nil {
 		return Host{}, false, err
 	}
-	h, err = parseDest(dest, base)
+	loc, err := remote.ParseLocation(dest, base)
 	if err != nil {
 		return Host{}, false, err
 	}
+	h = Host{Location: loc}
 	for _, opt := range strings.Fields(rest) {
 		if opt[0] == '#' {
 			break
@@ -140,130 +116,6 @@ func splitDest(line string) (dest, rest string, err error) {
 	}
 	dest, rest, _ = strings.Cut(strings.ReplaceAll(line, "\t", " "), " ")
 	return dest, rest, nil
-}
-
-func parseDest(dest, base string) (Host, error) {
-	switch {
-	case strings.HasPrefix(dest, "file://"):
-		u, err := url.Parse(dest)
-		if err != nil {
-			return Host{}, fmt.Errorf("bad URL %q", dest)
-		}
-		if u.Host != "" && u.Host != "localhost" {
-			return Host{}, fmt.Errorf("file URL %q names a host; use sftp:// for a remote folder", dest)
-		}
-		return localHost(u.Path, base)
-	case strings.HasPrefix(dest, "sftp://"):
-		return parseSFTPURL(dest)
-	case strings.Contains(dest, "://"):
-		return Host{}, fmt.Errorf("unknown kind of destination %q (want a folder, file://, sftp:// or host:path)", dest)
-	}
-	if host, p, ok := scpStyle(dest); ok {
-		h := Host{Kind: SFTP, Path: p}
-		if u, hp, found := strings.Cut(host, "@"); found {
-			h.User, host = u, hp
-		}
-		h.Host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		if h.Path != "" {
-			h.Path = path.Clean(h.Path)
-		}
-		return h, checkSSH(h, dest)
-	}
-	return localHost(dest, base)
-}
-
-// scpStyle splits "[user@]host:path" the way scp does: a colon before any
-// slash makes it remote, so "./a:b" and "/a:b" stay local folders.
-func scpStyle(dest string) (host, p string, ok bool) {
-	if strings.HasPrefix(dest, "[") || strings.Contains(dest, "@[") {
-		if end := strings.Index(dest, "]:"); end >= 0 {
-			return dest[:end+1], dest[end+2:], true
-		}
-		return "", "", false
-	}
-	colon := strings.IndexByte(dest, ':')
-	if colon <= 0 {
-		return "", "", false
-	}
-	if slash := strings.IndexByte(dest, '/'); slash >= 0 && slash < colon {
-		return "", "", false
-	}
-	return dest[:colon], dest[colon+1:], true
-}
-
-func parseSFTPURL(dest string) (Host, error) {
-	u, err := url.Parse(dest)
-	if err != nil {
-		return Host{}, fmt.Errorf("bad URL %q", dest)
-	}
-	h := Host{Kind: SFTP, Host: u.Hostname(), User: u.User.Username()}
-	if _, hasPass := u.User.Password(); hasPass {
-		return Host{}, fmt.Errorf("%q holds a password; use an ssh key instead", u.Redacted())
-	}
-	if p := u.Port(); p != "" {
-		h.Port, err = strconv.Atoi(p)
-		if err != nil || h.Port < 1 || h.Port > 65535 {
-			return Host{}, fmt.Errorf("bad port %q in %q", p, dest)
-		}
-	}
-	// As in curl: sftp://host/path is absolute, sftp://host/~/path starts
-	// at the login folder.
-	h.Path = u.Path
-	if rel, ok := strings.CutPrefix(h.Path, "/~"); ok && (rel == "" || rel[0] == '/') {
-		h.Path = strings.TrimPrefix(rel, "/")
-	}
-	if h.Path != "" {
-		h.Path = path.Clean(h.Path)
-	}
-	return h, checkSSH(h, dest)
-}
-
-// checkSSH refuses names ssh would read as options.
-func checkSSH(h Host, dest string) error {
-	switch {
-	case h.Host == "":
-		return fmt.Errorf("no host name in %q", dest)
-	case strings.HasPrefix(h.Host, "-") || strings.HasPrefix(h.User, "-"):
-		return fmt.Errorf("host or user name may not start with '-' in %q", dest)
-	case strings.ContainsAny(h.Host+h.User, " \t'\"\\/@"):
-		return fmt.Errorf("bad host or user name in %q", dest)
-	}
-	return nil
-}
-
-// localHost makes a Local destination of p: "~" and "~user" start at a home
-// folder, and a relative folder is relative to base (the hosts file's
-// folder), so the file means the same from wherever bk runs.
-func localHost(p, base string) (Host, error) {
-	if p == "" {
-		return Host{}, fmt.Errorf("empty folder name")
-	}
-	if rest, ok := strings.CutPrefix(p, "~"); ok {
-		name, sub, _ := strings.Cut(rest, "/")
-		home, err := homeDir(name)
-		if err != nil {
-			return Host{}, fmt.Errorf("folder %q: %w", p, err)
-		}
-		p = filepath.Join(home, sub)
-	}
-	if !filepath.IsAbs(p) {
-		if base == "" {
-			return Host{}, fmt.Errorf("relative folder %q needs the hosts file's folder", p)
-		}
-		p = filepath.Join(base, p)
-	}
-	return Host{Kind: Local, Path: filepath.Clean(p)}, nil
-}
-
-func homeDir(name string) (string, error) {
-	if name == "" {
-		return os.UserHomeDir()
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return "", err
-	}
-	return u.HomeDir, nil
 }
 
 func (h *Host) setOption(opt string) error {

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/remote/sftp"
 )
 
 func TestParseLine(t *testing.T) {
@@ -16,28 +20,28 @@ func TestParseLine(t *testing.T) {
 		line string
 		want Host
 	}{
-		{"/mnt/usb", Host{Kind: Local, Path: "/mnt/usb"}},
-		{"/mnt/usb/ quota=2TiB", Host{Kind: Local, Path: "/mnt/usb", Quota: 2 << 40}},
-		{"file:///mnt/my%20disk", Host{Kind: Local, Path: "/mnt/my disk"}},
-		{"file://localhost/mnt/x", Host{Kind: Local, Path: "/mnt/x"}},
-		{`"/media/me/My Disk"  quota=1.5G`, Host{Kind: Local, Path: "/media/me/My Disk", Quota: 1.5e9}},
-		{"~/bk", Host{Kind: Local, Path: filepath.Join(home, "bk")}},
-		{"~", Host{Kind: Local, Path: home}},
-		{"~root/bk", Host{Kind: Local, Path: "/root/bk"}},
-		{"shares", Host{Kind: Local, Path: "/etc/bk/shares"}},
-		{"./a:b", Host{Kind: Local, Path: "/etc/bk/a:b"}},
-		{"../x", Host{Kind: Local, Path: "/etc/x"}},
-		{"sftp://nas.local/srv/bk", Host{Kind: SFTP, Host: "nas.local", Path: "/srv/bk"}},
-		{"sftp://me@nas.local:2222/srv/bk/", Host{Kind: SFTP, User: "me", Host: "nas.local", Port: 2222, Path: "/srv/bk"}},
-		{"sftp://nas/~/bk", Host{Kind: SFTP, Host: "nas", Path: "bk"}},
-		{"sftp://nas", Host{Kind: SFTP, Host: "nas"}},
-		{"sftp://[::1]:22/x", Host{Kind: SFTP, Host: "::1", Port: 22, Path: "/x"}},
-		{"nas:", Host{Kind: SFTP, Host: "nas"}},
-		{"nas:bk quota=500G # the attic", Host{Kind: SFTP, Host: "nas", Path: "bk", Quota: 500e9}},
-		{"me@nas:/srv/bk", Host{Kind: SFTP, User: "me", Host: "nas", Path: "/srv/bk"}},
-		{"[fe80::1]:bk", Host{Kind: SFTP, Host: "fe80::1", Path: "bk"}},
-		{"me@[fe80::1]:/bk", Host{Kind: SFTP, User: "me", Host: "fe80::1", Path: "/bk"}},
-		{"\tnas:bk\t quota=1k ", Host{Kind: SFTP, Host: "nas", Path: "bk", Quota: 1000}},
+		{"/mnt/usb", Host{Location: local.Location{Path: "/mnt/usb"}}},
+		{"/mnt/usb/ quota=2TiB", Host{Location: local.Location{Path: "/mnt/usb"}, Quota: 2 << 40}},
+		{"file:///mnt/my%20disk", Host{Location: local.Location{Path: "/mnt/my disk"}}},
+		{"file://localhost/mnt/x", Host{Location: local.Location{Path: "/mnt/x"}}},
+		{`"/media/me/My Disk"  quota=1.5G`, Host{Location: local.Location{Path: "/media/me/My Disk"}, Quota: 1.5e9}},
+		{"~/bk", Host{Location: local.Location{Path: filepath.Join(home, "bk")}}},
+		{"~", Host{Location: local.Location{Path: home}}},
+		{"~root/bk", Host{Location: local.Location{Path: "/root/bk"}}},
+		{"shares", Host{Location: local.Location{Path: "/etc/bk/shares"}}},
+		{"./a:b", Host{Location: local.Location{Path: "/etc/bk/a:b"}}},
+		{"../x", Host{Location: local.Location{Path: "/etc/x"}}},
+		{"sftp://nas.local/srv/bk", Host{Location: sftp.Location{Host: "nas.local", Path: "/srv/bk"}}},
+		{"sftp://me@nas.local:2222/srv/bk/", Host{Location: sftp.Location{User: "me", Host: "nas.local", Port: 2222, Path: "/srv/bk"}}},
+		{"sftp://nas/~/bk", Host{Location: sftp.Location{Host: "nas", Path: "bk"}}},
+		{"sftp://nas", Host{Location: sftp.Location{Host: "nas"}}},
+		{"sftp://[::1]:22/x", Host{Location: sftp.Location{Host: "::1", Port: 22, Path: "/x"}}},
+		{"nas:", Host{Location: sftp.Location{Host: "nas"}}},
+		{"nas:bk quota=500G # the attic", Host{Location: sftp.Location{Host: "nas", Path: "bk"}, Quota: 500e9}},
+		{"me@nas:/srv/bk", Host{Location: sftp.Location{User: "me", Host: "nas", Path: "/srv/bk"}}},
+		{"[fe80::1]:bk", Host{Location: sftp.Location{Host: "fe80::1", Path: "bk"}}},
+		{"me@[fe80::1]:/bk", Host{Location: sftp.Location{User: "me", Host: "fe80::1", Path: "/bk"}}},
+		{"\tnas:bk\t quota=1k ", Host{Location: sftp.Location{Host: "nas", Path: "bk"}, Quota: 1000}},
 	}
 	for _, tt := range tests {
 		got, ok, err := ParseLine(tt.line, "/etc/bk")
@@ -93,9 +97,9 @@ func TestParseFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Host{
-		{File: name, Line: 3, Kind: Local, Path: "/mnt/usb"},
-		{File: name, Line: 5, Kind: SFTP, Host: "nas", Path: "bk", Quota: 1e12},
-		{File: name, Line: 6, Kind: Local, Path: filepath.Join(dir, "rel")},
+		{File: name, Line: 3, Location: local.Location{Path: "/mnt/usb"}},
+		{File: name, Line: 5, Location: sftp.Location{Host: "nas", Path: "bk"}, Quota: 1e12},
+		{File: name, Line: 6, Location: local.Location{Path: filepath.Join(dir, "rel")}},
 	}
 	if len(hosts) != len(want) {
 		t.Fatalf("got %d hosts, want %d: %+v", len(hosts), len(want), hosts)
@@ -126,9 +130,9 @@ func TestHostString(t *testing.T) {
 		h    Host
 		want string
 	}{
-		{Host{Kind: Local, Path: "/mnt/usb"}, "/mnt/usb"},
-		{Host{Kind: SFTP, Host: "nas.local", User: "me"}, "nas.local"},
-		{Host{Kind: SFTP, Host: "127.0.0.1", Port: 2222}, "127.0.0.1:2222"},
+		{Host{Location: local.Location{Path: "/mnt/usb"}}, "/mnt/usb"},
+		{Host{Location: sftp.Location{Host: "nas.local", User: "me"}}, "nas.local"},
+		{Host{Location: sftp.Location{Host: "127.0.0.1", Port: 2222}}, "127.0.0.1:2222"},
 	} {
 		if got := tt.h.String(); got != tt.want {
 			t.Errorf("%+v.String() = %q, want %q", tt.h, got, tt.want)
@@ -162,14 +166,45 @@ func FuzzParseLine(f *testing.F) {
 		if err != nil || !ok {
 			return
 		}
-		if h.Kind == SFTP && (h.Host == "" || strings.HasPrefix(h.Host, "-")) {
-			t.Fatalf("%q gave host %q", line, h.Host)
+		switch loc := h.Location.(type) {
+		case sftp.Location:
+			if loc.Host == "" || strings.HasPrefix(loc.Host, "-") {
+				t.Fatalf("%q gave host %q", line, loc.Host)
+			}
+		case local.Location:
+			if !filepath.IsAbs(loc.Path) {
+				t.Fatalf("%q gave relative folder %q", line, loc.Path)
+			}
+		default:
+			t.Fatalf("%q gave %T", line, loc)
 		}
-		if h.Kind == Local && !filepath.IsAbs(h.Path) {
-			t.Fatalf("%q gave relative folder %q", line, h.Path)
+		back, err := remote.ParseLocation(h.URL(), "")
+		if err != nil || back != h.Location {
+			t.Fatalf("%q: URL %s reads back as %+v, %v", line, h.URL(), back, err)
 		}
 		if h.Quota < 0 {
 			t.Fatalf("%q gave quota %d", line, h.Quota)
 		}
 	})
+}
+
+func TestURLRoundTrip(t *testing.T) {
+	for _, line := range []string{
+		"/mnt/usb/bk quota=1G", `"/srv/with space"`, "sftp://bk@nas:2222/srv/bk", "sftp://nas/~/bk",
+		"friend@vps.example.org:bk", "vps:", "[::1]:/srv/bk", "sftp://[::1]:22/x",
+	} {
+		h, _, err := ParseLine(line, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := h.URL()
+		got, err := remote.ParseLocation(u, "")
+		if err != nil {
+			t.Errorf("%s → %s: %v", line, u, err)
+			continue
+		}
+		if got != h.Location {
+			t.Errorf("%s → %s → %+v, want %+v", line, u, got, h.Location)
+		}
+	}
 }

@@ -225,3 +225,8 @@ func Newer(a, b *Manifest) int {
 
 // SortNewestFirst sorts ms newest first.
 func SortNewestFirst(ms []*Manifest) { slices.SortFunc(ms, Newer) }
+
+// Full reports whether the backup stands alone, so that its size tells
+// what the next backup of its name will need. Today a backup with a
+// Parent is incremental; a later format may say so another way (a level).
+func (m *Manifest) Full() bool { return m.Parent == "" }

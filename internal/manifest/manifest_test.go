@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bk-backup/bk/internal/hostsfile"
 )
 
 func sample() *Manifest {
@@ -128,34 +126,6 @@ func TestNewestFirst(t *testing.T) {
 	SortNewestFirst(ms)
 	if ms[0] != b || ms[1] != c || ms[2] != a {
 		t.Fatalf("order %v %v %v", ms[0].ID, ms[1].ID, ms[2].ID)
-	}
-}
-
-func TestHostURLRoundTrip(t *testing.T) {
-	for _, line := range []string{
-		"/mnt/usb/bk quota=1G", "/srv/with space", "sftp://bk@nas:2222/srv/bk", "sftp://nas/~/bk",
-		"friend@vps.example.org:bk", "vps:", "[::1]:/srv/bk", "sftp://[::1]:22/x",
-	} {
-		var h hostsfile.Host
-		var err error
-		if line == "/srv/with space" {
-			h = hostsfile.Host{Kind: hostsfile.Local, Path: line}
-		} else {
-			h, _, err = hostsfile.ParseLine(line, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		h.Quota = 0
-		u := HostURL(h)
-		got, err := ParseHost(u)
-		if err != nil {
-			t.Errorf("%s → %s: %v", line, u, err)
-			continue
-		}
-		if got != h {
-			t.Errorf("%s → %s → %+v, want %+v", line, u, got, h)
-		}
 	}
 }
 

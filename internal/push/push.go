@@ -11,14 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bk-backup/bk/internal/cli"
-	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
@@ -26,56 +23,60 @@ import (
 
 // Options configure one push.
 type Options struct {
-	Hosts []hostsfile.Host
-	// Dial connects to a host.
-	Dial func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
-	Name string // backup name, for the ID
+	// Catalog holds the hosts, in hosts-file order: the first N take the
+	// shares, the rest are spares.
+	Catalog *catalog.Catalog
+	Name    string // backup name, for the ID
 	// Parent is the ID of the backup this one builds on, or "".
 	Parent string
 	// MinShares is the fewest shares that make a backup worth keeping; 0
 	// means K+1.
 	MinShares int
 	// ExpectSize is the size of the stream bk-split read, used to check
-	// space before data flows; negative when unknown.
+	// space before data flows; negative when unknown: then the size of
+	// the newest full backup of Name on the hosts stands in for it.
 	ExpectSize int64
 	// StaleAge is how old a temp file must be to count as a leftover of a
 	// killed run and be removed.
 	StaleAge time.Duration
-	Env      *cli.Env
+	// Warn receives what went wrong but was worked around; Note what
+	// else is worth a line. Either may be nil.
+	Warn, Note func(format string, args ...any)
+	// Progress, when not nil, is called once data starts to flow with the
+	// bytes expected in all (-1 when unknown), and returns the function
+	// that counts the bytes sent.
+	Progress func(total int64) func(n int)
 }
 
 // Push reads a share stream from r and stores its shares. It returns the
 // manifest of the stored backup; with fewer than N but at least MinShares
-// shares stored, also a cli.DegradedError naming the failed hosts. With
-// fewer, it removes the shares it stored and returns an error.
+// shares stored, also a *DegradedError naming the failed hosts. With
+// fewer, it removes the shares it stored and returns a *TooFewError.
 func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, error) {
 	sr, err := shard.NewStreamReader(r)
 	if err != nil {
-		return nil, streamError(err)
+		return nil, &StreamError{err}
 	}
-	p := &pusher{opt: opt, msg: opt.Env.Msg, info: sr.Info(), start: time.Now().UTC().Truncate(time.Second)}
+	for _, f := range []*func(string, ...any){&opt.Warn, &opt.Note} {
+		if *f == nil {
+			*f = func(string, ...any) {}
+		}
+	}
+	p := &pusher{opt: opt, info: sr.Info(), start: time.Now().UTC().Truncate(time.Second)}
 	if err := p.checkParams(); err != nil {
 		return nil, err
 	}
+	p.learnSize(ctx)
 	p.id = manifest.NewID(opt.Name, p.start, p.info.SetID)
 	targets, err := p.pickHosts(ctx)
-	defer closeAll(targets)
 	if err != nil {
 		return nil, err
 	}
 	return p.run(ctx, sr, targets)
 }
 
-func streamError(err error) error {
-	if errors.Is(err, shard.ErrIsShare) || errors.Is(err, shard.ErrNotShare) {
-		return cli.WithHint(fmt.Errorf("stdin: %w", err), "bk-push reads what bk-split writes to stdout: bk-split -k 2 -n 3 < archive | bk-push hosts.txt")
-	}
-	return fmt.Errorf("reading the share stream: %w", err)
-}
-
 type pusher struct {
 	opt   Options
-	msg   *cli.Messages
 	info  shard.SetInfo
 	start time.Time
 	id    string
@@ -93,21 +94,38 @@ func (p *pusher) checkParams() error {
 		p.min = k + 1
 	}
 	if p.min < k || p.min > n {
-		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", p.min, k, n, k, n)
+		return &MinSharesError{Min: p.min, K: k, N: n}
 	}
-	if len(p.opt.Hosts) < n {
-		return cli.WithHint(fmt.Errorf("the hosts file lists %d hosts, but the stream has n=%d shares", len(p.opt.Hosts), n),
-			"add hosts, or split into fewer shares (bk-split -n)")
+	if hosts := len(p.opt.Catalog.Hosts()); hosts < n {
+		return &HostCountError{Hosts: hosts, N: n}
 	}
 	p.need, p.shareSize = -1, -1
-	if p.opt.ExpectSize >= 0 {
-		p.shareSize = ShareSize(p.info, p.opt.ExpectSize)
-		p.need = p.shareSize + manifestAllowance(n)
-	} else {
-		p.msg.Warnf("backup size unknown: free space and quotas are checked only as data flows")
-		p.msg.Hintf("give --expect-size, e.g. --expect-size $(du -sb DIR | cut -f1)")
-	}
 	return nil
+}
+
+// learnSize sets the space each host needs: from ExpectSize, else from
+// the newest full backup of the same name on the first N hosts (a backup
+// is much the size of the one before; the quota is still kept as data
+// flows). Only when neither is known does it say so.
+func (p *pusher) learnSize(ctx context.Context) {
+	size := p.opt.ExpectSize
+	if size < 0 {
+		hosts := p.opt.Catalog.Hosts()[:p.info.N]
+		listings := p.opt.Catalog.List(ctx, hosts, func(id string) bool {
+			name, _, _ := manifest.ParseID(id)
+			return name == p.opt.Name
+		})
+		if b := catalog.Newest(p.opt.Catalog.Backups(listings), p.opt.Name, (*manifest.Manifest).Full); b != nil {
+			size = b.StreamSize
+			p.opt.Note("backup size taken from %s: %d bytes", b.ID, size)
+		}
+	}
+	if size < 0 {
+		p.opt.Warn("%s", ErrSizeUnknown)
+		return
+	}
+	p.shareSize = ShareSize(p.info, size)
+	p.need = p.shareSize + manifestAllowance(p.info.N)
 }
 
 // ShareSize is the size of each share of a stream of size bytes split
@@ -122,25 +140,17 @@ func manifestAllowance(n int) int64 { return 1024 + 512*int64(n) }
 
 // target is a host that takes a share, connected and checked.
 type target struct {
-	host hostsfile.Host
+	host *catalog.Host
 	r    remote.Remote
 	// budget is what the quota still allows; negative without a quota.
 	budget atomic.Int64
-}
-
-func closeAll(targets []*target) {
-	for _, t := range targets {
-		if t != nil {
-			t.r.Close()
-		}
-	}
 }
 
 // pickHosts connects to the first N hosts at once and checks them, and
 // puts a spare in the place of each that fails, in hosts-file order. Slot i
 // takes share i; a slot left nil has no host.
 func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
-	hosts := p.opt.Hosts
+	hosts := p.opt.Catalog.Hosts()
 	slots := make([]*target, p.info.N)
 	tries := make([]int, p.info.N) // the host each slot tries now
 	pending := make([]int, p.info.N)
@@ -163,9 +173,9 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 			if errs[j] == nil {
 				continue
 			}
-			p.msg.Warnf("%s", errs[j])
+			p.opt.Warn("%s", errs[j])
 			if next < len(hosts) {
-				p.msg.Notef("share %d goes to spare host %s instead", slot, hosts[next])
+				p.opt.Note("share %d goes to spare host %s instead", slot, hosts[next])
 				tries[slot] = next
 				next++
 				again = append(again, slot)
@@ -180,22 +190,20 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 		}
 	}
 	if ready < p.min {
-		return slots, cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was sent", ready, p.info.N, p.min),
-			"fix or replace the hosts above, add spare hosts to the hosts file, or lower --min-shares")
+		return slots, &TooFewError{Stored: ready, N: p.info.N, Min: p.min}
 	}
 	return slots, nil
 }
 
 // prepare connects to h, removes stale temp files and checks that the share
 // fits in its free space and quota.
-func (p *pusher) prepare(ctx context.Context, h hostsfile.Host) (*target, error) {
-	r, err := p.opt.Dial(ctx, h)
+func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) {
+	r, err := h.Remote(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{host: h, r: r}
 	if err := p.check(ctx, t); err != nil {
-		r.Close()
 		return nil, err
 	}
 	return t, nil
@@ -203,9 +211,9 @@ func (p *pusher) prepare(ctx context.Context, h hostsfile.Host) (*target, error)
 
 func (p *pusher) check(ctx context.Context, t *target) error {
 	if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.StaleAge); err != nil {
-		p.msg.Warnf("host %s: removing stale temp files: %v", t.host, err)
+		p.opt.Warn("host %s: removing stale temp files: %v", t.host, err)
 	} else if n > 0 {
-		p.msg.Notef("host %s: removed %d temp files left by an earlier run", t.host, n)
+		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)
 	}
 	t.budget.Store(-1)
 	if q := t.host.Quota; q > 0 {
@@ -218,9 +226,9 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 		switch {
 		case p.need >= 0 && left < p.need:
 			return remote.HostError(t.host.String(), fmt.Errorf("quota %s has %s left (%s used), the share needs %s",
-				cli.Bytes(q), cli.Bytes(left), cli.Bytes(used), cli.Bytes(p.need)))
+				sizeOf(q), sizeOf(left), sizeOf(used), sizeOf(p.need)))
 		case left == 0:
-			return remote.HostError(t.host.String(), fmt.Errorf("quota %s used up", cli.Bytes(q)))
+			return remote.HostError(t.host.String(), fmt.Errorf("quota %s used up", sizeOf(q)))
 		}
 	}
 	if p.need < 0 {
@@ -228,14 +236,14 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 	}
 	free, err := t.r.Free(ctx)
 	if errors.Is(err, remote.ErrUnknownSpace) {
-		p.msg.Notef("host %s: free space unknown, not checked", t.host)
+		p.opt.Note("host %s: free space unknown, not checked", t.host)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if free < p.need {
-		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", cli.Bytes(free), cli.Bytes(p.need)))
+		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", sizeOf(free), sizeOf(p.need)))
 	}
 	return nil
 }
@@ -263,7 +271,7 @@ func (p *pusher) fail(u *upload, err error) {
 	if u.up != nil {
 		u.up.Abort()
 	}
-	p.msg.Warnf("share %d: %v", u.index, err)
+	p.opt.Warn("share %d: %v", u.index, err)
 }
 
 // work writes queued frames until the queue closes.
@@ -284,7 +292,7 @@ func (p *pusher) work(u *upload) {
 // upload, as a full disk would.
 func (t *target) write(w io.Writer, p []byte) error {
 	if t.budget.Load() >= 0 && t.budget.Add(-int64(len(p))) < 0 {
-		return remote.HostError(t.host.String(), fmt.Errorf("quota %s reached", cli.Bytes(t.host.Quota)))
+		return remote.HostError(t.host.String(), fmt.Errorf("quota %s reached", sizeOf(t.host.Quota)))
 	}
 	_, err := w.Write(p)
 	return err
@@ -321,24 +329,26 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 	if p.shareSize >= 0 {
 		total = p.shareSize * int64(p.info.N)
 	}
-	bar := p.opt.Env.NewProgress(total, "pushing")
-	err := p.feed(ctx, sr, ups, bar)
+	progress := func(int) {}
+	if p.opt.Progress != nil {
+		progress = p.opt.Progress(total)
+	}
+	err := p.feed(ctx, sr, ups, progress)
 	for _, u := range ups {
 		if u != nil {
 			close(u.frames)
 		}
 	}
 	wg.Wait()
-	bar.Done()
 	if errors.Is(err, errTooFew) {
-		return nil, p.tooFew(ups, " (stopped early)")
+		return nil, p.tooFew(ups, true)
 	}
 	if err != nil {
 		return nil, err
 	}
 	trailer, err := sr.Trailer()
 	if err != nil {
-		return nil, streamError(err)
+		return nil, &StreamError{err}
 	}
 	p.commit(ctx, ups)
 	return p.finish(ctx, ups, trailer)
@@ -349,7 +359,7 @@ var errTooFew = errors.New("too few shares left")
 
 // feed copies each frame of the stream to its share's queue. It stops
 // early when too many shares have failed for the backup to be kept.
-func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload, bar *cli.Progress) error {
+func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload, progress func(int)) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -362,9 +372,9 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 			return nil
 		}
 		if err != nil {
-			return streamError(err)
+			return &StreamError{err}
 		}
-		bar.Add(len(payload))
+		progress(len(payload))
 		u := ups[index]
 		if u == nil || u.failed.Load() {
 			continue
@@ -405,7 +415,7 @@ func (p *pusher) commit(ctx context.Context, ups []*upload) {
 // manifest to their hosts. Else it removes them.
 func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Trailer) (*manifest.Manifest, error) {
 	if p.countOK(ups) < p.min {
-		return nil, p.tooFew(ups, "")
+		return nil, p.tooFew(ups, false)
 	}
 	m := &manifest.Manifest{
 		Format: manifest.Format, Version: manifest.Version,
@@ -416,7 +426,7 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
 			sum := u.up.Sum() // hashed as it was written
-			m.Shares = append(m.Shares, manifest.Share{Index: u.index, Host: manifest.HostURL(u.t.host),
+			m.Shares = append(m.Shares, manifest.Share{Index: u.index, Host: u.t.host.URL(),
 				Path: u.path, Size: u.size, SHA256: hex.EncodeToString(sum[:])})
 		}
 	}
@@ -431,8 +441,7 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 		return nil, errors.New("no host took the manifest; removed the shares of this run")
 	}
 	if failed := p.failures(ups); len(failed) > 0 || written < len(m.Shares) {
-		return m, cli.Degradedf("backup %s: stored %d of %d shares (manifest on %d hosts)%s",
-			m.ID, len(m.Shares), p.info.N, written, failedList(failed))
+		return m, &DegradedError{ID: m.ID, Stored: len(m.Shares), N: p.info.N, Manifests: written, Failed: failed}
 	}
 	return m, nil
 }
@@ -448,7 +457,7 @@ func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte)
 		}
 		wg.Go(func() {
 			if err := u.t.put(ctx, manifest.ManifestPath(p.id), data); err != nil {
-				p.msg.Warnf("%s", err)
+				p.opt.Warn("%s", err)
 				return
 			}
 			n.Add(1)
@@ -458,24 +467,18 @@ func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte)
 	return int(n.Load())
 }
 
+// put stores a small file within the host's quota.
 func (t *target) put(ctx context.Context, name string, data []byte) error {
-	up, err := t.r.Create(ctx, name)
-	if err != nil {
+	if err := t.write(io.Discard, data); err != nil {
 		return err
 	}
-	defer up.Abort()
-	if err := t.write(up, data); err != nil {
-		return err
-	}
-	return up.Commit(ctx)
+	return t.host.Put(ctx, name, data)
 }
 
 // tooFew removes what this run stored and says why.
-func (p *pusher) tooFew(ups []*upload, how string) error {
+func (p *pusher) tooFew(ups []*upload, early bool) error {
 	p.removeStored(ups)
-	return cli.WithHint(fmt.Errorf("only %d of %d shares could be stored, fewer than --min-shares %d%s; nothing of this backup was kept%s",
-		p.countOK(ups), p.info.N, p.min, how, failedList(p.failures(ups))),
-		"fix or replace the failed hosts, add spare hosts, or lower --min-shares")
+	return &TooFewError{Stored: p.countOK(ups), N: p.info.N, Min: p.min, Sent: true, Early: early, Failed: p.failures(ups)}
 }
 
 // removeStored deletes the shares this run committed, so nothing of a
@@ -487,44 +490,21 @@ func (p *pusher) removeStored(ups []*upload) {
 		if u == nil || u.failed.Load() {
 			continue
 		}
-		if err := u.t.r.Remove(ctx, u.path); err != nil && !errors.Is(err, remote.ErrNotExist) {
-			p.msg.Warnf("could not remove share %d of the failed backup: %v", u.index, err)
+		if err := u.t.host.Remove(ctx, u.path); err != nil {
+			p.opt.Warn("could not remove share %d of the failed backup: %v", u.index, err)
 		}
 	}
 }
 
-// failure is a share that was not stored, and why.
-type failure struct {
-	index int
-	host  string
-	err   error
-}
-
-func (p *pusher) failures(ups []*upload) []failure {
-	var out []failure
+func (p *pusher) failures(ups []*upload) []Failure {
+	var out []Failure
 	for i, u := range ups {
 		switch {
 		case u == nil:
-			out = append(out, failure{i, "", errors.New("no host")})
+			out = append(out, Failure{i, "", errors.New("no host")})
 		case u.failed.Load():
-			out = append(out, failure{i, u.t.host.String(), u.err})
+			out = append(out, Failure{i, u.t.host.String(), u.err})
 		}
 	}
 	return out
-}
-
-func failedList(failed []failure) string {
-	if len(failed) == 0 {
-		return ""
-	}
-	var parts []string
-	for _, f := range failed {
-		if f.host == "" {
-			parts = append(parts, fmt.Sprintf("share %d (no host left)", f.index))
-		} else {
-			parts = append(parts, fmt.Sprintf("share %d on %s", f.index, f.host))
-		}
-	}
-	slices.Sort(parts)
-	return "; failed: " + strings.Join(parts, ", ")
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
@@ -47,13 +49,58 @@ func folders(t *testing.T, n int) []hostsfile.Host {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		hosts = append(hosts, hostsfile.Host{Kind: hostsfile.Local, Path: dir})
+		hosts = append(hosts, hostsfile.Host{Location: local.Location{Path: dir}})
 	}
 	return hosts
 }
 
 func dialLocal(_ context.Context, h hostsfile.Host) (remote.Remote, error) {
-	return local.New(h.Path, remote.DialOptions{})
+	return local.New(pathOf(h), remote.DialOptions{})
+}
+
+func pathOf(h hostsfile.Host) string { return h.Location.(local.Location).Path }
+
+// urlPath is the folder of a file:// URL in a manifest.
+func urlPath(t *testing.T, u string) string {
+	t.Helper()
+	loc, err := remote.ParseLocation(u, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc.(local.Location).Path
+}
+
+// setup is what a test varies: the hosts, how they are dialled (nil for
+// plain folders) and the push options.
+type setup struct {
+	Options
+	Hosts []hostsfile.Host
+	Dial  func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
+}
+
+// options makes the catalog of the hosts, and Warn and Note lines as
+// bk-push prints them, into stderr.
+func (s setup) options(stderr io.Writer) Options {
+	opt := s.Options
+	opt.Catalog = catalog.New(s.Hosts, catalog.Options{Connect: s.Dial})
+	opt.Warn = func(format string, args ...any) { fmt.Fprintf(stderr, "warning: "+format+"\n", args...) }
+	opt.Note = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	return opt
+}
+
+// outcome is how bk-push would exit on err.
+func outcome(err error) string {
+	var degraded *DegradedError
+	var usage *MinSharesError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &degraded):
+		return "degraded"
+	case errors.As(err, &usage):
+		return "usage"
+	}
+	return "failed"
 }
 
 type run struct {
@@ -62,33 +109,49 @@ type run struct {
 	stderr string
 }
 
-func push(t *testing.T, in []byte, opt Options) run {
+func push(t *testing.T, in []byte, s setup) run {
 	t.Helper()
-	var stderr bytes.Buffer
-	if opt.Dial == nil {
-		opt.Dial = dialLocal
+	var stderr syncBuffer
+	if s.Name == "" {
+		s.Name = "test"
 	}
-	if opt.Name == "" {
-		opt.Name = "test"
+	if s.StaleAge == 0 {
+		s.StaleAge = 24 * time.Hour
 	}
-	if opt.StaleAge == 0 {
-		opt.StaleAge = 24 * time.Hour
-	}
-	opt.Env = &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}
+	opt := s.options(&stderr)
+	defer opt.Catalog.Close()
 	m, err := Push(context.Background(), bytes.NewReader(in), opt)
 	return run{m, err, stderr.String()}
+}
+
+// syncBuffer takes lines from parallel uploads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // files lists every file under the host folders, temp files included.
 func files(t *testing.T, hosts []hostsfile.Host) []string {
 	var out []string
 	for _, h := range hosts {
-		entries, err := os.ReadDir(h.Path)
+		entries, err := os.ReadDir(pathOf(h))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
-			out = append(out, filepath.Join(filepath.Base(h.Path), e.Name()))
+			out = append(out, filepath.Join(filepath.Base(pathOf(h)), e.Name()))
 		}
 	}
 	return out
@@ -99,11 +162,7 @@ func join(t *testing.T, m *manifest.Manifest) []byte {
 	t.Helper()
 	var sources []shard.Source
 	for _, s := range m.Shares {
-		h, err := manifest.ParseHost(s.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sources = append(sources, shard.FileSource(filepath.Join(h.Path, s.Path)))
+		sources = append(sources, shard.FileSource(filepath.Join(urlPath(t, s.Host), s.Path)))
 	}
 	var out bytes.Buffer
 	if _, err := shard.Join(context.Background(), sources, &out, shard.JoinOptions{}); err != nil {
@@ -115,8 +174,8 @@ func join(t *testing.T, m *manifest.Manifest) []byte {
 func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) {
 	t.Helper()
 	for _, s := range m.Shares {
-		h, _ := manifest.ParseHost(s.Host)
-		b, err := os.ReadFile(filepath.Join(h.Path, manifest.ManifestPath(m.ID)))
+		dir := urlPath(t, s.Host)
+		b, err := os.ReadFile(filepath.Join(dir, manifest.ManifestPath(m.ID)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,9 +184,9 @@ func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) 
 			t.Fatal(err)
 		}
 		if got.ID != m.ID || len(got.Shares) != len(m.Shares) {
-			t.Fatalf("manifest on %s differs", h.Path)
+			t.Fatalf("manifest on %s differs", dir)
 		}
-		st, err := os.Stat(filepath.Join(h.Path, s.Path))
+		st, err := os.Stat(filepath.Join(dir, s.Path))
 		if err != nil || st.Size() != s.Size {
 			t.Fatalf("share %d: %v, size %d, manifest says %d", s.Index, err, st.Size(), s.Size)
 		}
@@ -137,7 +196,7 @@ func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) 
 func TestPushAll(t *testing.T) {
 	in := data(50_000, 1)
 	hosts := folders(t, 3)
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
 	if r.err != nil {
 		t.Fatalf("%v\n%s", r.err, r.stderr)
 	}
@@ -146,7 +205,7 @@ func TestPushAll(t *testing.T) {
 		t.Fatalf("manifest %+v", m)
 	}
 	for i, s := range m.Shares {
-		if s.Index != i || s.Host != manifest.HostURL(hosts[i]) || s.Size != ShareSize(shard.SetInfo{K: 2, N: 3, BlockSize: blockSize}, int64(len(in))) {
+		if s.Index != i || s.Host != hosts[i].URL() || s.Size != ShareSize(shard.SetInfo{K: 2, N: 3, BlockSize: blockSize}, int64(len(in))) {
 			t.Errorf("share %+v", s)
 		}
 	}
@@ -162,15 +221,15 @@ func TestPushAll(t *testing.T) {
 func TestSpareTakesPlaceOfMissingHost(t *testing.T) {
 	in := data(20_000, 2)
 	hosts := folders(t, 4)
-	os.Remove(hosts[1].Path) // an unmounted disk
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	os.Remove(pathOf(hosts[1])) // an unmounted disk
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
 	if r.err != nil {
 		t.Fatalf("%v\n%s", r.err, r.stderr)
 	}
-	if r.m.Shares[1].Host != manifest.HostURL(hosts[3]) {
+	if r.m.Shares[1].Host != hosts[3].URL() {
 		t.Fatalf("share 1 went to %s", r.m.Shares[1].Host)
 	}
-	if !strings.Contains(r.stderr, "warning: host "+hosts[1].Path) || !strings.Contains(r.stderr, "spare host "+hosts[3].Path) {
+	if !strings.Contains(r.stderr, "warning: host "+pathOf(hosts[1])) || !strings.Contains(r.stderr, "spare host "+pathOf(hosts[3])) {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 	if got := join(t, r.m); !bytes.Equal(got, in) {
@@ -180,7 +239,7 @@ func TestSpareTakesPlaceOfMissingHost(t *testing.T) {
 
 func TestTooFewHosts(t *testing.T) {
 	hosts := folders(t, 2)
-	r := push(t, stream(t, data(100, 3), 2, 3), Options{Hosts: hosts, ExpectSize: -1})
+	r := push(t, stream(t, data(100, 3), 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "lists 2 hosts, but the stream has n=3") {
 		t.Fatalf("got %v", r.err)
 	}
@@ -188,8 +247,8 @@ func TestTooFewHosts(t *testing.T) {
 
 func TestMinSharesOutOfRange(t *testing.T) {
 	for _, m := range []int{1, 4} {
-		r := push(t, stream(t, data(100, 3), 2, 3), Options{Hosts: folders(t, 3), ExpectSize: -1, MinShares: m})
-		if cli.ExitCode(r.err) != cli.ExitUsage {
+		r := push(t, stream(t, data(100, 3), 2, 3), setup{Hosts: folders(t, 3), Options: Options{ExpectSize: -1, MinShares: m}})
+		if outcome(r.err) != "usage" {
 			t.Errorf("--min-shares %d: got %v", m, r.err)
 		}
 	}
@@ -199,7 +258,7 @@ func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
 	in := data(40_000, 4)
 	hosts := folders(t, 3)
 	hosts[2].Quota = 10_000 // a share is about 20 KB
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))})
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was sent") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
@@ -214,12 +273,12 @@ func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
 func TestQuotaCountsEarlierBackups(t *testing.T) {
 	in := data(20_000, 5)
 	hosts := folders(t, 3)
-	if r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in))}); r.err != nil {
+	if r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}}); r.err != nil {
 		t.Fatal(r.err)
 	}
 	hosts[0].Quota = 15_000 // room for one backup's share, not two
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: int64(len(in)), MinShares: 2})
-	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "used), the share needs") {
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in)), MinShares: 2}})
+	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "used), the share needs") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if len(r.m.Shares) != 2 {
@@ -232,11 +291,11 @@ func TestQuotaReachedMidUpload(t *testing.T) {
 	in := data(60_000, 6)
 	hosts := folders(t, 3)
 	hosts[1].Quota = 12_000
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, MinShares: 2})
-	if cli.ExitCode(r.err) != cli.ExitDegraded {
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1, MinShares: 2}})
+	if outcome(r.err) != "degraded" {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
-	for _, want := range []string{"warning: backup size unknown", "warning: share 1: host " + hosts[1].Path + ": quota 11.7 KiB reached", "failed: share 1 on " + hosts[1].Path} {
+	for _, want := range []string{"warning: backup size unknown", "warning: share 1: host " + pathOf(hosts[1]) + ": quota 11.7 KiB reached", "failed: share 1 on " + pathOf(hosts[1])} {
 		if !strings.Contains(r.stderr+r.err.Error(), want) {
 			t.Errorf("messages lack %q:\n%s%v", want, r.stderr, r.err)
 		}
@@ -254,8 +313,8 @@ func TestTooFewStoredLeavesNothing(t *testing.T) {
 	in := data(60_000, 7)
 	hosts := folders(t, 3)
 	hosts[1].Quota = 12_000
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1})
-	if cli.ExitCode(r.err) != cli.ExitFailed || r.m != nil || !strings.Contains(r.err.Error(), "nothing of this backup was kept") {
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
+	if outcome(r.err) != "failed" || r.m != nil || !strings.Contains(r.err.Error(), "nothing of this backup was kept") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if f := files(t, hosts); len(f) != 0 {
@@ -270,14 +329,14 @@ func TestCommittedSharesRemovedOnFailure(t *testing.T) {
 	hosts := folders(t, 3)
 	id := make(chan string, 1)
 	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path, remote.DialOptions{})
-		if h.Path == hosts[2].Path {
+		r, err := local.New(pathOf(h), remote.DialOptions{})
+		if pathOf(h) == pathOf(hosts[2]) {
 			return &clobbered{Local: r, id: id}, err
 		}
 		return r, err
 	}
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 3})
-	if cli.ExitCode(r.err) != cli.ExitFailed {
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1, MinShares: 3}})
+	if outcome(r.err) != "failed" {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	got := files(t, hosts)
@@ -309,7 +368,7 @@ func TestTwoConcurrentPushes(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range runs {
 		s := stream(t, ins[i], 2, 3)
-		wg.Go(func() { runs[i] = push(t, s, Options{Hosts: hosts, ExpectSize: -1}) })
+		wg.Go(func() { runs[i] = push(t, s, setup{Hosts: hosts, Options: Options{ExpectSize: -1}}) })
 	}
 	wg.Wait()
 	for i, r := range runs {
@@ -327,8 +386,8 @@ func TestTwoConcurrentPushes(t *testing.T) {
 
 func TestStaleTempFilesRemoved(t *testing.T) {
 	hosts := folders(t, 3)
-	old := filepath.Join(hosts[0].Path, remote.TempPrefix+"0123-killed.share0")
-	fresh := filepath.Join(hosts[0].Path, remote.TempPrefix+"4567-running.share0")
+	old := filepath.Join(pathOf(hosts[0]), remote.TempPrefix+"0123-killed.share0")
+	fresh := filepath.Join(pathOf(hosts[0]), remote.TempPrefix+"4567-running.share0")
 	for _, f := range []string{old, fresh} {
 		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)
@@ -336,7 +395,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 	}
 	past := time.Now().Add(-48 * time.Hour)
 	os.Chtimes(old, past, past)
-	r := push(t, stream(t, data(1000, 11), 2, 3), Options{Hosts: hosts, ExpectSize: -1})
+	r := push(t, stream(t, data(1000, 11), 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -349,7 +408,7 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 }
 
 func TestNotAShareStream(t *testing.T) {
-	r := push(t, []byte("hello, this is not a share stream"), Options{Hosts: folders(t, 3), ExpectSize: -1})
+	r := push(t, []byte("hello, this is not a share stream"), setup{Hosts: folders(t, 3), Options: Options{ExpectSize: -1}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "not a bk share") {
 		t.Fatalf("got %v", r.err)
 	}
@@ -358,7 +417,7 @@ func TestNotAShareStream(t *testing.T) {
 func TestTruncatedStreamLeavesNothing(t *testing.T) {
 	hosts := folders(t, 3)
 	s := stream(t, data(30_000, 12), 2, 3)
-	r := push(t, s[:len(s)/2], Options{Hosts: hosts, ExpectSize: -1})
+	r := push(t, s[:len(s)/2], setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "truncated") {
 		t.Fatalf("got %v", r.err)
 	}
@@ -374,10 +433,10 @@ func TestInterruptedLeavesNothing(t *testing.T) {
 	s := stream(t, data(200_000, 13), 2, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr bytes.Buffer
 	r := &killer{r: bytes.NewReader(s), n: len(s) / 2, kill: cancel}
-	m, err := Push(ctx, r, Options{Hosts: hosts, Dial: dialLocal, Name: "t", ExpectSize: -1, StaleAge: time.Hour,
-		Env: &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}})
+	opt := setup{Hosts: hosts, Options: Options{Name: "t", ExpectSize: -1, StaleAge: time.Hour}}.options(io.Discard)
+	defer opt.Catalog.Close()
+	m, err := Push(ctx, r, opt)
 	if !errors.Is(err, context.Canceled) || m != nil {
 		t.Fatalf("got %v, %v", m, err)
 	}
@@ -391,14 +450,14 @@ func TestCreateRefused(t *testing.T) {
 	in := data(20_000, 14)
 	hosts := folders(t, 3)
 	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(h.Path, remote.DialOptions{})
-		if h.Path == hosts[1].Path {
+		r, err := local.New(pathOf(h), remote.DialOptions{})
+		if pathOf(h) == pathOf(hosts[1]) {
 			return readOnly{r}, err
 		}
 		return r, err
 	}
-	r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 2})
-	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "warning: share 1: read-only file system") {
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1, MinShares: 2}})
+	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "warning: share 1: read-only file system") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if got := join(t, r.m); !bytes.Equal(got, in) {
@@ -421,20 +480,20 @@ func TestVerifyCatchesBadDisk(t *testing.T) {
 	hosts := folders(t, 3)
 	for _, verify := range []bool{false, true} {
 		dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-			r, err := local.New(h.Path, remote.DialOptions{Verify: verify})
-			if h.Path == hosts[0].Path {
+			r, err := local.New(pathOf(h), remote.DialOptions{Verify: verify})
+			if pathOf(h) == pathOf(hosts[0]) {
 				return badDisk{r}, err
 			}
 			return r, err
 		}
-		r := push(t, stream(t, in, 2, 3), Options{Hosts: hosts, ExpectSize: -1, Dial: dial, MinShares: 2})
+		r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1, MinShares: 2}})
 		if !verify {
 			if r.err != nil {
 				t.Fatalf("without --verify: %v", r.err)
 			}
 			continue
 		}
-		if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, ".share0: stored bytes differ from what was sent") {
+		if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, ".share0: stored bytes differ from what was sent") {
 			t.Fatalf("got %v\n%s", r.err, r.stderr)
 		}
 		if got := join(t, r.m); !bytes.Equal(got, in) {

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
-	"github.com/bk-backup/bk/internal/remote/dial"
+	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/remote/sftp"
 	"github.com/bk-backup/bk/internal/sshtest"
 )
 
@@ -68,11 +68,11 @@ func sshHosts(t *testing.T, n int) ([]*sshHost, []string) {
 
 // sshOptions are push options for hosts, dialled with ssh and short
 // retries so a dead host is given up quickly.
-func sshOptions(ssh []string, hosts ...hostsfile.Host) Options {
+func sshOptions(ssh []string, hosts ...hostsfile.Host) setup {
 	opts := remote.DialOptions{SSHCommand: ssh, Retry: remote.Retry{Attempts: 2, First: 10 * time.Millisecond}}
-	return Options{Hosts: hosts, ExpectSize: -1, Dial: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		return dial.Host(ctx, h, opts)
-	}}
+	return setup{Hosts: hosts, Dial: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		return h.Dial(ctx, opts)
+	}, Options: Options{ExpectSize: -1}}
 }
 
 func hostsOf(hs []*sshHost) []hostsfile.Host {
@@ -101,14 +101,17 @@ func visible(t *testing.T, dir string) []string {
 func joinManifest(t *testing.T, m *manifest.Manifest, dirs map[string]string) []byte {
 	t.Helper()
 	// The manifest names sftp hosts; their folders are local here.
-	local := *m
-	local.Shares = nil
+	onDisk := *m
+	onDisk.Shares = nil
 	for _, s := range m.Shares {
-		h, _ := manifest.ParseHost(s.Host)
-		s.Host = manifest.HostURL(hostsfile.Host{Kind: hostsfile.Local, Path: dirs[h.Path]})
-		local.Shares = append(local.Shares, s)
+		h, err := remote.ParseLocation(s.Host, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Host = local.Location{Path: dirs[h.(sftp.Location).Path]}.URL()
+		onDisk.Shares = append(onDisk.Shares, s)
 	}
-	return join(t, &local)
+	return join(t, &onDisk)
 }
 
 func dirsOf(hs []*sshHost) map[string]string {
@@ -150,7 +153,7 @@ func TestSFTPUnreachableHostReplacedBySpare(t *testing.T) {
 	if !strings.Contains(r.stderr, "warning: host "+hs[0].srv.Alias) || !strings.Contains(r.stderr, "share 0 goes to spare host "+hs[3].srv.Alias) {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
-	if r.m.Shares[0].Host != manifest.HostURL(hs[3].host) || len(visible(t, hs[0].dir)) != 0 {
+	if r.m.Shares[0].Host != hs[3].host.URL() || len(visible(t, hs[0].dir)) != 0 {
 		t.Fatalf("share 0 on %s", r.m.Shares[0].Host)
 	}
 }
@@ -169,7 +172,7 @@ func TestSFTPUnknownHostKeyRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := push(t, stream(t, data(10_000, 22), 2, 3), sshOptions(ssh, hostsOf(hs)...))
-	if cli.ExitCode(r.err) != cli.ExitFailed || !strings.Contains(r.stderr, hs[1].srv.Alias) ||
+	if outcome(r.err) != "failed" || !strings.Contains(r.stderr, hs[1].srv.Alias) ||
 		!strings.Contains(strings.ToLower(r.stderr), "host key verification failed") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
@@ -203,11 +206,12 @@ func (k *killer) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func pushReader(t *testing.T, r io.Reader, opt Options) run {
+func pushReader(t *testing.T, r io.Reader, s setup) run {
 	t.Helper()
-	var stderr bytes.Buffer
-	opt.Name, opt.StaleAge = "test", 24*time.Hour
-	opt.Env = &cli.Env{Msg: &cli.Messages{Tool: "bk-push", W: &stderr}}
+	var stderr syncBuffer
+	s.Name, s.StaleAge = "test", 24*time.Hour
+	opt := s.options(&stderr)
+	defer opt.Catalog.Close()
 	m, err := Push(context.Background(), r, opt)
 	return run{m, err, stderr.String()}
 }
@@ -225,7 +229,7 @@ func TestSFTPHostKilledMidPush(t *testing.T) {
 				t.Fatalf("killed host shows %v", visible(t, hs[2].dir))
 			}
 			if minShares == 2 {
-				if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.err.Error(), "failed: share 2 on "+hs[2].srv.Alias) {
+				if outcome(r.err) != "degraded" || !strings.Contains(r.err.Error(), "failed: share 2 on "+hs[2].srv.Alias) {
 					t.Fatalf("got %v\n%s", r.err, r.stderr)
 				}
 				if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, in) {
@@ -233,7 +237,7 @@ func TestSFTPHostKilledMidPush(t *testing.T) {
 				}
 				return
 			}
-			if cli.ExitCode(r.err) != cli.ExitFailed || r.m != nil {
+			if outcome(r.err) != "failed" || r.m != nil {
 				t.Fatalf("got %v\n%s", r.err, r.stderr)
 			}
 			for _, h := range hs {
@@ -287,7 +291,7 @@ func TestSFTPQuotaReachedMidUpload(t *testing.T) {
 	opt := sshOptions(ssh, hostsOf(hs)...)
 	opt.MinShares = 2
 	r := push(t, stream(t, in, 2, 3), opt)
-	if cli.ExitCode(r.err) != cli.ExitDegraded || !strings.Contains(r.stderr, "quota 48.8 KiB reached") {
+	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "quota 48.8 KiB reached") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if got := visible(t, hs[0].dir); len(got) != 0 {

@@ -296,9 +296,13 @@ func (s *Server) ConfigPath() string { return filepath.Join(s.Dir, "ssh_config")
 func (s *Server) SSHCommand() []string { return []string{"ssh", "-F", s.ConfigPath()} }
 
 // Host is a hosts-file destination for folder dir (absolute) on this
-// server.
+// server. The test binary must hold the sftp kind of host (package kinds).
 func (s *Server) Host(dir string) hostsfile.Host {
-	return hostsfile.Host{Kind: hostsfile.SFTP, Host: s.Alias, Path: dir}
+	h, _, err := hostsfile.ParseLine(s.HostsLine(dir), "")
+	if err != nil {
+		panic(err)
+	}
+	return h
 }
 
 // HostsLine is Host written as a hosts-file line.

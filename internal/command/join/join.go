@@ -124,31 +124,6 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	return out.Commit()
 }
 
-func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer, opts shard.JoinOptions) error {
-	rs, args, err := openRemote(ctx, env, c, c.Args().Slice())
-	if err != nil {
-		return err
-	}
-	defer rs.Close()
-	remoteSources, err := rs.sources(c)
-	if err != nil {
-		return err
-	}
-	if len(args) == 1 && len(remoteSources) == 0 {
-		if f, ok := streamFile(args[0]); ok {
-			defer f.Close()
-			_, err := shard.JoinStream(ctx, f, w, opts)
-			return err
-		}
-	}
-	sources, err := sourcesOf(args)
-	if err != nil {
-		return err
-	}
-	_, err = shard.Join(ctx, append(remoteSources, sources...), w, opts)
-	return err
-}
-
 // sourcesOf turns the SOURCE arguments into shard sources, each file once.
 func sourcesOf(args []string) ([]shard.Source, error) {
 	var sources []shard.Source

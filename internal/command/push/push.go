@@ -3,16 +3,18 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/push"
-	"github.com/bk-backup/bk/internal/push/connect"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 const description = `bk-push reads a share stream (what bk-split writes to stdout) and sends
@@ -139,24 +141,36 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if c.Int("min-shares") < 0 {
 		return cli.Usagef("--min-shares %d: give a count of shares, or 0 for k+1", c.Int("min-shares"))
 	}
-	dial, err := connect.UploadDialer(env, c, c.Bool("verify"))
+	opts, err := connect.Options(env, c, c.Bool("verify"))
 	if err != nil {
 		return err
 	}
-	hosts, err := hostsfile.ParseFile(c.Args().First())
+	cat, err := connect.Open([]string{c.Args().First()}, opts)
 	if err != nil {
 		return err
 	}
+	defer cat.Close()
+	var progress *cli.Progress
 	m, err := push.Push(ctx, env.Stdin, push.Options{
-		Hosts:      hosts,
-		Dial:       dial,
+		Catalog:    cat,
 		Name:       name,
 		Parent:     c.String("parent"),
 		MinShares:  c.Int("min-shares"),
 		ExpectSize: expect,
 		StaleAge:   c.Duration("stale-age"),
-		Env:        env,
+		Warn: func(format string, args ...any) {
+			env.Msg.Warnf(format, args...)
+			if len(args) == 1 && args[0] == push.ErrSizeUnknown {
+				env.Msg.Hintf("give --expect-size, e.g. --expect-size $(du -sb DIR | cut -f1); later runs take the size of the last backup")
+			}
+		},
+		Note: env.Msg.Notef,
+		Progress: func(total int64) func(int) {
+			progress = env.NewProgress(total, "pushing")
+			return progress.Add
+		},
 	})
+	progress.Done()
 	if m != nil {
 		data, merr := m.Marshal()
 		if merr != nil {
@@ -166,6 +180,38 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			return fmt.Errorf("writing the manifest to stdout: %w", werr)
 		}
 		env.Msg.Notef("stored backup %s: %d of %d shares", m.ID, len(m.Shares), m.N)
+	}
+	return explain(err)
+}
+
+// explain turns push's errors into the tool's: exit codes, and hints that
+// name flags.
+func explain(err error) error {
+	var (
+		stream   *push.StreamError
+		minErr   *push.MinSharesError
+		count    *push.HostCountError
+		tooFew   *push.TooFewError
+		degraded *push.DegradedError
+	)
+	switch {
+	case errors.As(err, &stream):
+		if errors.Is(err, shard.ErrIsShare) || errors.Is(err, shard.ErrNotShare) {
+			return cli.WithHint(fmt.Errorf("stdin: %w", stream.Err), "bk-push reads what bk-split writes to stdout: bk-split -k 2 -n 3 < archive | bk-push hosts.txt")
+		}
+	case errors.As(err, &minErr):
+		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", minErr.Min, minErr.K, minErr.N, minErr.K, minErr.N)
+	case errors.As(err, &count):
+		return cli.WithHint(err, "add hosts, or split into fewer shares (bk-split -n)")
+	case errors.As(err, &tooFew) && !tooFew.Sent:
+		return cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was sent", tooFew.Stored, tooFew.N, tooFew.Min),
+			"fix or replace the hosts above, add spare hosts to the hosts file, or lower --min-shares")
+	case errors.As(err, &tooFew):
+		return cli.WithHint(fmt.Errorf("only %d of %d shares could be stored, fewer than --min-shares %d%s; nothing of this backup was kept%s",
+			tooFew.Stored, tooFew.N, tooFew.Min, tooFew.How(), push.FailedList(tooFew.Failed)),
+			"fix or replace the failed hosts, add spare hosts, or lower --min-shares")
+	case errors.As(err, &degraded):
+		return cli.Degradedf("%s", degraded.Error())
 	}
 	return err
 }

@@ -63,7 +63,7 @@ func benchRemote(b *testing.B) (*sshtest.Server, remote.Remote) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := Dial(context.Background(), s.Host(b.TempDir()), remote.DialOptions{SSHCommand: s.SSHCommand()})
+	r, err := Dial(context.Background(), at(s, b.TempDir()), remote.DialOptions{SSHCommand: s.SSHCommand()})
 	if err != nil {
 		s.Stop()
 		b.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	psftp "github.com/pkg/sftp"
 
-	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
@@ -30,7 +29,7 @@ type conn struct {
 
 // sshArgs is the command line that runs the SFTP subsystem on h: the ssh
 // command (or its override) with the port, user and host appended.
-func sshArgs(h hostsfile.Host, command []string, batch bool) []string {
+func sshArgs(h Location, command []string, batch bool) []string {
 	if len(command) == 0 {
 		command = []string{"ssh"}
 	}

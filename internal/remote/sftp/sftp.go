@@ -19,7 +19,6 @@ import (
 
 	psftp "github.com/pkg/sftp"
 
-	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
@@ -31,7 +30,7 @@ const ChunkSize = 4 << 20
 
 // SFTP stores files in a folder on an SSH host.
 type SFTP struct {
-	host   hostsfile.Host
+	host   Location
 	root   string
 	opts   remote.DialOptions
 	pauses []time.Duration
@@ -43,7 +42,7 @@ type SFTP struct {
 
 // Dial connects to h, once: a host that can't be reached now is reported
 // at once. The folder must exist.
-func Dial(ctx context.Context, h hostsfile.Host, opts remote.DialOptions) (*SFTP, error) {
+func Dial(ctx context.Context, h Location, opts remote.DialOptions) (*SFTP, error) {
 	r := &SFTP{host: h, root: h.Path, opts: opts, pauses: opts.Retry.Pauses()}
 	if r.root == "" {
 		r.root = "."

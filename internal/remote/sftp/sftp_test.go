@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/internal/fsutil"
-	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/remotetest"
 	"github.com/bk-backup/bk/internal/sshtest"
@@ -52,6 +51,9 @@ func forEachServer(t *testing.T, f func(t *testing.T, s *sshtest.Server)) {
 	}
 }
 
+// at is folder dir on s.
+func at(s *sshtest.Server, dir string) Location { return Location{Host: s.Alias, Path: dir} }
+
 // folder makes an empty folder on the server's machine.
 func folder(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "store")
@@ -61,7 +63,7 @@ func folder(t *testing.T) string {
 	return dir
 }
 
-func dial(t *testing.T, s *sshtest.Server, h hostsfile.Host, opts remote.DialOptions) *SFTP {
+func dial(t *testing.T, s *sshtest.Server, h Location, opts remote.DialOptions) *SFTP {
 	t.Helper()
 	if opts.SSHCommand == nil {
 		opts.SSHCommand = s.SSHCommand()
@@ -77,7 +79,7 @@ func TestSuite(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
 			dir := folder(t)
-			return dial(t, s, s.Host(dir), opts), dir
+			return dial(t, s, at(s, dir), opts), dir
 		})
 	})
 }
@@ -91,7 +93,7 @@ func viaProxy(t *testing.T, s *sshtest.Server, opts remote.DialOptions) (*SFTP, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	h := s.Host(folder(t))
+	h := at(s, folder(t))
 	h.Port = p.Port()
 	r := dial(t, s, h, opts)
 	t.Cleanup(func() { r.Close() })
@@ -168,7 +170,7 @@ func TestConnectionRefused(t *testing.T) {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		h := s.Host(folder(t))
+		h := at(s, folder(t))
 		h.Port = port
 		_, err = Dial(context.Background(), h, remote.DialOptions{SSHCommand: s.SSHCommand()})
 		want := "host " + s.Alias + ":" + strconv.Itoa(port) + ": ssh: connect to host 127.0.0.1 port " + strconv.Itoa(port) + ": Connection refused"
@@ -185,7 +187,7 @@ func TestUnknownHostKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := append(s.SSHCommand(), "-o", "UserKnownHostsFile="+empty)
-		_, err := Dial(context.Background(), s.Host(folder(t)), remote.DialOptions{SSHCommand: cmd})
+		_, err := Dial(context.Background(), at(s, folder(t)), remote.DialOptions{SSHCommand: cmd})
 		if want := "host " + s.Alias + ": Host key verification failed."; err == nil || err.Error() != want {
 			t.Fatalf("got  %v\nwant %s", err, want)
 		}
@@ -204,7 +206,7 @@ func TestStderrNamesHost(t *testing.T) {
 				lines = append(lines, host+": "+line)
 			},
 		}
-		r := dial(t, s, s.Host(folder(t)), opts)
+		r := dial(t, s, at(s, folder(t)), opts)
 		r.Close()
 		mu.Lock()
 		defer mu.Unlock()
@@ -217,7 +219,7 @@ func TestStderrNamesHost(t *testing.T) {
 func TestMissingFolder(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		dir := filepath.Join(t.TempDir(), "nope")
-		_, err := Dial(context.Background(), s.Host(dir), remote.DialOptions{SSHCommand: s.SSHCommand()})
+		_, err := Dial(context.Background(), at(s, dir), remote.DialOptions{SSHCommand: s.SSHCommand()})
 		if !errors.Is(err, remote.ErrNotExist) || !strings.HasPrefix(err.Error(), "host "+s.Alias+": folder "+dir+": ") {
 			t.Fatalf("got %v", err)
 		}
@@ -227,7 +229,7 @@ func TestMissingFolder(t *testing.T) {
 func TestFreeMatchesStatfs(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		dir := folder(t)
-		r := dial(t, s, s.Host(dir), remote.DialOptions{})
+		r := dial(t, s, at(s, dir), remote.DialOptions{})
 		defer r.Close()
 		free, err := r.Free(context.Background())
 		if err != nil {
@@ -245,7 +247,7 @@ func TestFreeMatchesStatfs(t *testing.T) {
 
 func TestClosed(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		r := dial(t, s, s.Host(folder(t)), remote.DialOptions{})
+		r := dial(t, s, at(s, folder(t)), remote.DialOptions{})
 		r.Close()
 		if _, err := r.Stat(context.Background(), "x"); !errors.Is(err, os.ErrClosed) {
 			t.Fatalf("Stat after Close: %v", err)
@@ -254,12 +256,12 @@ func TestClosed(t *testing.T) {
 }
 
 func TestSSHArgs(t *testing.T) {
-	h := hostsfile.Host{Kind: hostsfile.SFTP, Host: "nas", User: "me", Port: 2222}
+	h := Location{Host: "nas", User: "me", Port: 2222}
 	got := strings.Join(sshArgs(h, nil, true), " ")
 	if want := "ssh -p 2222 -l me -o BatchMode=yes nas -s sftp"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	got = strings.Join(sshArgs(hostsfile.Host{Host: "nas"}, []string{"ssh", "-F", "cfg"}, false), " ")
+	got = strings.Join(sshArgs(Location{Host: "nas"}, []string{"ssh", "-F", "cfg"}, false), " ")
 	if want := "ssh -F cfg nas -s sftp"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

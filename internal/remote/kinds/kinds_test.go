@@ -1,23 +1,27 @@
-package dial
+package kinds
 
 import (
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
-	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/remote/sftp"
 	"github.com/bk-backup/bk/internal/sshtest"
 )
 
-func TestHostPicksBackend(t *testing.T) {
+// TestDestinationPicksKind dials a folder and an SFTP host through the
+// registry, as a hosts file names them.
+func TestDestinationPicksKind(t *testing.T) {
 	dir := t.TempDir()
-	r, err := Host(context.Background(), hostsfile.Host{Kind: hostsfile.Local, Path: dir}, remote.DialOptions{})
+	loc, err := remote.ParseLocation(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := loc.Dial(context.Background(), remote.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +41,7 @@ func TestHostPicksBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	r, err = Host(context.Background(), s.Host(dir), remote.DialOptions{SSHCommand: s.SSHCommand()})
+	r, err = s.Host(dir).Dial(context.Background(), remote.DialOptions{SSHCommand: s.SSHCommand()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,16 +54,9 @@ func TestHostPicksBackend(t *testing.T) {
 	}
 }
 
-func TestSSHCommand(t *testing.T) {
-	t.Setenv(EnvSSH, "ssh  -F /etc/bk/cfg ")
-	if got := SSHCommand(""); !slices.Equal(got, []string{"ssh", "-F", "/etc/bk/cfg"}) {
-		t.Errorf("from $BK_SSH: %q", got)
-	}
-	if got := SSHCommand("myssh -v"); !slices.Equal(got, []string{"myssh", "-v"}) {
-		t.Errorf("from the flag: %q", got)
-	}
-	t.Setenv(EnvSSH, "")
-	if got := SSHCommand(""); len(got) != 0 {
-		t.Errorf("unset: %q", got)
+func TestUnknownScheme(t *testing.T) {
+	_, err := remote.ParseLocation("s3://bucket/x", "")
+	if err == nil || err.Error() != `unknown kind of destination "s3://bucket/x" (want a folder, file:///path, sftp://host/path, host:path)` {
+		t.Fatalf("got %v", err)
 	}
 }

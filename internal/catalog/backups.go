@@ -1,0 +1,148 @@
+package catalog
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/bk-backup/bk/internal/manifest"
+)
+
+// Backup is one manifest found on the hosts, with every host that holds an
+// identical copy. Copies of one ID that differ are separate Backups.
+type Backup struct {
+	*manifest.Manifest
+	Sum     [32]byte
+	Holders []*Host // in hosts-file order, hosts that only a manifest names last
+	// Counts is whether the manifest passes the reading rule: identical
+	// copies on enough hosts of the hosts files, and k and n as the
+	// earlier backups of its name. Doubt says why not.
+	Counts bool
+	Doubt  string
+}
+
+// HolderNames names the hosts that hold the backup, for messages.
+func (b *Backup) HolderNames() string {
+	var names []string
+	for _, h := range b.Holders {
+		names = append(names, h.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+// Backups gathers the manifests of listings into backups, newest first,
+// and judges each: a manifest counts when identical copies stand on at
+// least max(2, k) hosts of the catalog (all of them, when it has fewer),
+// and its k and n are those of the last counting backup of its name before
+// it, unless it stands on at least that backup's k hosts too. So fewer than
+// k colluding hosts can neither plant a backup nor lower its k.
+func (c *Catalog) Backups(listings []*Listing) []*Backup {
+	bySum := map[[32]byte]*Backup{}
+	var all []*Backup
+	for _, l := range listings {
+		for _, cp := range l.Manifests {
+			b, ok := bySum[cp.Sum]
+			if !ok {
+				b = &Backup{Manifest: cp.Manifest, Sum: cp.Sum}
+				bySum[cp.Sum] = b
+				all = append(all, b)
+			}
+			if !slices.Contains(b.Holders, cp.Host) {
+				b.Holders = append(b.Holders, cp.Host)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b *Backup) int { return manifest.Newer(b.Manifest, a.Manifest) })
+	last := map[string]*Backup{} // the last counting backup of each name
+	for _, b := range all {      // oldest first
+		c.judge(b, last[b.Name])
+		if b.Counts {
+			last[b.Name] = b
+		}
+	}
+	slices.Reverse(all)
+	return all
+}
+
+func (c *Catalog) judge(b, earlier *Backup) {
+	copies := 0
+	for _, h := range b.Holders {
+		if slices.Contains(c.hosts, h) {
+			copies++
+		}
+	}
+	need := max(2, b.K)
+	changed := earlier != nil && (b.K != earlier.K || b.N != earlier.N)
+	if changed {
+		need = max(need, earlier.K)
+	}
+	need = min(need, len(c.hosts))
+	b.Counts = copies >= need
+	switch {
+	case b.Counts:
+	case changed:
+		b.Doubt = fmt.Sprintf("its k=%d n=%d differ from k=%d n=%d of %s, and it stands on %d of the %d hosts that would vouch for the change",
+			b.K, b.N, earlier.K, earlier.N, earlier.ID, copies, need)
+	default:
+		b.Doubt = fmt.Sprintf("it stands on %d of the %d hosts a backup with k=%d needs", copies, need, b.K)
+	}
+}
+
+// Query picks a backup: by ID, else the newest of Name, else the newest.
+type Query struct {
+	ID   string
+	Name string
+}
+
+// NotFoundError is a Query that no backup on the hosts fits.
+type NotFoundError struct{ Query Query }
+
+func (e *NotFoundError) Error() string {
+	switch {
+	case e.Query.ID != "":
+		return "no backup " + e.Query.ID + " found on the hosts reached"
+	case e.Query.Name != "":
+		return "no backup named " + e.Query.Name + " found on the hosts reached"
+	}
+	return "no backup found on the hosts reached"
+}
+
+// Pick returns the backup q asks for among backups (newest first, as
+// Backups returns them). Newer backups that fit but do not count are
+// skipped, each with a warning naming the hosts that hold it. A backup
+// asked for by ID is taken even when it does not count, with a warning.
+func (c *Catalog) Pick(backups []*Backup, q Query) (*Backup, error) {
+	var doubtful *Backup
+	for _, b := range backups {
+		if (q.ID != "" && b.ID != q.ID) || (q.Name != "" && b.Name != q.Name) {
+			continue
+		}
+		if b.Counts {
+			return b, nil
+		}
+		if q.ID != "" {
+			if doubtful == nil {
+				doubtful = b
+			}
+			continue
+		}
+		c.opts.Warn("backup %s on %s does not count: %s; skipped", b.ID, b.HolderNames(), b.Doubt)
+	}
+	if doubtful != nil {
+		c.opts.Warn("backup %s on %s does not count: %s; taken as asked", doubtful.ID, doubtful.HolderNames(), doubtful.Doubt)
+		return doubtful, nil
+	}
+	return nil, &NotFoundError{q}
+}
+
+// Newest is the newest backup of name that counts, nil if there is none.
+// full, when not nil, says which backups can stand alone: the size of a
+// backup is learnt from the last full one, not from a small incremental.
+func Newest(backups []*Backup, name string, full func(*manifest.Manifest) bool) *Backup {
+	for _, b := range backups {
+		if b.Name == name && b.Counts && (full == nil || full(b.Manifest)) {
+			return b
+		}
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package catalog is the backups on a set of hosts: it dials each host when
+// first needed, lists what every host holds (manifests, shares, temp
+// leftovers), judges which manifests count under the reading rules of
+// docs/FORMAT.md (section 5), picks a backup by name or ID, opens its
+// shares as shard sources, and writes and removes files. bk-push and
+// bk-join use it; tools that check, repair or prune backups build on the
+// same listing.
+package catalog
+
+import (
+	"context"
+	"sync"
+
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
+	_ "github.com/bk-backup/bk/internal/remote/kinds" // every kind of host a hosts file may name
+)
+
+// Options configure a catalog.
+type Options struct {
+	// Dial is passed to every host's kind when it is dialled.
+	Dial remote.DialOptions
+	// Connect replaces dialling a host's location; tests use it to make
+	// hosts fail. nil dials.
+	Connect func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
+	// Warn receives what the reader should know: a skipped backup, a
+	// manifest that does not count. nil drops them.
+	Warn func(format string, args ...any)
+}
+
+// Catalog is a set of hosts: those of the hosts files, in their order,
+// and those that only a manifest names, added when first asked for.
+type Catalog struct {
+	opts  Options
+	hosts []*Host
+
+	mu     sync.Mutex
+	byURL  map[string]*Host
+	extras []*Host
+}
+
+// New makes a catalog of hosts. Lines naming the same place (the same
+// URL) are one host; the first line counts.
+func New(hosts []hostsfile.Host, opts Options) *Catalog {
+	c := &Catalog{opts: opts, byURL: map[string]*Host{}}
+	if c.opts.Warn == nil {
+		c.opts.Warn = func(string, ...any) {}
+	}
+	for _, h := range hosts {
+		if _, dup := c.byURL[h.URL()]; dup {
+			continue
+		}
+		host := c.newHost(h)
+		c.byURL[h.URL()] = host
+		c.hosts = append(c.hosts, host)
+	}
+	return c
+}
+
+// Hosts are the hosts of the hosts files, in order, each place once.
+func (c *Catalog) Hosts() []*Host { return c.hosts }
+
+// hostAt returns the host at url: one of the catalog's, or one that only a
+// manifest names, made on first use.
+func (c *Catalog) hostAt(url string) (*Host, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.byURL[url]; ok {
+		return h, nil
+	}
+	loc, err := remote.ParseLocation(url, "")
+	if err != nil {
+		return nil, err
+	}
+	h := c.newHost(hostsfile.Host{Location: loc})
+	c.byURL[url] = h
+	c.extras = append(c.extras, h)
+	return h, nil
+}
+
+func (c *Catalog) newHost(h hostsfile.Host) *Host {
+	connect := c.opts.Connect
+	if connect == nil {
+		connect = func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+			return h.Dial(ctx, c.opts.Dial)
+		}
+	}
+	return &Host{Host: h, connect: connect}
+}
+
+// Close closes every connection made.
+func (c *Catalog) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range append(c.hosts, c.extras...) {
+		h.close()
+	}
+}
+
+// Host is one host, dialled once on first use: a host that is down costs
+// one timeout, not one per file read.
+type Host struct {
+	hostsfile.Host
+	connect func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
+
+	mu    sync.Mutex // held while dialling: every caller wants the same connection
+	tried bool
+	r     remote.Remote
+	err   error
+}
+
+// Remote is the connection to the host, dialled on the first call.
+func (h *Host) Remote(ctx context.Context) (remote.Remote, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.tried {
+		h.tried = true
+		h.r, h.err = h.connect(ctx, h.Host)
+	}
+	return h.r, h.err
+}
+
+// Failed reports whether the host was dialled and could not be reached.
+func (h *Host) Failed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tried && h.err != nil
+}
+
+func (h *Host) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.r != nil {
+		h.r.Close()
+		h.r = nil
+		h.err = errClosed
+	}
+}
+
+// Put stores data as name on the host, whole or not at all, never
+// replacing a file.
+func (h *Host) Put(ctx context.Context, name string, data []byte) error {
+	r, err := h.Remote(ctx)
+	if err != nil {
+		return err
+	}
+	up, err := r.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer up.Abort()
+	if _, err := up.Write(data); err != nil {
+		return err
+	}
+	return up.Commit(ctx)
+}
+
+// Remove deletes name on the host; a file already gone is no error.
+func (h *Host) Remove(ctx context.Context, name string) error {
+	r, err := h.Remote(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.Remove(ctx, name); err != nil && !isNotExist(err) {
+		return err
+	}
+	return nil
+}

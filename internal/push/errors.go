@@ -1,0 +1,112 @@
+package push
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// The errors Push returns, typed so that the command layer can name its
+// flags in hints and pick exit codes.
+
+// ErrSizeUnknown is warned when neither ExpectSize nor an earlier backup
+// tells the size: space is then checked only as data flows.
+var ErrSizeUnknown = errors.New("backup size unknown: free space and quotas are checked only as data flows")
+
+// StreamError is a share stream that could not be read.
+type StreamError struct{ Err error }
+
+func (e *StreamError) Error() string { return "reading the share stream: " + e.Err.Error() }
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// MinSharesError is a MinShares the stream's k and n rule out.
+type MinSharesError struct{ Min, K, N int }
+
+func (e *MinSharesError) Error() string {
+	return fmt.Sprintf("at least %d shares asked for, out of range: the stream has k=%d n=%d, so it must be from %d to %d", e.Min, e.K, e.N, e.K, e.N)
+}
+
+// HostCountError is a hosts file with fewer hosts than the stream has
+// shares.
+type HostCountError struct{ Hosts, N int }
+
+func (e *HostCountError) Error() string {
+	return fmt.Sprintf("the hosts file lists %d hosts, but the stream has n=%d shares", e.Hosts, e.N)
+}
+
+// TooFewError means fewer than MinShares shares could be stored: before
+// anything was sent (not Sent), or after, when what was stored has been
+// removed again.
+type TooFewError struct {
+	Stored, N, Min int
+	Sent           bool
+	Early          bool // the stream was given up before its end
+	Failed         []Failure
+}
+
+func (e *TooFewError) Error() string {
+	if !e.Sent {
+		return fmt.Sprintf("only %d of %d hosts can take a share, fewer than the %d required; nothing was sent", e.Stored, e.N, e.Min)
+	}
+	return fmt.Sprintf("only %d of %d shares could be stored, fewer than the %d required%s; nothing of this backup was kept%s",
+		e.Stored, e.N, e.Min, e.How(), FailedList(e.Failed))
+}
+
+// How is " (stopped early)" when the stream was given up before its end.
+func (e *TooFewError) How() string {
+	if e.Early {
+		return " (stopped early)"
+	}
+	return ""
+}
+
+// DegradedError means the backup was kept, but with fewer than N shares or
+// with its manifest missing on a host that stored a share.
+type DegradedError struct {
+	ID                   string
+	Stored, N, Manifests int
+	Failed               []Failure
+}
+
+func (e *DegradedError) Error() string {
+	return fmt.Sprintf("backup %s: stored %d of %d shares (manifest on %d hosts)%s", e.ID, e.Stored, e.N, e.Manifests, FailedList(e.Failed))
+}
+
+// Failure is a share that was not stored, and why.
+type Failure struct {
+	Index int
+	Host  string // "" when no host was left for it
+	Err   error
+}
+
+// FailedList is "; failed: share 1 on nas, …", or "" when none failed.
+func FailedList(failed []Failure) string {
+	if len(failed) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, f := range failed {
+		if f.Host == "" {
+			parts = append(parts, fmt.Sprintf("share %d (no host left)", f.Index))
+		} else {
+			parts = append(parts, fmt.Sprintf("share %d on %s", f.Index, f.Host))
+		}
+	}
+	slices.Sort(parts)
+	return "; failed: " + strings.Join(parts, ", ")
+}
+
+// sizeOf formats n with binary units: 1.5 GiB.
+func sizeOf(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
