@@ -71,20 +71,17 @@ func (c *Catalog) judge(b, earlier *Backup) {
 			copies++
 		}
 	}
-	need := max(2, b.K)
-	changed := earlier != nil && (b.K != earlier.K || b.N != earlier.N)
-	if changed {
-		need = max(need, earlier.K)
-	}
-	need = min(need, len(c.hosts))
-	b.Counts = copies >= need
-	switch {
-	case b.Counts:
-	case changed:
-		b.Doubt = fmt.Sprintf("its k=%d n=%d differ from k=%d n=%d of %s, and it stands on %d of the %d hosts that would vouch for the change",
-			b.K, b.N, earlier.K, earlier.N, earlier.ID, copies, need)
-	default:
+	hosts := len(c.hosts)
+	switch need := min(max(2, b.K), hosts); {
+	case copies < need:
 		b.Doubt = fmt.Sprintf("it stands on %d of the %d hosts a backup with k=%d needs", copies, need, b.K)
+	case earlier == nil || (b.K == earlier.K && b.N == earlier.N):
+		b.Counts = true
+	case copies < min(earlier.K, hosts):
+		b.Doubt = fmt.Sprintf("its k=%d n=%d differ from k=%d n=%d of %s, and it stands on %d of the %d hosts that would vouch for the change",
+			b.K, b.N, earlier.K, earlier.N, earlier.ID, copies, min(earlier.K, hosts))
+	default:
+		b.Counts = true
 	}
 }
 

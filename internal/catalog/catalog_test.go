@@ -1,0 +1,196 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote/local"
+)
+
+// folders makes n empty host folders and a catalog of them.
+func folders(t *testing.T, n int) (*Catalog, []string, *strings.Builder) {
+	t.Helper()
+	var dirs []string
+	var hosts []hostsfile.Host
+	for i := range n {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("h%d", i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		hosts = append(hosts, hostsfile.Host{Location: local.Location{Path: dir}})
+	}
+	var warnings strings.Builder
+	c := New(hosts, Options{Warn: func(format string, args ...any) { fmt.Fprintf(&warnings, format+"\n", args...) }})
+	t.Cleanup(c.Close)
+	return c, dirs, &warnings
+}
+
+func sample(name string, t time.Time, k, n int, seed byte) *manifest.Manifest {
+	setID := [16]byte{seed}
+	return &manifest.Manifest{
+		Format: manifest.Format, Version: manifest.Version,
+		ID: manifest.NewID(name, t, setID), Name: name, Time: t,
+		K: k, N: n, BlockSize: 4096, SetID: hex.EncodeToString(setID[:]),
+		StreamSize: 1000, StreamHash: strings.Repeat("ab", 32),
+	}
+}
+
+// put stores m's manifest in the folders dirs.
+func put(t *testing.T, m *manifest.Manifest, dirs ...string) {
+	t.Helper()
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, manifest.ManifestPath(m.ID)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestBackupsJudge(t *testing.T) {
+	c, d, _ := folders(t, 5)
+	t0 := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	old := sample("home", t0, 3, 5, 1)
+	put(t, old, d...)
+	lone := sample("home", t0.Add(time.Hour), 1, 2, 2) // one host plants k=1
+	put(t, lone, d[4])
+	lowered := sample("home", t0.Add(2*time.Hour), 2, 3, 3) // two plant k=2
+	put(t, lowered, d[3], d[4])
+	changed := sample("home", t0.Add(3*time.Hour), 2, 3, 4) // the user's own change
+	put(t, changed, d[0], d[1], d[2])
+	later := sample("home", t0.Add(4*time.Hour), 2, 3, 5)
+	put(t, later, d[0], d[1])
+
+	backups := c.Backups(c.List(context.Background(), c.Hosts(), nil))
+	counts := map[string]bool{}
+	for _, b := range backups {
+		counts[b.ID] = b.Counts
+	}
+	want := map[string]bool{old.ID: true, lone.ID: false, lowered.ID: false, changed.ID: true, later.ID: true}
+	for id, w := range want {
+		if counts[id] != w {
+			t.Errorf("%s counts %v, want %v", id, counts[id], w)
+		}
+	}
+	if backups[0].ID != later.ID || len(backups) != 5 {
+		t.Fatalf("order: %v", backups)
+	}
+}
+
+func TestPick(t *testing.T) {
+	c, d, warnings := folders(t, 3)
+	t0 := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	good := sample("home", t0, 2, 3, 1)
+	put(t, good, d...)
+	forged := sample("home", t0.Add(time.Hour), 1, 2, 2)
+	put(t, forged, d[2])
+	other := sample("db", t0.Add(2*time.Hour), 2, 3, 3)
+	put(t, other, d...)
+	backups := c.Backups(c.List(context.Background(), c.Hosts(), nil))
+
+	for _, tt := range []struct {
+		q    Query
+		want string
+		warn string
+	}{
+		{Query{}, other.ID, ""},
+		{Query{Name: "home"}, good.ID, "backup " + forged.ID + " on " + d[2] + " does not count: it stands on 1 of the 2 hosts a backup with k=1 needs; skipped"},
+		{Query{ID: forged.ID}, forged.ID, "taken as asked"},
+	} {
+		warnings.Reset()
+		b, err := c.Pick(backups, tt.q)
+		if err != nil || b.ID != tt.want {
+			t.Errorf("Pick(%+v) = %v, %v; want %s", tt.q, b, err, tt.want)
+		}
+		if !strings.Contains(warnings.String(), tt.warn) || (tt.warn == "") != (warnings.Len() == 0) {
+			t.Errorf("Pick(%+v) warned %q, want %q", tt.q, warnings, tt.warn)
+		}
+	}
+	var nf *NotFoundError
+	if _, err := c.Pick(backups, Query{Name: "nosuch"}); !errors.As(err, &nf) {
+		t.Errorf("unknown name: %v", err)
+	}
+}
+
+// A lone folder given as a host counts its own manifests: the user chose it.
+func TestOneHostCounts(t *testing.T) {
+	c, d, _ := folders(t, 1)
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
+	put(t, m, d[0])
+	if b := c.Backups(c.List(context.Background(), c.Hosts(), nil)); len(b) != 1 || !b[0].Counts {
+		t.Fatalf("got %+v", b)
+	}
+}
+
+func TestListing(t *testing.T) {
+	c, d, _ := folders(t, 2)
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
+	put(t, m, d[0])
+	for name, text := range map[string]string{
+		manifest.SharePath(m.ID, 0):                             "share",
+		".tmp-0123456789abcdef-x.share1":                        "temp",
+		"home-20000101T000000Z-00000000.manifest.json":          "{}",
+		manifest.ManifestPath("home-20000102T000000Z-0000000f"): string(must(m.Marshal())),
+	} {
+		if err := os.WriteFile(filepath.Join(d[0], name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(d[1]); err != nil {
+		t.Fatal(err)
+	}
+	ls := c.List(context.Background(), c.Hosts(), nil)
+	l := ls[0]
+	if l.Err != nil || len(l.Manifests) != 1 || len(l.Damaged) != 2 || len(l.Temp) != 1 || len(l.Files) != 1 {
+		t.Fatalf("listing %+v", l)
+	}
+	if !strings.Contains(l.Damaged[1].Error(), "holds the manifest of "+m.ID) {
+		t.Errorf("a manifest under another ID's name: %v", l.Damaged[1])
+	}
+	if ls[1].Err == nil || !c.Hosts()[1].Failed() {
+		t.Errorf("missing folder listed: %+v", ls[1])
+	}
+	// only picks which manifests are read.
+	if l := c.List(context.Background(), c.Hosts()[:1], func(string) bool { return false })[0]; len(l.Manifests)+len(l.Damaged) != 0 {
+		t.Errorf("only=false read manifests: %+v", l)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestHoldWriter(t *testing.T) {
+	var out bytes.Buffer
+	h := &holdWriter{w: &out, hold: 4, limit: 10}
+	for _, p := range []string{"abc", "defg", "hij"} {
+		if _, err := h.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.String() != "abcdef" {
+		t.Fatalf("passed on %q before the check, want the last 4 bytes held", out.String())
+	}
+	if _, err := h.Write([]byte("k")); !errors.Is(err, ErrNotManifest) {
+		t.Fatalf("past the limit: %v", err)
+	}
+	if err := h.flush(); err != nil || out.String() != "abcdefghij" {
+		t.Fatalf("flush: %q, %v", out.String(), err)
+	}
+}
