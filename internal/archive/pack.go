@@ -61,6 +61,18 @@ const (
 
 type devIno struct{ dev, ino uint64 }
 
+func keyOf(fi fs.FileInfo) devIno {
+	st := statOf(fi)
+	return devIno{uint64(st.Dev), st.Ino}
+}
+
+// top is a path given to Pack. Paths may overlap (home, home/alice): each
+// entry is stored once, by whichever walk reaches it first.
+type top struct {
+	key    devIno // what the path named when Pack started
+	stored bool   // stored in full by an earlier walk
+}
+
 // item is one walked entry on its way from the walker to the writer.
 type item struct {
 	kind    kind
@@ -145,6 +157,7 @@ type packer struct {
 	order  chan *batch
 	jobs   chan *batch
 	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
+	tops   map[string]*top // walker only: the paths given, by member name
 	cur    *batch          // walker only: being filled
 	free   sync.Pool       // of *batch
 }
@@ -288,6 +301,13 @@ func (p *packer) notef(skipped bool, format string, args ...any) bool {
 }
 
 func (p *packer) walk(paths []string, tops []fs.FileInfo) bool {
+	p.tops = map[string]*top{}
+	for i, disk := range paths {
+		name, _ := storedName(disk)
+		if p.tops[name] == nil {
+			p.tops[name] = &top{key: keyOf(tops[i])}
+		}
+	}
 	warned := map[string]bool{}
 	for i, disk := range paths {
 		name, removed := storedName(disk)
@@ -313,8 +333,16 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	if name != "." && excluded(p.opts.Excludes, name) {
 		return true
 	}
-	it := &item{path: disk, name: name, fi: fi}
 	mode := fi.Mode()
+	if t := p.tops[name]; t != nil && t.key == keyOf(fi) {
+		if t.stored {
+			return true
+		}
+		// A directory on another file system is stored without its
+		// content by -x: the walk of that path, if given, still goes in.
+		t.stored = !(mode.IsDir() && p.opts.OneFileSystem && statOf(fi).Dev != dev)
+	}
+	it := &item{path: disk, name: name, fi: fi}
 	switch {
 	case mode.IsRegular(), mode.IsDir(), mode&fs.ModeSymlink != 0:
 	case mode&fs.ModeSocket != 0:
@@ -376,7 +404,7 @@ func (p *packer) queueFile(it *item) bool {
 	it.kind = kindFile
 	st := statOf(it.fi)
 	if st.Nlink > 1 {
-		it.key = devIno{uint64(st.Dev), st.Ino}
+		it.key = keyOf(it.fi)
 		if p.inodes[it.key] {
 			it.again = true
 			return p.emit(it)

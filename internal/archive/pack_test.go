@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/bk-backup/bk/internal/archive/archivetest"
 )
 
 // TestPackUnreadable packs a tree holding a file its reader may not open.
@@ -201,5 +203,42 @@ func TestPackExcludesAndSpecial(t *testing.T) {
 	}
 	if _, err := Pack(context.Background(), io.Discard, []string{"missing"}, PackOptions{}); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("missing path: %v", err)
+	}
+}
+
+// Issue 8 item 15: paths that overlap (home home/alice, or the other way
+// round, or one path twice) are stored once, so hard links inside restore,
+// and GNU tar reads the same archive into the same tree.
+func TestPackOverlappingPaths(t *testing.T) {
+	base := t.TempDir()
+	alice := filepath.Join(base, "home/alice")
+	os.MkdirAll(filepath.Join(alice, "docs"), 0o755)
+	os.WriteFile(filepath.Join(alice, "docs/a"), []byte("linked"), 0o644)
+	os.Link(filepath.Join(alice, "docs/a"), filepath.Join(alice, "b"))
+	os.WriteFile(filepath.Join(base, "home/top"), []byte("top"), 0o644)
+	t.Chdir(base)
+	for _, paths := range [][]string{
+		{"home", "home/alice"},
+		{"home/alice", "home"},
+		{"home", "home/alice/docs/a", "./home/"},
+		{"home/alice/b", "home/alice/docs/a", "home"},
+	} {
+		data, st := pack(t, paths, PackOptions{})
+		if st.Files != 2 || st.Links != 1 || st.Dirs != 3 {
+			t.Errorf("%q: stats %+v, want 2 files, 1 link, 3 directories", paths, st)
+		}
+		out := t.TempDir()
+		if _, err := Extract(context.Background(), bytes.NewReader(data), out, RestoreOptions{}); err != nil {
+			t.Errorf("%q: %v", paths, err)
+			continue
+		}
+		sameTree(t, "home", filepath.Join(out, "home"), archivetest.Options{NoRoot: true})
+		gnu := t.TempDir()
+		cmd := exec.Command("tar", "-x", "-f", "-", "-C", gnu)
+		cmd.Stdin = bytes.NewReader(data)
+		if outb, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%q: GNU tar: %v\n%s", paths, err, outb)
+		}
+		sameTree(t, "home", filepath.Join(gnu, "home"), archivetest.Options{NoRoot: true})
 	}
 }

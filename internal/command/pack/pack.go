@@ -32,7 +32,8 @@ a passphrase (-p). With a public key a cron job holds no secret: only the
 restore needs the identity. --plaintext writes an unencrypted archive.
 
 Paths are stored as given, like tar: a leading "/" is removed, so an absolute
-PATH restores below the restore folder. Regular files, directories, symlinks,
+PATH restores below the restore folder. Paths that overlap (home home/alice)
+are stored once. Regular files, directories, symlinks,
 hard links, modes, modification times (nanoseconds), owners and extended
 attributes are kept. FIFOs, sockets and devices are skipped with a warning.
 
