@@ -161,7 +161,7 @@ func TestListMatchesGNUTar(t *testing.T) {
 	t.Chdir(src)
 	data, _ := pack(t, []string{"."}, PackOptions{})
 	var got bytes.Buffer
-	if _, err := List(context.Background(), bytes.NewReader(data), &got, nil); err != nil {
+	if _, err := List(context.Background(), bytes.NewReader(data), &got, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("tar", "-tv", "-f", "-")
@@ -217,7 +217,7 @@ func TestPatterns(t *testing.T) {
 		t.Errorf("err %v, stats %+v, warnings %q", err, st, warnings)
 	}
 
-	_, err = Check(context.Background(), bytes.NewReader(data), []string{"a", "nothere*"})
+	_, err = Check(context.Background(), bytes.NewReader(data), []string{"a", "nothere*"}, nil)
 	if err == nil || !strings.Contains(err.Error(), `"nothere*"`) {
 		t.Errorf("pattern matching nothing: %v", err)
 	}

@@ -34,7 +34,7 @@ type RestoreOptions struct {
 	// one is refused (bk-pack never stores them).
 	Devices bool
 	// Warn receives warnings: attributes the file system refused, hard links
-	// left out because their target was not selected.
+	// left out because their target was not selected, files marked damaged.
 	Warn func(format string, args ...any)
 	// Progress receives the number of bytes of file content read.
 	Progress func(n int)
@@ -84,7 +84,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 	if opts.Warn == nil {
 		opts.Warn = func(string, ...any) {}
 	}
-	sc, err := newScanner(ctx, r, opts.Patterns, opts.Progress, opts.Devices)
+	sc, err := newScanner(ctx, r, opts.Patterns, opts.Progress, opts.Warn, opts.Devices)
 	if err != nil {
 		return RestoreStats{}, err
 	}
@@ -97,6 +97,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 	}
 	x := &extractor{opts: opts, sc: sc}
 	err = x.run(dir)
+	x.stats.Damaged = sc.damaged
 	if err != nil && created {
 		os.Remove(dir)
 	}

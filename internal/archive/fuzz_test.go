@@ -78,8 +78,8 @@ func FuzzExtract(f *testing.F) {
 func FuzzList(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, errList := List(context.Background(), bytes.NewReader(data), io.Discard, nil)
-		_, errCheck := Check(context.Background(), bytes.NewReader(data), nil)
+		_, errList := List(context.Background(), bytes.NewReader(data), io.Discard, nil, nil)
+		_, errCheck := Check(context.Background(), bytes.NewReader(data), nil, nil)
 		if errCheck == nil && errList != nil {
 			t.Fatalf("Check accepts, List says %v", errList)
 		}

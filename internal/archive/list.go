@@ -15,21 +15,23 @@ import (
 // line per selected entry to w, like tar -tv: mode, owner/group, size (or
 // major,minor for a device), mtime (local time), path, then "-> target" for a
 // symlink or "link to target" for a hard link. Unusual bytes in names are
-// escaped as GNU tar does (\\, \n, \t, \ooo).
-func List(ctx context.Context, r io.Reader, w io.Writer, patterns []string) (RestoreStats, error) {
-	return scanAll(ctx, r, patterns, &lister{w: bufio.NewWriter(w), width: 19, loc: time.Local})
+// escaped as GNU tar does (\\, \n, \t, \ooo). warn (may be nil) receives
+// a warning for each selected file marked damaged.
+func List(ctx context.Context, r io.Reader, w io.Writer, patterns []string, warn func(string, ...any)) (RestoreStats, error) {
+	return scanAll(ctx, r, patterns, warn, &lister{w: bufio.NewWriter(w), width: 19, loc: time.Local})
 }
 
 // Check reads and checks the tar stream r as Extract would (headers, safety
 // rules, the stream to its end) and writes nothing. Device entries are
-// refused, as by a restore that does not allow them.
-func Check(ctx context.Context, r io.Reader, patterns []string) (RestoreStats, error) {
-	return scanAll(ctx, r, patterns, nil)
+// refused, as by a restore that does not allow them. warn (may be nil)
+// receives a warning for each selected file marked damaged.
+func Check(ctx context.Context, r io.Reader, patterns []string, warn func(string, ...any)) (RestoreStats, error) {
+	return scanAll(ctx, r, patterns, warn, nil)
 }
 
-func scanAll(ctx context.Context, r io.Reader, patterns []string, l *lister) (RestoreStats, error) {
+func scanAll(ctx context.Context, r io.Reader, patterns []string, warn func(string, ...any), l *lister) (RestoreStats, error) {
 	var stats RestoreStats
-	sc, err := newScanner(ctx, r, patterns, nil, l != nil)
+	sc, err := newScanner(ctx, r, patterns, nil, warn, l != nil)
 	if err != nil {
 		return stats, err
 	}
@@ -54,6 +56,7 @@ func scanAll(ctx context.Context, r io.Reader, patterns []string, l *lister) (Re
 			return stats, err
 		}
 	}
+	stats.Damaged = sc.damaged
 	if l != nil {
 		return stats, l.w.Flush()
 	}

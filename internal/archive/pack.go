@@ -21,18 +21,21 @@ type PackOptions struct {
 	// OneFileSystem keeps Pack from descending into directories on other
 	// file systems than the path given (their mount point is still stored).
 	OneFileSystem bool
-	// Warn receives warnings: unreadable entries (skipped), files changed
-	// while read, special files skipped. It is called from one goroutine.
+	// Warn receives warnings: unreadable entries (skipped), files whose
+	// read failed part way (stored damaged), files changed while read,
+	// special files skipped. It is called from one goroutine.
 	Warn func(format string, args ...any)
 	// Progress receives the number of bytes of file content read, may be nil.
 	Progress func(n int)
 }
 
 // PackStats counts what Pack stored. Links counts symbolic and hard links;
-// Skipped counts entries that could not be read (or only in part).
+// Skipped counts entries that could not be read and were left out; Damaged
+// counts files whose read failed part way: stored with zeros for the rest
+// and marked damaged (see damagedPath).
 type PackStats struct {
 	Files, Dirs, Links, Bytes int64
-	Skipped                   int
+	Skipped, Damaged          int
 }
 
 // Read-ahead limits: memory stays within about readBudget plus one

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -76,7 +77,7 @@ func TestPackUnreadable(t *testing.T) {
 		t.Errorf("warnings %q", res.Warnings)
 	}
 	var list bytes.Buffer
-	if _, err := List(context.Background(), bytes.NewReader(res.Tar), &list, nil); err != nil {
+	if _, err := List(context.Background(), bytes.NewReader(res.Tar), &list, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"src/a", "src/z", "src/sub/x", "src/closed/"} {
@@ -192,7 +193,7 @@ func TestPackExcludesAndSpecial(t *testing.T) {
 		t.Errorf("stats %+v, warnings %q", st, warnings)
 	}
 	var list bytes.Buffer
-	List(context.Background(), &buf, &list, nil)
+	List(context.Background(), &buf, &list, nil, nil)
 	var names []string
 	for _, l := range strings.Split(strings.TrimSpace(list.String()), "\n") {
 		f := strings.Fields(l)
@@ -240,5 +241,116 @@ func TestPackOverlappingPaths(t *testing.T) {
 			t.Errorf("%q: GNU tar: %v\n%s", paths, err, outb)
 		}
 		sameTree(t, "home", filepath.Join(gnu, "home"), archivetest.Options{NoRoot: true})
+	}
+}
+
+// failReads makes reads of the rest of path fail with EIO once after bytes
+// of it were read by readContent (the head, read ahead, comes before).
+func failReads(t *testing.T, path string, after int) {
+	read := 0
+	readContent = func(fd int, p string, b []byte) (int, error) {
+		if p != path {
+			return readFd(fd, p, b)
+		}
+		if read >= after {
+			return 0, &os.PathError{Op: "read", Path: p, Err: syscall.EIO}
+		}
+		n, err := readFd(fd, p, b[:min(len(b), after-read)])
+		read += n
+		return n, err
+	}
+	t.Cleanup(func() { readContent = readFd })
+}
+
+// Issue 8 item 14: a read error part way through a file stores it with
+// zeros for the rest, marked damaged in the archive: bk-pack's warning says
+// so (not "skipped"), and a restore, list or check warns naming the file
+// and counts it. GNU tar still restores the archive.
+func TestPackReadErrorMarksDamaged(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	data := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/16)
+	os.MkdirAll("src", 0o755)
+	os.WriteFile("src/bad", data, 0o644)
+	os.WriteFile("src/good", []byte("fine"), 0o644)
+	failReads(t, "src/bad", 1<<20)
+
+	var warnings []string
+	warn := func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) }
+	archive, st := pack(t, []string{"src"}, PackOptions{Warn: warn})
+	if st.Damaged != 1 || st.Skipped != 0 || st.Files != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	head := headChunk + 1<<20
+	want := fmt.Sprintf("src/bad: read error after %d of %d bytes: input/output error; stored with zeros for the rest, marked damaged", head, len(data))
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("pack warnings %q, want %q", warnings, want)
+	}
+	restored := append(append([]byte{}, data[:head]...), make([]byte, len(data)-head)...)
+
+	warnings = nil
+	out := t.TempDir()
+	rst, err := Extract(context.Background(), bytes.NewReader(archive), out, RestoreOptions{Warn: warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf("src/bad: damaged when packed (read error after %d of %d bytes: input/output error): the part that could not be read is zeros", head, len(data))
+	if rst.Damaged != 1 || len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("restore: %+v, warnings %q", rst, warnings)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "src/bad")); !bytes.Equal(got, restored) {
+		t.Error("restored content is not what was read followed by zeros")
+	}
+	for name, run := range map[string]func(func(string, ...any)) (RestoreStats, error){
+		"list": func(w func(string, ...any)) (RestoreStats, error) {
+			return List(context.Background(), bytes.NewReader(archive), io.Discard, nil, w)
+		},
+		"check": func(w func(string, ...any)) (RestoreStats, error) {
+			return Check(context.Background(), bytes.NewReader(archive), nil, w)
+		},
+		"check src/good": func(w func(string, ...any)) (RestoreStats, error) {
+			return Check(context.Background(), bytes.NewReader(archive), []string{"src/good"}, w)
+		},
+	} {
+		warnings = nil
+		st, err := run(warn)
+		wantDamaged := 1
+		if name == "check src/good" {
+			wantDamaged = 0 // the damaged file was not selected
+		}
+		if err != nil || st.Damaged != wantDamaged || len(warnings) != wantDamaged {
+			t.Errorf("%s: %v %+v %q", name, err, st, warnings)
+		}
+	}
+
+	gnu := t.TempDir()
+	cmd := exec.Command("tar", "-x", "-f", "-", "-C", gnu)
+	cmd.Stdin = bytes.NewReader(archive)
+	if outb, err := cmd.CombinedOutput(); err != nil || len(outb) > 0 {
+		t.Errorf("GNU tar: %v %s", err, outb)
+	}
+	if got, _ := os.ReadFile(filepath.Join(gnu, "src/bad")); !bytes.Equal(got, restored) {
+		t.Error("GNU tar restored other content")
+	}
+}
+
+// A damage marker must follow the entry of the file it names.
+func TestDamageMarkerMisplaced(t *testing.T) {
+	for name, marked := range map[string]string{"other file": "b", "directory": "d", "unsafe": "../a"} {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: "b", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX})
+		tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX})
+		tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX})
+		if name == "directory" {
+			tw.WriteHeader(&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755, Format: tar.FormatPAX})
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Format: tar.FormatPAX,
+			PAXRecords: map[string]string{damagedPath: marked, damagedReason: "x"}})
+		tw.Close()
+		_, err := Check(context.Background(), bytes.NewReader(buf.Bytes()), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "damage marker") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

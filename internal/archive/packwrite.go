@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// readContent reads the rest of a big file; tests replace it to fail part
+// way, as a failing disk does.
+var readContent = readFd
+
 // loadBatch reads the files of a batch into its buffer. It runs in a read
 // worker.
 func (p *packer) loadBatch(b *batch) {
@@ -237,7 +241,7 @@ func (w *writer) writeFile(it *item) error {
 			if err := w.p.ctx.Err(); err != nil {
 				return err
 			}
-			m, err := readFd(it.fd, it.path, w.buf[:min(int64(len(w.buf)), h.Size-n)])
+			m, err := readContent(it.fd, it.path, w.buf[:min(int64(len(w.buf)), h.Size-n)])
 			if m > 0 {
 				if _, err := w.tw.Write(w.buf[:m]); err != nil {
 					return err
@@ -257,8 +261,9 @@ func (w *writer) writeFile(it *item) error {
 			return err
 		}
 		if readErr != io.EOF {
-			w.warnf("%s: read error, stored padded with zeros: %v", it.path, readErr)
-			w.stats.Skipped++
+			if err := w.markDamaged(it, n, h.Size, readErr); err != nil {
+				return err
+			}
 		} else {
 			changed = true
 		}
@@ -283,6 +288,23 @@ func (w *writer) writeFile(it *item) error {
 		w.links[it.key] = it.name
 	}
 	return nil
+}
+
+// markDamaged follows the entry of a file whose read failed after n of
+// size bytes with bk's damage marker, so that a restore says so.
+func (w *writer) markDamaged(it *item, n, size int64, readErr error) error {
+	var pe *fs.PathError
+	if errors.As(readErr, &pe) {
+		readErr = pe.Err // the path is in the message already
+	}
+	reason := fmt.Sprintf("read error after %d of %d bytes: %v", n, size, readErr)
+	w.warnf("%s: %s; stored with zeros for the rest, marked damaged", it.path, reason)
+	w.stats.Damaged++
+	return w.tw.WriteHeader(&tar.Header{
+		Typeflag:   tar.TypeXGlobalHeader,
+		Format:     tar.FormatPAX,
+		PAXRecords: map[string]string{damagedPath: it.name, damagedReason: reason},
+	})
 }
 
 func (w *writer) pad(n int64) error {

@@ -15,11 +15,24 @@ import (
 const maxEntrySize = 1 << 46
 
 // RestoreStats counts the entries a restore, list or check covered. Links
-// counts symbolic and hard links; Skipped counts entries left out.
+// counts symbolic and hard links; Skipped counts entries left out; Damaged
+// counts files marked damaged by bk-pack (a read error part way: the rest
+// is zeros).
 type RestoreStats struct {
 	Files, Dirs, Links, Bytes int64
-	Skipped                   int
+	Skipped, Damaged          int
 }
+
+// bk's damage marker: a PAX global header (typeflag g) right after the
+// entry of a file whose read failed part way, naming it and saying why.
+// tar ignores it (GNU tar ignores unknown keywords of a global header
+// without a word). Documented in docs/FORMAT.md.
+const (
+	damagedPath   = "BK.damaged.path"
+	damagedReason = "BK.damaged.reason"
+	// A reason longer than this is cut short in messages.
+	maxReasonLen = 200
+)
 
 // source is the stream under the tar reader: it stops on cancellation and
 // tells an end-of-archive marker from a stream that simply ended.
@@ -74,13 +87,16 @@ type scanner struct {
 	sel      *selector
 	progress func(int)
 	devices  bool
+	warn     func(format string, args ...any)
+	last     *entry   // the entry before, which a damage marker must name
+	damaged  int      // selected files marked damaged
 	regular  *nameSet // regular files so far (hard link targets)
 	symlinks *nameSet // symlinks so far
 	dirs     *nameSet // directories so far
 	buf      []byte
 }
 
-func newScanner(ctx context.Context, r io.Reader, patterns []string, progress func(int), devices bool) (*scanner, error) {
+func newScanner(ctx context.Context, r io.Reader, patterns []string, progress func(int), warn func(string, ...any), devices bool) (*scanner, error) {
 	sel, err := newSelector(patterns)
 	if err != nil {
 		return nil, err
@@ -88,8 +104,11 @@ func newScanner(ctx context.Context, r io.Reader, patterns []string, progress fu
 	if progress == nil {
 		progress = func(int) {}
 	}
+	if warn == nil {
+		warn = func(string, ...any) {}
+	}
 	src := &source{r: r, ctx: ctx}
-	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, devices: devices,
+	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, warn: warn, devices: devices,
 		regular: newNameSet(), symlinks: newNameSet(), dirs: newNameSet()}, nil
 }
 
@@ -120,12 +139,17 @@ func (s *scanner) next() (*entry, error) {
 			return nil, fmt.Errorf("reading archive: %w", err)
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
-			continue // bk writes none; it would not apply to us anyway
+			// Other global headers would not apply to us anyway.
+			if err := s.damageMarker(h); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		e, err := s.check(h, err)
 		if err != nil {
 			return nil, err
 		}
+		s.last = e
 		return e, nil
 	}
 }
@@ -209,6 +233,29 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 		e.linkUnselected = true
 	}
 	return e, nil
+}
+
+// damageMarker reads bk's damage marker, if h is one: it must name the
+// regular file just before it. A selected file so marked is warned about
+// and counted.
+func (s *scanner) damageMarker(h *tar.Header) error {
+	marked, ok := h.PAXRecords[damagedPath]
+	if !ok {
+		return nil
+	}
+	name, err := memberName(marked)
+	if err != nil || s.last == nil || s.last.name != name || s.last.h.Typeflag != tar.TypeReg {
+		return fmt.Errorf("damage marker for %q does not follow that file's entry: refused", marked)
+	}
+	if s.last.selected {
+		reason := h.PAXRecords[damagedReason]
+		if len(reason) > maxReasonLen {
+			reason = reason[:maxReasonLen] + "..."
+		}
+		s.warn("%s: damaged when packed (%s): the part that could not be read is zeros", quoteName(name), quoteName(reason))
+		s.damaged++
+	}
+	return nil
 }
 
 // finish checks what follows the end-of-archive marker: only zeros (the

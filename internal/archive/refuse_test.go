@@ -224,10 +224,10 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("tree changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 			if c.setup == nil {
-				if _, err := Check(context.Background(), bytes.NewReader(data), nil); err == nil || !strings.Contains(err.Error(), c.want) {
+				if _, err := Check(context.Background(), bytes.NewReader(data), nil, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Errorf("Check: got error %v, want one naming %s", err, c.want)
 				}
-				if _, err := List(context.Background(), bytes.NewReader(data), io.Discard, nil); (err == nil) != c.lists {
+				if _, err := List(context.Background(), bytes.NewReader(data), io.Discard, nil, nil); (err == nil) != c.lists {
 					t.Errorf("List: %v", err)
 				}
 			}
@@ -329,7 +329,7 @@ func TestBrokenStreams(t *testing.T) {
 	}
 	// Zero padding after the end marker is fine.
 	padded := append(append([]byte{}, data...), make([]byte, 10240)...)
-	if _, err := Check(context.Background(), bytes.NewReader(padded), nil); err != nil {
+	if _, err := Check(context.Background(), bytes.NewReader(padded), nil, nil); err != nil {
 		t.Error(err)
 	}
 	// An existing target directory stays as it was.
@@ -358,7 +358,7 @@ func TestHugeMetaHeaders(t *testing.T) {
 	for _, typ := range []byte{'x', 'L', 'K'} {
 		src := &endless{}
 		r := io.MultiReader(bytes.NewReader(rawBlock("meta", typ, 1<<40, "", typ != 'x')), src)
-		_, err := Check(context.Background(), r, nil)
+		_, err := Check(context.Background(), r, nil, nil)
 		if err == nil {
 			t.Fatalf("%c: accepted", typ)
 		}

@@ -42,6 +42,16 @@ func init() {
 	scriptConds["mountns"] = func() (bool, error) {
 		return os.Geteuid() == 0 && exec.Command("unshare", "-m", "true").Run() == nil, nil
 	}
+	// loopdev: as mountns, and a loop device can be set up, so a script can
+	// make a real read error (a file system on a loop device whose backing
+	// file is cut short under it).
+	scriptConds["loopdev"] = func() (bool, error) {
+		if os.Geteuid() != 0 || exec.Command("unshare", "-m", "true").Run() != nil {
+			return false, nil
+		}
+		_, err := exec.LookPath("mkfs.ext2")
+		return err == nil && exec.Command("losetup", "-f").Run() == nil, nil
+	}
 	// mkhostile OUT KIND: a plain tar archive with the entries of KIND.
 	scriptCmds["mkhostile"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {

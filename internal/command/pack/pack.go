@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
@@ -38,8 +39,11 @@ hard links, modes, modification times (nanoseconds), owners and extended
 attributes are kept. FIFOs, sockets and devices are skipped with a warning.
 
 A file that cannot be read is skipped with a warning naming it; the rest of
-the backup goes on and bk-pack exits 3. A file that changed while it was read
-gets a warning.`,
+the backup goes on and bk-pack exits 3. A file whose read fails part way (an
+I/O error on a failing disk) is stored with zeros in place of what could not
+be read and marked damaged in the archive: bk-pack warns and exits 3, and
+bk-restore warns naming it and exits 3 too. A file that changed while it was
+read gets a warning.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to `FILE`, which appears only when complete"},
 			&ucli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "encrypt to `RECIPIENT`: an age public key (age1…) or an SSH public key; repeatable"},
@@ -63,8 +67,9 @@ gets a warning.`,
 2  usage error, including no encryption choice and more than 1024
    recipients (the most an age header holds).
 
-3  the archive is complete but some files could not be read and were skipped;
-   each was named in a warning.
+3  the archive is complete but some files could not be read and were skipped,
+   or could be read only in part and are stored marked damaged; each was
+   named in a warning.
 
 130  interrupted.`},
 			{Title: "ENVIRONMENT", Body: `BK_PASSPHRASE  the passphrase for -p, when no --passphrase-file is given.`},
@@ -134,8 +139,15 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	env.Msg.Notef("packed %s, %s, %s, %s", cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
+	var degraded []string
 	if stats.Skipped > 0 {
-		return cli.Degradedf("%s could not be read and skipped", cli.Count(int64(stats.Skipped), "entry", "entries"))
+		degraded = append(degraded, cli.Count(int64(stats.Skipped), "entry", "entries")+" could not be read and skipped")
+	}
+	if stats.Damaged > 0 {
+		degraded = append(degraded, cli.Count(int64(stats.Damaged), "file", "files")+" could not be read in full: stored with zeros for the rest, marked damaged")
+	}
+	if len(degraded) > 0 {
+		return cli.Degradedf("%s", strings.Join(degraded, "; "))
 	}
 	return nil
 }

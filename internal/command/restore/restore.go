@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -62,8 +63,10 @@ a path prefix (a directory and everything under it).`,
 
 2  usage error.
 
-3  restored, but some entries were skipped (a hard link whose target a
-   PATTERN left out); each was named in a warning.
+3  restored (or listed, or checked), but some entries were skipped (a hard
+   link whose target a PATTERN left out), or some files are marked damaged:
+   bk-pack met a read error part way through them and stored zeros for the
+   rest. Each was named in a warning.
 
 130  interrupted; nothing was moved into DIR.`},
 			{Title: "ENVIRONMENT", Body: `BK_PASSPHRASE  the passphrase for -p, when no --passphrase-file is given.`},
@@ -119,9 +122,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	var stats archive.RestoreStats
 	switch {
 	case list:
-		stats, err = archive.List(ctx, stream, env.Stdout, patterns)
+		stats, err = archive.List(ctx, stream, env.Stdout, patterns, env.Msg.Warnf)
 	case check:
-		stats, err = archive.Check(ctx, stream, patterns)
+		stats, err = archive.Check(ctx, stream, patterns, env.Msg.Warnf)
 	default:
 		stats, err = archive.Extract(ctx, stream, dir, archive.RestoreOptions{
 			Patterns:        patterns,
@@ -147,8 +150,15 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		verb = "checked"
 	}
 	env.Msg.Notef("%s %s, %s, %s, %s", verb, cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
+	var degraded []string
+	if stats.Damaged > 0 {
+		degraded = append(degraded, cli.Count(int64(stats.Damaged), "file is", "files are")+" damaged (bk-pack could not read all of it)")
+	}
 	if stats.Skipped > 0 {
-		return cli.Degradedf("%s skipped", cli.Count(int64(stats.Skipped), "entry was", "entries were"))
+		degraded = append(degraded, cli.Count(int64(stats.Skipped), "entry was", "entries were")+" skipped")
+	}
+	if len(degraded) > 0 {
+		return cli.Degradedf("%s", strings.Join(degraded, "; "))
 	}
 	return nil
 }
