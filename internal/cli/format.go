@@ -8,20 +8,6 @@ import (
 	"strings"
 )
 
-// Bytes formats n as a human size with binary units: 1.5 GiB.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // ReadLines returns the lines of a list file (exclude patterns, recipients):
 // blank lines and lines starting with # are skipped, surrounding space trimmed.
 func ReadLines(path string) ([]string, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 	_ "github.com/bk-backup/bk/internal/remote/kinds"
 	"github.com/bk-backup/bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // scriptServers holds each script's SSH servers by name.
@@ -110,9 +111,9 @@ func sshdCut(ts *testscript.TestScript, neg bool, args []string) {
 		s.proxy.Cut()
 		return
 	}
-	n, err := hostsfile.ParseSize(args[1])
+	n, err := units.ParseSize(args[1])
 	ts.Check(err)
-	s.proxy.CutAfter(n)
+	s.proxy.CutAfter(n.Bytes)
 }
 
 // remoteLs: remote-ls DEST [DIR]. Lists DIR (default the top) on a

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Host is one destination of the hosts file: where it is, parsed by its
@@ -23,7 +24,7 @@ type Host struct {
 	File string // the hosts file, for messages ("" when parsed from a string)
 	Line int    // 1-based line number
 	remote.Location
-	Quota int64 // bytes bk may use there, 0 for no limit
+	Quota units.Size // bytes bk may use there, 0 for no limit; as written, for messages
 }
 
 // Where is "file:line" for messages about this line.
@@ -125,11 +126,11 @@ func (h *Host) setOption(opt string) error {
 	}
 	switch key {
 	case "quota":
-		n, err := ParseSize(val)
+		n, err := units.ParseSize(val)
 		if err != nil {
 			return fmt.Errorf("option quota: %w", err)
 		}
-		if n == 0 {
+		if n.Bytes == 0 {
 			return fmt.Errorf("option quota: must be more than 0")
 		}
 		h.Quota = n
@@ -137,30 +138,4 @@ func (h *Host) setOption(opt string) error {
 		return fmt.Errorf("unknown option %q (known: quota)", key)
 	}
 	return nil
-}
-
-var units = map[string]int64{
-	"": 1, "B": 1,
-	"K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12, "P": 1e15, "PB": 1e15,
-	"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50,
-}
-
-// ParseSize reads a byte count such as "500G", "2TiB" or "1.5T". SI
-// suffixes (K, M, G, T, P, with or without B) are powers of 1000, as disk
-// makers count; IEC suffixes (KiB … PiB) powers of 1024. Case is ignored.
-func ParseSize(s string) (int64, error) {
-	num := strings.TrimRightFunc(s, func(r rune) bool { return r > '9' })
-	unit, ok := units[strings.ToUpper(s[len(num):])]
-	if !ok || num == "" {
-		return 0, fmt.Errorf("bad size %q (want e.g. 500G, 2TiB)", s)
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 500G, 2TiB)", s)
-	}
-	size := f * float64(unit)
-	if size >= 1<<63 {
-		return 0, fmt.Errorf("size %q too large", s)
-	}
-	return int64(size), nil
 }

@@ -96,17 +96,3 @@ func FailedList(failed []Failure) string {
 	slices.Sort(parts)
 	return "; failed: " + strings.Join(parts, ", ")
 }
-
-// sizeOf formats n with binary units: 1.5 GiB.
-func sizeOf(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

@@ -19,6 +19,7 @@ import (
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Options configure one push.
@@ -216,19 +217,19 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)
 	}
 	t.budget.Store(-1)
-	if q := t.host.Quota; q > 0 {
+	if q := t.host.Quota; q.Bytes > 0 {
 		used, err := remote.Used(ctx, t.r, "")
 		if err != nil {
 			return err
 		}
-		left := max(0, q-used)
+		left := max(0, q.Bytes-used)
 		t.budget.Store(left)
 		switch {
 		case p.need >= 0 && left < p.need:
 			return remote.HostError(t.host.String(), fmt.Errorf("quota %s has %s left (%s used), the share needs %s",
-				sizeOf(q), sizeOf(left), sizeOf(used), sizeOf(p.need)))
+				q, q.Format(left), q.Format(used), q.Format(p.need)))
 		case left == 0:
-			return remote.HostError(t.host.String(), fmt.Errorf("quota %s used up", sizeOf(q)))
+			return remote.HostError(t.host.String(), fmt.Errorf("quota %s used up", q))
 		}
 	}
 	if p.need < 0 {
@@ -243,7 +244,7 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 		return err
 	}
 	if free < p.need {
-		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", sizeOf(free), sizeOf(p.need)))
+		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", units.Bytes(free), units.Bytes(p.need)))
 	}
 	return nil
 }
@@ -292,7 +293,7 @@ func (p *pusher) work(u *upload) {
 // upload, as a full disk would.
 func (t *target) write(w io.Writer, p []byte) error {
 	if t.budget.Load() >= 0 && t.budget.Add(-int64(len(p))) < 0 {
-		return remote.HostError(t.host.String(), fmt.Errorf("quota %s reached", sizeOf(t.host.Quota)))
+		return remote.HostError(t.host.String(), fmt.Errorf("quota %s reached", t.host.Quota))
 	}
 	_, err := w.Write(p)
 	return err

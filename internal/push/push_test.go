@@ -21,6 +21,7 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 const blockSize = 4096
@@ -257,12 +258,12 @@ func TestMinSharesOutOfRange(t *testing.T) {
 func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
 	in := data(40_000, 4)
 	hosts := folders(t, 3)
-	hosts[2].Quota = 10_000 // a share is about 20 KB
+	hosts[2].Quota = units.Bytes(10_000) // a share is about 20 KB
 	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was sent") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "quota 9.8 KiB has 9.8 KiB left (0 B used), the share needs") {
+	if !strings.Contains(r.stderr, "quota 9.8K has 9.8K left (0B used), the share needs") {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 	if f := files(t, hosts); len(f) != 0 {
@@ -276,7 +277,7 @@ func TestQuotaCountsEarlierBackups(t *testing.T) {
 	if r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}}); r.err != nil {
 		t.Fatal(r.err)
 	}
-	hosts[0].Quota = 15_000 // room for one backup's share, not two
+	hosts[0].Quota = units.Bytes(15_000) // room for one backup's share, not two
 	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in)), MinShares: 2}})
 	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "used), the share needs") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
@@ -290,12 +291,12 @@ func TestQuotaCountsEarlierBackups(t *testing.T) {
 func TestQuotaReachedMidUpload(t *testing.T) {
 	in := data(60_000, 6)
 	hosts := folders(t, 3)
-	hosts[1].Quota = 12_000
+	hosts[1].Quota = units.Bytes(12_000)
 	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1, MinShares: 2}})
 	if outcome(r.err) != "degraded" {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
-	for _, want := range []string{"warning: backup size unknown", "warning: share 1: host " + pathOf(hosts[1]) + ": quota 11.7 KiB reached", "failed: share 1 on " + pathOf(hosts[1])} {
+	for _, want := range []string{"warning: backup size unknown", "warning: share 1: host " + pathOf(hosts[1]) + ": quota 11.7K reached", "failed: share 1 on " + pathOf(hosts[1])} {
 		if !strings.Contains(r.stderr+r.err.Error(), want) {
 			t.Errorf("messages lack %q:\n%s%v", want, r.stderr, r.err)
 		}
@@ -312,7 +313,7 @@ func TestQuotaReachedMidUpload(t *testing.T) {
 func TestTooFewStoredLeavesNothing(t *testing.T) {
 	in := data(60_000, 7)
 	hosts := folders(t, 3)
-	hosts[1].Quota = 12_000
+	hosts[1].Quota = units.Bytes(12_000)
 	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
 	if outcome(r.err) != "failed" || r.m != nil || !strings.Contains(r.err.Error(), "nothing of this backup was kept") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)

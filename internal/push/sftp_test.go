@@ -20,6 +20,7 @@ import (
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/remote/sftp"
 	"github.com/bk-backup/bk/internal/sshtest"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // The tests here push over SFTP to real sshd servers on 127.0.0.1 (the
@@ -286,12 +287,12 @@ func TestSFTPCutConnectionResumed(t *testing.T) {
 
 func TestSFTPQuotaReachedMidUpload(t *testing.T) {
 	hs, ssh := sshHosts(t, 3)
-	hs[0].host.Quota = 50_000
+	hs[0].host.Quota = units.Bytes(50_000)
 	in := data(300_000, 25)
 	opt := sshOptions(ssh, hostsOf(hs)...)
 	opt.MinShares = 2
 	r := push(t, stream(t, in, 2, 3), opt)
-	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "quota 48.8 KiB reached") {
+	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "quota 48.8K reached") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if got := visible(t, hs[0].dir); len(got) != 0 {
