@@ -125,25 +125,20 @@ func TestManPageEscapesAndSections(t *testing.T) {
 	page := ManPage(Tool{
 		Name: "bk-x", Usage: "do x", ArgsUsage: "FILE",
 		Description: ".starts with a dot\n\n  bk-x -k 2 file",
-		Sections:    []Section{{Title: "Exit status", Body: "0  ok"}},
+		Sections:    []Section{{Title: "Exit status", Body: "0  ok\n\n1  .failed,\n   badly"}, {Title: "See also", Body: "bk-y(1)"}},
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE`"},
-			&ucli.IntFlag{Name: "k", Usage: "any `K` shares"},
+			&ucli.IntFlag{Name: "k", Usage: "any `K` shares", Required: true},
+			&ucli.IntFlag{Name: "m", Usage: "at least `M`"},
+			&ucli.IntFlag{Name: "r", Usage: "`R` retries", Value: 5},
 		},
 	}, ManDate)
-	for _, want := range []string{".SH NAME\nbk\\-x \\- do x\n", "\\&.starts with a dot", ".nf\n.RS 4\nbk\\-x \\-k 2 file\n.RE\n.fi\n", ".SH EXIT STATUS\n0  ok\n", "\\fB\\-\\-quiet\\fR, \\fB\\-q\\fR",
+	for _, want := range []string{".SH NAME\nbk\\-x \\- do x\n", "\\&.starts with a dot", ".nf\n.RS 4\nbk\\-x \\-k 2 file\n.RE\n.fi\n", "'\\\" t\n.TH BK-X", ".SH EXIT STATUS\n.TS\ntab(|);\nl lx.\n0|T{\nok\nT}\n1|T{\n\\&.failed, badly\nT}\n.TE\n.SH SEE ALSO\nbk\\-y(1)\n", "\\fB\\-\\-quiet\\fR, \\fB\\-q\\fR",
 		"\\fB\\-\\-output\\fR \\fIFILE\\fR, \\fB\\-o\\fR \\fIFILE\\fR\nwrite to FILE\n",
-		"\\fB\\-k\\fR \\fIK\\fR\nany K shares\n"} {
+		"\\fB\\-k\\fR \\fIK\\fR\nany K shares (required)\n", "\\fB\\-m\\fR \\fIM\\fR\nat least M\n",
+		"\\fB\\-r\\fR \\fIR\\fR\nR retries (default: 5)\n"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("man page lacks %q:\n%s", want, page)
-		}
-	}
-}
-
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
-		if got := Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

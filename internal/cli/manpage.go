@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -15,6 +16,8 @@ const ManDate = "2026-11"
 // that make its --help, so the two cannot drift apart.
 func ManPage(t Tool, date string) string {
 	var b strings.Builder
+	// tbl(1) must run, for the EXIT STATUS table.
+	b.WriteString(`'\" t` + "\n")
 	fmt.Fprintf(&b, ".TH %s 1 %q \"bk\" \"bk manual\"\n", strings.ToUpper(t.Name), date)
 	b.WriteString(".SH NAME\n")
 	fmt.Fprintf(&b, "%s \\- %s\n", roffEscape(t.Name), roffEscape(t.Usage))
@@ -25,60 +28,57 @@ func ManPage(t Tool, date string) string {
 		writeBody(&b, t.Description)
 	}
 	b.WriteString(".SH OPTIONS\n")
-	for _, f := range append(commonFlags(), append(t.Flags, ucli.VersionFlag, ucli.HelpFlag)...) {
+	for _, f := range append(commonFlags(t), append(t.Flags, ucli.VersionFlag, ucli.HelpFlag)...) {
 		writeFlag(&b, f)
 	}
 	for _, s := range t.Sections {
 		fmt.Fprintf(&b, ".SH %s\n", strings.ToUpper(s.Title))
-		writeBody(&b, s.Body)
+		if rows, ok := exitRows(s); ok {
+			writeTable(&b, rows)
+		} else {
+			writeBody(&b, s.Body)
+		}
 	}
 	return b.String()
 }
 
 func writeFlag(b *strings.Builder, f ucli.Flag) {
-	df, ok := f.(ucli.DocGenerationFlag)
-	if !ok {
-		return
-	}
-	// As in --help, a word in backticks in the usage names the value.
-	value, usage := valueName(df.GetUsage())
-	if value == "" {
-		value = "VALUE"
-	}
-	var names []string
-	for _, n := range f.Names() {
-		dash := "--"
-		if len(n) == 1 {
-			dash = "-"
+	names, usage := flagDoc(f, func(name string) string { return `\fB` + roffEscape(name) + `\fR` })
+	// The value's name follows each name in italics.
+	for i, n := range names {
+		if name, value, ok := strings.Cut(n, " "); ok {
+			names[i] = name + ` \fI` + roffEscape(value) + `\fR`
 		}
-		name := `\fB` + roffEscape(dash+n) + `\fR`
-		if df.TakesValue() {
-			name += ` \fI` + roffEscape(value) + `\fR`
-		}
-		names = append(names, name)
 	}
 	b.WriteString(".TP\n" + strings.Join(names, ", ") + "\n")
-	switch v := df.GetValue(); {
-	case !df.TakesValue(), v == "", v == `""`, v == "[]", v == "0":
-	default:
-		usage += " (default " + v + ")"
-	}
 	b.WriteString(roffEscape(usage) + "\n")
 }
 
-// valueName takes the first word in backticks out of a flag's usage, as
-// urfave/cli's help does, and returns it with the usage without backticks.
-func valueName(usage string) (string, string) {
-	start := strings.IndexByte(usage, '`')
-	if start < 0 {
-		return "", usage
+// exitRows reads an EXIT STATUS section: paragraphs that each start with a
+// code, then its meaning.
+func exitRows(s Section) ([][2]string, bool) {
+	if !strings.EqualFold(s.Title, "exit status") {
+		return nil, false
 	}
-	end := strings.IndexByte(usage[start+1:], '`')
-	if end < 0 {
-		return "", usage
+	var rows [][2]string
+	for _, para := range strings.Split(strings.TrimSpace(s.Body), "\n\n") {
+		code, meaning, _ := strings.Cut(para, " ")
+		if _, err := strconv.Atoi(code); err != nil {
+			return nil, false
+		}
+		rows = append(rows, [2]string{code, strings.Join(strings.Fields(meaning), " ")})
 	}
-	name := usage[start+1 : start+1+end]
-	return name, usage[:start] + name + usage[start+1+end+1:]
+	return rows, true
+}
+
+// writeTable writes rows as a tbl(1) table whose last column fills the
+// line and wraps.
+func writeTable(b *strings.Builder, rows [][2]string) {
+	b.WriteString(".TS\ntab(|);\nl lx.\n")
+	for _, r := range rows {
+		fmt.Fprintf(b, "%s|T{\n%s\nT}\n", roffEscape(r[0]), roffEscape(r[1]))
+	}
+	b.WriteString(".TE\n")
 }
 
 func writeBody(b *strings.Builder, body string) {

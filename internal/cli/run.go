@@ -60,8 +60,11 @@ type Tool struct {
 	Description string
 	Flags       []ucli.Flag
 	// Sections follow DESCRIPTION and OPTIONS in the man page, e.g. EXIT
-	// STATUS, EXAMPLES, ENVIRONMENT, SEE ALSO.
+	// STATUS, EXAMPLES, ENVIRONMENT, SEE ALSO. EXIT STATUS is paragraphs
+	// that each start with a code ("3  finished, but…"), shown as a table.
 	Sections []Section
+	// Progress says the tool has progress to show, so it takes --progress.
+	Progress bool
 	// MemoryLimit is a soft limit for the Go heap, in bytes (0: none). Stream
 	// tools keep a bounded working set, so the collector need not let garbage
 	// grow to twice of it before it runs; $GOMEMLIMIT overrides it.
@@ -76,12 +79,14 @@ type Section struct {
 	Body  string
 }
 
-// CommonFlags are accepted by every tool.
-func commonFlags() []ucli.Flag {
-	return []ucli.Flag{
-		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings and errors"},
-		&ucli.BoolFlag{Name: "progress", Usage: "show progress on stderr even when it is not a terminal"},
+// commonFlags are accepted by every tool, --progress by those that have
+// progress to show.
+func commonFlags(t Tool) []ucli.Flag {
+	flags := []ucli.Flag{&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing on stderr unless something is wrong: only warnings and errors"}}
+	if t.Progress {
+		flags = append(flags, &ucli.BoolFlag{Name: "progress", Usage: "show progress on stderr even when it is not a terminal (a line every few seconds), or in a stage of a pipeline"})
 	}
+	return flags
 }
 
 // Main runs t with args (args[0] is the program name) and returns the exit
@@ -95,20 +100,23 @@ func Main(t Tool, args []string, stdio Stdio) int {
 	defer stop()
 
 	var actionErr error
+	flags := append(commonFlags(t), t.Flags...)
 	app := &ucli.App{
-		Name:                   t.Name,
-		Usage:                  t.Usage,
-		UsageText:              t.Name + " [options] " + t.ArgsUsage,
-		ArgsUsage:              t.ArgsUsage,
-		Description:            t.Description,
-		Version:                Version(),
-		Flags:                  append(commonFlags(), t.Flags...),
-		HideHelpCommand:        true,
-		UseShortOptionHandling: true,
-		Reader:                 stdio.Stdin,
-		Writer:                 stdio.Stdout, // only --help and --version, asked for explicitly
-		ErrWriter:              stdio.Stderr,
-		ExitErrHandler:         func(*ucli.Context, error) {},
+		Name:                  t.Name,
+		Usage:                 t.Usage,
+		UsageText:             t.Name + " [options] " + t.ArgsUsage,
+		ArgsUsage:             t.ArgsUsage,
+		Description:           t.Description,
+		Version:               Version(),
+		Flags:                 flags,
+		HideHelpCommand:       true,
+		CustomAppHelpTemplate: helpTemplate,
+		// Repeat a flag to give several values: a comma may be in a pattern.
+		DisableSliceFlagSeparator: true,
+		Reader:                    stdio.Stdin,
+		Writer:                    stdio.Stdout, // only --help and --version, asked for explicitly
+		ErrWriter:                 stdio.Stderr,
+		ExitErrHandler:            func(*ucli.Context, error) {},
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
 			return &UsageError{Msg: err.Error()}
 		},
@@ -123,7 +131,12 @@ func Main(t Tool, args []string, stdio Stdio) int {
 			return actionErr
 		},
 	}
-	err := app.Run(args)
+	ordered := gnuOrder(append(flags, ucli.HelpFlag, ucli.VersionFlag), args[1:])
+	if asksHelp(ordered) {
+		// urfave would read the arguments as a help topic.
+		ordered = []string{"--help"}
+	}
+	err := app.Run(append(args[:1:1], ordered...))
 	if err != nil && ctx.Err() != nil {
 		err = errInterrupted
 	}
@@ -133,4 +146,17 @@ func Main(t Tool, args []string, stdio Stdio) int {
 	}
 	msg.Report(err)
 	return ExitCode(err)
+}
+
+// asksHelp reports whether the options of gnuOrder's result ask for help.
+func asksHelp(ordered []string) bool {
+	for _, a := range ordered {
+		switch a {
+		case "--":
+			return false
+		case "--help", "-h", "-help":
+			return true
+		}
+	}
+	return false
 }

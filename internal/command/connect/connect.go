@@ -26,7 +26,7 @@ func Flags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "ssh", Usage: "ssh command to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
 		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
-		&ucli.DurationFlag{Name: "retry-pause", Value: 500 * time.Millisecond, Usage: "pause before the first reconnect, doubled each time up to 8s"},
+		cli.DurationFlag("retry-pause", 500*time.Millisecond, "wait `PAUSE` (e.g. 500ms) before the first reconnect, doubled each time up to 8s"),
 	}
 }
 
@@ -47,7 +47,7 @@ func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error
 				defer mu.Unlock()
 				fmt.Fprintf(env.Stderr, "%s: %s: %s\n", env.Msg.Tool, host, line)
 			},
-			Retry:  remote.Retry{Attempts: c.Int("retries"), First: c.Duration("retry-pause")},
+			Retry:  remote.Retry{Attempts: c.Int("retries"), First: cli.Duration(c, "retry-pause")},
 			Verify: verify,
 		},
 		Warn: env.Msg.Warnf,

@@ -89,7 +89,8 @@ A round trip through a pipe:
   bk-split -k 4 -n 6 < file | bk-join | cmp - file`},
 			{Title: "SEE ALSO", Body: `bk-split(1), bk-restore(1), bk-push(1); docs/FORMAT.md describes the share format and manifests.`},
 		},
-		Action: run,
+		Progress: true,
+		Action:   run,
 	}
 }
 

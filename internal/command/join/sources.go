@@ -19,6 +19,7 @@ import (
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // hostFlags pick a backup when a SOURCE is a hosts file.
@@ -182,7 +183,7 @@ func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, err
 	if err != nil {
 		return nil, err
 	}
-	env.Msg.Notef("joining backup %s (%s)", b.ID, cli.Bytes(b.StreamSize))
+	env.Msg.Notef("joining backup %s (%s)", b.ID, units.Bytes(b.StreamSize))
 	return []*manifest.Manifest{b.Manifest}, nil
 }
 
@@ -210,7 +211,7 @@ func (s *sources) list(w io.Writer) error {
 			label = "(does not count: " + b.Doubt + ") " + label
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%d\t%d\t%s\n", b.ID, b.Time.Format("2006-01-02 15:04:05Z"),
-			b.K, b.N, cli.Bytes(b.StreamSize), len(b.Shares), len(b.Holders), strings.TrimSpace(label))
+			b.K, b.N, units.Bytes(b.StreamSize), len(b.Shares), len(b.Holders), strings.TrimSpace(label))
 	}
 	return tw.Flush()
 }

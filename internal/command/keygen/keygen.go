@@ -36,18 +36,18 @@ file that exists: losing a key loses every backup made for it.
 bk-keygen -y FILE prints the public key of each identity in an age identity
 file, one a line, on stdout.`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the key file to FILE (mode 0600, never replaced) instead of stdout"},
-			&ucli.StringFlag{Name: "public", Aliases: []string{"y"}, Usage: "print the public keys of the identity file FILE and exit"},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the key file to `FILE` (mode 0600, never replaced) instead of stdout"},
+			&ucli.StringFlag{Name: "public", Aliases: []string{"y"}, Usage: "print the public keys of the identity file `FILE` and exit"},
 		},
 		Sections: []cli.Section{
-			{Title: "EXIT STATUS", Body: `0 when the key file was written (or, with -y, every public key printed).
+			{Title: "EXIT STATUS", Body: `0  the key file was written (or, with -y, every public key printed).
 
-1 when it was not: the output file exists or cannot be created, or the -y file
-cannot be read or holds no age identity.
+1  failed: the output file exists or cannot be created, or the -y file
+   cannot be read or holds no age identity.
 
-2 on a usage error: an unknown flag, or an argument.
+2  usage error: an unknown flag, or an argument.
 
-130 when interrupted.`},
+130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Make a key; keep key.txt safe and off the backed-up machine:
 
   $ bk-keygen -o key.txt

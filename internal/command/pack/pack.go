@@ -14,6 +14,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Tool describes bk-pack: flags, help and man page.
@@ -90,6 +91,7 @@ Restore with standard tools only:
 		// The measured live heap is about 37 MiB: 2 MiB zstd chunks in
 		// flight on each core and the 8 MiB read-ahead.
 		MemoryLimit: 48 << 20,
+		Progress:    true,
 		Action:      run,
 	}
 }
@@ -138,7 +140,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	env.Msg.Notef("packed %s, %s, %s, %s", cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
+	env.Msg.Notef("packed %s, %s, %s, %s", cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), units.Bytes(stats.Bytes))
 	var degraded []string
 	if stats.Skipped > 0 {
 		degraded = append(degraded, cli.Count(int64(stats.Skipped), "entry", "entries")+" could not be read and skipped")

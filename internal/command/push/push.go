@@ -11,7 +11,6 @@ import (
 
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/connect"
-	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/push"
 	"github.com/bk-backup/bk/internal/shard"
@@ -28,7 +27,8 @@ relative to the login folder). Blank lines and lines starting with # are
 skipped. A line may carry options after the destination:
 
   quota=SIZE    bk-push uses at most SIZE there (all bk files in that
-                folder count), e.g. quota=500G or quota=2TiB
+                folder count), e.g. quota=500G (500·1024³ bytes, as
+                K M G T count 1024s) or quota=500GB (500·1000³)
 
   # /etc/bk/hosts
   /mnt/usb/bk                      quota=500G
@@ -72,10 +72,10 @@ func Tool() cli.Tool {
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
 			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k+1"},
-			&ucli.StringFlag{Name: "expect-size", Usage: "size of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"},
+			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"),
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
-			&ucli.DurationFlag{Name: "stale-age", Value: 24 * time.Hour, Usage: "age after which a temp file counts as left by a killed run and is removed"},
+			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
 		}, connect.Flags()...),
 		Sections: []cli.Section{
 			{Title: "Exit status", Body: `0  all n shares and their manifests were stored.
@@ -107,7 +107,8 @@ Restore the newest backup, or the one of a manifest:
   bk-join last.json | bk-restore -i key.txt -C restored`},
 			{Title: "See also", Body: "bk-split(1), bk-join(1), bk-pack(1), bk-restore(1), ssh(1), ssh_config(5)"},
 		},
-		Action: run,
+		Progress: true,
+		Action:   run,
 	}
 }
 
@@ -131,12 +132,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 	}
 	expect := int64(-1)
-	if s := c.String("expect-size"); s != "" {
-		n, err := hostsfile.ParseSize(s)
-		if err != nil {
-			return cli.Usagef("--expect-size: %v", err)
-		}
-		expect = n
+	if c.IsSet("expect-size") {
+		expect = cli.Size(c, "expect-size").Bytes
 	}
 	if c.Int("min-shares") < 0 {
 		return cli.Usagef("--min-shares %d: give a count of shares, or 0 for k+1", c.Int("min-shares"))
@@ -157,7 +154,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		Parent:     c.String("parent"),
 		MinShares:  c.Int("min-shares"),
 		ExpectSize: expect,
-		StaleAge:   c.Duration("stale-age"),
+		StaleAge:   cli.Duration(c, "stale-age"),
 		Warn: func(format string, args ...any) {
 			env.Msg.Warnf(format, args...)
 			if len(args) == 1 && args[0] == push.ErrSizeUnknown {

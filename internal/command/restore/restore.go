@@ -15,6 +15,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Tool describes bk-restore: flags, help and man page.
@@ -83,7 +84,8 @@ Restore only one folder from an archive file:
   bk-restore -i key.txt -f docs.bk -C /tmp/r home/me/docs/taxes`},
 			{Title: "SEE ALSO", Body: `bk-pack(1), bk-join(1), age(1), zstd(1), tar(1)`},
 		},
-		Action: run,
+		Progress: true,
+		Action:   run,
 	}
 }
 
@@ -149,7 +151,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case check:
 		verb = "checked"
 	}
-	env.Msg.Notef("%s %s, %s, %s, %s", verb, cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), cli.Bytes(stats.Bytes))
+	env.Msg.Notef("%s %s, %s, %s, %s", verb, cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), units.Bytes(stats.Bytes))
 	var degraded []string
 	if stats.Damaged > 0 {
 		degraded = append(degraded, cli.Count(int64(stats.Damaged), "file is", "files are")+" damaged (bk-pack could not read all of it)")

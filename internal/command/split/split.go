@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Tool describes bk-split: flags, help and man page.
@@ -46,7 +46,7 @@ exact length and a checksum of the whole stream.`,
 			&ucli.IntFlag{Name: "k", Usage: "any `K` shares rebuild the stream (1 ≤ K < N)", Required: true},
 			&ucli.IntFlag{Name: "n", Usage: "make `N` shares in all (N ≤ 256)", Required: true},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in `DIR` (created if missing) instead of a share stream to stdout"},
-			&ucli.StringFlag{Name: "block-size", Value: sizeString(shard.DefaultBlockSize), Usage: "`SIZE` of a block in bytes, a multiple of 64 from 64 to 16M; suffixes K and M count 1024s"},
+			cli.SizeFlag("block-size", units.Bytes(shard.DefaultBlockSize).String(), "cut the stream into blocks of `SIZE`, a multiple of 64 from 64 to 16M (K and M are 1024s)"),
 			&ucli.StringFlag{Name: "label", Usage: "keep `TEXT` (up to 256 bytes) in every share's header, e.g. what the stream is"},
 		},
 		Sections: []cli.Section{
@@ -74,7 +74,8 @@ A round trip through a pipe:
   tar c photos | zstd | bk-split -k 3 -n 5 | bk-join | zstd -d | tar x`},
 			{Title: "SEE ALSO", Body: `bk-join(1), bk-push(1), bk-pack(1); docs/FORMAT.md describes the share format.`},
 		},
-		Action: run,
+		Progress: true,
+		Action:   run,
 	}
 }
 
@@ -89,10 +90,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if k < 1 || n > shard.MaxShares || k >= n {
 		return cli.Usagef("-k %d -n %d: need 1 ≤ K < N ≤ %d", k, n, shard.MaxShares)
 	}
-	bs, err := parseSize(c.String("block-size"))
-	if err != nil {
-		return cli.Usagef("--block-size %s: %v", c.String("block-size"), err)
+	block := cli.Size(c, "block-size")
+	if block.Bytes < 64 || block.Bytes > shard.MaxBlockSize || block.Bytes%64 != 0 {
+		return cli.Usagef("--block-size %s: not a multiple of 64 from 64 to %s", block, block.Format(shard.MaxBlockSize))
 	}
+	bs := int(block.Bytes)
 	opts := shard.SplitOptions{K: k, N: n, BlockSize: bs, Label: c.String("label")}
 	if err := (shard.SetInfo{K: k, N: n, BlockSize: bs, Label: opts.Label}).Check(); err != nil {
 		return cli.Usagef("%v", err)
@@ -177,33 +179,6 @@ func splitToDir(ctx context.Context, env *cli.Env, r io.Reader, dir string, opts
 			return err
 		}
 	}
-	env.Msg.Notef("set %s: %d shares in %s, any %d of which rebuild %s", info.ShortID(), info.N, dir, info.K, cli.Bytes(t.Length))
+	env.Msg.Notef("set %s: %d shares in %s, any %d of which rebuild %s", info.ShortID(), info.N, dir, info.K, units.Bytes(t.Length))
 	return nil
-}
-
-func sizeString(n int) string {
-	switch {
-	case n%(1<<20) == 0:
-		return strconv.Itoa(n>>20) + "M"
-	case n%(1<<10) == 0:
-		return strconv.Itoa(n>>10) + "K"
-	}
-	return strconv.Itoa(n)
-}
-
-// parseSize reads a byte count with an optional K or M suffix (1024s).
-func parseSize(s string) (int, error) {
-	mult := 1
-	u := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s, "iB"), "B"))
-	switch {
-	case strings.HasSuffix(u, "K"):
-		mult, u = 1<<10, strings.TrimSuffix(u, "K")
-	case strings.HasSuffix(u, "M"):
-		mult, u = 1<<20, strings.TrimSuffix(u, "M")
-	}
-	n, err := strconv.Atoi(u)
-	if err != nil || n <= 0 || n > shard.MaxBlockSize/mult {
-		return 0, errors.New("not a size from 64 to 16M")
-	}
-	return n * mult, nil
 }
