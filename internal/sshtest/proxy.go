@@ -6,8 +6,9 @@ import (
 )
 
 // Proxy forwards TCP connections from a port of 127.0.0.1 to a target and
-// cuts them on demand, to test what happens when a network drops. Point ssh
-// at it with the server's Alias and the proxy's Port.
+// cuts or stalls them on demand, to test what happens when a network drops
+// or a host hangs. Point ssh at it with the server's Alias and the proxy's
+// Port.
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -17,6 +18,8 @@ type Proxy struct {
 	conns  map[net.Conn]bool
 	budget int64 // bytes left before a cut; <0 for no cut armed
 	cuts   int
+	stall  bool // accept, then deliver nothing in either direction
+	dials  int  // connections accepted
 }
 
 // NewProxy listens on a free port and forwards to target ("host:port").
@@ -56,6 +59,28 @@ func (p *Proxy) CutAfter(n int64) {
 	p.budget = n
 }
 
+// Stall makes the host hang from now on: what is sent on open connections
+// is swallowed, and new connections are accepted but never answered, as a
+// host whose sshd (or network) is stuck.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stall = true
+}
+
+func (p *Proxy) stalled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stall
+}
+
+// Conns counts the connections accepted so far.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dials
+}
+
 // Cuts counts the cuts so far.
 func (p *Proxy) Cuts() int {
 	p.mu.Lock()
@@ -80,6 +105,16 @@ func (p *Proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		p.dials++
+		p.mu.Unlock()
+		if p.stalled() {
+			p.mu.Lock()
+			p.conns[c] = true
+			p.mu.Unlock()
+			p.wg.Go(func() { p.swallow(c) })
+			continue
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -107,6 +142,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && p.stalled() {
+			n = 0
+		}
 		if n > 0 {
 			cut := false
 			p.mu.Lock()
@@ -125,6 +163,22 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
+			return
+		}
+	}
+}
+
+// swallow reads c until it closes and answers nothing.
+func (p *Proxy) swallow(c net.Conn) {
+	defer func() {
+		c.Close()
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := c.Read(buf); err != nil {
 			return
 		}
 	}

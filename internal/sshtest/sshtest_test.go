@@ -2,12 +2,14 @@ package sshtest
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -119,14 +121,21 @@ func TestStopEndsConnections(t *testing.T) {
 	}
 }
 
+// proxyTo starts a proxy to s, closed when the test ends.
+func proxyTo(t *testing.T, s *Server) *Proxy {
+	t.Helper()
+	p, err := NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func TestProxyCuts(t *testing.T) {
 	for kind, s := range servers(t) {
 		t.Run(kind, func(t *testing.T) {
-			p, err := NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
+			p := proxyTo(t, s)
 			port := "-oPort=" + strconv.Itoa(p.Port())
 			c, err := dialSFTP(t, s, port)
 			if err != nil {
@@ -163,4 +172,43 @@ func TestProxyCuts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestProxyStalls(t *testing.T) {
+	for kind, s := range servers(t) {
+		t.Run(kind, func(t *testing.T) {
+			p := proxyTo(t, s)
+			open, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.Port()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer open.Close()
+			if banner := readSome(open, 10*time.Second); !strings.HasPrefix(banner, "SSH-2.0-") {
+				t.Fatalf("before the stall the server said %q", banner)
+			}
+			p.Stall()
+			if _, err := open.Write([]byte("SSH-2.0-test\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if got := readSome(open, 300*time.Millisecond); got != "" {
+				t.Fatalf("a stalled connection passed %q", got)
+			}
+			fresh, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.Port()))
+			if err != nil {
+				t.Fatalf("a stalled proxy refused a connection: %v", err)
+			}
+			defer fresh.Close()
+			if got := readSome(fresh, 300*time.Millisecond); got != "" {
+				t.Fatalf("a new connection to a stalled proxy got %q", got)
+			}
+		})
+	}
+}
+
+// readSome returns what c says within d, "" when nothing.
+func readSome(c net.Conn, d time.Duration) string {
+	buf := make([]byte, 256)
+	c.SetReadDeadline(time.Now().Add(d))
+	n, _ := c.Read(buf)
+	return string(buf[:n])
 }
