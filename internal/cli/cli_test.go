@@ -44,6 +44,18 @@ func TestReportGrammar(t *testing.T) {
 	}
 }
 
+// A host that failed with a hint is a warning in the middle of a run: its
+// hint must show there, right under it.
+func TestWarningCarriesItsErrorsHint(t *testing.T) {
+	var buf bytes.Buffer
+	m := &Messages{Tool: "bk-x", W: &buf, Quiet: true}
+	m.Warnf("%v; skipped", WithHint(errors.New("host nas: Host key verification failed."), "run ssh nas once"))
+	want := "bk-x: warning: host nas: Host key verification failed.; skipped\nbk-x: hint: run ssh nas once\n"
+	if buf.String() != want || m.Warnings() != 1 {
+		t.Errorf("got %q (%d warnings), want %q", buf.String(), m.Warnings(), want)
+	}
+}
+
 func TestQuietSilencesNotesOnly(t *testing.T) {
 	var buf bytes.Buffer
 	m := &Messages{Tool: "bk-x", W: &buf, Quiet: true}

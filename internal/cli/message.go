@@ -35,12 +35,20 @@ func (m *Messages) line(kind, format string, args ...any) {
 func (m *Messages) Errorf(format string, args ...any) { m.line("error", format, args...) }
 
 // Warnf prints a warning line. Warnings are shown even with -q: they say
-// something went wrong.
+// something went wrong. An error among args that carries a hint (WithHint)
+// has its hint printed on the next line.
 func (m *Messages) Warnf(format string, args ...any) {
+	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.warnings++
-	m.mu.Unlock()
-	m.line("warning", format, args...)
+	fmt.Fprintf(m.W, "%s: warning: %s\n", m.Tool, msg)
+	for _, a := range args {
+		var hinted *HintError
+		if err, ok := a.(error); ok && errors.As(err, &hinted) {
+			fmt.Fprintf(m.W, "%s: hint: %s\n", m.Tool, hinted.Hint)
+		}
+	}
 }
 
 // Hintf prints a hint line.
