@@ -20,8 +20,8 @@ import (
 type Options struct {
 	// Dial is passed to every host's kind when it is dialled.
 	Dial remote.DialOptions
-	// Connect replaces dialling a host's location; tests use it to make
-	// hosts fail. nil dials.
+	// Connect replaces dialling a host's location: the tools add hints to
+	// its errors, tests make hosts fail. nil dials.
 	Connect func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
 	// Warn receives what the reader should know: a skipped backup, a
 	// manifest that does not count. nil drops them.

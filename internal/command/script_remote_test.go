@@ -36,6 +36,7 @@ func init() {
 	scriptCmds["sshd-start"] = sshdStart
 	scriptCmds["sshd-stop"] = sshdStop
 	scriptCmds["sshd-cut"] = sshdCut
+	scriptCmds["sshd-hang"] = sshdHang
 	scriptCmds["remote-ls"] = remoteLs
 }
 
@@ -114,6 +115,15 @@ func sshdCut(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := units.ParseSize(args[1])
 	ts.Check(err)
 	s.proxy.CutAfter(n.Bytes)
+}
+
+// sshdHang: sshd-hang NAME. The server hangs from now on: connections are
+// accepted and never answered, as with a stuck sshd or network.
+func sshdHang(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshd-hang NAME")
+	}
+	serverArg(ts, args[0]).proxy.Stall()
 }
 
 // remoteLs: remote-ls DEST [DIR]. Lists DIR (default the top) on a

@@ -90,8 +90,14 @@ type DialOptions struct {
 	// SSHCommand replaces "ssh" (from $BK_SSH or --ssh); the options and
 	// host are appended to it.
 	SSHCommand []string
-	// Stderr gets ssh's stderr, line by line, with the host it came from.
-	Stderr func(host, line string)
+	// Warn gets what went wrong on a host without failing an operation,
+	// in one line that names the host: ssh's stderr lines that no error
+	// explains, a connection lost and resumed. Nil drops them.
+	Warn func(msg string)
+	// Timeout is how long a host may leave a connection attempt or a
+	// request unanswered before it counts as failed; 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
 	// Retry bounds reconnecting after a dropped connection.
 	Retry Retry
 	// Verify makes Commit read the temp file back and compare its SHA-256
@@ -99,6 +105,11 @@ type DialOptions struct {
 	// transfer.
 	Verify bool
 }
+
+// DefaultTimeout is DialOptions.Timeout when none is given: long enough
+// for a slow NAS waking its disks, short enough that a hung host does not
+// hold a nightly job.
+const DefaultTimeout = 30 * time.Second
 
 // Retry says how often and how patiently a lost connection is re-dialled
 // before an upload or read is given up.

@@ -1,13 +1,14 @@
 // Package connect holds what bk-push and bk-join share to reach hosts: the
-// ssh and retry flags, and the catalog of hosts built from them, which
-// shows ssh's own messages prefixed with the host.
+// ssh, retry and timeout flags, and the catalog of hosts built from them,
+// which passes on what ssh says as warnings naming the host.
 package connect
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/sftp"
 )
 
 // EnvSSH names the environment variable that replaces the ssh command.
@@ -27,31 +29,58 @@ func Flags() []ucli.Flag {
 		&ucli.StringFlag{Name: "ssh", Usage: "ssh command to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
 		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
 		cli.DurationFlag("retry-pause", 500*time.Millisecond, "wait `PAUSE` (e.g. 500ms) before the first reconnect, doubled each time up to 8s"),
+		cli.DurationFlag("timeout", remote.DefaultTimeout, "count an SFTP host as failed when it leaves a connection attempt or a request unanswered for `TIME` (e.g. 30s)"),
 	}
 }
 
-// Options are the catalog options that the flags of c ask for. ssh's
-// stderr lines reach the user as "bk-x: HOST: line", even with -q: they
-// say why a host failed. With verify, every upload is read back before it
-// takes its name (remote.DialOptions.Verify).
+// Options are the catalog options that the flags of c ask for. What ssh
+// says reaches the user once, even with -q: in the error of a host that
+// failed, else as a warning naming the host. A host whose key or login ssh
+// refused gets a hint saying how to fix it by hand. With verify, every
+// upload is read back before it takes its name (remote.DialOptions.Verify).
 func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error) {
 	if c.Int("retries") < 1 {
 		return catalog.Options{}, cli.Usagef("--retries must be at least 1")
 	}
-	var mu sync.Mutex
+	timeout := cli.Duration(c, "timeout")
+	if timeout < time.Second {
+		return catalog.Options{}, cli.Usagef("--timeout %v: give at least 1s", timeout)
+	}
+	dial := remote.DialOptions{
+		SSHCommand: SSHCommand(c.String("ssh")),
+		Warn:       func(msg string) { env.Msg.Warnf("%s", msg) },
+		Timeout:    timeout,
+		Retry:      remote.Retry{Attempts: c.Int("retries"), First: cli.Duration(c, "retry-pause")},
+		Verify:     verify,
+	}
 	return catalog.Options{
-		Dial: remote.DialOptions{
-			SSHCommand: SSHCommand(c.String("ssh")),
-			Stderr: func(host, line string) {
-				mu.Lock()
-				defer mu.Unlock()
-				fmt.Fprintf(env.Stderr, "%s: %s: %s\n", env.Msg.Tool, host, line)
-			},
-			Retry:  remote.Retry{Attempts: c.Int("retries"), First: cli.Duration(c, "retry-pause")},
-			Verify: verify,
+		Dial: dial,
+		Connect: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+			r, err := h.Dial(ctx, dial)
+			if err != nil {
+				return nil, hint(err, h, dial)
+			}
+			return r, nil
 		},
 		Warn: env.Msg.Warnf,
 	}, nil
+}
+
+// hint says how to fix by hand what bk, never prompting, can't: a host key
+// to check and accept once, a login that needs a key.
+func hint(err error, h hostsfile.Host, opts remote.DialOptions) error {
+	loc, ok := h.Location.(sftp.Location)
+	if !ok {
+		return err
+	}
+	login := sftp.LoginCommand(loc, opts)
+	switch {
+	case errors.Is(err, sftp.ErrHostKey):
+		return cli.WithHint(err, fmt.Sprintf("bk never accepts a host key unseen: check %s's key and accept it once with: %s", loc.Host, login))
+	case errors.Is(err, sftp.ErrAuth):
+		return cli.WithHint(err, fmt.Sprintf("bk never asks for a password: log in with a key (ssh-copy-id, and ssh-add for its passphrase); test with: %s", login))
+	}
+	return err
 }
 
 // Open makes the catalog of the hosts in the hosts files.

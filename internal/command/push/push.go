@@ -42,11 +42,16 @@ against the share size (known from --expect-size), and puts the next spare
 in the place of each host that fails. Fewer lines than n is an error.
 
 SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
-mode, so ~/.ssh/config, the agent and known_hosts apply; a host whose key
-is unknown or changed is refused, never accepted. ssh's own messages are
-shown prefixed with the host. A dropped connection is re-dialled with
-backoff and the upload resumed; after --retries attempts that share is
-given up.
+mode even on a terminal, so ~/.ssh/config, the agent and known_hosts apply
+and ssh never prompts: a host whose key is unknown or changed is refused,
+never accepted, with a hint to check it once by hand (ssh HOST), and a
+login must work without a password. A host that fails is named once, with
+ssh's reason; what else ssh says is shown as a warning naming the host. A
+host that leaves a connection attempt or a request unanswered for
+--timeout has failed: its spare takes the share before data flows, else
+the share is given up. A dropped connection is re-dialled with backoff and
+the upload resumed, which a warning says once; after --retries attempts
+that share is given up.
 
 Every file is written under a hidden temp name (.tmp-*) and renamed into
 place only when the host holds all its bytes, never replacing a file. With

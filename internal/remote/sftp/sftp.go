@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type SFTP struct {
 	mu     sync.Mutex
 	conn   *conn // nil when broken, until the next operation re-dials
 	closed bool
+	hung   error // set once the host has left a request unanswered: it has failed
 }
 
 // Dial connects to h, once: a host that can't be reached now is reported
@@ -52,12 +54,17 @@ func Dial(ctx context.Context, h Location, opts remote.DialOptions) (*SFTP, erro
 		return nil, err
 	}
 	r.conn = c
-	st, err := c.c.Stat(r.root)
+	var st os.FileInfo
+	err = c.run(func() (err error) {
+		st, err = c.c.Stat(r.root)
+		return err
+	})
 	if err == nil && !st.IsDir() {
 		err = fmt.Errorf("%s is not a folder", r.root)
 	}
 	if err != nil {
 		c.close()
+		c.report(r)
 		return nil, fmt.Errorf("host %s: folder %s: %w", r, r.root, err)
 	}
 	return r, nil
@@ -69,12 +76,23 @@ func (r *SFTP) path(name string) string { return path.Join(r.root, name) }
 
 func (r *SFTP) err(err error) error { return remote.HostError(r.String(), err) }
 
+// warn tells the user about something that went wrong on the host but did
+// not fail the operation.
+func (r *SFTP) warn(format string, args ...any) {
+	if r.opts.Warn != nil {
+		r.opts.Warn(r.err(fmt.Errorf(format, args...)).Error())
+	}
+}
+
 // client returns the live connection, dialling a new one if it broke.
 func (r *SFTP) client(ctx context.Context) (*conn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, os.ErrClosed
+	}
+	if r.hung != nil {
+		return nil, r.hung
 	}
 	if r.conn == nil {
 		c, err := r.dial(ctx)
@@ -86,33 +104,51 @@ func (r *SFTP) client(ctx context.Context) (*conn, error) {
 	return r.conn, nil
 }
 
-// broken drops c, unless another caller has replaced it already.
-func (r *SFTP) broken(c *conn) {
+// broken drops c, unless another caller has replaced it already, and
+// returns why it broke.
+func (r *SFTP) broken(c *conn, err error) string {
 	r.mu.Lock()
 	if r.conn == c {
 		r.conn = nil
 	}
 	r.mu.Unlock()
 	c.close()
+	return c.reason(err)
 }
 
 // do runs op on a live connection; when the connection is lost it
 // re-dials after each pause and runs op again. op gets the connection so
-// it can tell whether its file handles belong to it.
-func (r *SFTP) do(ctx context.Context, pauses []time.Duration, op func(c *conn) error) error {
+// it can tell whether its file handles belong to it. When op succeeds after
+// a reconnect, the user is told once, with done saying what went on
+// ("upload of x resumed at byte 4194304"). A host that stops answering
+// for the timeout has failed: it is not dialled again, and what is left
+// there CleanTemp removes later.
+func (r *SFTP) do(ctx context.Context, pauses []time.Duration, done string, op func(c *conn) error) error {
+	var lost []string // why each connection was lost
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		c, err := r.client(ctx)
 		if err == nil {
-			err = op(c)
+			err = c.run(func() error { return op(c) })
 			if !c.lost(err) {
+				if err == nil && len(lost) > 0 {
+					r.warn("connection lost (%s); reconnected, %s", strings.Join(lost, "; "), done)
+				}
 				return err
 			}
-			r.broken(c)
+			why := r.broken(c, err)
+			if c.timedOut.Load() {
+				r.mu.Lock()
+				r.hung = c.timeoutError()
+				r.mu.Unlock()
+				return r.hung
+			}
+			lost = append(lost, why)
+			err = fmt.Errorf("connection lost: %s", why)
 		}
-		if errors.Is(err, os.ErrClosed) || attempt >= len(pauses) {
+		if errors.Is(err, os.ErrClosed) || errors.Is(err, errTimeout) || attempt >= len(pauses) {
 			if attempt > 0 {
 				return fmt.Errorf("%w (gave up after %d reconnects)", err, attempt)
 			}
@@ -137,7 +173,7 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 		return nil, err
 	}
 	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize), sum: sha256.New()}
-	err := r.do(ctx, r.pauses, func(c *conn) error {
+	err := r.do(ctx, r.pauses, "upload of "+u.final+" started", func(c *conn) error {
 		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
 			return err
 		}
@@ -219,7 +255,7 @@ func (u *upload) flush(ctx context.Context) error {
 	if len(u.buf) == 0 {
 		return nil
 	}
-	err := u.r.do(ctx, u.r.pauses, func(c *conn) error {
+	err := u.r.do(ctx, u.r.pauses, fmt.Sprintf("upload of %s resumed at byte %d", u.final, u.acked), func(c *conn) error {
 		f, err := u.file(c)
 		if err != nil {
 			return err
@@ -248,7 +284,7 @@ func (u *upload) Commit(ctx context.Context) error {
 	if err := u.flush(ctx); err != nil {
 		return err
 	}
-	err := u.r.do(ctx, u.r.pauses, u.checkSize)
+	err := u.r.do(ctx, u.r.pauses, "upload of "+u.final+" checked", u.checkSize)
 	if err != nil {
 		u.err = u.r.err(err)
 		return u.err
@@ -260,7 +296,7 @@ func (u *upload) Commit(ctx context.Context) error {
 		}
 	}
 	tried := false
-	err = u.r.do(ctx, u.r.pauses, func(c *conn) error {
+	err = u.r.do(ctx, u.r.pauses, "upload of "+u.final+" committed", func(c *conn) error {
 		err := u.moveIntoPlace(c, tried)
 		tried = true
 		return err
@@ -305,7 +341,7 @@ func (u *upload) verify(ctx context.Context) error {
 	if remote.SumOf(h) == u.Sum() {
 		return nil
 	}
-	err := u.r.do(ctx, u.r.pauses, func(c *conn) error { return c.c.Remove(u.tmp) })
+	err := u.r.do(ctx, u.r.pauses, "removed "+u.tmp, func(c *conn) error { return c.c.Remove(u.tmp) })
 	if err != nil {
 		return u.r.err(fmt.Errorf("%s: %w, and removing it failed: %v", u.final, remote.ErrChanged, err))
 	}
@@ -370,7 +406,7 @@ func (u *upload) Abort() error {
 	u.done = true
 	// One quick try: a dead host should not hold up the clean-up of the
 	// others. What is left, CleanTemp removes later.
-	err := u.r.do(context.Background(), []time.Duration{0}, func(c *conn) error {
+	err := u.r.do(context.Background(), []time.Duration{0}, "removed "+u.tmp, func(c *conn) error {
 		if u.fc == c {
 			_ = u.f.Close()
 			u.fc = nil
@@ -389,7 +425,7 @@ func (r *SFTP) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 		return nil, err
 	}
 	rd := &reader{r: r, name: r.path(name), off: offset}
-	err := r.do(ctx, r.pauses, func(c *conn) error {
+	err := r.do(ctx, r.pauses, "opened "+rd.name, func(c *conn) error {
 		_, err := rd.file(c)
 		return err
 	})
@@ -438,7 +474,7 @@ func (rd *reader) Read(p []byte) (int, error) {
 			ctx = context.Background()
 		}
 		var n int
-		err := rd.r.do(ctx, rd.r.pauses, func(c *conn) error {
+		err := rd.r.do(ctx, rd.r.pauses, fmt.Sprintf("read of %s resumed at byte %d", rd.name, rd.off), func(c *conn) error {
 			f, err := rd.file(c)
 			if err != nil {
 				return err
@@ -476,7 +512,7 @@ func (r *SFTP) Stat(ctx context.Context, name string) (remote.Info, error) {
 		return remote.Info{}, err
 	}
 	var st os.FileInfo
-	err := r.do(ctx, r.pauses, func(c *conn) (err error) {
+	err := r.do(ctx, r.pauses, "checked "+r.path(name), func(c *conn) (err error) {
 		st, err = c.c.Stat(r.path(name))
 		return err
 	})
@@ -501,7 +537,7 @@ func (r *SFTP) list(ctx context.Context, dir string, temp bool) ([]remote.Info, 
 		return nil, err
 	}
 	var entries []os.FileInfo
-	err := r.do(ctx, r.pauses, func(c *conn) (err error) {
+	err := r.do(ctx, r.pauses, "listed "+r.path(dir), func(c *conn) (err error) {
 		entries, err = c.c.ReadDirContext(ctx, r.path(dir))
 		return err
 	})
@@ -522,7 +558,7 @@ func (r *SFTP) Remove(ctx context.Context, name string) error {
 	if err := r.ready(remote.CheckName, name); err != nil {
 		return err
 	}
-	err := r.do(ctx, r.pauses, func(c *conn) error { return c.c.Remove(r.path(name)) })
+	err := r.do(ctx, r.pauses, "removed "+r.path(name), func(c *conn) error { return c.c.Remove(r.path(name)) })
 	if err != nil {
 		return r.err(fmt.Errorf("remove %s: %w", name, err))
 	}
@@ -533,7 +569,7 @@ func (r *SFTP) Remove(ctx context.Context, name string) error {
 // to unprivileged users of the folder's file system.
 func (r *SFTP) Free(ctx context.Context) (int64, error) {
 	var free int64
-	err := r.do(ctx, r.pauses, func(c *conn) error {
+	err := r.do(ctx, r.pauses, "read the free space", func(c *conn) error {
 		if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
 			return remote.ErrUnknownSpace
 		}
@@ -555,6 +591,7 @@ func (r *SFTP) Close() error {
 	r.mu.Unlock()
 	if c != nil {
 		c.close()
+		c.report(r)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,13 +101,50 @@ func viaProxy(t *testing.T, s *sshtest.Server, opts remote.DialOptions) (*SFTP, 
 	return r, p
 }
 
+// warnings collects what a connection warns about.
+type warnings struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *warnings) add(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines = append(w.lines, msg)
+}
+
+func (w *warnings) get() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.lines)
+}
+
+// TestResumeAfterCut cuts an upload and a read: both resume, and each says
+// so once, with why the connection was lost, and nothing else is said
+// (ssh's own line, when it has one, is the reason in that message).
 func TestResumeAfterCut(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry})
+		var w warnings
+		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Warn: w.add})
 		// Each cut lands in the middle of a chunk on its way.
 		remotetest.Resume(t, r, func() { p.CutAfter(ChunkSize / 3) })
 		if p.Cuts() != 2 {
 			t.Fatalf("%d cuts, want 2", p.Cuts())
+		}
+		got := w.get()
+		t.Logf("warnings: %q", got)
+		prefix := regexp.QuoteMeta("host "+r.String()+": connection lost (") + ".+" + regexp.QuoteMeta("); reconnected, ")
+		want := []*regexp.Regexp{
+			regexp.MustCompile("^" + prefix + "upload of .*/resume/s resumed at byte 0$"),
+			regexp.MustCompile("^" + prefix + "read of .*/resume/s resumed at byte 4194305$"),
+		}
+		if len(got) != len(want) {
+			t.Fatalf("warnings %q, want one for each cut", got)
+		}
+		for i, re := range want {
+			if !re.MatchString(got[i]) {
+				t.Errorf("warning %q does not match %s", got[i], re)
+			}
 		}
 	})
 }
@@ -162,6 +200,8 @@ func TestGiveUpAfterRetries(t *testing.T) {
 	})
 }
 
+// A host that can't be reached is reported once: by the error, with
+// ssh's reason, and by no warning besides.
 func TestConnectionRefused(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -172,48 +212,133 @@ func TestConnectionRefused(t *testing.T) {
 		ln.Close()
 		h := at(s, folder(t))
 		h.Port = port
-		_, err = Dial(context.Background(), h, remote.DialOptions{SSHCommand: s.SSHCommand()})
+		var w warnings
+		_, err = Dial(context.Background(), h, remote.DialOptions{SSHCommand: s.SSHCommand(), Warn: w.add})
 		want := "host " + s.Alias + ":" + strconv.Itoa(port) + ": ssh: connect to host 127.0.0.1 port " + strconv.Itoa(port) + ": Connection refused"
 		if err == nil || err.Error() != want {
 			t.Fatalf("got  %v\nwant %s", err, want)
 		}
+		if got := w.get(); len(got) != 0 {
+			t.Fatalf("the failed host was also reported as %q", got)
+		}
 	})
 }
 
+// An unknown host key is refused, never asked about, even where ssh could
+// ask on a terminal; the error says which, so the tools can hint.
 func TestUnknownHostKey(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		empty := filepath.Join(t.TempDir(), "known_hosts")
 		if err := os.WriteFile(empty, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		var w warnings
 		cmd := append(s.SSHCommand(), "-o", "UserKnownHostsFile="+empty)
-		_, err := Dial(context.Background(), at(s, folder(t)), remote.DialOptions{SSHCommand: cmd})
-		if want := "host " + s.Alias + ": Host key verification failed."; err == nil || err.Error() != want {
-			t.Fatalf("got  %v\nwant %s", err, want)
+		_, err := Dial(context.Background(), at(s, folder(t)), remote.DialOptions{SSHCommand: cmd, Warn: w.add})
+		if want := "host " + s.Alias + ": Host key verification failed."; err == nil || err.Error() != want || !errors.Is(err, ErrHostKey) {
+			t.Fatalf("got  %v\nwant %s (ErrHostKey)", err, want)
+		}
+		if got := w.get(); len(got) != 0 {
+			t.Fatalf("the refused host was also reported as %q", got)
+		}
+		if got, want := LoginCommand(at(s, ""), remote.DialOptions{SSHCommand: cmd}), strings.Join(cmd, " ")+" "+s.Alias; got != want {
+			t.Errorf("LoginCommand = %q, want %q", got, want)
 		}
 	})
 }
 
+// What ssh says on a connection that works reaches the user as warnings
+// naming the host.
 func TestStderrNamesHost(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		var mu sync.Mutex
-		var lines []string
-		opts := remote.DialOptions{
-			SSHCommand: append(s.SSHCommand(), "-v"),
-			Stderr: func(host, line string) {
-				mu.Lock()
-				defer mu.Unlock()
-				lines = append(lines, host+": "+line)
-			},
-		}
+		var w warnings
+		opts := remote.DialOptions{SSHCommand: append(s.SSHCommand(), "-v"), Warn: w.add}
 		r := dial(t, s, at(s, folder(t)), opts)
 		r.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, s.Alias+": debug1: ") }) {
+		lines := w.get()
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "host "+s.Alias+": ssh: debug1: ") }) {
 			t.Fatalf("no debug line prefixed with the host in %q", lines)
 		}
 	})
+}
+
+// A host that accepts the connection and then says nothing fails the dial
+// within the timeout, naming the host, instead of hanging.
+func TestDialSilentHost(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		p.Stall()
+		h := at(s, folder(t))
+		h.Port = p.Port()
+		err = returnsSoon(t, func() error {
+			r, err := Dial(context.Background(), h, remote.DialOptions{SSHCommand: s.SSHCommand(), Timeout: testTimeout})
+			if err == nil {
+				r.Close()
+			}
+			return err
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), "host "+h.String()+": ") || !regexp.MustCompile(`no answer for 5s|[Tt]imed out`).MatchString(err.Error()) {
+			t.Fatalf("got %v, want the host named and a timeout", err)
+		}
+	})
+}
+
+// A host that stops answering in the middle of a session fails the
+// request within the timeout: the connection is ended, as pkg/sftp's calls
+// can't be cancelled, and the host is not dialled again.
+func TestStuckRequest(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Timeout: testTimeout})
+		ctx := context.Background()
+		up, err := r.Create(ctx, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer up.Abort()
+		p.Stall()
+		err = returnsSoon(t, func() error {
+			if _, err := up.Write(make([]byte, ChunkSize)); err != nil {
+				return err
+			}
+			return up.Commit(ctx)
+		})
+		if want := "host " + r.String() + ": upload "; err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), ": no answer for 5s") {
+			t.Fatalf("got %v, want %q…: no answer for 5s", err, want)
+		}
+		dials := p.Conns()
+		_, err = r.Stat(ctx, "f")
+		if want := "host " + r.String() + ": stat f: no answer for 5s"; err == nil || err.Error() != want {
+			t.Fatalf("stat of the stalled host: got %v, want %s", err, want)
+		}
+		if p.Conns() != dials {
+			t.Fatal("the host that stopped answering was dialled again")
+		}
+	})
+}
+
+// testTimeout is the timeout of the tests of silent hosts: long enough
+// that a healthy login on a loaded machine is not taken for silence.
+const testTimeout = 5 * time.Second
+
+// returnsSoon runs f and fails the test if it hangs: a guard against a
+// hang, far above the timeouts under test, not a measure of speed.
+func returnsSoon(t *testing.T, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(2 * time.Minute):
+		t.Fatal("still waiting after 2 minutes: the host's silence was not noticed")
+		return nil
+	}
 }
 
 func TestMissingFolder(t *testing.T) {
@@ -257,12 +382,12 @@ func TestClosed(t *testing.T) {
 
 func TestSSHArgs(t *testing.T) {
 	h := Location{Host: "nas", User: "me", Port: 2222}
-	got := strings.Join(sshArgs(h, nil, true), " ")
-	if want := "ssh -p 2222 -l me -o BatchMode=yes nas -s sftp"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	got := strings.Join(sshArgs(h, nil, 30*time.Second), " ")
+	if want := "ssh -p 2222 -l me -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	got = strings.Join(sshArgs(Location{Host: "nas"}, []string{"ssh", "-F", "cfg"}, false), " ")
-	if want := "ssh -F cfg nas -s sftp"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	got = strings.Join(sshArgs(Location{Host: "nas"}, []string{"ssh", "-F", "cfg"}, time.Second), " ")
+	if want := "ssh -F cfg -o BatchMode=yes -o ConnectTimeout=1 -o ServerAliveInterval=1 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
