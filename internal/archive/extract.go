@@ -60,6 +60,7 @@ type extractor struct {
 	sc    *scanner
 	stats RestoreStats
 	dirs  []dirMeta
+	part  []byte // a holeWriter's block buffer, reused from file to file
 	// The parent directory of the last entry, open: entries come directory
 	// by directory, and each name resolved from the root costs a system call
 	// per path element.
@@ -330,7 +331,12 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	n, err := x.sc.copyContent(f, e)
+	hw := &holeWriter{f: f, part: x.part[:0]}
+	n, err := x.sc.copyContent(hw, e)
+	x.part = hw.part
+	if err == nil {
+		err = hw.Close()
+	}
 	if err == nil {
 		err = x.xattrsFile(e, f)
 	}

@@ -96,8 +96,9 @@ type item struct {
 	fd     int // once st is set: open for the rest and the final fstat, or -1
 	st     *statInfo
 	data   []byte
-	end    bool // the read that filled data met the end of the file
-	grew   bool // there was more than st.Size()
+	end    bool     // the read that filled data met the end of the file
+	grew   bool     // there was more than st.Size()
+	sparse []region // the data regions of a file with holes, else nil
 	err    error
 	budget int64
 	load   bool // read by a worker
@@ -208,7 +209,7 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 			}
 		})
 	}
-	w2 := &writer{p: p, tw: tar.NewWriter(w), links: map[devIno]string{},
+	w2 := &writer{p: p, tw: tar.NewWriter(w), out: w, links: map[devIno]string{},
 		users: map[uint32]string{}, groups: map[uint32]string{}}
 	err = w2.run()
 	cancel()

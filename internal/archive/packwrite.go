@@ -61,6 +61,11 @@ func (p *packer) load(it *item, buf []byte) {
 	}
 	it.st, it.fd = st, fd
 	size := st.Size()
+	if st.st.Blocks*512 < size { // fewer blocks than bytes: there may be holes
+		if it.sparse = dataRegions(fd, size); it.sparse != nil {
+			return // the writer reads the data regions
+		}
+	}
 	whole := size <= it.budget
 	if whole {
 		buf = buf[:size+1]
@@ -104,6 +109,7 @@ func (it *item) close() {
 type writer struct {
 	p      *packer
 	tw     *tar.Writer
+	out    io.Writer // under tw, for the headers tw cannot write
 	stats  PackStats
 	links  map[devIno]string // hard-linked inodes stored so far
 	users  map[uint32]string
@@ -223,7 +229,11 @@ func (w *writer) write(it *item) error {
 func (w *writer) writeFile(it *item) error {
 	h := w.header(it, it.st)
 	h.Typeflag = tar.TypeReg
-	h.Size = it.st.Size()
+	size := it.st.Size()
+	if it.sparse != nil {
+		return w.writeSparse(it, h, size)
+	}
+	h.Size = size
 	if err := w.tw.WriteHeader(h); err != nil {
 		return err
 	}
@@ -231,59 +241,112 @@ func (w *writer) writeFile(it *item) error {
 		return err
 	}
 	w.p.opts.Progress(len(it.data))
-	n := int64(len(it.data))
+	n, readErr, err := w.copyFile(w.tw, it, size-int64(len(it.data)))
+	if err != nil {
+		return err
+	}
+	n += int64(len(it.data))
+	// tar needs as many bytes as the header said: pad with zeros.
+	if err := pad(w.tw, size-n); err != nil {
+		return err
+	}
+	grew := it.grew
+	if readErr == nil && !it.grew && !it.end {
+		var one [1]byte
+		m, _ := readFd(it.fd, it.path, one[:])
+		grew = m > 0 // the rest is not stored
+	}
+	return w.settle(it, size, n, readErr, grew)
+}
+
+// writeSparse writes a file with holes as a GNU sparse 1.0 entry: its
+// headers and map, then the data regions, read from where they lie. The
+// headers go straight to the output, between tar.Writer's entries.
+func (w *writer) writeSparse(it *item, h *tar.Header, size int64) error {
+	m := sparseMap(it.sparse, size)
+	stored := int64(len(m))
+	for _, r := range it.sparse {
+		stored += r.len
+	}
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	if _, err := w.out.Write(append(sparseHeader(h, size, stored), m...)); err != nil {
+		return err
+	}
 	var readErr error
-	if n < h.Size {
-		if w.buf == nil {
-			w.buf = make([]byte, copyChunk)
-		}
-		for n < h.Size && readErr == nil {
-			if err := w.p.ctx.Err(); err != nil {
-				return err
-			}
-			m, err := readContent(it.fd, it.path, w.buf[:min(int64(len(w.buf)), h.Size-n)])
-			if m > 0 {
-				if _, err := w.tw.Write(w.buf[:m]); err != nil {
+	var good int64 // the file's bytes read before a read error
+	for _, r := range it.sparse {
+		var n int64
+		if readErr == nil {
+			if readErr = seekFd(it.fd, r.off); readErr == nil {
+				var err error
+				if n, readErr, err = w.copyFile(w.out, it, r.len); err != nil {
 					return err
 				}
-				w.p.opts.Progress(m)
-				n += int64(m)
 			}
-			if err != nil {
-				readErr = err
-			}
+			good = r.off + n
 		}
-	}
-	changed := false
-	if n < h.Size {
-		// tar needs as many bytes as the header said: pad with zeros.
-		if err := w.pad(h.Size - n); err != nil {
+		if err := pad(w.out, r.len-n); err != nil {
 			return err
 		}
-		if readErr != io.EOF {
-			if err := w.markDamaged(it, n, h.Size, readErr); err != nil {
-				return err
-			}
-		} else {
-			changed = true
+	}
+	if err := pad(w.out, padLen(stored)); err != nil {
+		return err
+	}
+	if readErr == nil {
+		good = size
+	}
+	return w.settle(it, size, good, readErr, false)
+}
+
+// copyFile copies up to n bytes from the file's offset to dst. It stops at
+// the first read error, which it returns as readErr (io.EOF if the file
+// ended first); err is an error writing dst or an interruption.
+func (w *writer) copyFile(dst io.Writer, it *item, n int64) (copied int64, readErr, err error) {
+	if w.buf == nil {
+		w.buf = make([]byte, copyChunk)
+	}
+	for copied < n {
+		if err := w.p.ctx.Err(); err != nil {
+			return copied, nil, err
 		}
-	} else if it.grew {
-		changed = true // the rest is not stored
-	} else if !it.end {
-		var one [1]byte
-		if m, _ := readFd(it.fd, it.path, one[:]); m > 0 {
-			changed = true // grew: the rest is not stored
+		m, rerr := readContent(it.fd, it.path, w.buf[:min(int64(len(w.buf)), n-copied)])
+		if m > 0 {
+			if _, err := dst.Write(w.buf[:m]); err != nil {
+				return copied, nil, err
+			}
+			w.p.opts.Progress(m)
+			copied += int64(m)
+		}
+		if rerr != nil {
+			return copied, rerr, nil
+		}
+	}
+	return copied, nil, nil
+}
+
+// settle ends a file's entry: a read error makes it damaged, a file that
+// ended early (readErr io.EOF), grew, or changed size or mtime meanwhile is
+// warned about; then it is counted.
+func (w *writer) settle(it *item, size, good int64, readErr error, changed bool) error {
+	switch {
+	case readErr == io.EOF:
+		changed = true
+	case readErr != nil:
+		if err := w.markDamaged(it, good, size, readErr); err != nil {
+			return err
 		}
 	}
 	var st statInfo
-	if fstat(it.fd, it.path, &st.st) == nil && (st.Size() != h.Size || !st.ModTime().Equal(it.st.ModTime())) {
+	if fstat(it.fd, it.path, &st.st) == nil && (st.Size() != size || !st.ModTime().Equal(it.st.ModTime())) {
 		changed = true
 	}
 	if changed {
 		w.warnf("%s: file changed as we read it", it.path)
 	}
 	w.stats.Files++
-	w.stats.Bytes += h.Size
+	w.stats.Bytes += size
 	if it.key != (devIno{}) {
 		w.links[it.key] = it.name
 	}
@@ -307,11 +370,12 @@ func (w *writer) markDamaged(it *item, n, size int64, readErr error) error {
 	})
 }
 
-func (w *writer) pad(n int64) error {
+// pad writes n zero bytes.
+func pad(dst io.Writer, n int64) error {
 	var zero [32 << 10]byte
 	for n > 0 {
 		k := min(n, int64(len(zero)))
-		if _, err := w.tw.Write(zero[:k]); err != nil {
+		if _, err := dst.Write(zero[:k]); err != nil {
 			return err
 		}
 		n -= k

@@ -164,11 +164,13 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 	}
 	e := &entry{h: h, name: name}
 	if h.Typeflag == tar.TypeGNUSparse {
-		return nil, refuse(h, "GNU sparse file (not supported)")
+		return nil, refuse(h, "old GNU sparse file (not supported)")
 	}
 	for k := range h.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			return nil, refuse(h, "GNU sparse file (not supported)")
+		// archive/tar has read the map and expands the holes; only the
+		// format bk writes is accepted.
+		if strings.HasPrefix(k, "GNU.sparse.") && (h.PAXRecords["GNU.sparse.major"] != "1" || h.PAXRecords["GNU.sparse.minor"] != "0") {
+			return nil, refuse(h, "GNU sparse file of a format before 1.0 (not supported)")
 		}
 	}
 	switch h.Typeflag {

@@ -37,7 +37,8 @@ Paths are stored as given, like tar: a leading "/" is removed, so an absolute
 PATH restores below the restore folder. Paths that overlap (home home/alice)
 are stored once. Regular files, directories, symlinks,
 hard links, modes, modification times (nanoseconds), owners and extended
-attributes are kept. FIFOs, sockets and devices are skipped with a warning.
+attributes are kept. A file with holes is stored from its data only, as a GNU
+sparse 1.0 entry, and restored with its holes (by bk-restore and GNU tar). FIFOs, sockets and devices are skipped with a warning.
 
 A file that cannot be read is skipped with a warning naming it; the rest of
 the backup goes on and bk-pack exits 3. A file whose read fails part way (an

@@ -39,6 +39,9 @@ through symlinks are refused, setuid/setgid bits are dropped (unless
 and a symlink already in DIR is never followed. DIR must be empty or absent
 unless --overwrite is given.
 
+Runs of zeros in files (and the holes of sparse files) are restored as holes,
+in whole 4 KiB blocks, so a sparse file takes no more room than it did.
+
 PATTERNs restore a subset: a shell glob matched against the stored path, or
 a path prefix (a directory and everything under it).`,
 		Flags: []ucli.Flag{
