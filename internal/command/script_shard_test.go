@@ -2,13 +2,11 @@ package command_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/zeebo/blake3"
 
-	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
 // Testscript commands for the shares of bk-split and bk-join.
@@ -20,8 +18,8 @@ func init() {
 			ts.Fatalf("usage: flipblock FILE STRIPE")
 		}
 		f := loadShare(ts, args[0])
-		f.data[f.h.Offset(int64(atoi(ts, args[1])))+7] ^= 0xff
-		f.save(ts)
+		f.Flip(int64(atoi(ts, args[1])), 7)
+		ts.Check(f.Save())
 	}
 	// forgeshare FILE STRIPE: alter the block of STRIPE and recompute the
 	// share's own checksum of it and its trailer, the way a dishonest host
@@ -31,8 +29,8 @@ func init() {
 			ts.Fatalf("usage: forgeshare FILE STRIPE")
 		}
 		f := loadShare(ts, args[0])
-		f.forge(int64(atoi(ts, args[1])))
-		f.save(ts)
+		f.Forge(int64(atoi(ts, args[1])))
+		ts.Check(f.Save())
 	}
 	// isprefix FILE WHOLE UNIT: FILE is a prefix of WHOLE, a multiple of
 	// UNIT bytes long (whole stripes).
@@ -56,39 +54,8 @@ func readFile(ts *testscript.TestScript, name string) []byte {
 	return data
 }
 
-type scriptShare struct {
-	path string
-	h    shard.Header
-	data []byte
-}
-
-func loadShare(ts *testscript.TestScript, name string) *scriptShare {
-	path := ts.MkAbs(name)
-	data, err := os.ReadFile(path)
+func loadShare(ts *testscript.TestScript, name string) *sharetest.Share {
+	f, err := sharetest.Load(ts.MkAbs(name))
 	ts.Check(err)
-	h, err := shard.ReadHeader(bytes.NewReader(data))
-	ts.Check(err)
-	return &scriptShare{path: path, h: h, data: data}
-}
-
-func (f *scriptShare) save(ts *testscript.TestScript) { ts.Check(os.WriteFile(f.path, f.data, 0o644)) }
-
-// forge follows section 3 of docs/FORMAT.md: the share's checksum of its own
-// block, then the trailer's stream hash and checksum.
-func (f *scriptShare) forge(s int64) {
-	bs := int64(f.h.BlockSize)
-	off := f.h.Offset(s)
-	f.data[off] ^= 0xff
-	sum := shard.BlockHash(f.h.SetID, s, f.h.Index, f.data[off:off+bs])
-	copy(f.data[off+bs+int64(f.h.Index*shard.HashSize):], sum[:])
-	tr := f.data[len(f.data)-shard.TrailerSize:]
-	stream := blake3.New()
-	for st := range int64(binary.BigEndian.Uint64(tr[24:])) {
-		rec := f.h.Offset(st) + bs
-		stream.Write(f.data[rec : rec+int64(f.h.K*shard.HashSize)])
-	}
-	stream.Write(tr[32:40])
-	copy(tr[40:72], stream.Sum(nil))
-	check := blake3.Sum256(tr[:72])
-	copy(tr[72:], check[:])
+	return f
 }

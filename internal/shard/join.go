@@ -1,13 +1,11 @@
 package shard
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/klauspost/reedsolomon"
@@ -18,7 +16,9 @@ import (
 type Source interface {
 	// Name says where the share is, for messages: a path, "host nas".
 	Name() string
-	// Open reads the share from offset on.
+	// Open reads the share from offset on. When the reader is also an
+	// io.Seeker, a share whose blocks are not needed is read for its
+	// checksums only.
 	Open(ctx context.Context, offset int64) (io.ReadCloser, error)
 }
 
@@ -26,6 +26,10 @@ type Source interface {
 type JoinOptions struct {
 	Warn func(format string, args ...any) // a share is missing or damaged
 	Note func(format string, args ...any) // optional: anything else worth a line
+	// SetID, when not zero, is the set to rebuild (from a manifest):
+	// shares of any other set are bad shares. Without it the set most
+	// shares belong to is rebuilt.
+	SetID [16]byte
 }
 
 // JoinReport says what a join found.
@@ -35,6 +39,15 @@ type JoinReport struct {
 	// Missing and Damaged name the shares that were not found or that had
 	// a damaged part; the stream was rebuilt without those parts.
 	Missing, Damaged []string
+	// Incomplete says what was missing at the end of a share stream whose
+	// data verified all the same (its end frame, some trailers).
+	Incomplete error
+}
+
+// Degraded reports whether the stream was rebuilt around something that
+// was missing or bad: then a restore is finished, but not healthy.
+func (r JoinReport) Degraded() bool {
+	return len(r.Missing) > 0 || len(r.Damaged) > 0 || r.Incomplete != nil
 }
 
 const poolSize = 4 // buffers per share being read: enough to read ahead
@@ -49,14 +62,16 @@ const (
 
 // item is what one share holds at one stripe.
 type item struct {
-	kind    itemKind
-	buf     []byte // the record: block then checksums
-	sum     [HashSize]byte
-	hashed  bool
-	bad     bool // its checksum was compared and did not match
-	trailer Trailer
-	err     error
-	pool    chan []byte
+	kind      itemKind
+	buf       []byte // the record (block then checksums), or its checksums only
+	full      bool   // buf holds the block too
+	sum       [HashSize]byte
+	hashed    bool
+	bad       bool // its block was checked and is not the one the stripe needs
+	badRecord bool // it names a checksum that a good block of the stripe does not have
+	trailer   Trailer
+	err       error
+	pool      chan []byte
 }
 
 func (it *item) release() {
@@ -68,6 +83,21 @@ func (it *item) release() {
 		it.buf = nil
 	}
 }
+
+// checksums is the record's checksums of all N blocks of the stripe.
+func (it *item) checksums(info SetInfo) []byte {
+	if it.full {
+		return it.buf[info.BlockSize:info.RecordSize()]
+	}
+	return it.buf[:info.N*HashSize]
+}
+
+// names returns the checksum the record gives for block i.
+func (it *item) names(info SetInfo, i int) [HashSize]byte {
+	return [HashSize]byte(it.checksums(info)[i*HashSize:])
+}
+
+func (it *item) block(info SetInfo) []byte { return it.buf[:info.BlockSize] }
 
 type shareState int
 
@@ -84,7 +114,8 @@ type share struct {
 	src      Source // nil when the share comes in a stream
 	hdrSize  int64
 	state    shareState
-	failed   bool // had a bad block; reopened only when nothing else is left
+	full     bool // its blocks are read, not only its checksums
+	failed   bool // had a bad block; its blocks are read again only when nothing else is left
 	items    chan *item
 	stop     context.CancelFunc
 	cur      *item
@@ -92,8 +123,9 @@ type share struct {
 	reported bool
 }
 
-// joiner rebuilds the stream stripe by stripe from the items of its
-// active shares, opening more when a stripe cannot be verified.
+// joiner rebuilds the stream stripe by stripe. It reads the checksums of
+// every reachable share and the blocks of K of them, opening more blocks
+// where a stripe cannot be verified from those.
 type joiner struct {
 	ctx    context.Context
 	info   SetInfo
@@ -108,6 +140,7 @@ type joiner struct {
 
 	out    chan *outStripe
 	stream streamHash // of the stripes rebuilt so far
+	last   [][]byte   // the data blocks of the last stripe rebuilt
 	final  Trailer
 	failed bool
 }
@@ -176,65 +209,105 @@ func newPool() chan []byte {
 	return pool
 }
 
-// start reads sh from stripe on, in its own goroutine, hashing each block
-// as it arrives so that checking is spread over the CPUs.
-func (j *joiner) start(sh *share, from int64) {
+// start reads sh from stripe on in its own goroutine: whole records when
+// full (each block hashed as it arrives, so that checking is spread over
+// the CPUs), else only the checksums of each record.
+func (j *joiner) start(sh *share, from int64, full bool) {
 	ctx, cancel := context.WithCancel(j.ctx)
-	sh.stop, sh.state = cancel, stateActive
+	sh.stop, sh.state, sh.full = cancel, stateActive, full
 	items := make(chan *item, 1)
 	sh.items = items
-	pool := newPool()
-	info := j.info
-	go func() {
-		defer close(items)
-		send := func(it *item) bool {
-			select {
-			case items <- it:
-				return true
-			case <-ctx.Done():
-				it.release()
-				return false
-			}
-		}
-		rc, err := sh.src.Open(ctx, sh.hdrSize+from*int64(info.RecordSize()))
-		if err != nil {
-			send(&item{kind: kindBad, err: err})
-			return
-		}
-		defer rc.Close()
-		for s := from; ; s++ {
-			var b []byte
-			select {
-			case b = <-pool:
-			case <-ctx.Done():
-				return
-			}
-			if b == nil {
-				b = make([]byte, info.RecordSize())
-			}
-			it := &item{buf: b, pool: pool}
-			n, err := io.ReadFull(rc, b)
-			classify(it, info, s, n, err)
-			if it.kind == kindRecord {
-				it.sum, it.hashed = BlockHash(info.SetID, s, sh.index, b[:info.BlockSize]), true
-			} else {
-				it.release()
-			}
-			if !send(it) || it.kind != kindRecord {
-				return
-			}
-		}
-	}()
+	go j.read(ctx, sh, from, full, items)
 }
 
-// classify says what n bytes read at stripe s are: a record, the trailer,
-// or the sign of a truncated or padded share.
-func classify(it *item, info SetInfo, s int64, n int, err error) {
+func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, items chan<- *item) {
+	defer close(items)
+	info := j.info
+	send := func(it *item) bool {
+		select {
+		case items <- it:
+			return true
+		case <-ctx.Done():
+			it.release()
+			return false
+		}
+	}
+	rc, err := sh.src.Open(ctx, sh.hdrSize+from*int64(info.RecordSize()))
+	if err != nil {
+		send(&item{kind: kindBad, err: err})
+		return
+	}
+	defer rc.Close()
+	seeker, canSeek := rc.(io.Seeker)
+	whole := full || !canSeek
+	size := info.N * HashSize
+	if whole {
+		size = info.RecordSize()
+	}
+	pool := newPool()
+	for s := from; ; s++ {
+		var b []byte
+		select {
+		case b = <-pool:
+		case <-ctx.Done():
+			return
+		}
+		if b == nil {
+			b = make([]byte, size)
+		}
+		it := &item{buf: b, pool: pool, full: whole}
+		if whole {
+			n, err := io.ReadFull(rc, b)
+			classify(it, b, info, s, n, err)
+		} else {
+			readChecksums(rc, seeker, it, info, s)
+		}
+		if it.kind == kindRecord && full {
+			it.sum, it.hashed = BlockHash(info.SetID, s, sh.index, it.block(info)), true
+		}
+		if it.kind != kindRecord {
+			it.release()
+		}
+		if !send(it) || it.kind != kindRecord {
+			return
+		}
+	}
+}
+
+// readChecksums reads the checksums of the record of stripe s, skipping
+// its block; where there is no whole record, it reads the unit again to
+// tell the trailer from a truncated or padded share.
+func readChecksums(rc io.Reader, seeker io.Seeker, it *item, info SetInfo, s int64) {
+	if _, err := seeker.Seek(int64(info.BlockSize), io.SeekCurrent); err != nil {
+		it.kind, it.err = kindBad, err
+		return
+	}
+	n, err := io.ReadFull(rc, it.buf)
+	if err == nil {
+		it.kind = kindRecord
+		return
+	}
+	if _, err := seeker.Seek(-int64(info.BlockSize+n), io.SeekCurrent); err != nil {
+		it.kind, it.err = kindBad, err
+		return
+	}
+	unit := make([]byte, TrailerSize+1)
+	n, err = io.ReadFull(rc, unit)
+	if err == nil {
+		it.kind, it.err = kindBad, errors.New("stray bytes (truncated or padded)")
+		return
+	}
+	classify(it, unit, info, s, n, err)
+}
+
+// classify says what n bytes of unit read at stripe s are: a record, the
+// trailer, or the sign of a truncated or padded share.
+func classify(it *item, unit []byte, info SetInfo, s int64, n int, err error) {
 	switch {
 	case err == nil:
 		it.kind = kindRecord
 	case n == TrailerSize && errors.Is(err, io.ErrUnexpectedEOF):
-		t, perr := ParseTrailer(it.buf[:n], info)
+		t, perr := ParseTrailer(unit[:n], info)
 		switch {
 		case perr != nil:
 			it.kind, it.err = kindBad, perr
@@ -267,31 +340,14 @@ func (sh *share) close() {
 	}
 }
 
-// need is how many shares are read at once: K, but at least two, so that
-// every block is checked against another share's record of it.
-func (j *joiner) need() int { return max(j.info.K, 2) }
-
-// openable returns the next share to read from: never-failed ones first,
-// data shares before parity.
-func (j *joiner) openable() *share {
-	var best *share
-	for _, sh := range j.shares {
-		if sh == nil || sh.src == nil || sh.state != stateIdle {
-			continue
-		}
-		if best == nil || best.failed && !sh.failed {
-			best = sh
-		}
-	}
-	return best
+// reopen reads sh again from stripe on, whole or for its checksums.
+func (j *joiner) reopen(sh *share, from int64, full bool) {
+	sh.close()
+	j.start(sh, from, full)
 }
 
-// decision is what a stripe turned out to be.
-type decision struct {
-	end     bool
-	trailer Trailer
-	good    []int // indices of verified blocks, ascending
-}
+// need is how many shares' blocks are read at once.
+func (j *joiner) need() int { return j.info.K }
 
 func (j *joiner) run() error {
 	for s := int64(0); ; s++ {
@@ -309,19 +365,21 @@ func (j *joiner) run() error {
 			return err
 		}
 		j.stream.add(o.sums)
+		j.last = o.blocks
 		select {
 		case j.out <- o:
 		case <-j.ctx.Done():
 			o.release(j)
 			return context.Cause(j.ctx)
 		}
-		j.settle(d)
+		j.settle(s)
 	}
 }
 
-// settle closes, after a stripe, the shares that were bad in it and the
-// ones read beyond need, keeping the data shares, which need no decoding.
-func (j *joiner) settle(d decision) {
+// settle gets the shares ready for the stripe after s: the ones that
+// ended are dead, and the blocks of K shares are read, never-failed ones
+// first and data shares before parity, which need no decoding.
+func (j *joiner) settle(s int64) {
 	lazy := false
 	for _, sh := range j.shares {
 		if sh == nil || sh.state != stateActive || sh.cur == nil {
@@ -334,223 +392,101 @@ func (j *joiner) settle(d decision) {
 		case it.kind != kindRecord:
 			sh.close()
 			sh.state = stateDead
-		case it.bad && sh.src != nil:
+		case it.bad && sh.full && sh.src != nil:
 			sh.failed = true
-			sh.close()
+			j.reopen(sh, s+1, false)
 		}
 	}
 	if !lazy {
 		return
 	}
-	active := 0
+	var full, light []*share
 	for _, sh := range j.shares {
 		if sh != nil && sh.state == stateActive {
-			active++
+			if sh.full {
+				full = append(full, sh)
+			} else {
+				light = append(light, sh)
+			}
 		}
 	}
-	for i := len(j.shares) - 1; i >= 0 && active > j.need(); i-- {
-		if sh := j.shares[i]; sh != nil && sh.state == stateActive {
-			sh.close()
-			active--
+	for i := len(full) - 1; i >= 0 && len(full) > j.need(); i-- {
+		j.reopen(full[i], s+1, false)
+		full = full[:len(full)-1]
+	}
+	for _, sh := range preferred(light) {
+		if len(full) >= j.need() {
+			break
 		}
+		j.reopen(sh, s+1, true)
+		full = append(full, sh)
 	}
 }
 
-// decide reads stripe s from the active shares, opening more until it
-// is sure what the stripe holds.
-func (j *joiner) decide(s int64) (decision, error) {
-	for {
-		var recs, trls []*share
-		for _, sh := range j.shares {
-			if sh == nil || sh.state != stateActive {
-				continue
-			}
-			if sh.cur == nil {
-				select {
-				case it, ok := <-sh.items:
-					if !ok {
-						it = &item{kind: kindBad, err: context.Cause(j.ctx)}
-					}
-					sh.cur = it
-				case <-j.ctx.Done():
-					return decision{}, context.Cause(j.ctx)
-				}
-			}
-			switch sh.cur.kind {
-			case kindRecord:
-				recs = append(recs, sh)
-			case kindTrailer:
-				trls = append(trls, sh)
-			case kindBad:
-				if sh.why == "" {
-					sh.why = sh.cur.err.Error()
-					j.damaged(sh, s, sh.why)
-				}
-			}
-		}
-		more := j.openable()
+// preferred orders shares the way their blocks are best read: never
+// failed first, then by index (data shares before parity).
+func preferred(shs []*share) []*share {
+	out := slices.Clone(shs)
+	slices.SortStableFunc(out, func(a, b *share) int {
 		switch {
-		case len(trls) > len(recs):
-			// The stream ends here if a trailer says so that matches what
-			// was rebuilt; the others are damaged.
-			var t Trailer
-			found := false
-			for _, sh := range trls {
-				if tr := sh.cur.trailer; j.stream.matches(tr) {
-					t, found = tr, true
-				}
-			}
-			if found {
-				for _, sh := range append(recs, trls...) {
-					switch {
-					case sh.cur.kind == kindRecord:
-						j.damaged(sh, s, "it does not end where the others do")
-					case sh.cur.trailer != t:
-						j.damaged(sh, s, "its trailer does not match the rebuilt stream")
-					}
-					sh.cur.release()
-				}
-				return decision{end: true, trailer: t}, nil
-			}
-			if more == nil {
-				return decision{}, errors.New("the rebuilt stream does not match the checksum in any share's trailer")
-			}
-		case len(recs) > len(trls):
-			good := j.verify(s, recs, more != nil)
-			if len(good) >= j.info.K {
-				j.blame(s, recs, good)
-				for _, sh := range recs {
-					if sh.cur.bad {
-						j.damaged(sh, s, "its block does not match the checksums the other shares keep of it")
-					}
-				}
-				for _, sh := range trls {
-					j.damaged(sh, s, "it ends before the others do")
-				}
-				return decision{good: good}, nil
-			}
+		case a.failed == b.failed:
+			return a.index - b.index
+		case a.failed:
+			return 1
 		}
-		if more == nil {
-			return decision{}, j.failure(s, recs)
-		}
-		j.start(more, s)
-	}
+		return -1
+	})
+	return out
 }
 
-// verify returns the shares whose block in stripe s matches the checksum
-// that most records of it agree on. Blocks are hashed only as needed,
-// data shares first; with confirm, a block's own record is not enough.
-func (j *joiner) verify(s int64, recs []*share, confirm bool) []int {
-	var good []int
-	next := 0
-	for len(good) < j.info.K && next < len(recs) {
-		batch := recs[next:min(len(recs), next+j.info.K-len(good))]
-		next += len(batch)
-		var wg sync.WaitGroup
-		for _, sh := range batch {
-			if it := sh.cur; !it.hashed {
-				wg.Go(func() {
-					it.sum, it.hashed = BlockHash(j.info.SetID, s, sh.index, it.buf[:j.info.BlockSize]), true
-				})
-			}
-		}
-		wg.Wait()
-		for _, sh := range batch {
-			want, ok := j.accepted(sh.index, recs, confirm)
-			switch {
-			case ok && want == sh.cur.sum:
-				good = append(good, sh.index)
-			case ok:
-				sh.cur.bad = true
-			}
+// hash computes the checksums of the blocks of shs at stripe s that are
+// not hashed yet, in parallel.
+func (j *joiner) hash(s int64, shs []*share) {
+	var wg sync.WaitGroup
+	for _, sh := range shs {
+		if it := sh.cur; !it.hashed {
+			wg.Go(func() {
+				it.sum, it.hashed = BlockHash(j.info.SetID, s, sh.index, it.block(j.info)), true
+			})
 		}
 	}
-	return good
+	wg.Wait()
 }
 
-// accepted returns the checksum of block i that more records name than any
-// other value, provided one of them is not block i's own share.
-func (j *joiner) accepted(i int, recs []*share, confirm bool) ([HashSize]byte, bool) {
-	type tally struct {
-		sum    [HashSize]byte
-		votes  int
-		others bool
-	}
-	var tallies []tally
-	off := j.info.BlockSize + i*HashSize
-	for _, sh := range recs {
-		sum := [HashSize]byte(sh.cur.buf[off : off+HashSize])
-		k := slices.IndexFunc(tallies, func(t tally) bool { return t.sum == sum })
-		if k < 0 {
-			tallies = append(tallies, tally{sum: sum})
-			k = len(tallies) - 1
-		}
-		tallies[k].votes++
-		tallies[k].others = tallies[k].others || sh.index != i
-	}
-	best, tie := -1, false
-	for k, t := range tallies {
-		switch {
-		case best < 0 || t.votes > tallies[best].votes:
-			best, tie = k, false
-		case t.votes == tallies[best].votes:
-			tie = true
-		}
-	}
-	if best < 0 || tie || confirm && !tallies[best].others {
-		return [HashSize]byte{}, false
-	}
-	return tallies[best].sum, true
-}
-
-// blame marks the blocks of stripe s that were read but not used as bad
-// when the shares whose blocks verified record another checksum for them.
-func (j *joiner) blame(s int64, recs []*share, good []int) {
-	var trusted []*share
-	for _, i := range good {
-		trusted = append(trusted, j.shares[i])
-	}
-	for _, sh := range recs {
-		if it := sh.cur; it.hashed && !it.bad && !slices.Contains(good, sh.index) {
-			want, ok := j.accepted(sh.index, trusted, false)
-			it.bad = ok && want != it.sum
-		}
-	}
-}
-
-// failure explains why stripe s cannot be rebuilt: how many good blocks
-// it had, and what was wrong with each other share.
-func (j *joiner) failure(s int64, recs []*share) error {
-	if j.streamErr != nil {
-		return j.streamErr
-	}
-	good := j.verify(s, recs, false)
-	var bad []string
-	for i, sh := range j.shares {
-		switch {
-		case slices.Contains(good, i):
-		case sh == nil:
-			bad = append(bad, fmt.Sprintf("share %d missing", i))
-		case sh.state == stateDead || sh.cur != nil && sh.cur.kind == kindBad:
-			bad = append(bad, fmt.Sprintf("%s %s", sh.name, sh.why))
-		case sh.cur != nil && sh.cur.kind == kindRecord:
-			bad = append(bad, sh.name+" damaged")
-		case sh.cur != nil && sh.cur.kind == kindTrailer:
-			bad = append(bad, sh.name+" ends early")
-		default:
-			bad = append(bad, sh.name+" not readable")
-		}
-	}
-	return fmt.Errorf("cannot rebuild stripe %d: it needs %d good blocks, found %d (%s)",
-		s, j.info.K, len(good), strings.Join(bad, "; "))
-}
-
-// rebuild decodes the data blocks of a stripe from its first K good ones.
+// rebuild decodes the data blocks of a stripe from the K blocks of good
+// and hands them to the writer.
 func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 	o := &outStripe{}
+	shards, err := j.decode(o, good)
+	if err != nil {
+		o.release(j)
+		return nil, err
+	}
+	if err := j.checkRebuilt(o, s, shards, good); err != nil {
+		o.release(j)
+		return nil, err
+	}
+	// The data blocks read as they are go out with the stripe; the rest
+	// are no longer needed.
+	for _, sh := range j.shares {
+		if sh == nil || sh.cur == nil {
+			continue
+		}
+		if sh.index < j.info.K && slices.Contains(good, sh.index) {
+			o.items = append(o.items, sh.cur)
+		} else {
+			sh.cur.release()
+		}
+	}
+	o.blocks = shards[:j.info.K]
+	return o, nil
+}
+
+// decode fills in the data blocks that are not among good.
+func (j *joiner) decode(o *outStripe, good []int) ([][]byte, error) {
 	shards := make([][]byte, j.info.N)
-	for _, i := range good[:j.info.K] {
-		shards[i] = j.shares[i].cur.buf[:j.info.BlockSize]
+	for _, i := range good {
+		shards[i] = j.shares[i].cur.block(j.info)
 	}
 	missing := false
 	for i := range j.info.K {
@@ -569,33 +505,31 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 	}
 	if missing {
 		if err := j.enc.ReconstructData(shards); err != nil {
-			o.release(j)
 			return nil, err
 		}
 	}
+	return shards, nil
+}
+
+// checkRebuilt computes the checksums of the stripe's data blocks for the
+// stream hash. A decoded block must be the one that the records of the
+// blocks it was decoded from name: else they were not of one stripe.
+func (j *joiner) checkRebuilt(o *outStripe, s int64, shards [][]byte, good []int) error {
 	o.sums = make([]byte, j.info.K*HashSize)
-	// A rebuilt block is checked too, against the records read of it:
-	// one of them must name it, unless they do not agree on any value.
-	var recs []*share
-	for _, sh := range j.shares {
-		if sh != nil && sh.cur != nil && sh.cur.kind == kindRecord {
-			recs = append(recs, sh)
-		}
-	}
 	var wg sync.WaitGroup
-	var bad []int
 	var mu sync.Mutex
+	var bad []int
 	for i := range j.info.K {
-		if sh := j.shares[i]; sh != nil && sh.cur != nil && slices.Contains(good[:j.info.K], i) {
-			copy(o.sums[i*HashSize:], sh.cur.sum[:])
+		if slices.Contains(good, i) {
+			sum := j.shares[i].cur.sum
+			copy(o.sums[i*HashSize:], sum[:])
 			continue
 		}
 		wg.Go(func() {
 			sum := BlockHash(j.info.SetID, s, i, shards[i])
 			copy(o.sums[i*HashSize:], sum[:])
-			off := j.info.BlockSize + i*HashSize
-			named := slices.ContainsFunc(recs, func(sh *share) bool { return bytes.Equal(sh.cur.buf[off:off+HashSize], sum[:]) })
-			if _, agreed := j.accepted(i, recs, false); !named && agreed {
+			named := slices.ContainsFunc(good, func(g int) bool { return j.shares[g].cur.names(j.info, i) == sum })
+			if !named {
 				mu.Lock()
 				bad = append(bad, i)
 				mu.Unlock()
@@ -604,23 +538,11 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 	}
 	wg.Wait()
 	if len(bad) > 0 {
-		o.release(j)
-		return nil, fmt.Errorf("stripe %d: rebuilt blocks %v do not match their checksums", s, bad)
+		slices.Sort(bad)
+		return fmt.Errorf("stripe %d: blocks %v rebuilt from %s do not match their checksums; refusing them",
+			s, bad, j.names(good))
 	}
-	// The data blocks read as they are go out with the stripe; the rest
-	// are no longer needed.
-	for _, sh := range j.shares {
-		if sh == nil || sh.cur == nil {
-			continue
-		}
-		if sh.index < j.info.K && slices.Contains(good[:j.info.K], sh.index) {
-			o.items = append(o.items, sh.cur)
-		} else {
-			sh.cur.release()
-		}
-	}
-	o.blocks = shards[:j.info.K]
-	return o, nil
+	return nil
 }
 
 // write sends the rebuilt stripes to w, holding back each one until the
@@ -686,8 +608,5 @@ func (j *joiner) finish(w io.Writer, cancel context.CancelCauseFunc) (JoinReport
 			sh.close()
 		}
 	}
-	if err != nil {
-		return j.report, err
-	}
-	return j.report, nil
+	return j.report, err
 }

@@ -3,68 +3,29 @@ package shard
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/zeebo/blake3"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
-// shareFile is a share file loaded for tampering.
-type shareFile struct {
-	path string
-	h    Header
-	data []byte
-}
-
-func load(t testing.TB, path string) *shareFile {
+func load(t testing.TB, path string) *sharetest.Share {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	f, err := sharetest.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := ReadHeader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &shareFile{path: path, h: h, data: data}
+	return f
 }
 
-func (f *shareFile) save(t testing.TB) {
+func save(t testing.TB, f *sharetest.Share) {
 	t.Helper()
-	if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+	if err := f.Save(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// flip inverts a byte of the block of stripe s.
-func (f *shareFile) flip(s int64, at int) { f.data[f.h.Offset(s)+int64(at)] ^= 0xff }
-
-func (f *shareFile) block(s int64) []byte {
-	off := f.h.Offset(s)
-	return f.data[off : off+int64(f.h.BlockSize)]
-}
-
-// forge changes the block of stripe s and makes the share agree with
-// itself again: its own checksum of the block and its trailer's stream
-// hash are recomputed, the way a dishonest host would.
-func (f *shareFile) forge(s int64) {
-	f.flip(s, 0)
-	sum := BlockHash(f.h.SetID, s, f.h.Index, f.block(s))
-	copy(f.data[f.h.Offset(s)+int64(f.h.BlockSize)+int64(f.h.Index*HashSize):], sum[:])
-	tr := f.data[len(f.data)-TrailerSize:]
-	stripes := int64(binary.BigEndian.Uint64(tr[24:]))
-	d := blake3.New()
-	for st := range stripes {
-		off := f.h.Offset(st) + int64(f.h.BlockSize)
-		d.Write(f.data[off : off+int64(f.h.K*HashSize)])
-	}
-	d.Write(tr[32:40])
-	copy(tr[40:72], d.Sum(nil))
-	sum = blake3.Sum256(tr[:72])
-	copy(tr[72:], sum[:])
 }
 
 type joinResult struct {
@@ -130,8 +91,8 @@ func TestDamageInDifferentStripes(t *testing.T) {
 	data, paths := setup(t, 20000, 3, 5)
 	for i, p := range paths[:4] {
 		f := load(t, p)
-		f.flip(int64(2+3*i), 5)
-		f.save(t)
+		f.Flip(int64(2+3*i), 5)
+		save(t, f)
 	}
 	r := join(paths...)
 	r.mustEqual(t, data)
@@ -143,8 +104,8 @@ func TestDamageSameStripe(t *testing.T) {
 	data, paths := setup(t, 20000, 3, 5)
 	for _, p := range paths[:2] {
 		f := load(t, p)
-		f.flip(4, 100)
-		f.save(t)
+		f.Flip(4, 100)
+		save(t, f)
 	}
 	join(paths...).mustEqual(t, data)
 }
@@ -153,8 +114,8 @@ func TestDamagedChecksumRecord(t *testing.T) {
 	// A flipped byte in a share's record of another block is outvoted.
 	data, paths := setup(t, 20000, 2, 3)
 	f := load(t, paths[0])
-	f.data[f.h.Offset(3)+testBlock+HashSize+1] ^= 1 // share 0's checksum of block 1
-	f.save(t)
+	f.Checksum(3, 1)[1] ^= 1 // share 0's checksum of block 1
+	save(t, f)
 	join(paths...).mustEqual(t, data)
 }
 
@@ -163,13 +124,18 @@ func TestForgedShareCaught(t *testing.T) {
 		t.Run(fmt.Sprintf("%d of %d", kn[0], kn[1]), func(t *testing.T) {
 			data, paths := setup(t, 20000, kn[0], kn[1])
 			f := load(t, paths[0])
-			f.forge(3)
-			f.save(t)
+			f.Forge(3)
+			save(t, f)
 			// The forged share must agree with itself.
 			if r := join(paths[0]); kn[0] == 1 && r.err != nil {
 				t.Fatalf("forged share alone: %v", r.err)
 			}
 			r := join(paths...)
+			if kn[0] == 1 {
+				// One forger is K of them: two versions, both refused.
+				r.mustRefuse(t, data, testBlock, "stripe 3: share 0 ("+paths[0]+") and share 1 ("+paths[1]+") each hold a consistent version")
+				return
+			}
 			r.mustEqual(t, data)
 			r.mustWarn(t, "share 0 ("+paths[0]+"): damaged at stripe 3")
 		})
@@ -180,8 +146,8 @@ func TestTooFewGoodBlocksFails(t *testing.T) {
 	data, paths := setup(t, 20000, 3, 5)
 	for _, p := range paths[:3] {
 		f := load(t, p)
-		f.flip(6, 0)
-		f.save(t)
+		f.Flip(6, 0)
+		save(t, f)
 	}
 	r := join(paths...)
 	if r.err == nil {
@@ -213,7 +179,7 @@ func TestTooFewShares(t *testing.T) {
 func TestMixedSetsRefused(t *testing.T) {
 	_, a := setup(t, 1000, 2, 3)
 	_, b := setup(t, 1000, 2, 3)
-	r := join(a[0], a[1], b[2])
+	r := join(a[0], b[2])
 	if !errors.Is(r.err, ErrMixedSets) || !strings.Contains(r.err.Error(), b[2]) {
 		t.Fatalf("err = %v", r.err)
 	}

@@ -18,16 +18,67 @@ var (
 )
 
 // Join rebuilds the stream from stored shares and writes it to w. It reads
-// the header of every source, then only K shares (data shares first, which
-// need no decoding); a stripe whose blocks do not all verify makes it open
-// another share at that stripe. w receives only verified data: on failure
-// it holds a prefix of whole stripes of the stream.
+// the header of every source, then the blocks of K shares (data shares
+// first, which need no decoding) and the checksums of all the others, so
+// that every block used is checked against every reachable share's record
+// of it; a stripe that does not verify makes it read more blocks there.
+// w receives only verified data: on failure it holds a prefix of whole
+// stripes of the stream.
 func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) (JoinReport, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	probes := probeAll(ctx, sources)
+	var report JoinReport
+	warn := func(format string, args ...any) {
+		if opts.Warn != nil {
+			opts.Warn(format, args...)
+		}
+	}
+	for _, p := range probes {
+		switch {
+		case p.err == nil:
+		case errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream):
+			warn("%s: %v; skipped", p.src.Name(), p.err)
+		default:
+			warn("%s: %v", p.src.Name(), p.err)
+			report.Damaged = append(report.Damaged, p.src.Name())
+		}
+	}
+	set, err := pickSet(probes, opts.SetID)
+	if err != nil {
+		return report, err
+	}
+	info := commonInfo(probes, set)
+	j, err := newJoiner(ctx, info, opts)
+	if err != nil {
+		return report, err
+	}
+	j.report.Damaged = report.Damaged
+	j.addShares(probes, set)
+	if err := j.checkCount(); err != nil {
+		return j.report, err
+	}
+	full := 0
+	for _, sh := range preferred(j.present()) {
+		j.start(sh, 0, full < j.need())
+		full++
+	}
+	return j.finish(w, cancel)
+}
+
+// probe is what reading a source's header found.
+type probe struct {
+	src Source
+	h   Header
+	err error
+}
+
+// probeAll reads the header of every source, all at once.
+func probeAll(ctx context.Context, sources []Source) []probe {
 	probes := make([]probe, len(sources))
 	var wg sync.WaitGroup
 	for i, src := range sources {
+		probes[i].src = src
 		wg.Go(func() {
 			rc, err := src.Open(ctx, 0)
 			if err != nil {
@@ -39,88 +90,88 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 		})
 	}
 	wg.Wait()
+	return probes
+}
 
-	warn := func(format string, args ...any) {
-		if opts.Warn != nil {
-			opts.Warn(format, args...)
-		}
-	}
-	var report JoinReport
-	var valid []int
+// pickSet is the set to rebuild: the one asked for, else the one most
+// shares belong to. Shares of any other set are bad shares then; with no
+// set in the majority, nothing tells which is wanted.
+func pickSet(probes []probe, want [16]byte) ([16]byte, error) {
 	sets := map[[16]byte][]string{}
-	var setOrder [][16]byte
-	for i, p := range probes {
+	var order [][16]byte
+	for _, p := range probes {
 		if p.err != nil {
-			name := sources[i].Name()
-			if errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream) {
-				warn("%s: %v; skipped", name, p.err)
-			} else {
-				warn("%s: %v", name, p.err)
-				report.Damaged = append(report.Damaged, name)
-			}
 			continue
 		}
 		if _, ok := sets[p.h.SetID]; !ok {
-			setOrder = append(setOrder, p.h.SetID)
+			order = append(order, p.h.SetID)
 		}
-		sets[p.h.SetID] = append(sets[p.h.SetID], sources[i].Name())
-		valid = append(valid, i)
+		sets[p.h.SetID] = append(sets[p.h.SetID], p.src.Name())
 	}
-	if len(sets) > 1 {
+	if want != ([16]byte{}) {
+		if len(sets[want]) == 0 {
+			return want, fmt.Errorf("%w of set %s", ErrNoShare, SetInfo{SetID: want}.ShortID())
+		}
+		return want, nil
+	}
+	if len(order) == 0 {
+		return [16]byte{}, ErrNoShare
+	}
+	slices.SortStableFunc(order, func(a, b [16]byte) int { return len(sets[b]) - len(sets[a]) })
+	if len(order) > 1 && len(sets[order[0]]) == len(sets[order[1]]) {
 		var parts []string
-		for _, id := range setOrder {
+		for _, id := range order {
 			parts = append(parts, fmt.Sprintf("set %s: %s", SetInfo{SetID: id}.ShortID(), strings.Join(sets[id], ", ")))
 		}
-		return report, fmt.Errorf("%w (%s)", ErrMixedSets, strings.Join(parts, "; "))
+		return [16]byte{}, fmt.Errorf("%w, none held by more shares than the others (%s)", ErrMixedSets, strings.Join(parts, "; "))
 	}
-	if len(valid) == 0 {
-		return report, ErrNoShare
-	}
+	return order[0], nil
+}
 
-	info := commonInfo(probes, valid)
-	j, err := newJoiner(ctx, info, opts)
-	if err != nil {
-		return report, err
-	}
-	j.report.Damaged = report.Damaged
-	for _, i := range valid {
-		h, name := probes[i].h, sources[i].Name()
+// addShares takes the shares of set whose headers agree, one per index.
+func (j *joiner) addShares(probes []probe, set [16]byte) {
+	for _, p := range probes {
+		if p.err != nil {
+			continue
+		}
+		h, name := p.h, p.src.Name()
 		switch {
-		case !sameInfo(h, info):
+		case h.SetID != set:
 			j.report.Damaged = append(j.report.Damaged, name)
-			j.warn("%s: header disagrees with the other shares of set %s; skipped", name, info.ShortID())
+			j.warn("%s: a share of another set (%s), not of set %s; skipped", name, h.ShortID(), j.info.ShortID())
+		case !sameInfo(h, j.info):
+			j.report.Damaged = append(j.report.Damaged, name)
+			j.warn("%s: header disagrees with the other shares of set %s; skipped", name, j.info.ShortID())
 		case j.shares[h.Index] != nil:
 			j.note("share %d given twice (%s and %s): reading %s", h.Index, j.shares[h.Index].src.Name(), name, j.shares[h.Index].src.Name())
 		default:
 			j.shares[h.Index] = &share{
 				index: h.Index, name: fmt.Sprintf("share %d (%s)", h.Index, name),
-				src: sources[i], hdrSize: int64(h.Size()),
+				src: p.src, hdrSize: int64(h.Size()),
 			}
 		}
 	}
-	if err := j.checkCount(); err != nil {
-		return j.report, err
-	}
+}
+
+func (j *joiner) present() []*share {
+	var out []*share
 	for _, sh := range j.shares {
-		if sh != nil && j.active() < j.need() {
-			j.start(sh, 0)
+		if sh != nil {
+			out = append(out, sh)
 		}
 	}
-	return j.finish(w, cancel)
+	return out
 }
 
-// probe is what reading a source's header found.
-type probe struct {
-	h   Header
-	err error
-}
-
-// commonInfo is the set parameters most of the valid headers agree on.
-func commonInfo(probes []probe, valid []int) SetInfo {
+// commonInfo is the parameters most of the headers of set agree on.
+func commonInfo(probes []probe, set [16]byte) SetInfo {
 	count := map[string]int{}
 	best, votes := SetInfo{}, 0
-	for _, i := range valid {
-		h := probes[i].h
+	for _, p := range probes {
+		if p.err != nil || p.h.SetID != set {
+			continue
+		}
+		h := p.h
 		key := string(h.marshal(magicStream, indexStream))
 		count[key]++
 		if count[key] > votes {
@@ -131,16 +182,6 @@ func commonInfo(probes []probe, valid []int) SetInfo {
 }
 
 func sameInfo(h Header, info SetInfo) bool { return h.SetInfo == info }
-
-func (j *joiner) active() int {
-	n := 0
-	for _, sh := range j.shares {
-		if sh != nil && sh.state == stateActive {
-			n++
-		}
-	}
-	return n
-}
 
 // checkCount warns about each missing share and fails early when fewer
 // than K are left.
@@ -165,7 +206,7 @@ func (j *joiner) checkCount() error {
 
 // JoinStream rebuilds the stream from a share stream, as bk-split writes
 // it, and writes it to w. All shares are in the stream; only the blocks
-// needed are checked and decoded.
+// needed are checked and decoded, against the records of all shares.
 func JoinStream(ctx context.Context, r io.Reader, w io.Writer, opts JoinOptions) (JoinReport, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -178,33 +219,8 @@ func JoinStream(ctx context.Context, r io.Reader, w io.Writer, opts JoinOptions)
 	if err != nil {
 		return JoinReport{}, err
 	}
-	for i := range info.N {
-		index, length, err := sr.frame()
-		if errors.Is(err, io.EOF) {
-			err = errors.New("malformed share stream: it ends before the share headers")
-		}
-		if err != nil {
-			return j.report, err
-		}
-		if index != i || length != sr.hdrSize {
-			return j.report, fmt.Errorf("malformed share stream: frame for share %d where the header of share %d belongs", index, i)
-		}
-		p := make([]byte, length)
-		if err := sr.payload(p); err != nil {
-			return j.report, err
-		}
-		sh := &share{index: i, name: fmt.Sprintf("share %d", i)}
-		h, err := ReadHeader(bytes.NewReader(p))
-		switch {
-		case err != nil:
-			j.damaged(sh, 0, err.Error())
-		case h.Index != i || !sameInfo(h, info):
-			j.damaged(sh, 0, "its header disagrees with the stream's")
-		default:
-			sh.state = stateActive
-			sh.items = make(chan *item, 1)
-			j.shares[i] = sh
-		}
+	if err := j.readStreamHeaders(sr); err != nil {
+		return j.report, err
 	}
 	if err := j.checkCount(); err != nil {
 		return j.report, err
@@ -221,101 +237,149 @@ func JoinStream(ctx context.Context, r io.Reader, w io.Writer, opts JoinOptions)
 		cancel(nil)
 		<-demuxed
 		if j.endErr != nil {
+			report.Incomplete = j.endErr
 			j.warn("%v; the data verified all the same", j.endErr)
+		} else if j.streamErr != nil {
+			report.Incomplete = j.streamErr
 		}
 	}
 	return report, err
+}
+
+// readStreamHeaders reads the header frame of each share.
+func (j *joiner) readStreamHeaders(sr *StreamReader) error {
+	for i := range j.info.N {
+		index, length, err := sr.frame()
+		if errors.Is(err, io.EOF) {
+			err = errors.New("malformed share stream: it ends before the share headers")
+		}
+		if err != nil {
+			return err
+		}
+		if index != i || length != sr.hdrSize {
+			return fmt.Errorf("malformed share stream: frame for share %d where the header of share %d belongs", index, i)
+		}
+		p := make([]byte, length)
+		if err := sr.payload(p); err != nil {
+			return err
+		}
+		sh := &share{index: i, name: fmt.Sprintf("share %d", i), full: true}
+		h, err := ReadHeader(bytes.NewReader(p))
+		switch {
+		case err != nil:
+			j.damaged(sh, 0, err.Error())
+		case h.Index != i || !sameInfo(h, j.info):
+			j.damaged(sh, 0, "its header disagrees with the stream's")
+		default:
+			sh.state = stateActive
+			sh.items = make(chan *item, 1)
+			j.shares[i] = sh
+		}
+	}
+	return nil
+}
+
+// demuxer hands each frame of a share stream to its share.
+type demuxer struct {
+	j       *joiner
+	sr      *StreamReader
+	pools   []chan []byte
+	ended   []bool
+	stripe  []int64
+	scratch []byte // for the frames of shares not read
 }
 
 // demux hands each frame of the stream to its share. Frames come in
 // rounds, one per share that has not ended, in index order; anything else
 // is a malformed stream.
 func (j *joiner) demux(sr *StreamReader) {
-	info := j.info
-	pools := make([]chan []byte, info.N)
-	for i := range pools {
-		pools[i] = newPool()
-	}
-	ended := make([]bool, info.N)
-	stripe := make([]int64, info.N)
-	var scratch []byte // for the frames of shares not read
-	send := func(sh *share, it *item) bool {
-		select {
-		case sh.items <- it:
-			return true
-		case <-j.ctx.Done():
-			it.release()
-			return false
-		}
-	}
-	stop := func(err error) {
-		j.streamErr = err
-		for i, sh := range j.shares {
-			if sh != nil && !ended[i] {
-				if !send(sh, &item{kind: kindBad, err: err}) {
-					return
-				}
-			}
-		}
+	d := &demuxer{j: j, sr: sr, pools: make([]chan []byte, j.info.N),
+		ended: make([]bool, j.info.N), stripe: make([]int64, j.info.N)}
+	for i := range d.pools {
+		d.pools[i] = newPool()
 	}
 	next := 0
 	for {
 		index, length, err := sr.frame()
-		if errors.Is(err, io.EOF) {
-			stop(errors.New("share stream ended before the trailers"))
+		switch {
+		case errors.Is(err, io.EOF):
+			d.stop(errors.New("share stream ended before the trailers"))
 			return
-		}
-		if err != nil {
-			stop(err)
+		case err != nil:
+			d.stop(err)
 			return
-		}
-		want := nextOpen(ended, next)
-		if index != want || length != info.RecordSize() && length != TrailerSize {
-			stop(fmt.Errorf("malformed share stream: frame for share %d out of order", index))
+		case index != nextOpen(d.ended, next) || length != j.info.RecordSize() && length != TrailerSize:
+			d.stop(fmt.Errorf("malformed share stream: frame for share %d out of order", index))
 			return
 		}
 		next = index + 1
-		sh := j.shares[index]
-		var buf []byte
-		var pool chan []byte
-		if sh == nil {
-			if scratch == nil {
-				scratch = make([]byte, info.RecordSize())
-			}
-			buf = scratch
-		} else {
-			pool = pools[index]
-			select {
-			case buf = <-pool:
-			case <-j.ctx.Done():
-				return
-			}
-			if buf == nil {
-				buf = make([]byte, info.RecordSize())
-			}
-		}
-		if err := sr.payload(buf[:length]); err != nil {
-			stop(err)
+		if !d.pass(index, length) {
 			return
 		}
-		it := &item{buf: buf, pool: pool}
-		if length == TrailerSize {
-			classify(it, info, stripe[index], TrailerSize, io.ErrUnexpectedEOF)
-			ended[index] = true
-			it.release()
-		} else {
-			it.kind = kindRecord
-		}
-		stripe[index]++
-		if sh != nil && !send(sh, it) {
-			return
-		}
-		if !slices.Contains(ended, false) {
+		if !slices.Contains(d.ended, false) {
 			// The trailers said it all, but the end frame tells a
 			// complete stream from a cut one.
 			if _, _, err := sr.frame(); !errors.Is(err, io.EOF) {
 				j.endErr = err
 			}
+			return
+		}
+	}
+}
+
+// pass reads the payload of a frame of share index and sends it on.
+func (d *demuxer) pass(index, length int) bool {
+	j := d.j
+	sh := j.shares[index]
+	var buf []byte
+	var pool chan []byte
+	if sh == nil {
+		if d.scratch == nil {
+			d.scratch = make([]byte, j.info.RecordSize())
+		}
+		buf = d.scratch
+	} else {
+		pool = d.pools[index]
+		select {
+		case buf = <-pool:
+		case <-j.ctx.Done():
+			return false
+		}
+		if buf == nil {
+			buf = make([]byte, j.info.RecordSize())
+		}
+	}
+	if err := d.sr.payload(buf[:length]); err != nil {
+		d.stop(err)
+		return false
+	}
+	it := &item{buf: buf, pool: pool, full: true}
+	if length == TrailerSize {
+		classify(it, buf, j.info, d.stripe[index], TrailerSize, io.ErrUnexpectedEOF)
+		d.ended[index] = true
+		it.release()
+	} else {
+		it.kind = kindRecord
+	}
+	d.stripe[index]++
+	return sh == nil || d.send(sh, it)
+}
+
+func (d *demuxer) send(sh *share, it *item) bool {
+	select {
+	case sh.items <- it:
+		return true
+	case <-d.j.ctx.Done():
+		it.release()
+		return false
+	}
+}
+
+// stop tells every share that has not ended that the stream broke off.
+func (d *demuxer) stop(err error) {
+	d.j.streamErr = err
+	for i, sh := range d.j.shares {
+		if sh != nil && !d.ended[i] && !d.send(sh, &item{kind: kindBad, err: err}) {
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -111,18 +112,41 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	defer progress.Done()
 	w := progress.Writer(out)
 
+	var report shard.JoinReport
 	if c.NArg() == 0 {
 		if cli.IsTerminal(env.Stdin) {
 			return cli.Usagef("no SOURCE given, and standard input is a terminal")
 		}
-		_, err = shard.JoinStream(ctx, env.Stdin, w, opts)
+		report, err = shard.JoinStream(ctx, env.Stdin, w, opts)
 	} else {
-		err = joinSources(ctx, env, c, w, opts)
+		report, err = joinSources(ctx, env, c, w, opts)
 	}
 	if err != nil {
 		return explain(err)
 	}
-	return out.Commit()
+	if err := out.Commit(); err != nil {
+		return err
+	}
+	return degraded(report)
+}
+
+// degraded is exit 3 when the stream, though whole and verified, was
+// rebuilt around a share that was missing or bad.
+func degraded(r shard.JoinReport) error {
+	if !r.Degraded() {
+		return nil
+	}
+	var parts []string
+	if len(r.Missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(r.Missing, ", "))
+	}
+	if len(r.Damaged) > 0 {
+		parts = append(parts, "bad "+strings.Join(r.Damaged, ", "))
+	}
+	if r.Incomplete != nil {
+		parts = append(parts, "share stream incomplete")
+	}
+	return cli.Degradedf("stream rebuilt and verified, but not from healthy shares: %s", strings.Join(parts, "; "))
 }
 
 // sourcesOf turns the SOURCE arguments into shard sources, each file once.

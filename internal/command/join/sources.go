@@ -227,42 +227,39 @@ func listBackups(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 }
 
 // joinSources rebuilds the stream the SOURCE arguments name.
-func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer, opts shard.JoinOptions) error {
+func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer, opts shard.JoinOptions) (shard.JoinReport, error) {
 	s, err := openSources(ctx, env, c, c.Args().Slice())
 	if err != nil {
-		return err
+		return shard.JoinReport{}, err
 	}
 	defer s.cat.Close()
 	chosen, err := s.pick(env, c)
 	if err != nil {
-		return err
+		return shard.JoinReport{}, err
 	}
 	if len(chosen) == 0 && len(s.rest) == 1 {
 		if f, ok := streamFile(s.rest[0]); ok {
 			defer f.Close()
-			_, err := shard.JoinStream(ctx, f, w, opts)
-			return err
+			return shard.JoinStream(ctx, f, w, opts)
 		}
 	}
 	files, err := sourcesOf(s.rest)
 	if err != nil {
-		return err
+		return shard.JoinReport{}, err
 	}
 	var all []shard.Source
 	for _, m := range chosen {
 		remote, err := s.cat.Sources(m, s.listings)
 		if err != nil {
-			return err
+			return shard.JoinReport{}, err
 		}
 		all = append(all, remote...)
 	}
 	all = append(all, files...)
 	if len(chosen) == 0 {
-		_, err = shard.Join(ctx, all, w, opts)
-		return err
+		return shard.Join(ctx, all, w, opts)
 	}
 	// With several manifests given, the shares of all count (shard
 	// refuses to mix sets); the stream must be the first one's.
-	_, err = catalog.Join(ctx, chosen[0], all, w, opts)
-	return err
+	return catalog.Join(ctx, chosen[0], all, w, opts)
 }
