@@ -83,6 +83,29 @@ func BenchmarkJoin(b *testing.B) {
 	}
 }
 
+// BenchmarkJoinFiles: a 4-of-6 set from local share files, all present
+// (data shares read, parity only for its checksums), and with a data
+// share missing; the figure to compare before and after a change to what
+// joining checks (scripts/bench-join.sh runs both builds in turn).
+func BenchmarkJoinFiles(b *testing.B) {
+	data := randBytes(1, benchSize)
+	_, paths := splitFiles(b, data, SplitOptions{K: 4, N: 6})
+	for name, use := range map[string][]string{"k4n6-all": paths, "k4n6-missing1": paths[1:]} {
+		b.Run(name, func(b *testing.B) {
+			var sources []Source
+			for _, p := range use {
+				sources = append(sources, FileSource(p))
+			}
+			b.SetBytes(benchSize)
+			for b.Loop() {
+				if _, err := Join(context.Background(), sources, io.Discard, JoinOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkHash compares the block checksum candidates on one block.
 func BenchmarkHash(b *testing.B) {
 	block := randBytes(2, DefaultBlockSize)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -127,6 +128,39 @@ func TestHeaderAndTrailerForListing(t *testing.T) {
 	for i, n := range frames {
 		if n != 1+6+1 {
 			t.Fatalf("share %d: %d frames", i, n)
+		}
+	}
+}
+
+// Issue "Trust", item 7: an empty input is refused before anything is
+// written, unless asked for.
+func TestSplitRefusesEmpty(t *testing.T) {
+	var out bytes.Buffer
+	if _, _, err := SplitStream(context.Background(), bytes.NewReader(nil), &out, SplitOptions{K: 2, N: 3}); !errors.Is(err, ErrEmpty) || out.Len() != 0 {
+		t.Fatalf("empty stream: err %v, %d bytes written", err, out.Len())
+	}
+	ws := []io.Writer{&out, &out, &out}
+	if _, _, err := Split(context.Background(), bytes.NewReader(nil), ws, SplitOptions{K: 2, N: 3}); !errors.Is(err, ErrEmpty) || out.Len() != 0 {
+		t.Fatalf("empty files: err %v, %d bytes written", err, out.Len())
+	}
+	if _, tr, err := SplitStream(context.Background(), bytes.NewReader(nil), &out, SplitOptions{K: 2, N: 3, AllowEmpty: true}); err != nil || tr.Length != 0 || out.Len() == 0 {
+		t.Fatalf("allowed: err %v", err)
+	}
+}
+
+// Item 18: a stripe that needs more than MaxStripeMemory is refused, with
+// a block size that fits; the largest sets at the default block size pass.
+func TestSplitMemoryCap(t *testing.T) {
+	_, _, err := SplitStream(context.Background(), bytes.NewReader([]byte("x")), io.Discard, SplitOptions{K: 255, N: 256, BlockSize: 16 << 20})
+	if err == nil || !strings.Contains(err.Error(), "256 shares of 16777216-byte blocks need 4098 MiB for one stripe, above the limit of 256 MiB; blocks of 524288 bytes fit") {
+		t.Fatalf("err = %v", err)
+	}
+	if bs := FittingBlockSize(256); (SetInfo{N: 256, BlockSize: bs}).StripeMemory() > MaxStripeMemory || (SetInfo{N: 256, BlockSize: 2 * bs}).StripeMemory() <= MaxStripeMemory {
+		t.Fatalf("FittingBlockSize(256) = %d", bs)
+	}
+	for _, o := range []SplitOptions{{K: 255, N: 256}, {K: 4, N: 6, BlockSize: MaxBlockSize}} {
+		if _, _, err := SplitStream(context.Background(), bytes.NewReader([]byte("x")), io.Discard, o); err != nil {
+			t.Errorf("%+v: %v", o, err)
 		}
 	}
 }

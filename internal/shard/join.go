@@ -512,9 +512,15 @@ func (j *joiner) decode(o *outStripe, good []int) ([][]byte, error) {
 }
 
 // checkRebuilt computes the checksums of the stripe's data blocks for the
-// stream hash. A decoded block must be the one that the records of the
-// blocks it was decoded from name: else they were not of one stripe.
+// stream hash. A decoded block must be one that a record read at this
+// stripe names: else the blocks it was decoded from were not of one stripe.
 func (j *joiner) checkRebuilt(o *outStripe, s int64, shards [][]byte, good []int) error {
+	var recs []*item
+	for _, sh := range j.shares {
+		if sh != nil && sh.cur != nil && sh.cur.kind == kindRecord {
+			recs = append(recs, sh.cur)
+		}
+	}
 	o.sums = make([]byte, j.info.K*HashSize)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -528,8 +534,7 @@ func (j *joiner) checkRebuilt(o *outStripe, s int64, shards [][]byte, good []int
 		wg.Go(func() {
 			sum := BlockHash(j.info.SetID, s, i, shards[i])
 			copy(o.sums[i*HashSize:], sum[:])
-			named := slices.ContainsFunc(good, func(g int) bool { return j.shares[g].cur.names(j.info, i) == sum })
-			if !named {
+			if !slices.ContainsFunc(recs, func(it *item) bool { return it.names(j.info, i) == sum }) {
 				mu.Lock()
 				bad = append(bad, i)
 				mu.Unlock()

@@ -33,6 +33,7 @@ func splitMem(t fataler, data []byte, opts SplitOptions) (SetInfo, [][]byte) {
 		bufs[i] = new(bytes.Buffer)
 		ws[i] = bufs[i]
 	}
+	opts.AllowEmpty = true
 	info, _, err := Split(context.Background(), bytes.NewReader(data), ws, opts)
 	if err != nil {
 		t.Fatal(err)

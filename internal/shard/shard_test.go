@@ -34,6 +34,7 @@ func splitFiles(t testing.TB, data []byte, opts SplitOptions) (SetInfo, []string
 		ws = append(ws, f)
 		paths = append(paths, p)
 	}
+	opts.AllowEmpty = true
 	info, _, err := Split(context.Background(), bytes.NewReader(data), ws, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestRoundTripStream(t *testing.T) {
 			data := randBytes(uint64(size), size)
 			var stream bytes.Buffer
 			_, tr, err := SplitStream(context.Background(), bytes.NewReader(data), &stream,
-				SplitOptions{K: kn[0], N: kn[1], BlockSize: 128})
+				SplitOptions{K: kn[0], N: kn[1], BlockSize: 128, AllowEmpty: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -19,6 +20,40 @@ type SplitOptions struct {
 	Label     string // optional, kept in every share's header
 	// Workers encode stripes in parallel; 0 means one per CPU.
 	Workers int
+	// AllowEmpty splits an empty input. Without it an empty input is
+	// refused before anything is written (ErrEmpty): the stage before
+	// bk-split most likely died, and an empty backup must not look good.
+	AllowEmpty bool
+}
+
+// ErrEmpty is an empty input, refused unless SplitOptions.AllowEmpty.
+var ErrEmpty = errors.New("the input is empty")
+
+// MaxStripeMemory bounds what the stripes in flight take: N records each.
+// A stripe larger than that is refused, so that no choice of K, N and
+// block size needs gigabytes whatever the input.
+const MaxStripeMemory = 256 << 20
+
+// StripeMemory is the memory one stripe takes while it is split or joined.
+func (s SetInfo) StripeMemory() int64 { return int64(s.N) * int64(s.RecordSize()) }
+
+// FittingBlockSize is the largest power-of-two block size whose stripe of
+// n records fits in MaxStripeMemory.
+func FittingBlockSize(n int) int {
+	bs := MaxBlockSize
+	for bs > MinBlockSize && (SetInfo{N: n, BlockSize: bs}).StripeMemory() > MaxStripeMemory {
+		bs /= 2
+	}
+	return bs
+}
+
+// CheckMemory refuses a set whose stripe does not fit in MaxStripeMemory.
+func (s SetInfo) CheckMemory() error {
+	if s.StripeMemory() <= MaxStripeMemory {
+		return nil
+	}
+	return fmt.Errorf("%d shares of %d-byte blocks need %d MiB for one stripe, above the limit of %d MiB; blocks of %d bytes fit",
+		s.N, s.BlockSize, (s.StripeMemory()+1<<20-1)>>20, MaxStripeMemory>>20, FittingBlockSize(s.N))
 }
 
 func (o SplitOptions) info() (SetInfo, error) {
@@ -27,6 +62,9 @@ func (o SplitOptions) info() (SetInfo, error) {
 		info.BlockSize = DefaultBlockSize
 	}
 	if err := info.Check(); err != nil {
+		return SetInfo{}, err
+	}
+	if err := info.CheckMemory(); err != nil {
 		return SetInfo{}, err
 	}
 	if _, err := rand.Read(info.SetID[:]); err != nil {
@@ -40,6 +78,9 @@ func (o SplitOptions) info() (SetInfo, error) {
 func SplitStream(ctx context.Context, r io.Reader, w io.Writer, opts SplitOptions) (SetInfo, Trailer, error) {
 	info, err := opts.info()
 	if err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
+	if r, err = opts.nonEmpty(r); err != nil {
 		return SetInfo{}, Trailer{}, err
 	}
 	sw, err := newStreamWriter(w, Header{SetInfo: info})
@@ -70,12 +111,32 @@ func Split(ctx context.Context, r io.Reader, shares []io.Writer, opts SplitOptio
 	if len(shares) != info.N {
 		return SetInfo{}, Trailer{}, fmt.Errorf("%d writers for %d shares", len(shares), info.N)
 	}
+	if r, err = opts.nonEmpty(r); err != nil {
+		return SetInfo{}, Trailer{}, err
+	}
 	emit := func(index int, unit []byte) error {
 		_, err := shares[index].Write(unit[frameHeaderSize:])
 		return err
 	}
 	t, err := split(ctx, r, info, opts.Workers, emit)
 	return info, t, err
+}
+
+// nonEmpty reads the first byte of r, so that an empty input is refused
+// before a header is written, and returns a reader of all of r.
+func (o SplitOptions) nonEmpty(r io.Reader) (io.Reader, error) {
+	if o.AllowEmpty {
+		return r, nil
+	}
+	var first [1]byte
+	n, err := io.ReadFull(r, first[:])
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, ErrEmpty
+	case err != nil:
+		return nil, err
+	}
+	return io.MultiReader(bytes.NewReader(first[:n]), r), nil
 }
 
 // stripe is one stripe in flight. buf holds N slots, one per share, each
@@ -125,7 +186,8 @@ func split(ctx context.Context, r io.Reader, info SetInfo, workers int, emit fun
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	inflight := workers + 2
+	inflight := int(max(1, min(int64(workers+2), MaxStripeMemory/info.StripeMemory())))
+	workers = min(workers, inflight)
 	free := make(chan *stripe, inflight)
 	work := make(chan *stripe, inflight)
 	order := make(chan *stripe, inflight)
