@@ -27,20 +27,28 @@ share files; without SOURCE it reads a share stream from standard input, so
 "bk-split ... | bk-join" is a round trip. A single file holding a saved share
 stream is read as one too.
 
-It reads K shares, data shares first, which need no decoding, and checks
-every block against the checksums that the shares keep of each other's
-blocks. A missing, damaged, truncated or padded part of a share is treated as
-missing for that stripe only, and another share is read there instead, so two
-shares damaged in different stripes still rebuild. A share altered together
-with its own checksums is caught through the others' records.
+It reads the blocks of K shares, data shares first, which need no
+decoding, and the checksums that every other reachable share keeps of them
+(skipping their blocks), and checks every block used against all those
+records. A missing, damaged, truncated or padded part of a share is treated
+as missing for that stripe only, and another share's block is read there
+instead, so two shares damaged in different stripes still rebuild. A share
+altered together with its own checksums is caught through the others'
+records. Fewer than K dishonest hosts, even colluding, cannot change the
+stream nor stop the restore; K or more can at most make it fail, naming
+the shares of the two versions they make (docs/FORMAT.md, "Reading
+shares").
 
 Missing shares are normal: up to N-K of them cost a warning each, not an
-error. Every damaged share is named in a warning. The whole stream's length
-and checksum are checked against the shares' trailers before its last stripe
-is written, so the output is never longer than what verified.
+error, but the exit status is 3. Every damaged share is named in a
+warning. The whole stream's length and checksum are checked against the
+shares' trailers before its last stripe is written, so the output is never
+longer than what verified; a trailer counts only when the rebuilt data
+confirms it, and where trailers disagree, the one K shares hold.
 
-Shares of different sets are refused. The same share given twice counts
-once.
+The set rebuilt is the one a manifest names, or the one most shares belong
+to; a share of another set is a bad share. Shares of two sets in equal
+numbers are refused. The same share given twice counts once.
 
 A SOURCE may also be a manifest that bk-push printed or stored (bk-join
 reads the shares it lists from their hosts), or a hosts file (bk-join reads
@@ -55,15 +63,21 @@ system ssh, as by bk-push.`,
 		}, hostFlags()...),
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  the stream was rebuilt completely and matches its length and checksum,
-even if shares were missing or damaged (each one named in a warning).
+and every share read was healthy.
 
 1  failed: fewer than K good blocks in some stripe (the message names the
 stripe, how many good blocks it had, and each share that was missing or
-bad), shares of different sets, or no share at all. Standard output then
-holds only whole stripes that verified, a prefix of the stream; with -o
-no file appears.
+bad), two versions of a stripe or of the stream's end each held by K
+shares (the message names both groups), shares of two sets in equal
+numbers, or no share at all. Standard output then holds only whole stripes
+that verified, a prefix of the stream; with -o no file appears.
 
 2  usage error, or standard output is a terminal.
+
+3  the stream was rebuilt completely and verified, but a share was missing
+or bad (a block, a record, a trailer, a share of another set, an
+unreachable host), or a share stream lacked its end frame: each is named
+in a warning. The output is whole; the backup needs repair.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Rebuild from the share files in a folder, some of which may be lost:

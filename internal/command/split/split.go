@@ -48,16 +48,18 @@ exact length and a checksum of the whole stream.`,
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in `DIR` (created if missing) instead of a share stream to stdout"},
 			cli.SizeFlag("block-size", units.Bytes(shard.DefaultBlockSize).String(), "cut the stream into blocks of `SIZE`, a multiple of 64 from 64 to 16M (K and M are 1024s)"),
 			&ucli.StringFlag{Name: "label", Usage: "keep `TEXT` (up to 256 bytes) in every share's header, e.g. what the stream is"},
+			&ucli.BoolFlag{Name: "allow-empty", Usage: "split an empty input; without it an empty input is refused, since it most likely means that the stage before bk-split failed"},
 		},
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  all N shares were written completely.
 
-1  failed: reading the input or writing a share went wrong. With -o no share
+1  failed: reading the input or writing a share went wrong, or the input was
+empty (without --allow-empty). With -o no share
 file appears; on standard output the share stream has no end frame, so
 bk-join and bk-push see that it is incomplete.
 
-2  usage error: K or N out of range, a bad block size or label, or standard
-output is a terminal.
+2  usage error: K or N out of range, a bad block size or label, a stripe
+(N blocks) above 256 MiB, or standard output is a terminal.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Back up to three hosts, any two of which restore:
@@ -95,9 +97,13 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.Usagef("--block-size %s: not a multiple of 64 from 64 to %s", block, block.Format(shard.MaxBlockSize))
 	}
 	bs := int(block.Bytes)
-	opts := shard.SplitOptions{K: k, N: n, BlockSize: bs, Label: c.String("label")}
-	if err := (shard.SetInfo{K: k, N: n, BlockSize: bs, Label: opts.Label}).Check(); err != nil {
+	opts := shard.SplitOptions{K: k, N: n, BlockSize: bs, Label: c.String("label"), AllowEmpty: c.Bool("allow-empty")}
+	info := shard.SetInfo{K: k, N: n, BlockSize: bs, Label: opts.Label}
+	if err := info.Check(); err != nil {
 		return cli.Usagef("%v", err)
+	}
+	if err := info.CheckMemory(); err != nil {
+		return cli.WithHint(cli.Usagef("%v", err), "--block-size "+units.Bytes(int64(shard.FittingBlockSize(n))).String()+" fits")
 	}
 	dir := c.String("output")
 	if dir == "" {
@@ -116,10 +122,15 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	r := progress.Reader(in)
 
 	if dir == "" {
-		_, _, err := shard.SplitStream(ctx, r, env.Stdout, opts)
-		return err
+		_, _, err = shard.SplitStream(ctx, r, env.Stdout, opts)
+	} else {
+		err = splitToDir(ctx, env, r, dir, opts)
 	}
-	return splitToDir(ctx, env, r, dir, opts)
+	if errors.Is(err, shard.ErrEmpty) {
+		return cli.WithHint(errors.New("the input is empty: nothing written (did the stage before bk-split fail?)"),
+			"--allow-empty splits an empty stream on purpose")
+	}
+	return err
 }
 
 // input opens FILE, or stdin for "" and "-"; size is -1 when unknown.
