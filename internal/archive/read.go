@@ -154,6 +154,8 @@ func (s *scanner) next() (*entry, error) {
 	}
 }
 
+// check applies the rules to one header, then records the entry for the
+// rules of the entries after it.
 func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 	name, err := memberName(h.Name)
 	if err != nil {
@@ -162,32 +164,57 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 	if readErr != nil {
 		return nil, refuse(h, "unsafe path")
 	}
+	if err := s.checkType(h, name); err != nil {
+		return nil, err
+	}
+	if err := s.checkPlace(h, name); err != nil {
+		return nil, err
+	}
 	e := &entry{h: h, name: name}
+	if err := s.checkLink(e); err != nil {
+		return nil, err
+	}
+	s.record(h, name)
+	e.selected = s.sel.match(name)
+	if e.selected && e.link != "" && !s.sel.wouldMatch(e.link) {
+		e.linkUnselected = true
+	}
+	return e, nil
+}
+
+// checkType refuses the entry types and sizes bk does not restore.
+func (s *scanner) checkType(h *tar.Header, name string) error {
 	if h.Typeflag == tar.TypeGNUSparse {
-		return nil, refuse(h, "old GNU sparse file (not supported)")
+		return refuse(h, "old GNU sparse file (not supported)")
 	}
 	for k := range h.PAXRecords {
 		// archive/tar has read the map and expands the holes; only the
 		// format bk writes is accepted.
 		if strings.HasPrefix(k, "GNU.sparse.") && (h.PAXRecords["GNU.sparse.major"] != "1" || h.PAXRecords["GNU.sparse.minor"] != "0") {
-			return nil, refuse(h, "GNU sparse file of a format before 1.0 (not supported)")
+			return refuse(h, "GNU sparse file of a format before 1.0 (not supported)")
 		}
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if !s.devices {
-			return nil, refuse(h, "device or FIFO (not restored unless devices are allowed)")
+			return refuse(h, "device or FIFO (not restored unless devices are allowed)")
 		}
 	default:
-		return nil, refuse(h, "unsupported entry type %q", string(h.Typeflag))
+		return refuse(h, "unsupported entry type %q", string(h.Typeflag))
 	}
 	if h.Size < 0 || h.Size > maxEntrySize {
-		return nil, refuse(h, "absurd size %d", h.Size)
+		return refuse(h, "absurd size %d", h.Size)
 	}
 	if name == "." && h.Typeflag != tar.TypeDir {
-		return nil, refuse(h, "only a directory may be named \".\"")
+		return refuse(h, "only a directory may be named \".\"")
 	}
+	return nil
+}
+
+// checkPlace refuses an entry below a symlink of the archive, or one that
+// would replace a directory of the archive by something else.
+func (s *scanner) checkPlace(h *tar.Header, name string) error {
 	for p := name; ; {
 		i := strings.LastIndexByte(p, '/')
 		if i < 0 {
@@ -195,31 +222,43 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 		}
 		p = p[:i]
 		if s.symlinks.has(p) {
-			return nil, refuse(h, "would write through the symlink %q of the archive", p)
+			return refuse(h, "would write through the symlink %q of the archive", p)
 		}
 	}
+	if h.Typeflag != tar.TypeDir && s.dirs.has(name) {
+		return refuse(h, "replaces a directory of the archive")
+	}
+	return nil
+}
+
+// checkLink checks a symlink's target, and that a hard link points to an
+// earlier regular file of the archive, whose name it sets in e.link.
+func (s *scanner) checkLink(e *entry) error {
+	h := e.h
 	switch h.Typeflag {
 	case tar.TypeSymlink:
 		if h.Linkname == "" || strings.IndexByte(h.Linkname, 0) >= 0 {
-			return nil, refuse(h, "bad symlink target")
+			return refuse(h, "bad symlink target")
 		}
 	case tar.TypeLink:
 		link, err := memberName(h.Linkname)
 		if err != nil {
-			return nil, refuse(h, "hard link target %q: %v", h.Linkname, err)
+			return refuse(h, "hard link target %q: %v", h.Linkname, err)
 		}
 		if !s.regular.has(link) {
-			return nil, refuse(h, "hard link to %q, which is not an earlier file of the archive", h.Linkname)
+			return refuse(h, "hard link to %q, which is not an earlier file of the archive", h.Linkname)
 		}
 		e.link = link
 	}
+	return nil
+}
+
+// record notes what the entry makes of its name. The sets are kept for all
+// entries, selected or not: the rules are about the archive.
+func (s *scanner) record(h *tar.Header, name string) {
 	if h.Typeflag == tar.TypeDir {
 		s.dirs.add(name)
-	} else if s.dirs.has(name) {
-		return nil, refuse(h, "replaces a directory of the archive")
 	}
-	// The sets are kept for all entries, selected or not: the rules are
-	// about the archive.
 	if h.Typeflag == tar.TypeSymlink {
 		s.symlinks.add(name)
 	} else {
@@ -230,11 +269,6 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 	} else if h.Typeflag != tar.TypeLink {
 		s.regular.del(name)
 	}
-	e.selected = s.sel.match(name)
-	if e.selected && e.link != "" && !s.sel.wouldMatch(e.link) {
-		e.linkUnselected = true
-	}
-	return e, nil
 }
 
 // damageMarker reads bk's damage marker, if h is one: it must name the
