@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -162,5 +163,23 @@ func TestSparseFromFormatDoc(t *testing.T) {
 	copy(want[8192:], "end")
 	if got, _ := os.ReadFile(filepath.Join(out, "sp")); !bytes.Equal(got, want) {
 		t.Errorf("restored %d bytes, not the file the map describes", len(got))
+	}
+}
+
+// A read error in a data region of a sparse file marks it damaged, with
+// the offset in the file where reading stopped, as for any other file.
+func TestSparseReadErrorMarksDamaged(t *testing.T) {
+	t.Chdir(t.TempDir())
+	os.Mkdir("src", 0o755)
+	data := strings.Repeat("d", 300<<10)
+	if !mkSparse(t, "src/sp", 8<<20, map[int64]string{4 << 20: data}) {
+		t.Skip("the file system makes no holes")
+	}
+	failReads(t, "src/sp", 100<<10)
+	var warnings []string
+	_, st := pack(t, []string{"src"}, PackOptions{Warn: func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) }})
+	want := fmt.Sprintf("src/sp: read error after %d of %d bytes: input/output error; stored with zeros for the rest, marked damaged", 4<<20+100<<10, 8<<20)
+	if st.Damaged != 1 || len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("stats %+v, warnings %q", st, warnings)
 	}
 }
