@@ -31,7 +31,8 @@ type Options struct {
 	// Parent is the ID of the backup this one builds on, or "".
 	Parent string
 	// MinShares is the fewest shares that make a backup worth keeping; 0
-	// means K+1.
+	// means K: anything restorable is kept (and reported degraded). A
+	// share counts only when its host also holds the manifest.
 	MinShares int
 	// ExpectSize is the size of the stream bk-split read, used to check
 	// space before data flows; negative when unknown: then the size of
@@ -92,7 +93,7 @@ func (p *pusher) checkParams() error {
 	k, n := p.info.K, p.info.N
 	p.min = p.opt.MinShares
 	if p.min == 0 {
-		p.min = k + 1
+		p.min = k
 	}
 	if p.min < k || p.min > n {
 		return &MinSharesError{Min: p.min, K: k, N: n}
@@ -261,6 +262,8 @@ type upload struct {
 	free   chan []byte // empty buffers, so frames are copied without garbage
 	failed atomic.Bool
 	err    error // set by the worker before failed
+	// committed: the share is in place; manifest: so is the manifest.
+	committed, manifest bool
 }
 
 const queueLen = 8
@@ -405,6 +408,8 @@ func (p *pusher) commit(ctx context.Context, ups []*upload) {
 			wg.Go(func() {
 				if err := u.up.Commit(ctx); err != nil {
 					p.fail(u, err)
+				} else {
+					u.committed = true
 				}
 			})
 		}
@@ -436,21 +441,22 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 		p.removeStored(ups)
 		return nil, err
 	}
-	written := p.writeManifests(ctx, ups, data)
-	if written == 0 {
-		p.removeStored(ups)
-		return nil, errors.New("no host took the manifest; removed the shares of this run")
+	// A share whose host lacks the manifest fails: the catalog does not
+	// find the backup through that host.
+	p.writeManifests(ctx, ups, data)
+	if p.countOK(ups) < p.min {
+		return nil, p.tooFew(ups, false)
 	}
-	if failed := p.failures(ups); len(failed) > 0 || written < len(m.Shares) {
-		return m, &DegradedError{ID: m.ID, Stored: len(m.Shares), N: p.info.N, Manifests: written, Failed: failed}
+	if failed := p.failures(ups); len(failed) > 0 {
+		stored := p.countOK(ups)
+		return m, &DegradedError{ID: m.ID, Stored: stored, N: p.info.N, Manifests: stored, Failed: failed}
 	}
 	return m, nil
 }
 
-// writeManifests stores the manifest on every host that stored a share and
-// returns on how many it succeeded.
-func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte) int {
-	var n atomic.Int32
+// writeManifests stores the manifest on every host that stored a share;
+// the share of a host that refuses it fails.
+func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte) {
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		if u == nil || u.failed.Load() {
@@ -458,14 +464,13 @@ func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte)
 		}
 		wg.Go(func() {
 			if err := u.t.put(ctx, manifest.ManifestPath(p.id), data); err != nil {
-				p.opt.Warn("%s", err)
+				p.fail(u, fmt.Errorf("manifest not stored, so the share does not count: %w", err))
 				return
 			}
-			n.Add(1)
+			u.manifest = true
 		})
 	}
 	wg.Wait()
-	return int(n.Load())
 }
 
 // put stores a small file within the host's quota.
@@ -482,13 +487,21 @@ func (p *pusher) tooFew(ups []*upload, early bool) error {
 	return &TooFewError{Stored: p.countOK(ups), N: p.info.N, Min: p.min, Sent: true, Early: early, Failed: p.failures(ups)}
 }
 
-// removeStored deletes the shares this run committed, so nothing of a
-// failed backup looks complete. It runs even when ctx was cancelled.
+// removeStored deletes the shares and manifests this run stored, so
+// nothing of a failed backup looks complete. It runs even when ctx was
+// cancelled.
 func (p *pusher) removeStored(ups []*upload) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, u := range ups {
-		if u == nil || u.failed.Load() {
+		if u != nil && u.manifest {
+			if err := u.t.host.Remove(ctx, manifest.ManifestPath(p.id)); err != nil {
+				p.opt.Warn("could not remove the manifest of the failed backup: %v", err)
+			}
+		}
+	}
+	for _, u := range ups {
+		if u == nil || !u.committed {
 			continue
 		}
 		if err := u.t.host.Remove(ctx, u.path); err != nil {

@@ -259,7 +259,7 @@ func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
 	in := data(40_000, 4)
 	hosts := folders(t, 3)
 	hosts[2].Quota = units.Bytes(10_000) // a share is about 20 KB
-	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in)), MinShares: 3}})
 	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was sent") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
@@ -314,13 +314,75 @@ func TestTooFewStoredLeavesNothing(t *testing.T) {
 	in := data(60_000, 7)
 	hosts := folders(t, 3)
 	hosts[1].Quota = units.Bytes(12_000)
-	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1, MinShares: 3}})
 	if outcome(r.err) != "failed" || r.m != nil || !strings.Contains(r.err.Error(), "nothing of this backup was kept") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if f := files(t, hosts); len(f) != 0 {
 		t.Fatalf("left behind: %v", f)
 	}
+}
+
+// Issue 8 item 12: by default (k) anything restorable is kept. With one
+// host of 2-of-3 down and no spare, the backup is kept, degraded, with its
+// manifest on both hosts that hold a share.
+func TestDefaultMinSharesKeepsRestorable(t *testing.T) {
+	in := data(30_000, 16)
+	hosts := folders(t, 3)
+	os.Remove(pathOf(hosts[2]))
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
+	if outcome(r.err) != "degraded" || !strings.Contains(r.err.Error(), "stored 2 of 3 shares") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	checkManifests(t, r.m, hosts)
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+// Item 12: a share counts as stored only when its host also holds the
+// manifest. One host refusing it makes the backup degraded; two (of
+// 2-of-3) leave fewer than k, and nothing of the run is kept: no share
+// and no manifest.
+func TestShareCountsOnlyWithItsManifest(t *testing.T) {
+	for _, refusing := range []int{1, 2} {
+		t.Run(fmt.Sprint(refusing), func(t *testing.T) {
+			in := data(30_000, 17)
+			hosts := folders(t, 3)
+			dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+				r, err := local.New(pathOf(h), remote.DialOptions{})
+				if slices.ContainsFunc(hosts[3-refusing:], func(x hostsfile.Host) bool { return pathOf(x) == pathOf(h) }) {
+					return noManifest{r}, err
+				}
+				return r, err
+			}
+			r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1}})
+			if refusing == 1 {
+				if outcome(r.err) != "degraded" || !strings.Contains(r.err.Error(), "stored 2 of 3 shares") ||
+					!strings.Contains(r.stderr, "warning: share 2: manifest not stored, so the share does not count: ") {
+					t.Fatalf("got %v\n%s", r.err, r.stderr)
+				}
+				return
+			}
+			if outcome(r.err) != "failed" || r.m != nil || !strings.Contains(r.err.Error(), "only 1 of 3 shares could be stored") {
+				t.Fatalf("got %v\n%s", r.err, r.stderr)
+			}
+			if f := files(t, hosts); len(f) != 0 {
+				t.Fatalf("left behind: %v", f)
+			}
+		})
+	}
+}
+
+// noManifest is a folder that takes shares but not manifests, as a host
+// whose disk fills up just then.
+type noManifest struct{ *local.Local }
+
+func (n noManifest) Create(ctx context.Context, name string) (remote.Upload, error) {
+	if strings.HasSuffix(name, ".manifest.json") {
+		return nil, errors.New("no space left on device")
+	}
+	return n.Local.Create(ctx, name)
 }
 
 // A host that fails at commit, after the others committed, makes the run

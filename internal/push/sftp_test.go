@@ -172,7 +172,9 @@ func TestSFTPUnknownHostKeyRefused(t *testing.T) {
 	if err := os.WriteFile(hs[1].srv.ConfigPath(), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := push(t, stream(t, data(10_000, 22), 2, 3), sshOptions(ssh, hostsOf(hs)...))
+	opts := sshOptions(ssh, hostsOf(hs)...)
+	opts.MinShares = 3
+	r := push(t, stream(t, data(10_000, 22), 2, 3), opts)
 	if outcome(r.err) != "failed" || !strings.Contains(r.stderr, hs[1].srv.Alias) ||
 		!strings.Contains(strings.ToLower(r.stderr), "host key verification failed") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)

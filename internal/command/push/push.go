@@ -59,9 +59,11 @@ place only when the host holds all its bytes, never replacing a file. With
 compared with what was sent before that rename; one that differs is removed
 and never appears under its name, and its share counts as failed.
 Temp files older than --stale-age, left by killed runs, are removed from
-the folders bk-push writes. When fewer than --min-shares shares are stored,
-bk-push removes the ones it stored and writes no manifest, so nothing of
-the failed backup looks complete anywhere.
+the folders bk-push writes. A share counts as stored only once its host
+also holds the manifest. When fewer than --min-shares shares are stored
+(by default k: anything restorable is kept, and exit 3 says it is
+degraded), bk-push removes what it stored, shares and manifests, so
+nothing of the failed backup looks complete anywhere.
 
 On each host a backup is the files NAME-TIME-SETID.shareI and
 NAME-TIME-SETID.manifest.json in the host's folder; see
@@ -76,7 +78,7 @@ func Tool() cli.Tool {
 		Description: description,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
-			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k+1"},
+			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
 			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"),
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
@@ -85,15 +87,15 @@ func Tool() cli.Tool {
 		Sections: []cli.Section{
 			{Title: "Exit status", Body: `0  all n shares and their manifests were stored.
 
-1  failed: fewer than --min-shares shares could be stored (those stored were
-removed and no manifest written), the hosts cannot hold the backup, or the
-share stream was damaged.
+1  failed: fewer than --min-shares shares (each with the manifest on its
+host) could be stored (what was stored was removed), the hosts cannot hold
+the backup, or the share stream was damaged.
 
 2  usage error.
 
 3  degraded: the backup was kept with fewer than n shares (but at least
---min-shares), or a manifest could not be written to a host that stored
-a share. A warning names each failed host.
+--min-shares, k by default); a share whose host did not take the manifest
+does not count. A warning names each failed host.
 
 130  interrupted; nothing of this run is left looking complete.`},
 			{Title: "Environment", Body: `BK_SSH  the ssh command, as --ssh: e.g. BK_SSH="ssh -F /etc/bk/ssh_config"`},
@@ -141,7 +143,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		expect = cli.Size(c, "expect-size").Bytes
 	}
 	if c.Int("min-shares") < 0 {
-		return cli.Usagef("--min-shares %d: give a count of shares, or 0 for k+1", c.Int("min-shares"))
+		return cli.Usagef("--min-shares %d: give a count of shares, or 0 for k", c.Int("min-shares"))
 	}
 	opts, err := connect.Options(env, c, c.Bool("verify"))
 	if err != nil {
