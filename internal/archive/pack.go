@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sync"
 )
 
@@ -27,6 +26,12 @@ type PackOptions struct {
 	Warn func(format string, args ...any)
 	// Progress receives the number of bytes of file content read, may be nil.
 	Progress func(n int)
+	// Index, when set, chooses the entries to store: those that changed
+	// since an earlier backup (directories are always stored).
+	Index Index
+	// Dumpdirs adds a GNU.dumpdir record to each directory whose content
+	// was listed, so that the archive applies as an incremental one (tar -G).
+	Dumpdirs bool
 }
 
 // PackStats counts what Pack stored. Links counts symbolic and hard links;
@@ -85,7 +90,8 @@ type item struct {
 	target  string // symlink target
 	xattrs  map[string]string
 	note    string
-	skipped bool // the note reports a skipped entry
+	skipped bool   // the note reports a skipped entry
+	dumpdir string // a directory's GNU.dumpdir record, if any
 
 	// Regular files. A file whose inode was already queued is not read
 	// again: the writer stores it as a hard link (or reads it itself if the
@@ -162,8 +168,11 @@ type packer struct {
 	jobs   chan *batch
 	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
 	tops   map[string]*top // walker only: the paths given, by member name
-	cur    *batch          // walker only: being filled
-	free   sync.Pool       // of *batch
+	top    int             // walker only: the index of the path being walked
+	cancel context.CancelFunc
+	err    error     // the walker's own failure (an Index's), read after it ended
+	cur    *batch    // walker only: being filled
+	free   sync.Pool // of *batch
 }
 
 // Pack walks paths and writes one PAX tar stream to w. Paths are stored
@@ -193,6 +202,7 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 		order:  make(chan *batch, queueLen/batchLen),
 		jobs:   make(chan *batch, readWorkers),
 		inodes: map[devIno]bool{},
+		cancel: cancel,
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -220,6 +230,9 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 			it.close()
 		}
 	}
+	if p.err != nil {
+		err = p.err
+	}
 	return w2.stats, err
 }
 
@@ -246,6 +259,12 @@ func checkArgs(paths []string, opts PackOptions) ([]fs.FileInfo, error) {
 		tops[i] = fi
 	}
 	return tops, nil
+}
+
+// fail ends the walk with err, which Pack returns.
+func (p *packer) fail(err error) {
+	p.err = err
+	p.cancel()
 }
 
 // emit queues an item for the writer, in stream order, in the current
@@ -313,6 +332,7 @@ func (p *packer) walk(paths []string, tops []fs.FileInfo) bool {
 		}
 	}
 	warned := map[string]bool{}
+	names := make([]string, len(paths))
 	for i, disk := range paths {
 		name, removed := storedName(disk)
 		if removed != "" && !warned[removed] {
@@ -321,11 +341,39 @@ func (p *packer) walk(paths []string, tops []fs.FileInfo) bool {
 				return false
 			}
 		}
-		if !p.visit(disk, name, tops[i], statOf(tops[i]).Dev) {
+		names[i] = name
+	}
+	store, err := p.chooseTops(paths, names, tops)
+	if err != nil {
+		p.fail(err)
+		return false
+	}
+	for i, disk := range paths {
+		if !store[i] && !tops[i].IsDir() {
+			continue
+		}
+		p.top = i
+		if !p.visit(disk, names[i], tops[i], statOf(tops[i]).Dev) {
 			return false
 		}
 	}
 	return true
+}
+
+// chooseTops asks the Index, if any, which paths to store.
+func (p *packer) chooseTops(paths, names []string, tops []fs.FileInfo) ([]bool, error) {
+	store := make([]bool, len(paths))
+	if p.opts.Index == nil {
+		for i := range store {
+			store[i] = true
+		}
+		return store, nil
+	}
+	listing := make([]Child, len(paths))
+	for i, disk := range paths {
+		listing[i], _ = childOf(names[i], disk, tops[i])
+	}
+	return p.opts.Index.Tops(listing)
 }
 
 // visit queues the entry at disk (already Lstat'ed as fi) and, for a
@@ -357,6 +405,7 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	xa, err := listXattrs(disk)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			p.unstored(name)
 			return p.notef(true, "skipping %s: %v", disk, err)
 		}
 		if !p.notef(false, "%s: extended attributes not stored: %v", disk, err) {
@@ -370,32 +419,42 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	case mode&fs.ModeSymlink != 0:
 		it.kind = kindSymlink
 		if it.target, err = os.Readlink(disk); err != nil {
+			p.unstored(name)
 			return p.notef(true, "skipping %s: %v", disk, err)
 		}
 		return p.emit(it)
 	}
 	it.kind = kindDir
+	if p.opts.OneFileSystem && statOf(fi).Dev != dev {
+		return p.emit(it)
+	}
+	kids, listing, err := p.listDir(disk, name)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return false
+		}
+		return p.emit(it) && p.notef(true, "skipping content of %s: %v", disk, err)
+	}
+	store := make([]bool, len(listing))
+	if p.opts.Index == nil {
+		for i := range store {
+			store[i] = true
+		}
+	} else if store, err = p.opts.Index.List(p.top, name, listing); err != nil {
+		p.fail(err)
+		return false
+	}
+	if p.opts.Dumpdirs {
+		it.dumpdir = dumpdir(listing, store)
+	}
 	if !p.emit(it) {
 		return false
 	}
-	st := statOf(fi)
-	if p.opts.OneFileSystem && st.Dev != dev {
-		return true
-	}
-	ents, err := os.ReadDir(disk)
-	if err != nil {
-		return p.notef(true, "skipping content of %s: %v", disk, err)
-	}
-	for _, e := range ents {
-		child := filepath.Join(disk, e.Name())
-		cfi, err := os.Lstat(child)
-		if err != nil {
-			if !p.notef(true, "skipping %s: %v", child, err) {
-				return false
-			}
+	for _, k := range kids {
+		if k.listed >= 0 && !store[k.listed] && !k.fi.IsDir() {
 			continue
 		}
-		if !p.visit(child, path.Join(name, e.Name()), cfi, dev) {
+		if !p.visit(k.disk, k.name, k.fi, dev) {
 			return false
 		}
 	}

@@ -171,6 +171,12 @@ func (w *writer) header(it *item, fi fs.FileInfo) *tar.Header {
 	if len(it.xattrs) > 0 {
 		h.PAXRecords = it.xattrs
 	}
+	if it.dumpdir != "" {
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords[dumpdirRecord] = it.dumpdir
+	}
 	return h
 }
 
@@ -221,6 +227,7 @@ func (w *writer) write(it *item) error {
 		}
 		w.warnf("skipping %s: %v", it.path, it.err)
 		w.stats.Skipped++
+		w.p.unstored(it.name)
 		return nil
 	}
 	return w.writeFile(it)
@@ -337,6 +344,7 @@ func (w *writer) settle(it *item, size, good int64, readErr error, changed bool)
 		if err := w.markDamaged(it, good, size, readErr); err != nil {
 			return err
 		}
+		w.p.unstored(it.name)
 	}
 	var st statInfo
 	if fstat(it.fd, it.path, &st.st) == nil && (st.Size() != size || !st.ModTime().Equal(it.st.ModTime())) {

@@ -4,8 +4,10 @@ package pack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
@@ -15,6 +17,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
 	"github.com/bk-backup/bk/internal/units"
+	"github.com/bk-backup/bk/internal/state"
 )
 
 // Tool describes bk-pack: flags, help and man page.
@@ -45,7 +48,26 @@ the backup goes on and bk-pack exits 3. A file whose read fails part way (an
 I/O error on a failing disk) is stored with zeros in place of what could not
 be read and marked damaged in the archive: bk-pack warns and exits 3, and
 bk-restore warns naming it and exits 3 too. A file that changed while it was
-read gets a warning.`,
+read gets a warning.
+
+Incremental backups: with --state DIR, bk-pack keeps the file index of the
+series in DIR (created mode 0700; it holds file names, keep it on this
+machine). The first run is a full backup. Later runs store only entries that
+are new or changed (size, times, mode, owner, inode, device, type or link
+target differ, or modified within the second the last scan started), plus
+every directory with a GNU.dumpdir record listing its content, so deletions
+are recorded too. Each archive is still age(zstd(tar)): extracting the full
+and each incremental, in order, with tar -x -G into an empty folder gives the
+tree. A new chain starts with --full, after --full-after incremental backups
+(default 30) or when the full one is older than --full-if-older (default
+30d): a nightly job keeps chains of about a month. A lost or damaged state
+makes a full backup, with a warning saying why.
+
+The state advances only when the backup was stored: with -o FILE, once FILE
+is complete; on standard output, when bk-push --state DIR has stored it. A
+run that fails leaves the state as it was, so the next incremental covers
+everything since the last stored backup. Two runs of one series at once are
+refused.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the archive to `FILE`, which appears only when complete"},
 			&ucli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "encrypt to `RECIPIENT`: an age public key (age1…) or an SSH public key; repeatable"},
@@ -57,6 +79,10 @@ read gets a warning.`,
 			&ucli.StringSliceFlag{Name: "exclude", Usage: "skip entries whose name or path matches `PATTERN` (shell glob); repeatable"},
 			&ucli.StringSliceFlag{Name: "exclude-from", Usage: "read exclude patterns from `FILE`, one a line; repeatable"},
 			&ucli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "stay on the file system of each PATH"},
+			&ucli.StringFlag{Name: "state", Usage: "keep the state of an incremental series in `DIR`: store only what changed since the last stored backup"},
+			&ucli.BoolFlag{Name: "full", Usage: "with --state: make a full backup, starting a new chain"},
+			&ucli.IntFlag{Name: "full-after", Value: defaultFullAfter, Usage: "with --state: a full backup after `N` incremental ones"},
+			&ucli.StringFlag{Name: "full-if-older", Value: defaultFullIfOlder, Usage: "with --state: a full backup when the chain's full one is older than `DURATION` (30d, 12h)"},
 		},
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  the archive is complete.
@@ -118,19 +144,40 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err := archive.CheckArgs(c.Args().Slice(), archive.PackOptions{Excludes: excludes}); err != nil {
 		return err
 	}
+	plan, err := planOptions(c)
+	if err != nil {
+		return err
+	}
 	out, err := cli.OpenOutput(c.String("output"), env.Stdout, "an archive")
 	if err != nil {
 		return err
 	}
 	defer out.Abort()
 
-	progress := env.NewProgress(-1, "packing")
-	stats, err := pack(ctx, out, recipients, c.Int("level"), c.Args().Slice(), archive.PackOptions{
+	opts := archive.PackOptions{
 		Excludes:      excludes,
 		OneFileSystem: c.Bool("one-file-system"),
 		Warn:          env.Msg.Warnf,
-		Progress:      progress.Add,
-	})
+	}
+	var series *state.Series
+	var run *state.Run
+	if dir := c.String("state"); dir != "" {
+		if series, err = state.Open(dir, "bk-pack"); err != nil {
+			return err
+		}
+		defer series.Close()
+		if run, err = beginRun(env, series, plan); err != nil {
+			return err
+		}
+		defer run.Abort()
+		opts.Index = run.Tracker
+		opts.Dumpdirs = run.Plan.Level > 0
+	}
+
+	progress := env.NewProgress(-1, "packing")
+	opts.Progress = progress.Add
+	counted := &countWriter{w: out}
+	stats, err := pack(ctx, counted, recipients, c.Int("level"), c.Args().Slice(), opts)
 	progress.Done()
 	if errors.Is(err, seal.ErrTooManyRecipients) {
 		return cli.Usagef("%v", err)
@@ -138,8 +185,20 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	if run != nil {
+		if err := run.Finish(counted.n); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		env.Msg.Notef("level %d backup: %d entries stored, %d unchanged", run.Plan.Level, run.Tracker.Stored, run.Tracker.Unchanged)
+	}
 	if err := out.Commit(); err != nil {
 		return err
+	}
+	if run != nil && c.String("output") != "" {
+		// The file is the stored backup.
+		if err := series.Commit(run.Pending, state.Member{}); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
 	}
 	env.Msg.Notef("packed %s, %s, %s, %s", cli.Count(stats.Files, "file", "files"), cli.Count(stats.Dirs, "directory", "directories"), cli.Count(stats.Links, "link", "links"), units.Bytes(stats.Bytes))
 	var degraded []string
@@ -178,6 +237,69 @@ func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level in
 		return stats, err
 	}
 	return stats, encrypted.Close()
+}
+
+// Defaults that keep a nightly job's chain at about a month.
+const (
+	defaultFullAfter   = 30
+	defaultFullIfOlder = "30d"
+)
+
+// planOptions checks the incremental flags.
+func planOptions(c *ucli.Context) (state.PlanOptions, error) {
+	o := state.PlanOptions{Full: c.Bool("full"), FullAfter: c.Int("full-after"), Now: time.Now()}
+	if c.String("state") == "" {
+		for _, f := range []string{"full", "full-after", "full-if-older"} {
+			if c.IsSet(f) {
+				return o, cli.Usagef("--%s goes with --state", f)
+			}
+		}
+		return o, nil
+	}
+	if o.FullAfter < 0 {
+		return o, cli.Usagef("--full-after %d: must be 0 or more", o.FullAfter)
+	}
+	d, err := units.ParseDuration(c.String("full-if-older"))
+	if err != nil {
+		return o, cli.Usagef("--full-if-older: %v", err)
+	}
+	o.FullIfOlder = d
+	for _, p := range c.Args().Slice() {
+		o.Paths = append(o.Paths, archive.MemberName(p))
+	}
+	return o, nil
+}
+
+// beginRun plans the run (saying why it is a full one, when it is) and
+// starts it.
+func beginRun(env *cli.Env, series *state.Series, o state.PlanOptions) (*state.Run, error) {
+	plan, err := series.Plan(o)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	switch {
+	case plan.Why != "" && plan.Warn:
+		env.Msg.Warnf("%s: making a full backup", plan.Why)
+	case plan.Why != "":
+		env.Msg.Notef("%s: making a full backup", plan.Why)
+	}
+	run, err := series.Begin(plan, o.Paths)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return run, nil
+}
+
+// countWriter counts the bytes of the archive, which bk-push checks.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type nopCloser struct{ io.Writer }
