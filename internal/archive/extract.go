@@ -55,6 +55,10 @@ type dirMeta struct {
 
 type extractor struct {
 	opts  RestoreOptions
+	ctx   context.Context
+	next  Members
+	sel   *selector
+	chain int // archives of the chain read so far
 	root  *os.Root
 	stage string // staging directory, relative to root
 	sc    *scanner
@@ -82,10 +86,19 @@ type extractor struct {
 // (staging directories left by a killed restore do not count, and are left
 // alone). Directory modes and mtimes are set last, after the moves.
 func Extract(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) (RestoreStats, error) {
+	return ExtractChain(ctx, Single(r), dir, opts)
+}
+
+// ExtractChain restores a chain of archives (a full one, then incremental
+// ones in order, each read to its end) into dir, as Extract restores one:
+// nothing appears in dir until the last archive was read without error.
+// next yields each archive's tar stream and its name for messages, then
+// io.EOF.
+func ExtractChain(ctx context.Context, next Members, dir string, opts RestoreOptions) (RestoreStats, error) {
 	if opts.Warn == nil {
 		opts.Warn = func(string, ...any) {}
 	}
-	sc, err := newScanner(ctx, r, opts.Patterns, opts.Progress, opts.Warn, opts.Devices)
+	sel, err := newSelector(opts.Patterns)
 	if err != nil {
 		return RestoreStats{}, err
 	}
@@ -96,9 +109,8 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts RestoreOptions) 
 		}
 		created = true
 	}
-	x := &extractor{opts: opts, sc: sc}
+	x := &extractor{opts: opts, ctx: ctx, next: next, sel: sel}
 	err = x.run(dir)
-	x.stats.Damaged = sc.damaged
 	if err != nil && created {
 		os.Remove(dir)
 	}
@@ -165,8 +177,28 @@ func (x *extractor) staged(name string) string {
 	return x.stage + "/" + name
 }
 
-// read extracts the whole stream into the staging directory.
+// read extracts every archive of the chain into the staging directory.
 func (x *extractor) read() error {
+	for {
+		name, r, err := x.next()
+		if err == io.EOF {
+			return x.sel.unused()
+		}
+		if err != nil {
+			return err
+		}
+		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
+		err = x.readMember()
+		x.stats.Damaged += x.sc.damaged
+		if err != nil {
+			return memberError(name, err)
+		}
+		x.chain++
+	}
+}
+
+// readMember extracts one archive into the staging directory.
+func (x *extractor) readMember() error {
 	for {
 		e, err := x.sc.next()
 		if err == io.EOF {
@@ -176,6 +208,13 @@ func (x *extractor) read() error {
 			return err
 		}
 		if !e.selected {
+			if e.h.Typeflag == tar.TypeDir {
+				// Deletions apply whatever is selected: a selected entry
+				// may sit under a directory that is not.
+				if err := x.purge(e); err != nil {
+					return err
+				}
+			}
 			if _, err := x.sc.copyContent(io.Discard, e); err != nil {
 				return err
 			}
@@ -236,6 +275,9 @@ func (x *extractor) parentOf(s string) (*os.Root, string, error) {
 	dir := path.Dir(s)
 	if x.parent == nil || x.parentName != dir {
 		x.closeParent()
+		if err := x.noSymlinkIn(dir); err != nil {
+			return nil, "", err
+		}
 		if err := x.root.MkdirAll(dir, 0o755); err != nil {
 			return nil, "", err
 		}
@@ -273,12 +315,15 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 		if pr == nil {
 			d.top = h // the target directory itself: only once all is verified
 			x.dirs = append(x.dirs, d)
-			return nil
+			return x.purge(e)
 		}
 		if err := pr.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.dirs = append(x.dirs, d)
+		if err := x.purge(e); err != nil {
+			return err
+		}
 		return x.xattrsDir(e.name, h, s)
 	case tar.TypeReg:
 		return x.file(e, pr, base)
@@ -504,6 +549,7 @@ func (x *extractor) plan(rel string, explicit map[string]bool, moves *[]move) er
 // setDirs sets directory owners, modes and mtimes, deepest first, now that
 // nothing more is written into them.
 func (x *extractor) setDirs() error {
+	x.lastDirs()
 	sort.SliceStable(x.dirs, func(i, j int) bool { return depth(x.dirs[i].name) > depth(x.dirs[j].name) })
 	for _, d := range x.dirs {
 		if d.top != nil {

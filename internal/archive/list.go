@@ -18,7 +18,7 @@ import (
 // escaped as GNU tar does (\\, \n, \t, \ooo). warn (may be nil) receives
 // a warning for each selected file marked damaged.
 func List(ctx context.Context, r io.Reader, w io.Writer, patterns []string, warn func(string, ...any)) (RestoreStats, error) {
-	return scanAll(ctx, r, patterns, warn, &lister{w: bufio.NewWriter(w), width: 19, loc: time.Local})
+	return scanAll(ctx, r, patterns, warn, newLister(w))
 }
 
 // Check reads and checks the tar stream r as Extract would (headers, safety
@@ -35,16 +35,26 @@ func scanAll(ctx context.Context, r io.Reader, patterns []string, warn func(stri
 	if err != nil {
 		return stats, err
 	}
+	err = scanEntries(sc, &stats, l)
+	if l != nil {
+		if ferr := l.w.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	return stats, err
+}
+
+// scanEntries reads the scanner's archive to its end, counting (and, with
+// a lister, listing) the selected entries.
+func scanEntries(sc *scanner, stats *RestoreStats, l *lister) error {
 	for {
 		e, err := sc.next()
 		if err == io.EOF {
-			break
+			stats.Damaged += sc.damaged
+			return nil
 		}
 		if err != nil {
-			if l != nil {
-				l.w.Flush()
-			}
-			return stats, err
+			return err
 		}
 		if e.selected {
 			stats.count(e)
@@ -53,14 +63,13 @@ func scanAll(ctx context.Context, r io.Reader, patterns []string, warn func(stri
 			}
 		}
 		if _, err := sc.copyContent(io.Discard, e); err != nil {
-			return stats, err
+			return err
 		}
 	}
-	stats.Damaged = sc.damaged
-	if l != nil {
-		return stats, l.w.Flush()
-	}
-	return stats, nil
+}
+
+func newLister(w io.Writer) *lister {
+	return &lister{w: bufio.NewWriter(w), width: 19, loc: time.Local}
 }
 
 type lister struct {

@@ -90,6 +90,7 @@ type scanner struct {
 	warn     func(format string, args ...any)
 	last     *entry   // the entry before, which a damage marker must name
 	damaged  int      // selected files marked damaged
+	single   bool     // not one archive of a chain: finish checks the patterns
 	regular  *nameSet // regular files so far (hard link targets)
 	symlinks *nameSet // symlinks so far
 	dirs     *nameSet // directories so far
@@ -101,6 +102,15 @@ func newScanner(ctx context.Context, r io.Reader, patterns []string, progress fu
 	if err != nil {
 		return nil, err
 	}
+	sc := newMemberScanner(ctx, r, sel, progress, warn, devices)
+	sc.single = true
+	return sc, nil
+}
+
+// newMemberScanner reads one archive of a chain: the selector is the
+// chain's, and whether each pattern matched is the caller's to check at the
+// end of the chain.
+func newMemberScanner(ctx context.Context, r io.Reader, sel *selector, progress func(int), warn func(string, ...any), devices bool) *scanner {
 	if progress == nil {
 		progress = func(int) {}
 	}
@@ -109,7 +119,7 @@ func newScanner(ctx context.Context, r io.Reader, patterns []string, progress fu
 	}
 	src := &source{r: r, ctx: ctx}
 	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, warn: warn, devices: devices,
-		regular: newNameSet(), symlinks: newNameSet(), dirs: newNameSet()}, nil
+		regular: newNameSet(), symlinks: newNameSet(), dirs: newNameSet()}
 }
 
 func refuse(h *tar.Header, format string, args ...any) error {
@@ -313,6 +323,9 @@ func (s *scanner) finish() error {
 		if err != nil {
 			return fmt.Errorf("reading archive: %w", err)
 		}
+	}
+	if !s.single {
+		return nil
 	}
 	return s.sel.unused()
 }

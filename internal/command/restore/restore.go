@@ -2,16 +2,19 @@
 package restore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/chain"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
@@ -43,10 +46,18 @@ Runs of zeros in files (and the holes of sparse files) are restored as holes,
 in whole 4 KiB blocks, so a sparse file takes no more room than it did.
 
 PATTERNs restore a subset: a shell glob matched against the stored path, or
-a path prefix (a directory and everything under it).`,
+a path prefix (a directory and everything under it).
+
+Incremental backups (bk-pack --state) restore as a chain: the full backup,
+then each incremental one up to the chosen backup, in order. bk-join sends
+the whole chain in one stream; from files, give -f once for each, the full
+one first. bk-restore applies them in order, deletions included, and still
+moves nothing into DIR until every archive of the chain was read and
+authenticated. -t lists the tree as of the last backup of the chain;
+--check verifies every archive of it.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "directory", Aliases: []string{"C"}, Usage: "restore into `DIR` (created if absent)"},
-			&ucli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the archive from `FILE` instead of standard input"},
+			&ucli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the archive from `FILE` instead of standard input; repeated, the archives of a chain, the full one first"},
 			&ucli.StringSliceFlag{Name: "identity", Aliases: []string{"i"}, Usage: "decrypt with the age identity or SSH private key in `FILE`; repeatable"},
 			&ucli.BoolFlag{Name: "passphrase", Aliases: []string{"p"}, Usage: "decrypt with a passphrase from $BK_PASSPHRASE, --passphrase-file or the terminal"},
 			&ucli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase from the first line of `FILE`"},
@@ -105,33 +116,27 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case !list && !check && dir == "":
 		return cli.Usagef("no -C DIR to restore into")
 	}
-	input, err := openInput(c.String("file"), env.Stdin)
-	if err != nil {
-		return err
-	}
-	defer input.Close()
-
 	keys, err := keys(c)
 	if err != nil {
 		return err
 	}
 	progress := env.NewProgress(-1, "restoring")
 	defer progress.Done()
-	stream, _, err := seal.Open(progress.Reader(input), keys)
+	members, chained, closeAll, err := openMembers(c.StringSlice("file"), env.Stdin, keys, progress.Reader)
 	if err != nil {
-		return passphrase.Hint(err, len(keys.Identities) > 0)
+		return err
 	}
-	defer stream.Close()
+	defer closeAll()
 
 	patterns := c.Args().Slice()
 	var stats archive.RestoreStats
 	switch {
 	case list:
-		stats, err = archive.List(ctx, stream, env.Stdout, patterns, env.Msg.Warnf)
+		stats, err = listArchives(ctx, members, chained, env, patterns)
 	case check:
-		stats, err = archive.Check(ctx, stream, patterns, env.Msg.Warnf)
+		stats, err = archive.CheckChain(ctx, members, patterns, env.Msg.Warnf)
 	default:
-		stats, err = archive.Extract(ctx, stream, dir, archive.RestoreOptions{
+		stats, err = archive.ExtractChain(ctx, members, dir, archive.RestoreOptions{
 			Patterns:        patterns,
 			Overwrite:       c.Bool("overwrite"),
 			SamePermissions: c.Bool("same-permissions") || os.Geteuid() == 0,
@@ -144,7 +149,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 	}
 	if err != nil {
-		return err
+		return passphrase.Hint(err, len(keys.Identities) > 0)
 	}
 	progress.Done()
 	verb := "restored"
@@ -168,15 +173,89 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	return nil
 }
 
-func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
-	if path != "" && path != "-" {
-		return os.Open(path)
+// openMembers opens the archives to restore as a chain: the files given
+// (one or more), or standard input, which holds one archive or a chain
+// stream from bk-join. Each archive is decrypted and decompressed as it is
+// reached.
+func openMembers(files []string, stdin io.Reader, keys seal.Keys, progress func(io.Reader) io.Reader) (members archive.Members, chained bool, closeAll func(), err error) {
+	var next func() (string, io.Reader, error)
+	var input io.Closer = io.NopCloser(nil)
+	switch {
+	case len(files) > 1 || (len(files) == 1 && files[0] != "-"):
+		chained = len(files) > 1
+		i := 0
+		next = func() (string, io.Reader, error) {
+			if i == len(files) {
+				return "", nil, io.EOF
+			}
+			f, err := os.Open(files[i])
+			if err != nil {
+				return "", nil, err
+			}
+			input.Close()
+			input = f
+			i++
+			if len(files) == 1 {
+				return "", f, nil
+			}
+			return files[i-1], f, nil
+		}
+	default:
+		if cli.IsTerminal(stdin) {
+			return nil, false, nil, cli.WithHint(fmt.Errorf("refusing to read an archive from a terminal"),
+				"pipe an archive in, or give -f FILE")
+		}
+		br := bufio.NewReaderSize(stdin, 64<<10)
+		if !chain.IsChain(br) {
+			next = archive.Single(br)
+			break
+		}
+		cr, err := chain.NewReader(br)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		next = cr.Next
+		chained = true
 	}
-	if cli.IsTerminal(stdin) {
-		return nil, cli.WithHint(fmt.Errorf("refusing to read an archive from a terminal"),
-			"pipe an archive in, or give -f FILE")
+	var stream io.ReadCloser
+	closeAll = func() {
+		if stream != nil {
+			stream.Close()
+		}
+		input.Close()
 	}
-	return io.NopCloser(stdin), nil
+	members = func() (string, io.Reader, error) {
+		if stream != nil {
+			stream.Close()
+			stream = nil
+		}
+		name, r, err := next()
+		if err != nil {
+			return name, nil, err
+		}
+		s, _, err := seal.Open(progress(r), keys)
+		if err != nil {
+			if name != "" {
+				err = fmt.Errorf("backup %s: %w", name, err)
+			}
+			return name, nil, err
+		}
+		stream = s
+		return name, s, nil
+	}
+	return members, chained, closeAll, nil
+}
+
+// listArchives lists one archive in its own order, or the tree a chain leaves.
+func listArchives(ctx context.Context, members archive.Members, chained bool, env *cli.Env, patterns []string) (archive.RestoreStats, error) {
+	if chained {
+		return archive.ListChain(ctx, members, env.Stdout, patterns, env.Msg.Warnf)
+	}
+	_, r, err := members()
+	if err != nil {
+		return archive.RestoreStats{}, err
+	}
+	return archive.List(ctx, r, env.Stdout, patterns, env.Msg.Warnf)
 }
 
 func keys(c *ucli.Context) (seal.Keys, error) {
@@ -189,6 +268,7 @@ func keys(c *ucli.Context) (seal.Keys, error) {
 		}
 		keys.Identities = append(keys.Identities, ids...)
 	}
-	keys.Passphrase = func() ([]byte, error) { return passphrase.Load(c.String("passphrase-file"), false) }
+	// Asked once, whatever the number of archives in a chain.
+	keys.Passphrase = sync.OnceValues(func() ([]byte, error) { return passphrase.Load(c.String("passphrase-file"), false) })
 	return keys, nil
 }
