@@ -35,9 +35,11 @@ type sshHost struct {
 }
 
 // sshHosts starts n servers and returns them with an ssh command whose
-// config reaches all of them.
+// config reaches all of them. Tests with servers of their own run at once:
+// they wait on ssh handshakes far more than on the CPU.
 func sshHosts(t *testing.T, n int) ([]*sshHost, []string) {
 	t.Helper()
+	t.Parallel()
 	if !sshtest.HaveSSH() {
 		t.Skip("no ssh client")
 	}

@@ -13,13 +13,13 @@ import (
 )
 
 func TestSuite(t *testing.T) {
-	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 		dir := t.TempDir()
 		l, err := New(dir, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return l, dir
+		return l, remotetest.InDir(dir)
 	})
 }
 

@@ -21,11 +21,32 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 )
 
-// Run runs the suite; newRemote returns an empty host of the backend under
-// test, dialled with opts and closed by the suite, and the folder on this
-// machine that holds its files, where the suite changes a file as a failing
-// disk would.
-func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (remote.Remote, string)) {
+// Flip changes the byte at offset at of the file name (a slash path under
+// the host's folder) behind the backend's back, as a failing disk would.
+type Flip func(name string, at int64) error
+
+// InDir is the Flip of a host whose files are in dir on this machine.
+func InDir(dir string) Flip {
+	return func(name string, at int64) error {
+		f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(name)), os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, at); err != nil {
+			return err
+		}
+		b[0] ^= 1
+		_, err = f.WriteAt(b, at)
+		return err
+	}
+}
+
+// Run runs the suite, its tests in parallel; newRemote returns an empty
+// host of the backend under test, dialled with opts and closed by the
+// suite, and the means to change its files as a failing disk would.
+func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (remote.Remote, Flip)) {
 	tests := []struct {
 		name string
 		f    func(t *testing.T, r remote.Remote)
@@ -45,14 +66,15 @@ func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (re
 		{"Used", testUsed},
 		{"Free", testFree},
 	}
-	open := func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
-		r, dir := newRemote(t, opts)
+	open := func(t *testing.T, opts remote.DialOptions) (remote.Remote, Flip) {
+		t.Parallel()
+		r, flip := newRemote(t, opts)
 		t.Cleanup(func() {
 			if err := r.Close(); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		})
-		return r, dir
+		return r, flip
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,12 +83,12 @@ func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (re
 		})
 	}
 	t.Run("Verify", func(t *testing.T) {
-		r, dir := open(t, remote.DialOptions{Verify: true})
-		testVerify(t, r, dir)
+		r, flip := open(t, remote.DialOptions{Verify: true})
+		testVerify(t, r, flip)
 	})
 	t.Run("NoVerify", func(t *testing.T) {
-		r, dir := open(t, remote.DialOptions{})
-		testNoVerify(t, r, dir)
+		r, flip := open(t, remote.DialOptions{})
+		testNoVerify(t, r, flip)
 	})
 }
 
@@ -501,8 +523,8 @@ func testFree(t *testing.T, r remote.Remote) {
 const changed = 9 << 20
 
 // upChanged writes data to name and then, before Commit, flips a byte of
-// the temp file in dir, the host's folder, as a failing disk would.
-func upChanged(t *testing.T, r remote.Remote, dir, name string, data []byte) remote.Upload {
+// the temp file, as a failing disk would.
+func upChanged(t *testing.T, r remote.Remote, flip Flip, name string, data []byte) remote.Upload {
 	t.Helper()
 	ctx := context.Background()
 	up, err := r.Create(ctx, name)
@@ -517,18 +539,7 @@ func upChanged(t *testing.T, r remote.Remote, dir, name string, data []byte) rem
 	if err != nil || len(temps) != 1 || temps[0].Size == 0 {
 		t.Fatalf("ListTemp before Commit = %+v, %v; want one temp file holding some bytes", temps, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(path.Dir(name)), temps[0].Name), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	at := temps[0].Size / 2
-	if _, err := f.ReadAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1
-	if _, err := f.WriteAt(b, at); err != nil {
+	if err := flip(path.Join(path.Dir(name), temps[0].Name), temps[0].Size/2); err != nil {
 		t.Fatal(err)
 	}
 	return up
@@ -536,13 +547,13 @@ func upChanged(t *testing.T, r remote.Remote, dir, name string, data []byte) rem
 
 // testVerify checks that with Verify, Commit reads the temp file back: a
 // file whose bytes changed on the host never appears under its name.
-func testVerify(t *testing.T, r remote.Remote, dir string) {
+func testVerify(t *testing.T, r remote.Remote, flip Flip) {
 	ctx := context.Background()
 	data := Data(changed, 40)
 	Put(t, r, "v/good", data)
 	checkBytes(t, "v/good", Get(t, r, "v/good", 0), data)
 
-	up := upChanged(t, r, dir, "v/bad", data)
+	up := upChanged(t, r, flip, "v/bad", data)
 	err := up.Commit(ctx)
 	if !errors.Is(err, remote.ErrChanged) {
 		t.Fatalf("Commit of a changed file: got %v, want ErrChanged", err)
@@ -566,9 +577,9 @@ func testVerify(t *testing.T, r remote.Remote, dir string) {
 // testNoVerify checks the suite's own means: without Verify, Commit trusts
 // the size and the changed file takes its name; were it not changed,
 // testVerify would prove nothing.
-func testNoVerify(t *testing.T, r remote.Remote, dir string) {
+func testNoVerify(t *testing.T, r remote.Remote, flip Flip) {
 	data := Data(changed, 41)
-	up := upChanged(t, r, dir, "v/bad", data)
+	up := upChanged(t, r, flip, "v/bad", data)
 	if err := up.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}

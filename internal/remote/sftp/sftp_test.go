@@ -24,13 +24,16 @@ import (
 var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}
 
 // forEachServer runs f against the real sshd (where installed) and the
-// in-process server.
+// in-process server, both at once and alongside the other tests: they
+// wait on ssh handshakes far more than on the CPU.
 func forEachServer(t *testing.T, f func(t *testing.T, s *sshtest.Server)) {
+	t.Parallel()
 	if !sshtest.HaveSSH() {
 		t.Skip("no ssh client")
 	}
 	for _, kind := range []string{"sshd", "go"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
 			dir := filepath.Join(t.TempDir(), "nas-"+kind)
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -78,9 +81,9 @@ func dial(t *testing.T, s *sshtest.Server, h Location, opts remote.DialOptions) 
 
 func TestSuite(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 			dir := folder(t)
-			return dial(t, s, at(s, dir), opts), dir
+			return dial(t, s, at(s, dir), opts), remotetest.InDir(dir)
 		})
 	})
 }
