@@ -53,11 +53,28 @@ numbers are refused. The same share given twice counts once.
 A SOURCE may also be a manifest that bk-push printed or stored (bk-join
 reads the shares it lists from their hosts), or a hosts file (bk-join reads
 the manifests on its hosts and joins the newest backup, or the one --backup
-or --name picks; --list lists them). What a SOURCE is, is told from its
-content. Shares are fetched from several hosts at once and only K good ones
-are needed: a host that is down, or sends a damaged block, is named in a
-warning and another host read in its place. SFTP hosts are reached with the
-system ssh, as by bk-push.`,
+or --name picks; --list lists them). A folder that holds manifests is a host
+too, like a hosts file of one line; a folder of share files and no manifest
+is a set of shares. What a SOURCE is, is told from its content. Shares are
+fetched from several hosts at once and only K good ones are needed: a host
+that is down, or sends a damaged block, is named in a warning and another
+host read in its place. SFTP hosts are reached with the system ssh, as by
+bk-push.
+
+Each share is looked for on every host given, not only where the manifest
+says, so a disk mounted elsewhere or a NAS with a new address restores
+through a hosts file that says where it is now (with a manifest too:
+bk-join last.json HOSTS).
+
+A manifest found on the hosts counts only when identical copies stand on at
+least max(2, k) of the hosts given (all of them, when fewer are given), and
+its k and n are those of the earlier backups of its name: so one host, or
+fewer than k colluding ones, cannot plant a backup. One that does not count
+is skipped with a warning naming the hosts that hold it, and the next newest
+is taken; --backup ID takes it anyway, with a warning. A manifest given as a
+file is trusted as given. The rebuilt stream must have the manifest's set,
+length and hash; its last stripe is held back until it does, so a stream
+that is not the manifest's never comes out whole.`,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the stream to `FILE`, which appears only when complete and verified"},
 		}, hostFlags()...),

@@ -38,8 +38,12 @@ skipped. A line may carry options after the destination:
 
 Lines beyond the n the stream needs are spares: before any data flows,
 bk-push connects to the first n hosts, checks their free space and quotas
-against the share size (known from --expect-size), and puts the next spare
-in the place of each host that fails. Fewer lines than n is an error.
+against the share size, and puts the next spare in the place of each host
+that fails. Fewer lines than n is an error. The size is --expect-size, or
+else that of the newest full backup of the same --name on the hosts (one
+whose manifest counts, see bk-join(1)); only a first backup, with neither,
+warns that space is checked as data flows only, so a nightly bk-push -q
+prints nothing when all is well.
 
 SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
 mode even on a terminal, so ~/.ssh/config, the agent and known_hosts apply
@@ -79,7 +83,7 @@ func Tool() cli.Tool {
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
 			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
-			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows"),
+			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
 			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
