@@ -24,10 +24,9 @@ import (
 var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}
 
 // forEachServer runs f against the real sshd (where installed) and the
-// in-process server, both at once and alongside the other tests: they
-// wait on ssh handshakes far more than on the CPU.
+// in-process server, both at once; the tests themselves run in parallel
+// too: they wait on ssh handshakes far more than on the CPU.
 func forEachServer(t *testing.T, f func(t *testing.T, s *sshtest.Server)) {
-	t.Parallel()
 	if !sshtest.HaveSSH() {
 		t.Skip("no ssh client")
 	}
@@ -80,6 +79,7 @@ func dial(t *testing.T, s *sshtest.Server, h Location, opts remote.DialOptions) 
 }
 
 func TestSuite(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 			dir := folder(t)
@@ -126,6 +126,7 @@ func (w *warnings) get() []string {
 // so once, with why the connection was lost, and nothing else is said
 // (ssh's own line, when it has one, is the reason in that message).
 func TestResumeAfterCut(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		var w warnings
 		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Warn: w.add})
@@ -155,6 +156,7 @@ func TestResumeAfterCut(t *testing.T) {
 // TestVerifyAfterCut cuts the connection while Commit reads the file back:
 // the read resumes, and the file is committed.
 func TestVerifyAfterCut(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Verify: true})
 		ctx := context.Background()
@@ -181,6 +183,7 @@ func TestVerifyAfterCut(t *testing.T) {
 }
 
 func TestGiveUpAfterRetries(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry})
 		up, err := r.Create(context.Background(), "f")
@@ -206,6 +209,7 @@ func TestGiveUpAfterRetries(t *testing.T) {
 // A host that can't be reached is reported once: by the error, with
 // ssh's reason, and by no warning besides.
 func TestConnectionRefused(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -230,6 +234,7 @@ func TestConnectionRefused(t *testing.T) {
 // An unknown host key is refused, never asked about, even where ssh could
 // ask on a terminal; the error says which, so the tools can hint.
 func TestUnknownHostKey(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		empty := filepath.Join(t.TempDir(), "known_hosts")
 		if err := os.WriteFile(empty, nil, 0o600); err != nil {
@@ -253,6 +258,7 @@ func TestUnknownHostKey(t *testing.T) {
 // What ssh says on a connection that works reaches the user as warnings
 // naming the host.
 func TestStderrNamesHost(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		var w warnings
 		opts := remote.DialOptions{SSHCommand: append(s.SSHCommand(), "-v"), Warn: w.add}
@@ -345,6 +351,7 @@ func returnsSoon(t *testing.T, f func() error) error {
 }
 
 func TestMissingFolder(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		dir := filepath.Join(t.TempDir(), "nope")
 		_, err := Dial(context.Background(), at(s, dir), remote.DialOptions{SSHCommand: s.SSHCommand()})
@@ -355,6 +362,7 @@ func TestMissingFolder(t *testing.T) {
 }
 
 func TestFreeMatchesStatfs(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		dir := folder(t)
 		r := dial(t, s, at(s, dir), remote.DialOptions{})
@@ -374,6 +382,7 @@ func TestFreeMatchesStatfs(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
 		r := dial(t, s, at(s, folder(t)), remote.DialOptions{})
 		r.Close()
