@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // benchTree makes 3000 small files (1–16 KiB) in 30 directories and four
@@ -89,4 +90,42 @@ func BenchmarkExtract(b *testing.B) {
 		os.RemoveAll(out)
 		b.StartTimer()
 	}
+}
+
+// BenchmarkPackSparse packs a 1 GiB file holding 1 MiB of data, and, as the
+// reference in the same loop, a 1 MiB file of the same data. Target: the
+// sparse/dense ratio stays under 3, holes cost nothing. Measured on 2 busy
+// cores: 0.4 to 1.8; 788 when the holes are read as zeros (before SEEK_DATA).
+func BenchmarkPackSparse(b *testing.B) {
+	dir := b.TempDir()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	dense, sparse := filepath.Join(dir, "dense"), filepath.Join(dir, "sparse")
+	if err := os.WriteFile(dense, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(sparse)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Truncate(1 << 30)
+	f.WriteAt(data, 512<<20)
+	f.Close()
+	var tDense, tSparse time.Duration
+	for b.Loop() {
+		for _, p := range []string{dense, sparse} {
+			start := time.Now()
+			if _, err := Pack(context.Background(), io.Discard, []string{p}, PackOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			if p == dense {
+				tDense += time.Since(start)
+			} else {
+				tSparse += time.Since(start)
+			}
+		}
+	}
+	b.ReportMetric(float64(tSparse)/float64(tDense), "sparse/dense")
 }
