@@ -16,8 +16,8 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
-	"github.com/bk-backup/bk/internal/units"
 	"github.com/bk-backup/bk/internal/state"
+	"github.com/bk-backup/bk/internal/units"
 )
 
 // Tool describes bk-pack: flags, help and man page.
