@@ -35,6 +35,14 @@ func (e *HostCountError) Error() string {
 	return fmt.Sprintf("the hosts file lists %d hosts, but the stream has n=%d shares", e.Hosts, e.N)
 }
 
+// SameFolderError means two hosts are one folder under two names: a file
+// written to one appears in the other.
+type SameFolderError struct{ A, B string }
+
+func (e *SameFolderError) Error() string {
+	return fmt.Sprintf("hosts %s and %s are the same folder (a test file written to one appears in the other): two shares there would be lost together; nothing was sent", e.A, e.B)
+}
+
 // TooFewError means fewer than MinShares shares could be stored: before
 // anything was sent (not Sent), or after, when what was stored has been
 // removed again.

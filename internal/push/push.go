@@ -7,6 +7,7 @@ package push
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,9 +72,14 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 	p.learnSize(ctx)
 	p.id = manifest.NewID(opt.Name, p.start, p.info.SetID)
 	targets, err := p.pickHosts(ctx)
+	defer p.removeProbes(targets)
 	if err != nil {
 		return nil, err
 	}
+	if err := p.sameFolders(ctx, targets); err != nil {
+		return nil, err
+	}
+	p.removeProbes(targets)
 	return p.run(ctx, sr, targets)
 }
 
@@ -146,6 +152,7 @@ type target struct {
 	r    remote.Remote
 	// budget is what the quota still allows; negative without a quota.
 	budget atomic.Int64
+	probe  string // the test file the preflight left there, "" when none
 }
 
 // pickHosts connects to the first N hosts at once and checks them, and
@@ -197,8 +204,10 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 	return slots, nil
 }
 
-// prepare connects to h, removes stale temp files and checks that the share
-// fits in its free space and quota.
+// prepare connects to h, removes stale temp files, checks that the share
+// fits in its free space and quota, and stores a test file there: a host
+// that is read-only, full or otherwise refuses files fails now, while a
+// spare can still take its place, not once data flows.
 func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
@@ -208,7 +217,58 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 	if err := p.check(ctx, t); err != nil {
 		return nil, err
 	}
+	name := ProbePrefix + hex.EncodeToString(randomBytes(8))
+	if err := h.Put(ctx, name, []byte("bk-push test file\n")); err != nil {
+		return nil, fmt.Errorf("%w (the test file written before data flows)", err)
+	}
+	t.probe = name
 	return t, nil
+}
+
+// ProbePrefix starts the name of the test file that bk-push writes to
+// each host before data flows, and removes once it has looked for it on
+// the other hosts.
+const ProbePrefix = ".bk-probe-"
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// sameFolders refuses hosts that are one folder under two names (a
+// symlink, a bind mount, a host by two names): each sees the other's test
+// file. Two shares there are lost together, which defeats k-of-n.
+func (p *pusher) sameFolders(ctx context.Context, slots []*target) error {
+	for i, a := range slots {
+		for _, b := range slots[i+1:] {
+			if a == nil || b == nil || a.probe == "" || b.probe == "" {
+				continue
+			}
+			if _, err := b.r.Stat(ctx, a.probe); err == nil {
+				nameA, nameB := a.host.String(), b.host.String()
+				if nameA == nameB { // one host, two paths
+					nameA, nameB = a.host.URL(), b.host.URL()
+				}
+				return &SameFolderError{A: nameA, B: nameB}
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// removeProbes removes the test files, even when ctx was cancelled.
+func (p *pusher) removeProbes(slots []*target) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, t := range slots {
+		if t != nil && t.probe != "" {
+			if err := t.host.Remove(ctx, t.probe); err != nil {
+				p.opt.Warn("removing the test file: %v", err)
+			}
+			t.probe = ""
+		}
+	}
 }
 
 func (p *pusher) check(ctx context.Context, t *target) error {

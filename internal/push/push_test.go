@@ -509,22 +509,72 @@ func TestInterruptedLeavesNothing(t *testing.T) {
 }
 
 // A host that refuses to create the share's file fails that share only.
-func TestCreateRefused(t *testing.T) {
-	in := data(20_000, 14)
-	hosts := folders(t, 3)
-	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-		r, err := local.New(pathOf(h), remote.DialOptions{})
-		if pathOf(h) == pathOf(hosts[1]) {
-			return readOnly{r}, err
-		}
-		return r, err
+// Issue 8 item 11: the preflight stores a test file, so a host that
+// can't take files (read-only) is found before data flows and its spare
+// takes the share; without a spare the backup is degraded. A file where
+// the folder should be fails too (at the dial). No test file is left.
+func TestPreflightWritesATestFile(t *testing.T) {
+	for _, spare := range []bool{true, false} {
+		t.Run(fmt.Sprint("spare=", spare), func(t *testing.T) {
+			in := data(20_000, 14)
+			hosts := folders(t, 5)
+			if spare {
+				os.Remove(pathOf(hosts[2]))
+				os.WriteFile(pathOf(hosts[2]), []byte("not a folder"), 0o644)
+			} else {
+				hosts = hosts[:3]
+			}
+			dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+				r, err := local.New(pathOf(h), remote.DialOptions{})
+				if pathOf(h) == pathOf(hosts[1]) {
+					return readOnly{r}, err
+				}
+				return r, err
+			}
+			r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1}})
+			if !strings.Contains(r.stderr, "warning: read-only file system (the test file written before data flows)") ||
+				spare && !strings.Contains(r.stderr, "is not a folder") {
+				t.Fatalf("got %v\n%s", r.err, r.stderr)
+			}
+			want := "ok"
+			if !spare {
+				want = "degraded"
+			}
+			if outcome(r.err) != want {
+				t.Fatalf("got %v, want %s\n%s", r.err, want, r.stderr)
+			}
+			if spare && (r.m.Shares[1].Host != hosts[3].URL() || r.m.Shares[2].Host != hosts[4].URL()) {
+				t.Fatalf("shares went to %+v", r.m.Shares)
+			}
+			if got := join(t, r.m); !bytes.Equal(got, in) {
+				t.Fatal("joined stream differs")
+			}
+			folders := slices.DeleteFunc(slices.Clone(hosts), func(h hostsfile.Host) bool { return spare && pathOf(h) == pathOf(hosts[2]) })
+			for _, f := range files(t, folders) {
+				if strings.Contains(f, ProbePrefix) {
+					t.Fatalf("test file left behind: %s", f)
+				}
+			}
+		})
 	}
-	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: -1, MinShares: 2}})
-	if outcome(r.err) != "degraded" || !strings.Contains(r.stderr, "warning: share 1: read-only file system") {
+}
+
+// Item 11: one folder under two names (here a symlink) is refused before
+// anything is stored: two shares there would be lost together.
+func TestSameFolderRefused(t *testing.T) {
+	in := data(20_000, 18)
+	hosts := folders(t, 4)
+	os.Remove(pathOf(hosts[2]))
+	if err := os.Symlink(pathOf(hosts[0]), pathOf(hosts[2])); err != nil {
+		t.Fatal(err)
+	}
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: -1}})
+	var same *SameFolderError
+	if !errors.As(r.err, &same) || same.A != pathOf(hosts[0]) || same.B != pathOf(hosts[2]) {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
-	if got := join(t, r.m); !bytes.Equal(got, in) {
-		t.Fatal("joined stream differs")
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
 	}
 }
 

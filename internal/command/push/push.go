@@ -38,12 +38,16 @@ skipped. A line may carry options after the destination:
 
 Lines beyond the n the stream needs are spares: before any data flows,
 bk-push connects to the first n hosts, checks their free space and quotas
-against the share size, and puts the next spare in the place of each host
-that fails. Fewer lines than n is an error. The size is --expect-size, or
-else that of the newest full backup of the same --name on the hosts (one
-whose manifest counts, see bk-join(1)); only a first backup, with neither,
-warns that space is checked as data flows only, so a nightly bk-push -q
-prints nothing when all is well.
+against the share size, stores a small test file (.bk-probe-*) on each,
+and puts the next spare in the place of each host that fails (a read-only
+disk fails here, not halfway through). Then it looks for each host's test
+file on the others and removes them: two lines that are one folder (a
+symlink, a host by two names) are refused, as two shares on one disk
+would be lost together. Fewer lines than n is an error. The size is
+--expect-size, or else that of the newest full backup of the same --name
+on the hosts (one whose manifest counts, see bk-join(1)); only a first
+backup, with neither, warns that space is checked as data flows only, so
+a nightly bk-push -q prints nothing when all is well.
 
 SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
 mode even on a terminal, so ~/.ssh/config, the agent and known_hosts apply
@@ -199,6 +203,7 @@ func explain(err error) error {
 		stream   *push.StreamError
 		minErr   *push.MinSharesError
 		count    *push.HostCountError
+		same     *push.SameFolderError
 		tooFew   *push.TooFewError
 		degraded *push.DegradedError
 	)
@@ -211,6 +216,8 @@ func explain(err error) error {
 		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", minErr.Min, minErr.K, minErr.N, minErr.K, minErr.N)
 	case errors.As(err, &count):
 		return cli.WithHint(err, "add hosts, or split into fewer shares (bk-split -n)")
+	case errors.As(err, &same):
+		return cli.WithHint(err, "give each share a disk of its own: drop one of the two lines from the hosts file")
 	case errors.As(err, &tooFew) && !tooFew.Sent:
 		return cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was sent", tooFew.Stored, tooFew.N, tooFew.Min),
 			"fix or replace the hosts above, add spare hosts to the hosts file, or lower --min-shares")
