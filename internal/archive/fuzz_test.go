@@ -37,6 +37,9 @@ func fuzzSeeds(f *testing.F) {
 		rawTar(file("a", "1"), file("a", "2"), raw{name: "a", typ: '2', link: "a"}),
 		rawTar(raw{name: "p", typ: '0', body: "x", pax: map[string]string{"SCHILY.xattr.user.a": "v", "mtime": "1.5"}}),
 		rawTar(raw{name: "./", typ: '5'}, file("./x", "y")),
+		rawTar(raw{name: "GNUSparseFile.0/sp", typ: '0', body: string(padded("2\n0\n2\n8192\n3\n")) + "hiend",
+			pax: map[string]string{"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "sp", "GNU.sparse.realsize": "9000"}}),
+		rawTar(file("f", "x"), raw{name: "g", typ: 'g', body: paxRecord(damagedPath, "f") + paxRecord(damagedReason, "read error")}),
 	} {
 		f.Add(seed)
 	}
