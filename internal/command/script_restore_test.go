@@ -33,6 +33,12 @@ var hostileEntries = map[string][]tar.Header{
 	"device":          {{Name: "null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}},
 	"setuid":          {{Name: "suid", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 4}},
 	"plain":           {{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4}},
+	// Not hostile: bk-pack's damage marker after a file (docs/FORMAT.md).
+	"damaged": {
+		{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4},
+		{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{
+			"BK.damaged.path": "f", "BK.damaged.reason": "read error after 2 of 4 bytes: input/output error"}},
+	},
 }
 
 func init() {
