@@ -23,6 +23,10 @@ import (
 const (
 	Format  = "bk-manifest"
 	Version = 1
+	// VersionIncremental is the version of an incremental backup's
+	// manifest: readers of version 1 refuse it rather than take the
+	// backup for a whole one.
+	VersionIncremental = 2
 )
 
 // Manifest describes one backup.
@@ -35,6 +39,12 @@ type Manifest struct {
 	Label   string    `json:"label,omitempty"`
 	// Parent is the ID of the backup an incremental one builds on.
 	Parent string `json:"parent,omitempty"`
+	// An incremental backup (version 2) names its chain, its level (1 for
+	// the first incremental after the full backup) and every ancestor, the
+	// full backup first, so a manifest the user trusts pins the chain.
+	Chain     string     `json:"chain,omitempty"`
+	Level     int        `json:"level,omitempty"`
+	Ancestors []Ancestor `json:"ancestors,omitempty"`
 
 	K          int    `json:"k"`
 	N          int    `json:"n"`
@@ -46,6 +56,13 @@ type Manifest struct {
 	// Shares lists the shares that were stored, by index; a share whose
 	// host failed is absent.
 	Shares []Share `json:"shares"`
+}
+
+// Ancestor is a backup an incremental one needs, as its manifest says.
+type Ancestor struct {
+	ID         string `json:"id"`
+	SetID      string `json:"set_id"`
+	StreamHash string `json:"stream_hash"`
 }
 
 // Share is one stored share.
@@ -82,8 +99,8 @@ func Parse(data []byte) (*Manifest, error) {
 	if head.Format != Format {
 		return nil, fmt.Errorf("not a bk manifest (format %q)", head.Format)
 	}
-	if head.Version != Version {
-		return nil, fmt.Errorf("manifest version %d, this bk reads version %d", head.Version, Version)
+	if head.Version != Version && head.Version != VersionIncremental {
+		return nil, fmt.Errorf("manifest version %d, this bk reads versions %d and %d", head.Version, Version, VersionIncremental)
 	}
 	m := new(Manifest)
 	if err := json.Unmarshal(data, m); err != nil {
@@ -106,8 +123,8 @@ func Sniff(data []byte) bool {
 // Check reports the first inconsistency in m.
 func (m *Manifest) Check() error {
 	switch {
-	case m.Format != Format || m.Version != Version:
-		return fmt.Errorf("format %q version %d, want %q version %d", m.Format, m.Version, Format, Version)
+	case m.Format != Format || (m.Version != Version && m.Version != VersionIncremental):
+		return fmt.Errorf("format %q version %d, want %q version %d or %d", m.Format, m.Version, Format, Version, VersionIncremental)
 	case CheckName(m.Name) != nil:
 		return CheckName(m.Name)
 	case m.Time.IsZero():
@@ -127,6 +144,9 @@ func (m *Manifest) Check() error {
 	}
 	if name, _, ok := ParseID(m.ID); !ok || name != m.Name {
 		return fmt.Errorf("ID %q does not fit name %q", m.ID, m.Name)
+	}
+	if err := m.checkChain(); err != nil {
+		return err
 	}
 	seen := map[int]bool{}
 	for _, s := range m.Shares {
@@ -221,6 +241,31 @@ func Newer(a, b *Manifest) int {
 		return c
 	}
 	return strings.Compare(b.ID, a.ID)
+}
+
+// checkChain checks the fields of an incremental backup: present exactly in
+// version 2, the last ancestor the parent, one ancestor per level.
+func (m *Manifest) checkChain() error {
+	if m.Version == Version {
+		if m.Chain != "" || m.Level != 0 || len(m.Ancestors) > 0 {
+			return errors.New("chain fields in a version 1 manifest")
+		}
+		return nil
+	}
+	switch {
+	case !isHex(m.Chain, 16):
+		return fmt.Errorf("bad chain ID %q", m.Chain)
+	case m.Level < 1 || len(m.Ancestors) != m.Level:
+		return fmt.Errorf("level %d with %d ancestors", m.Level, len(m.Ancestors))
+	case m.Ancestors[len(m.Ancestors)-1].ID != m.Parent:
+		return fmt.Errorf("parent %q is not the last ancestor", m.Parent)
+	}
+	for _, a := range m.Ancestors {
+		if !idPattern.MatchString(a.ID) || !isHex(a.SetID, 16) || !isHex(a.StreamHash, 32) {
+			return fmt.Errorf("bad ancestor %q", a.ID)
+		}
+	}
+	return nil
 }
 
 // SortNewestFirst sorts ms newest first.

@@ -45,6 +45,11 @@ type Options struct {
 	// Warn receives what went wrong but was worked around; Note what
 	// else is worth a line. Either may be nil.
 	Warn, Note func(format string, args ...any)
+	// BeforeManifest, when set, is called once the shares are stored with
+	// the manifest about to be written; it may fill in the fields of an
+	// incremental backup. An error from it removes what was stored, and
+	// Push returns it.
+	BeforeManifest func(m *manifest.Manifest) error
 	// Progress, when not nil, is called once data starts to flow with the
 	// bytes expected in all (-1 when unknown), and returns the function
 	// that counts the bytes sent.
@@ -494,6 +499,12 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 			sum := u.up.Sum() // hashed as it was written
 			m.Shares = append(m.Shares, manifest.Share{Index: u.index, Host: u.t.host.URL(),
 				Path: u.path, Size: u.size, SHA256: hex.EncodeToString(sum[:])})
+		}
+	}
+	if p.opt.BeforeManifest != nil {
+		if err := p.opt.BeforeManifest(m); err != nil {
+			p.removeStored(ups)
+			return nil, err
 		}
 	}
 	data, err := m.Marshal()

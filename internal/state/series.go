@@ -79,11 +79,32 @@ func Open(dir, who string) (*Series, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
+	return lock(dir, who, 0)
+}
+
+// OpenWait opens an existing state folder, waiting up to wait for the run
+// that holds it (bk-pack, finishing) to let it go.
+func OpenWait(dir, who string, wait time.Duration) (*Series, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	return lock(dir, who, wait)
+}
+
+func lock(dir, who string, wait time.Duration) (*Series, error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state folder: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	deadline := time.Now().Add(wait)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		holder, _ := os.ReadFile(f.Name())
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {

@@ -55,7 +55,18 @@ reads the shares it lists from their hosts), or a hosts file (bk-join reads
 the manifests on its hosts and joins the newest backup, or the one --backup
 or --name picks; --list lists them). A folder that holds manifests is a host
 too, like a hosts file of one line; a folder of share files and no manifest
-is a set of shares. What a SOURCE is, is told from its content. Shares are
+is a set of shares. What a SOURCE is, is told from its content.
+
+An incremental backup (bk-pack --state) restores with its chain: from a
+hosts file or a manifest, bk-join outputs the full backup and each
+incremental one up to the chosen one, each checked against the manifests
+(the chosen backup's manifest pins every ancestor's set and stream hash),
+in one chain stream that bk-restore reads (docs/FORMAT.md, section 7). A
+missing link is an error naming the backup. A backup without a parent is
+output as stored, a plain archive; --single outputs the chosen backup's own
+archive even when it is incremental. Share files or a folder of shares
+alone do not know their chain: they give that one stream as it is.
+--before TIME picks the newest backup made before TIME. Shares are
 fetched from several hosts at once and only K good ones are needed: a host
 that is down, or sends a damaged block, is named in a warning and another
 host read in its place. SFTP hosts are reached with the system ssh, as by

@@ -27,6 +27,8 @@ func hostFlags() []ucli.Flag {
 	return append([]ucli.Flag{
 		&ucli.StringFlag{Name: "backup", Usage: "join the backup with this `ID` rather than the newest (with a hosts file)"},
 		&ucli.StringFlag{Name: "name", Usage: "join the newest backup of this `NAME` (bk-push --name) (with a hosts file)"},
+		&ucli.StringFlag{Name: "before", Usage: "join the newest backup made before `TIME` (2026-11-29 or RFC 3339) (with a hosts file)"},
+		&ucli.BoolFlag{Name: "single", Usage: "output the chosen backup's own archive, a plain age(zstd(tar)) stream, even when it is incremental"},
 		&ucli.BoolFlag{Name: "list", Usage: "list the backups whose manifests the SOURCEs hold or name, newest first, and exit"},
 	}, connect.Flags()...)
 }
@@ -141,10 +143,10 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 			s.rest = append(s.rest, arg)
 		}
 	}
-	picking := c.String("backup") != "" || c.String("name") != ""
+	picking := c.String("backup") != "" || c.String("name") != "" || c.String("before") != ""
 	switch {
 	case picking && len(hosts) == 0:
-		return nil, cli.Usagef("--backup and --name pick a backup on the hosts of a hosts file; give one as SOURCE")
+		return nil, cli.Usagef("--backup, --name and --before pick a backup on the hosts of a hosts file; give one as SOURCE")
 	case picking && len(s.given) > 0:
 		return nil, cli.Usagef("--backup and --name pick a backup on the hosts; a manifest given as SOURCE picks it already")
 	}
@@ -175,7 +177,11 @@ func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, err
 	if len(s.given) > 0 || !s.hosts {
 		return s.given, nil
 	}
-	b, err := s.cat.Pick(s.cat.Backups(s.listings), catalog.Query{ID: c.String("backup"), Name: c.String("name")})
+	t, err := before(c)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.cat.Pick(beforeOnly(s.cat.Backups(s.listings), t), catalog.Query{ID: c.String("backup"), Name: c.String("name")})
 	var notFound *catalog.NotFoundError
 	if errors.As(err, &notFound) {
 		return nil, cli.WithHint(err, "bk-join --list HOSTS lists the backups found")
@@ -241,6 +247,18 @@ func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer
 		if f, ok := streamFile(s.rest[0]); ok {
 			defer f.Close()
 			return shard.JoinStream(ctx, f, w, opts)
+		}
+	}
+	if len(chosen) == 1 && !c.Bool("single") {
+		backups, err := s.chainOf(ctx, chosen[0])
+		if err != nil {
+			return shard.JoinReport{}, err
+		}
+		if len(backups) > 1 {
+			if len(s.rest) > 0 {
+				return shard.JoinReport{}, cli.Usagef("backup %s is incremental: its chain is joined from the hosts, without share files", chosen[0].ID)
+			}
+			return s.joinChain(ctx, env, backups, w, opts)
 		}
 	}
 	files, err := sourcesOf(s.rest)

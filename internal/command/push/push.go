@@ -89,6 +89,7 @@ func Tool() cli.Tool {
 			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
 			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
 			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
+			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
 			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
 		}, connect.Flags()...),
@@ -162,14 +163,25 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	defer cat.Close()
+	var hs *handshake
+	var before func(*manifest.Manifest) error
+	if dir := c.String("state"); dir != "" {
+		if c.IsSet("parent") {
+			return cli.Usagef("--parent goes without --state, which names the parent itself")
+		}
+		hs = &handshake{dir: dir}
+		defer hs.close()
+		before = hs.beforeManifest
+	}
 	var progress *cli.Progress
 	m, err := push.Push(ctx, env.Stdin, push.Options{
-		Catalog:    cat,
-		Name:       name,
-		Parent:     c.String("parent"),
-		MinShares:  c.Int("min-shares"),
-		ExpectSize: expect,
-		StaleAge:   cli.Duration(c, "stale-age"),
+		BeforeManifest: before,
+		Catalog:        cat,
+		Name:           name,
+		Parent:         c.String("parent"),
+		MinShares:      c.Int("min-shares"),
+		ExpectSize:     expect,
+		StaleAge:       cli.Duration(c, "stale-age"),
 		Warn: func(format string, args ...any) {
 			env.Msg.Warnf(format, args...)
 			if len(args) == 1 && args[0] == push.ErrSizeUnknown {
@@ -192,6 +204,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			return fmt.Errorf("writing the manifest to stdout: %w", werr)
 		}
 		env.Msg.Notef("stored backup %s: %d of %d shares", m.ID, len(m.Shares), m.N)
+		if hs != nil {
+			if cerr := hs.commit(m); cerr != nil {
+				return cerr
+			}
+		}
 	}
 	return explain(err)
 }

@@ -1,0 +1,106 @@
+package join
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/chain"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
+)
+
+// before reads --before, the zero time when not given.
+func before(c *ucli.Context) (time.Time, error) {
+	s := c.String("before")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := units.ParseTime(s, time.Local)
+	if err != nil {
+		return t, cli.Usagef("--before: %v", err)
+	}
+	return t, nil
+}
+
+// beforeOnly keeps the backups made before t (all when t is zero).
+func beforeOnly(backups []*catalog.Backup, t time.Time) []*catalog.Backup {
+	if t.IsZero() {
+		return backups
+	}
+	var kept []*catalog.Backup
+	for _, b := range backups {
+		if b.Time.Before(t) {
+			kept = append(kept, b)
+		}
+	}
+	return kept
+}
+
+// chainOf is the chain that restores m: its ancestors as the manifests on
+// the hosts give them, each checked against what m pins (set ID, stream
+// hash), then m itself.
+func (s *sources) chainOf(ctx context.Context, m *manifest.Manifest) ([]*manifest.Manifest, error) {
+	if m.Version != manifest.VersionIncremental {
+		return []*manifest.Manifest{m}, nil
+	}
+	if !s.hosts {
+		return nil, fmt.Errorf("backup %s is incremental: give the hosts file too, so its chain can be found (or --single for its own archive)", m.ID)
+	}
+	want := map[string]bool{}
+	for _, a := range m.Ancestors {
+		want[a.ID] = true
+	}
+	listings := s.cat.List(ctx, s.cat.Hosts(), func(id string) bool { return want[id] })
+	byID := map[string]*catalog.Backup{}
+	for _, b := range s.cat.Backups(listings) {
+		if want[b.ID] && (byID[b.ID] == nil || (b.Counts && !byID[b.ID].Counts)) {
+			byID[b.ID] = b
+		}
+	}
+	var out []*manifest.Manifest
+	for i, a := range m.Ancestors {
+		b := byID[a.ID]
+		switch {
+		case b == nil:
+			return nil, fmt.Errorf("backup %s (level %d of the chain of %s) is missing on the hosts reached", a.ID, i, m.ID)
+		case b.SetID != a.SetID || b.StreamHash != a.StreamHash:
+			return nil, fmt.Errorf("backup %s on %s is not the one %s builds on (set or stream hash differ)", a.ID, b.HolderNames(), m.ID)
+		}
+		out = append(out, b.Manifest)
+	}
+	s.listings = append(s.listings, listings...)
+	return append(out, m), nil
+}
+
+// joinChain writes a chain stream: each backup of the chain rebuilt and
+// checked against its manifest, in order.
+func (s *sources) joinChain(ctx context.Context, env *cli.Env, backups []*manifest.Manifest, w io.Writer, opts shard.JoinOptions) (shard.JoinReport, error) {
+	var all shard.JoinReport
+	if err := chain.WriteHeader(w, len(backups)); err != nil {
+		return all, err
+	}
+	for _, m := range backups {
+		sources, err := s.cat.Sources(m, s.listings)
+		if err != nil {
+			return all, fmt.Errorf("backup %s: %w", m.ID, err)
+		}
+		if err := chain.WriteMember(w, m.ID, m.StreamSize); err != nil {
+			return all, err
+		}
+		env.Msg.Notef("joining backup %s of the chain (%s)", m.ID, units.Bytes(m.StreamSize))
+		report, err := catalog.Join(ctx, m, sources, w, opts)
+		if err != nil {
+			return report, err
+		}
+		all.Missing = append(all.Missing, report.Missing...)
+		all.Damaged = append(all.Damaged, report.Damaged...)
+	}
+	return all, nil
+}
