@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/bk-backup/bk/internal/fsutil"
+	"github.com/bk-backup/bk/internal/xattr"
 )
 
 // RestoreOptions tune Extract.
@@ -71,6 +74,9 @@ type extractor struct {
 	parentName string
 	parent     *os.Root
 	parentDir  *os.File
+	// What this system could not restore, for one warning each at the end.
+	unsettable       xattr.Unsettable
+	nodesUnsupported int
 }
 
 // Extract restores the tar stream r into dir. It reads r to io.EOF (after
@@ -146,7 +152,21 @@ func (x *extractor) run(dir string) error {
 	if err == nil {
 		err = x.setDirs()
 	}
+	if err == nil {
+		x.warnUnsupported()
+	}
 	return err
+}
+
+// warnUnsupported says once for the whole restore what this system could
+// not restore.
+func (x *extractor) warnUnsupported() {
+	if w := x.unsettable.Warning(); w != "" {
+		x.opts.Warn("%s", w)
+	}
+	if n := x.nodesUnsupported; n > 0 {
+		x.opts.Warn("%d device nodes or FIFOs not restored: this system cannot create them", n)
+	}
 }
 
 // ErrNotEmpty is returned by Extract for a target that holds something,
@@ -337,8 +357,10 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 				x.opts.Warn("%s: %v", e.name, err)
 			}
 		}
-		x.xattrsAt(e, base)
-		return lutimesAt(x.parentDir, base, h.ModTime)
+		x.setXattrs(e.name, h, func(name, value string) error {
+			return xattr.SetAt(x.parentDir, base, name, value)
+		})
+		return fsutil.LutimesAt(x.parentDir, base, h.ModTime)
 	case tar.TypeLink:
 		if e.linkUnselected {
 			x.opts.Warn("%s: not restored: it is a hard link to %s, which was not selected", e.name, e.link)
@@ -364,7 +386,13 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 	default:
 		mode |= sIFIFO
 	}
-	if err := mknodAt(x.parentDir, base, mode, h.Devmajor, h.Devminor); err != nil {
+	err := fsutil.MknodAt(x.parentDir, base, mode, h.Devmajor, h.Devminor)
+	if errors.Is(err, errors.ErrUnsupported) {
+		x.nodesUnsupported++
+		x.stats.Skipped++
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
 	return x.finishNode(e, pr, base)
@@ -383,7 +411,7 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 		err = hw.Close()
 	}
 	if err == nil {
-		err = x.xattrsFile(e, f)
+		x.setXattrs(e.name, h, func(name, value string) error { return xattr.FSet(f, name, value) })
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -414,27 +442,21 @@ func (x *extractor) finishNode(e *entry, pr *os.Root, base string) error {
 	return nil
 }
 
-// xattrs yields the extended attributes of an entry.
-func xattrs(h *tar.Header, fn func(name, value string)) {
-	keys := make([]string, 0, len(h.PAXRecords))
-	for k := range h.PAXRecords {
-		if strings.HasPrefix(k, xattrPrefix) {
-			keys = append(keys, k)
+// setXattrs sets the extended attributes of the entry name with set,
+// warning for each that fails; those the system or file system has no
+// place for are counted for one warning at the end.
+func (x *extractor) setXattrs(name string, h *tar.Header, set func(name, value string) error) {
+	for _, a := range xattr.FromRecords(h.PAXRecords) {
+		if !xattr.Settable(a.Name) {
+			x.unsettable.Add(a.Name)
+			continue
+		}
+		if err := set(a.Name, a.Value); errors.Is(err, errors.ErrUnsupported) {
+			x.unsettable.Add(a.Name)
+		} else if err != nil {
+			x.opts.Warn("%s: extended attribute %s not restored: %v", name, a.Name, err)
 		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fn(strings.TrimPrefix(k, xattrPrefix), h.PAXRecords[k])
-	}
-}
-
-func (x *extractor) xattrsFile(e *entry, f *os.File) error {
-	xattrs(e.h, func(name, value string) {
-		if err := fsetxattr(f, name, value); err != nil {
-			x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
-		}
-	})
-	return nil
 }
 
 // xattrsDir sets the extended attributes of the directory s.
@@ -447,22 +469,8 @@ func (x *extractor) xattrsDir(name string, h *tar.Header, s string) error {
 		return err
 	}
 	defer d.Close()
-	xattrs(h, func(k, value string) {
-		if err := fsetxattr(d, k, value); err != nil {
-			x.opts.Warn("%s: extended attribute %s not restored: %v", name, k, err)
-		}
-	})
+	x.setXattrs(name, h, func(k, value string) error { return xattr.FSet(d, k, value) })
 	return nil
-}
-
-// xattrsAt sets the extended attributes of the symlink base in the current
-// parent directory.
-func (x *extractor) xattrsAt(e *entry, base string) {
-	xattrs(e.h, func(name, value string) {
-		if err := lsetxattrAt(x.parentDir, base, name, value); err != nil {
-			x.opts.Warn("%s: extended attribute %s not restored: %v", e.name, name, err)
-		}
-	})
 }
 
 // move is one rename from the staging directory into place.

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os/user"
 	"strconv"
-	"time"
 )
 
 // readContent reads the rest of a big file; tests replace it to fail part
@@ -155,7 +154,7 @@ func (w *writer) header(it *item, fi fs.FileInfo) *tar.Header {
 		Gid:     int(st.Gid),
 		Uname:   w.userName(st.Uid),
 		Gname:   w.groupName(st.Gid),
-		ModTime: time.Unix(st.Mtim.Unix()),
+		ModTime: fi.ModTime(),
 		Format:  tar.FormatPAX,
 	}
 	m := fi.Mode()

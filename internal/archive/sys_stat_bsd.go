@@ -1,0 +1,10 @@
+//go:build darwin || freebsd
+
+package archive
+
+import (
+	"syscall"
+	"time"
+)
+
+func mtimeOf(st *syscall.Stat_t) time.Time { return time.Unix(st.Mtimespec.Unix()) }
