@@ -70,8 +70,7 @@ const (
 type devIno struct{ dev, ino uint64 }
 
 func keyOf(fi fs.FileInfo) devIno {
-	st := statOf(fi)
-	return devIno{uint64(st.Dev), st.Ino}
+	return devIno{devOf(fi), statOf(fi).Ino}
 }
 
 // top is a path given to Pack. Paths may overlap (home, home/alice): each
@@ -353,7 +352,7 @@ func (p *packer) walk(paths []string, tops []fs.FileInfo) bool {
 			continue
 		}
 		p.top = i
-		if !p.visit(disk, names[i], tops[i], uint64(statOf(tops[i]).Dev)) {
+		if !p.visit(disk, names[i], tops[i], devOf(tops[i])) {
 			return false
 		}
 	}
@@ -392,7 +391,7 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 		}
 		// A directory on another file system is stored without its
 		// content by -x: the walk of that path, if given, still goes in.
-		t.stored = !(mode.IsDir() && p.opts.OneFileSystem && uint64(statOf(fi).Dev) != dev)
+		t.stored = !(mode.IsDir() && p.opts.OneFileSystem && devOf(fi) != dev)
 	}
 	it := &item{path: disk, name: name, fi: fi}
 	switch {
@@ -425,7 +424,7 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 		return p.emit(it)
 	}
 	it.kind = kindDir
-	if p.opts.OneFileSystem && uint64(statOf(fi).Dev) != dev {
+	if p.opts.OneFileSystem && devOf(fi) != dev {
 		return p.emit(it)
 	}
 	kids, listing, err := p.listDir(disk, name)

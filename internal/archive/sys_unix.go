@@ -23,6 +23,10 @@ func statOf(fi fs.FileInfo) *syscall.Stat_t {
 	return st
 }
 
+// devOf is the device of a FileInfo from Lstat or Stat, in the one type
+// all systems fit (macOS's is an int32).
+func devOf(fi fs.FileInfo) uint64 { return uint64(statOf(fi).Dev) }
+
 // listXattrs reads the extended attributes of path (not following a
 // symlink) as PAX records.
 func listXattrs(path string) (map[string]string, error) {
