@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bk-backup/bk/internal/fsutil"
 	"github.com/bk-backup/bk/internal/xattr"
 )
 
@@ -106,11 +107,15 @@ type statInfo struct {
 	st   syscall.Stat_t
 }
 
-func (s *statInfo) Name() string       { return s.name }
-func (s *statInfo) Size() int64        { return s.st.Size }
-func (s *statInfo) ModTime() time.Time { return mtimeOf(&s.st) }
-func (s *statInfo) IsDir() bool        { return false }
-func (s *statInfo) Sys() any           { return &s.st }
+func (s *statInfo) Name() string { return s.name }
+func (s *statInfo) Size() int64  { return s.st.Size }
+func (s *statInfo) IsDir() bool  { return false }
+func (s *statInfo) Sys() any     { return &s.st }
+
+func (s *statInfo) ModTime() time.Time {
+	mtime, _ := fsutil.StatTimes(&s.st)
+	return mtime
+}
 
 func (s *statInfo) Mode() fs.FileMode {
 	m := fs.FileMode(s.st.Mode & 0o777)

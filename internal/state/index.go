@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/fsutil"
 )
 
 // indexMagic is the first line of an index file; the number is its version.
@@ -72,8 +73,8 @@ func entryOf(c archive.Child) Entry {
 		e.UID, e.GID = st.Uid, st.Gid
 		e.Dev, e.Ino = uint64(st.Dev), st.Ino
 		e.Size = uint64(st.Size)
-		e.Mtime = st.Mtim.Nano()
-		e.Ctime = st.Ctim.Nano()
+		mtime, ctime := fsutil.StatTimes(st)
+		e.Mtime, e.Ctime = mtime.UnixNano(), ctime.UnixNano()
 	}
 	return e
 }
