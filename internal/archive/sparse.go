@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -94,13 +95,7 @@ func sparseHeader(h *tar.Header, size, stored int64) []byte {
 		recs["size"] = strconv.FormatInt(stored, 10)
 	}
 	var data []byte
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range recs {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(recs)) {
 		data = append(data, paxRecord(k, recs[k])...)
 	}
 
