@@ -11,7 +11,9 @@ import (
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/chain"
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
 	"github.com/bk-backup/bk/internal/units"
 )
@@ -51,7 +53,9 @@ func (s *sources) chainOf(ctx context.Context, m *manifest.Manifest) ([]*manifes
 		return []*manifest.Manifest{m}, nil
 	}
 	if !s.hosts {
-		return nil, fmt.Errorf("backup %s is incremental: give the hosts file too, so its chain can be found (or --single for its own archive)", m.ID)
+		if err := s.hostsOf(m); err != nil {
+			return nil, err
+		}
 	}
 	want := map[string]bool{}
 	for _, a := range m.Ancestors {
@@ -103,4 +107,21 @@ func (s *sources) joinChain(ctx context.Context, env *cli.Env, backups []*manife
 		all.Damaged = append(all.Damaged, report.Damaged...)
 	}
 	return all, nil
+}
+
+// hostsOf makes the hosts of m's shares the catalog's, to look for its
+// ancestors there when only a manifest was given.
+func (s *sources) hostsOf(m *manifest.Manifest) error {
+	var hosts []hostsfile.Host
+	for _, sh := range m.Shares {
+		loc, err := remote.ParseLocation(sh.Host, "")
+		if err != nil {
+			return fmt.Errorf("backup %s: share %d: %w", m.ID, sh.Index, err)
+		}
+		hosts = append(hosts, hostsfile.Host{Location: loc})
+	}
+	s.cat.Close()
+	s.cat = catalog.New(hosts, s.opts)
+	s.hosts = true
+	return nil
 }

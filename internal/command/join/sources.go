@@ -84,6 +84,7 @@ func isText(b []byte) bool {
 type sources struct {
 	given    []*manifest.Manifest
 	cat      *catalog.Catalog
+	opts     catalog.Options
 	hosts    bool // a hosts file or a host folder was given
 	listings []*catalog.Listing
 	rest     []string
@@ -97,7 +98,7 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 	if err != nil {
 		return nil, err
 	}
-	s := &sources{}
+	s := &sources{opts: opts}
 	var hostFiles []string
 	var hosts []hostsfile.Host
 	for _, arg := range args {
