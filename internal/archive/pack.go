@@ -104,9 +104,12 @@ type item struct {
 	end    bool     // the read that filled data met the end of the file
 	grew   bool     // there was more than st.Size()
 	sparse []region // the data regions of a file with holes, else nil
-	err    error
-	budget int64
-	load   bool // read by a worker
+	err    error    // the file could not be opened or read at all: skipped
+	// readErr stopped the read of the head after some bytes: the file is
+	// stored with them, marked damaged.
+	readErr error
+	budget  int64
+	load    bool // read by a worker
 }
 
 // batch is a run of consecutive entries, in stream order. Its files are

@@ -244,8 +244,8 @@ func TestPackOverlappingPaths(t *testing.T) {
 	}
 }
 
-// failReads makes reads of the rest of path fail with EIO once after bytes
-// of it were read by readContent (the head, read ahead, comes before).
+// failReads makes reads of path fail with EIO once after bytes of it were
+// read.
 func failReads(t *testing.T, path string, after int) {
 	read := 0
 	readContent = func(fd int, p string, b []byte) (int, error) {
@@ -281,7 +281,7 @@ func TestPackReadErrorMarksDamaged(t *testing.T) {
 	if st.Damaged != 1 || st.Skipped != 0 || st.Files != 2 {
 		t.Errorf("stats %+v", st)
 	}
-	head := headChunk + 1<<20
+	head := 1 << 20
 	want := fmt.Sprintf("src/bad: read error after %d of %d bytes: input/output error; stored with zeros for the rest, marked damaged", head, len(data))
 	if len(warnings) != 1 || warnings[0] != want {
 		t.Errorf("pack warnings %q, want %q", warnings, want)
@@ -331,6 +331,46 @@ func TestPackReadErrorMarksDamaged(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(gnu, "src/bad")); !bytes.Equal(got, restored) {
 		t.Error("GNU tar restored other content")
+	}
+}
+
+// A read error in the head that a read worker reads ahead (all of a small
+// file) stores what was read, marked damaged; one before the first byte
+// skips the file.
+func TestPackReadErrorInHead(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct {
+		size, after int
+		damaged     bool
+	}{
+		{100 << 10, 10 << 10, true},    // a small file, read whole ahead
+		{3 << 20, headChunk / 2, true}, // in the head of a big one
+		{3 << 20, 0, false},            // nothing readable: skipped
+	} {
+		os.RemoveAll("src")
+		os.MkdirAll("src", 0o755)
+		os.WriteFile("src/f", bytes.Repeat([]byte{7}, tc.size), 0o644)
+		failReads(t, "src/f", tc.after)
+		var warnings []string
+		archive, st := pack(t, []string{"src"}, PackOptions{Warn: func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) }})
+		if !tc.damaged {
+			if st.Skipped != 1 || st.Damaged != 0 || len(warnings) != 1 || !strings.HasPrefix(warnings[0], "skipping src/f: ") {
+				t.Errorf("%+v: stats %+v, warnings %q", tc, st, warnings)
+			}
+			continue
+		}
+		want := fmt.Sprintf("src/f: read error after %d of %d bytes: input/output error; stored with zeros for the rest, marked damaged", tc.after, tc.size)
+		if st.Damaged != 1 || st.Skipped != 0 || len(warnings) != 1 || warnings[0] != want {
+			t.Errorf("%+v: stats %+v, warnings %q", tc, st, warnings)
+		}
+		out := t.TempDir()
+		if _, err := Extract(context.Background(), bytes.NewReader(archive), out, RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want2 := append(bytes.Repeat([]byte{7}, tc.after), make([]byte, tc.size-tc.after)...)
+		if got, _ := os.ReadFile(filepath.Join(out, "src/f")); !bytes.Equal(got, want2) {
+			t.Errorf("%+v: restored content is not what was read followed by zeros", tc)
+		}
 	}
 }
 

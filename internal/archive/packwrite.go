@@ -10,8 +10,8 @@ import (
 	"strconv"
 )
 
-// readContent reads the rest of a big file; tests replace it to fail part
-// way, as a failing disk does.
+// readContent reads a file's content; tests replace it to fail part way,
+// as a failing disk does.
 var readContent = readFd
 
 // loadBatch reads the files of a batch into its buffer. It runs in a read
@@ -73,16 +73,20 @@ func (p *packer) load(it *item, buf []byte) {
 	}
 	n := 0
 	for n < len(buf) {
-		m, err := readFd(fd, it.path, buf[n:])
+		m, err := readContent(fd, it.path, buf[n:])
 		n += m
 		if err == io.EOF {
 			it.end = true
 			break
 		}
-		if err != nil {
-			it.err = err
+		if err != nil && n == 0 {
+			it.err = err // nothing read: the file is skipped
 			it.close()
 			return
+		}
+		if err != nil {
+			it.readErr = err // stored with what was read, marked damaged
+			break
 		}
 		if whole && int64(n) >= size && n < len(buf) {
 			it.end = true // a short read of a regular file is its end
@@ -247,11 +251,14 @@ func (w *writer) writeFile(it *item) error {
 		return err
 	}
 	w.p.opts.Progress(len(it.data))
-	n, readErr, err := w.copyFile(w.tw, it, size-int64(len(it.data)))
-	if err != nil {
-		return err
+	n, readErr := int64(len(it.data)), it.readErr
+	if readErr == nil {
+		m, rerr, err := w.copyFile(w.tw, it, size-n)
+		if err != nil {
+			return err
+		}
+		n, readErr = n+m, rerr
 	}
-	n += int64(len(it.data))
 	// tar needs as many bytes as the header said: pad with zeros.
 	if err := pad(w.tw, size-n); err != nil {
 		return err
