@@ -8,12 +8,13 @@
 #   BENCH_SCALE=0.1 bench/run.sh      a quick run on data sets 10x smaller
 #   bench/run.sh --quick              the same as BENCH_SCALE=0.1
 #   bench/run.sh --rows "2 3"         only some rows (1 pack, 2 split, 3 join,
-#                                     4 end-to-end backup, 5 restore)
+#                                     4 end-to-end backup, 5 restore,
+#                                     6 incremental)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
+# BENCH_ROWS ("1 2 3 4 5 6"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
 #
 # Everything is written below bench/_out/: data/ (the data sets, made again
 # only when the seed or scale changes), work/ (outputs, shares, hosts),
@@ -33,7 +34,7 @@ usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
-ROWS=${BENCH_ROWS:-1 2 3 4 5}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6}
 GOBENCH=${BENCH_GO:-0}
 while (($#)); do
 	case $1 in
@@ -637,13 +638,79 @@ row5() {
 	fi
 }
 
+# change1pct DIR: rewrite one file in a hundred, spread over the tree, with
+# new content (a new size too), so both tools see them changed.
+change1pct() {
+	find "$1" -type f | sort | awk 'NR % 100 == 0' | while read -r f; do
+		printf 'changed %s %s\n' "$EPOCHREALTIME" "$f" >>"$f"
+	done
+}
+
+row6() {
+	ROW=6 ROWNAME="incremental"
+	local tree=$WORK/inc/small labels=() n
+	need bk-pack restic || return 0
+	# A copy of the small set, so the changes stay out of the other rows;
+	# a full backup with --state, and restic's first snapshot, untimed.
+	rm -rf "$WORK/inc" && mkdir -p "$WORK/inc" && cp -a "$DATA/small" "$tree"
+	sleep 1.1 # nothing modified within the second the scans start
+	(cd "$WORK/inc" && bk-pack -q -r "$RECIP" --state "$WORK/inc/state" -o "$WORK/inc/full.bk" small)
+	SIZE[inc-full]=$(stat -c %s "$WORK/inc/full.bk")
+	rm -rf "$WORK/inc/restic" && restic init -q --repo "$WORK/inc/restic" >/dev/null
+	(cd "$WORK/inc" && restic -q --repo "$WORK/inc/restic" --cache-dir "$WORK/inc/restic-cache" backup small >/dev/null)
+	# To stdout, the state does not advance: every run compares with the full.
+	def inc-none "" "cd $WORK/inc && T bk-pack bk-pack -q -r $RECIP --state $WORK/inc/state small > $WORK/inc/none.bk"
+	def restic-none "" "cd $WORK/inc && T restic restic -q --repo $WORK/inc/restic --cache-dir $WORK/inc/restic-cache backup small"
+	measure inc-none restic-none
+	ok inc-none && SIZE[inc-none]=$(stat -c %s "$WORK/inc/none.bk")
+	compare small "no-change incremental / restic's no-change backup" inc-none restic-none "<=" 0.25
+	sizeline small "no-change incremental output / the full backup's" inc-none inc-full 0.01
+	# One file in a hundred changed; restic's parent snapshot moves on each
+	# run, so the files are changed again before each run of both.
+	def inc-1pct "change1pct $tree" "cd $WORK/inc && T bk-pack bk-pack -q -r $RECIP --state $WORK/inc/state small > $WORK/inc/1pct.bk"
+	def restic-1pct "change1pct $tree" "cd $WORK/inc && T restic restic -q --repo $WORK/inc/restic --cache-dir $WORK/inc/restic-cache backup small"
+	measure inc-1pct restic-1pct
+	ok inc-1pct && SIZE[inc-1pct]=$(stat -c %s "$WORK/inc/1pct.bk")
+	compare small "1 % changed: incremental / restic's backup" inc-1pct restic-1pct "<=" 0.5
+	sizeline small "1 % changed: incremental output / the full's" inc-1pct inc-full 0.02
+	rssline small "no-change incremental peak RSS" inc-none bk-pack restic-none restic
+	# Memory: a tree of many entries (2,000,000 at full scale, empty files,
+	# 1,000 a folder), scanned incrementally after a full backup.
+	n=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2000000 * s }')
+	rm -rf "$WORK/inc/many" && mkdir -p "$WORK/inc/many"
+	$PY - "$WORK/inc/many/tree" "$n" <<'PYEOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for d in range((n + 999) // 1000):
+    p = os.path.join(root, "%03d" % (d // 100), "%02d" % (d % 100))
+    os.makedirs(p)
+    for f in range(min(1000, n - d * 1000)):
+        open(os.path.join(p, "f%04d" % f), "w").close()
+PYEOF
+	sleep 1.1
+	(cd "$WORK/inc/many" && bk-pack -q --plaintext -l 1 --state "$WORK/inc/many/state" -o "$WORK/inc/many/full.bk" tree)
+	def inc-many "" "cd $WORK/inc/many && T bk-pack bk-pack -q --plaintext --state $WORK/inc/many/state tree > /dev/null"
+	REPS=1 measure inc-many
+	rssline many "incremental scan of $n entries: peak RSS" inc-many bk-pack
+	ok inc-many && line many "incremental scan of $n entries: time" "$(secs "${BEST[inc-many]}")" "" "-" "-" "info"
+	rm -rf "$WORK/inc/many"
+}
+
+# sizeline SET WHAT LABEL REFLABEL LIMIT: output size against a reference's.
+sizeline() {
+	[[ -n ${SIZE[$3]:-} && -n ${SIZE[$4]:-} ]] || return 0
+	local r
+	r=$(awk -v a="${SIZE[$3]}" -v b="${SIZE[$4]}" 'BEGIN { printf "%.4f", a / b }')
+	line "$1" "$2" "$(human "${SIZE[$3]}")" "$(human "${SIZE[$4]}")" "${r}x" "<= ${5}x" "$(verdict "$r" "<=" "$5")"
+}
+
 # --- report ------------------------------------------------------------------
 
 START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T0=$SECONDS
 for r in $ROWS; do
 	case $r in
-	[1-5]) "row$r" ;;
+	[1-6]) "row$r" ;;
 	*) echo "bench: error: no row $r" >&2; exit 2 ;;
 	esac
 done
