@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bk-backup/bk/internal/manifest"
 )
@@ -85,23 +86,34 @@ func (c *Catalog) judge(b, earlier *Backup) {
 	}
 }
 
-// Query picks a backup: by ID, else the newest of Name, else the newest.
+// Query picks a backup: by ID, else the newest of Name (of any name when
+// empty) made before Before (any time when zero).
 type Query struct {
-	ID   string
-	Name string
+	ID     string
+	Name   string
+	Before time.Time
+}
+
+func (q Query) fits(b *Backup) bool {
+	return (q.ID == "" || b.ID == q.ID) && (q.Name == "" || b.Name == q.Name) &&
+		(q.Before.IsZero() || b.Time.Before(q.Before))
 }
 
 // NotFoundError is a Query that no backup on the hosts fits.
 type NotFoundError struct{ Query Query }
 
 func (e *NotFoundError) Error() string {
+	what := "no backup"
 	switch {
 	case e.Query.ID != "":
-		return "no backup " + e.Query.ID + " found on the hosts reached"
+		what += " " + e.Query.ID
 	case e.Query.Name != "":
-		return "no backup named " + e.Query.Name + " found on the hosts reached"
+		what += " named " + e.Query.Name
 	}
-	return "no backup found on the hosts reached"
+	if !e.Query.Before.IsZero() {
+		what += " made before " + e.Query.Before.UTC().Format(time.RFC3339)
+	}
+	return what + " found on the hosts reached"
 }
 
 // Pick returns the backup q asks for among backups (newest first, as
@@ -111,7 +123,7 @@ func (e *NotFoundError) Error() string {
 func (c *Catalog) Pick(backups []*Backup, q Query) (*Backup, error) {
 	var doubtful *Backup
 	for _, b := range backups {
-		if (q.ID != "" && b.ID != q.ID) || (q.Name != "" && b.Name != q.Name) {
+		if !q.fits(b) {
 			continue
 		}
 		if b.Counts {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,63 @@ func TestHoldWriter(t *testing.T) {
 	}
 	if err := h.flush(); err != nil || out.String() != "abcdefghij" {
 		t.Fatalf("flush: %q, %v", out.String(), err)
+	}
+}
+
+// Shares are found on every host listed, the named one first; a host that
+// only the manifest names is read where it says.
+func TestPlaceAndSources(t *testing.T) {
+	c, d, _ := folders(t, 3)
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
+	away := t.TempDir()
+	for i, dir := range []string{d[0], d[1], away} {
+		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: 5, SHA256: strings.Repeat("cd", 32)}
+		m.Shares = append(m.Shares, s)
+	}
+	// Share 0 also stands on d[2] (a copy), share 1 moved to d[2].
+	for _, f := range []string{filepath.Join(d[0], m.Shares[0].Path), filepath.Join(d[2], m.Shares[0].Path), filepath.Join(d[2], m.Shares[1].Path), filepath.Join(away, m.Shares[2].Path)} {
+		if err := os.WriteFile(f, []byte("share"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listings := c.List(context.Background(), c.Hosts(), nil)
+	placed, err := c.Place(m, listings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostsOf := func(p Placed) (out []string) {
+		for _, f := range p.Found {
+			out = append(out, filepath.Base(f.Host.String()))
+		}
+		return out
+	}
+	if got := hostsOf(placed[0]); strings.Join(got, " ") != "h0 h2" || placed[0].Found[0].Info.Size != 5 {
+		t.Errorf("share 0 found on %v", got)
+	}
+	if got := hostsOf(placed[1]); strings.Join(got, " ") != "h2" || !placed[1].Listed {
+		t.Errorf("share 1 found on %v", got)
+	}
+	if len(placed[2].Found) != 0 || placed[2].Listed {
+		t.Errorf("share 2: %+v", placed[2])
+	}
+	sources, err := c.Sources(m, listings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range sources {
+		names = append(names, filepath.Base(strings.TrimPrefix(s.Name(), "host ")))
+	}
+	want := "h0 h2 h2 " + filepath.Base(away)
+	if strings.Join(names, " ") != want {
+		t.Fatalf("sources on %v, want %s", names, want)
+	}
+	rc, err := sources[3].Open(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "hare" {
+		t.Fatalf("read %q from offset 1", b)
 	}
 }

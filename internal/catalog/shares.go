@@ -10,43 +10,83 @@ import (
 	"strings"
 
 	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
 )
 
-// Sources returns where to read the shares of m: for each share, every
-// host of listings that holds a file of the share's name, so a host that
-// moved (a NAS with a new address, a disk mounted elsewhere) still serves
-// its share through the hosts file; and the host the manifest names,
-// unless it was listed without the file. Hosts are dialled when first
-// read. Share sources name their host.
-func (c *Catalog) Sources(m *manifest.Manifest, listings []*Listing) ([]shard.Source, error) {
-	var sources []shard.Source
+// Placed is one share of a backup and where it stands.
+type Placed struct {
+	manifest.Share
+	// Named is the host the manifest names for it.
+	Named *Host
+	// Listed tells whether Named was among the hosts listed.
+	Listed bool
+	// Found are the hosts whose listing holds a file of the share's path,
+	// the named host first, with the file as listed: what a check holds
+	// against the manifest's size, and where a repair finds a share
+	// missing.
+	Found []Found
+}
+
+// Found is a file of a share's name on a host.
+type Found struct {
+	Host *Host
+	Info remote.Info
+}
+
+// Place finds each share of m on the hosts of listings: on every host that
+// lists a file of the share's path, wherever the manifest says it went.
+func (c *Catalog) Place(m *manifest.Manifest, listings []*Listing) ([]Placed, error) {
+	var out []Placed
 	for _, s := range m.Shares {
 		named, err := c.hostAt(s.Host)
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s, share %d: %w", m.ID, s.Index, err)
 		}
-		var found []*Host
-		namedListed := false
+		p := Placed{Share: s, Named: named}
 		for _, l := range listings {
 			if l.Host == named {
-				namedListed = true
+				p.Listed = true
 			}
-			if _, ok := l.Files[s.Path]; ok && l.Err == nil {
-				found = append(found, l.Host)
+			if fi, ok := l.Files[s.Path]; ok && l.Err == nil {
+				p.Found = append(p.Found, Found{l.Host, fi})
 			}
 		}
 		// The named host first: it is where the share was sent.
-		if i := slices.Index(found, named); i > 0 {
-			found[0], found[i] = found[i], found[0]
+		if i := slices.IndexFunc(p.Found, func(f Found) bool { return f.Host == named }); i > 0 {
+			p.Found[0], p.Found[i] = p.Found[i], p.Found[0]
 		}
-		// A listing shows only the top folder; a share in a subfolder is
-		// looked for where the manifest says.
-		if !namedListed || (strings.Contains(s.Path, "/") && !slices.Contains(found, named) && !named.Failed()) {
-			found = append([]*Host{named}, found...)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Sources returns where to read the shares of m: for each share, every
+// host of listings that holds a file of the share's name, so a host that
+// moved (a NAS with a new address, a disk mounted elsewhere) still serves
+// its share through the hosts file; and, where no host given holds it, the
+// host the manifest names, unless that was listed without the file. Hosts are dialled when first
+// read. Share sources name their host.
+func (c *Catalog) Sources(m *manifest.Manifest, listings []*Listing) ([]shard.Source, error) {
+	placed, err := c.Place(m, listings)
+	if err != nil {
+		return nil, err
+	}
+	var sources []shard.Source
+	for _, p := range placed {
+		var hosts []*Host
+		for _, f := range p.Found {
+			hosts = append(hosts, f.Host)
 		}
-		for _, h := range found {
-			sources = append(sources, &hostShare{h: h, path: s.Path})
+		// Where the manifest says, when no host given holds it: a host the
+		// list lacks, or a share in a subfolder (listings show the top
+		// folder only).
+		subfolder := strings.Contains(p.Path, "/") && !slices.Contains(hosts, p.Named) && !p.Named.Failed()
+		if (!p.Listed && len(hosts) == 0) || subfolder {
+			hosts = append([]*Host{p.Named}, hosts...)
+		}
+		for _, h := range hosts {
+			sources = append(sources, &hostShare{h: h, path: p.Path})
 		}
 	}
 	return sources, nil

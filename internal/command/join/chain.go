@@ -31,20 +31,6 @@ func before(c *ucli.Context) (time.Time, error) {
 	return t, nil
 }
 
-// beforeOnly keeps the backups made before t (all when t is zero).
-func beforeOnly(backups []*catalog.Backup, t time.Time) []*catalog.Backup {
-	if t.IsZero() {
-		return backups
-	}
-	var kept []*catalog.Backup
-	for _, b := range backups {
-		if b.Time.Before(t) {
-			kept = append(kept, b)
-		}
-	}
-	return kept
-}
-
 // chainOf is the chain that restores m: its ancestors as the manifests on
 // the hosts give them, each checked against what m pins (set ID, stream
 // hash), then m itself.

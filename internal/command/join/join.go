@@ -52,8 +52,8 @@ numbers are refused. The same share given twice counts once.
 
 A SOURCE may also be a manifest that bk-push printed or stored (bk-join
 reads the shares it lists from their hosts), or a hosts file (bk-join reads
-the manifests on its hosts and joins the newest backup, or the one --backup
-or --name picks; --list lists them). A folder that holds manifests is a host
+the manifests on its hosts and joins the newest backup, or the one --backup,
+--name or --before picks; --list lists them). A folder that holds manifests is a host
 too, like a hosts file of one line; a folder of share files and no manifest
 is a set of shares. What a SOURCE is, is told from its content.
 

@@ -149,7 +149,7 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 	case picking && len(hosts) == 0:
 		return nil, cli.Usagef("--backup, --name and --before pick a backup on the hosts of a hosts file; give one as SOURCE")
 	case picking && len(s.given) > 0:
-		return nil, cli.Usagef("--backup and --name pick a backup on the hosts; a manifest given as SOURCE picks it already")
+		return nil, cli.Usagef("--backup, --name and --before pick a backup on the hosts; a manifest given as SOURCE picks it already")
 	}
 	s.cat = catalog.New(hosts, opts)
 	s.hosts = len(hosts) > 0
@@ -182,7 +182,7 @@ func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, err
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.cat.Pick(beforeOnly(s.cat.Backups(s.listings), t), catalog.Query{ID: c.String("backup"), Name: c.String("name")})
+	b, err := s.cat.Pick(s.cat.Backups(s.listings), catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: t})
 	var notFound *catalog.NotFoundError
 	if errors.As(err, &notFound) {
 		return nil, cli.WithHint(err, "bk-join --list HOSTS lists the backups found")
