@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	ucli "github.com/urfave/cli/v2"
 	"io"
 	"os"
@@ -23,6 +24,8 @@ func TestExitCodes(t *testing.T) {
 		{errors.New("boom"), ExitFailed},
 		{Usagef("bad flag"), ExitUsage},
 		{WithHint(Usagef("bad flag"), "fix it"), ExitUsage},
+		{WithHint(AsUsage(fmt.Errorf("hosts:3: %w", errors.New("bad option"))), "fix it"), ExitUsage},
+		{AsUsage(nil), ExitOK},
 		{Degradedf("2 files skipped"), ExitDegraded},
 		{errInterrupted, ExitInterrupted},
 	}
@@ -38,7 +41,10 @@ func TestReportGrammar(t *testing.T) {
 	m := &Messages{Tool: "bk-x", W: &buf}
 	m.Report(WithHint(errors.New("host nas: connection refused"), "is the host up?"))
 	m.Report(Degradedf("1 file skipped"))
-	want := "bk-x: error: host nas: connection refused\nbk-x: hint: is the host up?\nbk-x: warning: 1 file skipped\n"
+	m.Report(WithHint(Usagef("hosts:2: bad"), "fix line 2"))
+	m.Report(Usagef("bad flag"))
+	want := "bk-x: error: host nas: connection refused\nbk-x: hint: is the host up?\nbk-x: warning: 1 file skipped\n" +
+		"bk-x: error: hosts:2: bad\nbk-x: hint: fix line 2\nbk-x: error: bad flag\nbk-x: hint: see 'bk-x --help'\n"
 	if buf.String() != want {
 		t.Errorf("got %q, want %q", buf.String(), want)
 	}

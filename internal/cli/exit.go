@@ -14,14 +14,24 @@ const (
 	ExitInterrupted = 130
 )
 
-// UsageError marks a mistake in the command line: exit 2.
-type UsageError struct{ Msg string }
+// UsageError marks a mistake in the command line, or in a file it names
+// (a hosts file): exit 2.
+type UsageError struct{ Err error }
 
-func (e *UsageError) Error() string { return e.Msg }
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
 
 // Usagef returns a UsageError.
 func Usagef(format string, args ...any) error {
-	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// AsUsage marks err as a usage error; nil stays nil.
+func AsUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
 }
 
 // HintError carries a line that tells the user how to fix the error.

@@ -69,7 +69,7 @@ func (m *Messages) Warnings() int {
 }
 
 // Report prints err the way the tool's exit code reads it: a degraded
-// finish is a warning, anything else an error, followed by its hint.
+// finish is a warning, anything else an error, followed by a hint.
 func (m *Messages) Report(err error) {
 	if err == nil || errors.Is(err, errInterrupted) {
 		if err != nil {
@@ -83,12 +83,13 @@ func (m *Messages) Report(err error) {
 	} else {
 		m.Errorf("%s", err)
 	}
+	// One hint: the error's own, else, for a usage error, the help.
 	var hinted *HintError
-	if errors.As(err, &hinted) {
-		m.Hintf("%s", hinted.Hint)
-	}
 	var usage *UsageError
-	if errors.As(err, &usage) {
+	switch {
+	case errors.As(err, &hinted):
+		m.Hintf("%s", hinted.Hint)
+	case errors.As(err, &usage):
 		m.Hintf("see '%s --help'", m.Tool)
 	}
 }

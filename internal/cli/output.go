@@ -25,7 +25,7 @@ type Output struct {
 // terminal as stdout.
 func OpenOutput(path string, stdout io.Writer, what string) (*Output, error) {
 	if path == "" || path == "-" {
-		if err := RefuseTerminal(stdout, what); err != nil {
+		if err := RefuseTerminal(stdout, what, "-o FILE"); err != nil {
 			return nil, err
 		}
 		return &Output{stdout: stdout}, nil

@@ -98,6 +98,7 @@ func Main(t Tool, args []string, stdio Stdio) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer catchSIGPIPE()()
 
 	var actionErr error
 	flags := append(commonFlags(t), t.Flags...)
@@ -118,7 +119,7 @@ func Main(t Tool, args []string, stdio Stdio) int {
 		ErrWriter:                 stdio.Stderr,
 		ExitErrHandler:            func(*ucli.Context, error) {},
 		OnUsageError: func(_ *ucli.Context, err error, _ bool) error {
-			return &UsageError{Msg: err.Error()}
+			return &UsageError{Err: err}
 		},
 		Action: func(c *ucli.Context) error {
 			msg.Quiet = c.Bool("quiet")
@@ -136,13 +137,13 @@ func Main(t Tool, args []string, stdio Stdio) int {
 		// urfave would read the arguments as a help topic.
 		ordered = []string{"--help"}
 	}
-	err := app.Run(append(args[:1:1], ordered...))
+	err := downstream(ctx, app.Run(append(args[:1:1], ordered...)), stdio.Stdout)
 	if err != nil && ctx.Err() != nil {
 		err = errInterrupted
 	}
 	if err != nil && actionErr == nil && !errors.As(err, new(*UsageError)) {
 		// urfave reports flag errors without calling OnUsageError in some paths.
-		err = &UsageError{Msg: err.Error()}
+		err = &UsageError{Err: err}
 	}
 	msg.Report(err)
 	return ExitCode(err)

@@ -15,12 +15,23 @@ func IsTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// RefuseTerminal returns an error when w, about to receive binary data, is a
-// terminal: nobody wants ciphertext in their scrollback.
-func RefuseTerminal(w io.Writer, what string) error {
+// RefuseTerminal returns a usage error when w, about to receive binary
+// data, is a terminal: nobody wants ciphertext in their scrollback. option
+// is how the tool writes to a file instead, e.g. "-o FILE".
+func RefuseTerminal(w io.Writer, what, option string) error {
 	if IsTerminal(w) {
-		return WithHint(fmt.Errorf("refusing to write %s to a terminal", what),
-			"redirect stdout to a file or a pipe, or use -o FILE")
+		return WithHint(Usagef("refusing to write %s to a terminal", what),
+			"redirect stdout to a file or a pipe, or use "+option)
+	}
+	return nil
+}
+
+// RefuseTerminalInput returns a usage error when r, where data should come
+// from, is a terminal: typing is not what the tool expects, and it would
+// wait for it silently. hint says where the data should come from.
+func RefuseTerminalInput(r io.Reader, what, hint string) error {
+	if IsTerminal(r) {
+		return WithHint(Usagef("refusing to read %s from a terminal", what), hint)
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func Open(files []string, opts catalog.Options) (*catalog.Catalog, error) {
 	for _, f := range files {
 		hs, err := hostsfile.ParseFile(f)
 		if err != nil {
-			return nil, err
+			return nil, cli.AsUsage(err)
 		}
 		hosts = append(hosts, hs...)
 	}

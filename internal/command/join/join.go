@@ -98,16 +98,19 @@ stripe, how many good blocks it had, and each share that was missing or
 bad), two versions of a stripe or of the stream's end each held by K
 shares (the message names both groups), shares of two sets in equal
 numbers, or no share at all. Standard output then holds only whole stripes
-that verified, a prefix of the stream; with -o no file appears.
+that verified, a prefix of the stream; with -o no file appears. Also when
+the next stage of the pipeline quit before the end.
 
-2  usage error, or standard output is a terminal.
+2  usage error: a bad flag, a bad hosts file, standard output a terminal,
+or standard input one when no SOURCE is given.
 
 3  the stream was rebuilt completely and verified, but a share was missing
 or bad (a block, a record, a trailer, a share of another set, an
 unreachable host), or a share stream lacked its end frame: each is named
 in a warning. The output is whole; the backup needs repair.
 
-130  interrupted.`},
+130  interrupted. Ctrl-C stops every stage of a pipeline with 130, also a
+stage that finds the next one gone first.`},
 			{Title: "EXAMPLES", Body: `Rebuild from the share files in a folder, some of which may be lost:
 
   bk-join shares/ > db.dump
@@ -156,8 +159,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 
 	var report shard.JoinReport
 	if c.NArg() == 0 {
-		if cli.IsTerminal(env.Stdin) {
-			return cli.Usagef("no SOURCE given, and standard input is a terminal")
+		if err := cli.RefuseTerminalInput(env.Stdin, "a share stream", "pipe a share stream in, or give SOURCEs: share files, folders, a manifest or a hosts file"); err != nil {
+			return err
 		}
 		report, err = shard.JoinStream(ctx, env.Stdin, w, opts)
 	} else {

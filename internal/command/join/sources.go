@@ -134,10 +134,10 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 			hostFiles = append(hostFiles, arg)
 			hs, err := hostsfile.ParseFile(arg)
 			if err != nil {
-				return nil, cli.WithHint(err, "a SOURCE that is neither a share nor a manifest is read as a hosts file")
+				return nil, cli.WithHint(cli.AsUsage(err), "a SOURCE that is neither a share nor a manifest is read as a hosts file")
 			}
 			if len(hs) == 0 {
-				return nil, fmt.Errorf("no hosts in %s", arg)
+				return nil, cli.Usagef("no hosts in %s", arg)
 			}
 			hosts = append(hosts, hs...)
 		default:

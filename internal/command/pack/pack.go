@@ -90,16 +90,18 @@ refused.`,
 1  failed: nothing was written under the -o name. Arguments and every PATH
    are checked before the first byte is written, so a run that fails at once
    writes nothing to a pipe either; one that fails later leaves an age stream
-   without its final chunk, which does not decrypt as complete.
+   without its final chunk, which does not decrypt as complete. Also when
+   the next stage of the pipeline quit before the end.
 
-2  usage error, including no encryption choice and more than 1024
-   recipients (the most an age header holds).
+2  usage error, including no encryption choice, more than 1024 recipients
+   (the most an age header holds), and standard output being a terminal.
 
 3  the archive is complete but some files could not be read and were skipped,
    or could be read only in part and are stored marked damaged; each was
    named in a warning.
 
-130  interrupted.`},
+130  interrupted. Ctrl-C stops every stage of a pipeline with 130, also a
+   stage that finds the next one gone first.`},
 			{Title: "ENVIRONMENT", Body: `BK_PASSPHRASE  the passphrase for -p, when no --passphrase-file is given.`},
 			{Title: "EXAMPLES", Body: `Make a key pair once, keep key.txt offline, encrypt to its public key:
 

@@ -100,13 +100,15 @@ func Tool() cli.Tool {
 host) could be stored (what was stored was removed), the hosts cannot hold
 the backup, or the share stream was damaged.
 
-2  usage error.
+2  usage error: a bad flag, a bad or missing hosts file, a hosts file
+with fewer hosts than the stream has shares, or standard input a terminal.
 
 3  degraded: the backup was kept with fewer than n shares (but at least
 --min-shares, k by default); a share whose host did not take the manifest
 does not count. A warning names each failed host.
 
-130  interrupted; nothing of this run is left looking complete.`},
+130  interrupted; nothing of this run is left looking complete. Ctrl-C
+stops every stage of a pipeline with 130.`},
 			{Title: "Environment", Body: `BK_SSH  the ssh command, as --ssh: e.g. BK_SSH="ssh -F /etc/bk/ssh_config"`},
 			{Title: "Examples", Body: `Back up a folder to the hosts of hosts.txt, any 2 of 3 restore it:
 
@@ -135,8 +137,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if c.NArg() != 1 {
 		return cli.Usagef("want one HOSTS file, got %d arguments", c.NArg())
 	}
-	if cli.IsTerminal(env.Stdin) {
-		return cli.WithHint(cli.Usagef("stdin is a terminal"), "pipe bk-split's output in: bk-split -k 2 -n 3 < archive | bk-push hosts.txt")
+	if err := cli.RefuseTerminalInput(env.Stdin, "a share stream", "pipe bk-split's output in: bk-split -k 2 -n 3 < archive | bk-push hosts.txt"); err != nil {
+		return err
 	}
 	name := c.String("name")
 	if err := manifest.CheckName(name); err != nil {
@@ -232,9 +234,9 @@ func explain(err error) error {
 	case errors.As(err, &minErr):
 		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", minErr.Min, minErr.K, minErr.N, minErr.K, minErr.N)
 	case errors.As(err, &count):
-		return cli.WithHint(err, "add hosts, or split into fewer shares (bk-split -n)")
+		return cli.WithHint(cli.AsUsage(err), "add hosts, or split into fewer shares (bk-split -n)")
 	case errors.As(err, &same):
-		return cli.WithHint(err, "give each share a disk of its own: drop one of the two lines from the hosts file")
+		return cli.WithHint(cli.AsUsage(err), "give each share a disk of its own: drop one of the two lines from the hosts file")
 	case errors.As(err, &tooFew) && !tooFew.Sent:
 		return cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was sent", tooFew.Stored, tooFew.N, tooFew.Min),
 			"fix or replace the hosts above, add spare hosts to the hosts file, or lower --min-shares")

@@ -76,14 +76,15 @@ authenticated. -t lists the tree as of the last backup of the chain;
    wrong; an entry was refused as unsafe (or is a device, without --devices);
    a PATTERN matched nothing. Nothing was moved into DIR.
 
-2  usage error.
+2  usage error, including standard input being a terminal (without -f).
 
 3  restored (or listed, or checked), but some entries were skipped (a hard
    link whose target a PATTERN left out), or some files are marked damaged:
    bk-pack met a read error part way through them and stored zeros for the
    rest. Each was named in a warning.
 
-130  interrupted; nothing was moved into DIR.`},
+130  interrupted; nothing was moved into DIR. Ctrl-C stops every stage of
+   a pipeline with 130.`},
 			{Title: "ENVIRONMENT", Body: `BK_PASSPHRASE  the passphrase for -p, when no --passphrase-file is given.`},
 			{Title: "EXAMPLES", Body: `Restore from the hosts, with one host gone:
 
@@ -201,9 +202,8 @@ func openMembers(files []string, stdin io.Reader, keys seal.Keys, progress func(
 			return files[i-1], f, nil
 		}
 	default:
-		if cli.IsTerminal(stdin) {
-			return nil, false, nil, cli.WithHint(fmt.Errorf("refusing to read an archive from a terminal"),
-				"pipe an archive in, or give -f FILE")
+		if err := cli.RefuseTerminalInput(stdin, "an archive", "pipe an archive in, or give -f FILE"); err != nil {
+			return nil, false, nil, err
 		}
 		br := bufio.NewReaderSize(stdin, 64<<10)
 		if !chain.IsChain(br) {

@@ -56,12 +56,15 @@ exact length and a checksum of the whole stream.`,
 1  failed: reading the input or writing a share went wrong, or the input was
 empty (without --allow-empty). With -o no share
 file appears; on standard output the share stream has no end frame, so
-bk-join and bk-push see that it is incomplete.
+bk-join and bk-push see that it is incomplete. Also when the next stage of
+the pipeline quit before the end.
 
 2  usage error: K or N out of range, a bad block size or label, a stripe
-(N blocks) above 256 MiB, or standard output is a terminal.
+(N blocks) above 256 MiB, standard output a terminal (use -o DIR), or
+standard input one.
 
-130  interrupted.`},
+130  interrupted. Ctrl-C stops every stage of a pipeline with 130, also a
+   stage that finds the next one gone first.`},
 			{Title: "EXAMPLES", Body: `Back up to three hosts, any two of which restore:
 
   bk-pack -r age1... ~/docs | bk-split -k 2 -n 3 | bk-push hosts
@@ -107,7 +110,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	dir := c.String("output")
 	if dir == "" {
-		if err := cli.RefuseTerminal(env.Stdout, "a share stream"); err != nil {
+		if err := cli.RefuseTerminal(env.Stdout, "a share stream", "-o DIR"); err != nil {
 			return err
 		}
 	}
@@ -136,6 +139,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 // input opens FILE, or stdin for "" and "-"; size is -1 when unknown.
 func input(env *cli.Env, name string) (io.ReadCloser, int64, error) {
 	if name == "" || name == "-" {
+		if err := cli.RefuseTerminalInput(env.Stdin, "a stream to split", "pipe a stream in, or name a FILE"); err != nil {
+			return nil, 0, err
+		}
 		return io.NopCloser(env.Stdin), -1, nil
 	}
 	f, err := os.Open(name)
