@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
 // memSource is a share held in memory.
@@ -18,9 +21,15 @@ type memSource struct {
 
 func (m *memSource) Name() string { return m.name }
 
+// Open gives a reader that can seek, as a file's, so that the shares not
+// needed for their blocks are read for their checksums only.
 func (m *memSource) Open(_ context.Context, offset int64) (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(m.b[min(offset, int64(len(m.b))):])), nil
+	return seekCloser{bytes.NewReader(m.b[min(offset, int64(len(m.b))):])}, nil
 }
+
+type seekCloser struct{ *bytes.Reader }
+
+func (seekCloser) Close() error { return nil }
 
 // fataler is what the helpers need of a *testing.T or a *rapid.T.
 type fataler interface{ Fatal(args ...any) }
@@ -156,4 +165,90 @@ func rangeN(n int) []int {
 		r[i] = i
 	}
 	return r
+}
+
+// TestPropertyDishonest (issue "Trust", "It must show"): any group of
+// hosts alters its shares consistently, together: blocks (each colluder's
+// record naming the forged checksums), lies in their records about honest
+// blocks, and trailers (a length of the same stripe count, resealed). With
+// fewer than K such hosts and K honest shares reachable, the exact stream
+// comes out; with K or more, the exact stream or a failure that wrote only
+// whole stripes of it; never other bytes.
+func TestPropertyDishonest(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		k := rapid.IntRange(1, 4).Draw(t, "k")
+		n := rapid.IntRange(k+1, k+4).Draw(t, "n")
+		bs := rapid.SampledFrom([]int{64, 128}).Draw(t, "blocksize")
+		size := rapid.IntRange(0, 3000).Draw(t, "size")
+		data := randBytes(rapid.Uint64().Draw(t, "seed"), size)
+		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: bs})
+		perm := rapid.Permutation(rangeN(n)).Draw(t, "order")
+		forgers := perm[:rapid.IntRange(0, n-k).Draw(t, "forgers")]
+		honest := perm[len(forgers):]
+		reachable := append(slices.Clone(forgers), honest[:len(honest)-rapid.IntRange(0, len(honest)-k).Draw(t, "lost")]...)
+
+		forged := make([]*sharetest.Share, len(forgers))
+		for x, i := range forgers {
+			var err error
+			if forged[x], err = sharetest.Parse(bytes.Clone(shares[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stripes := int64(stripesFor(int64(size), info))
+		if len(forged) > 0 {
+			for s := range stripes {
+				for _, f := range forged {
+					if rapid.Bool().Draw(t, fmt.Sprintf("alter %d/%d", s, f.Index)) {
+						f.Flip(s, rapid.IntRange(0, bs-1).Draw(t, "at"))
+						sum := f.Rehash(s)
+						for _, g := range forged {
+							copy(g.Checksum(s, f.Index), sum[:])
+						}
+					}
+				}
+				if rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("lie %d", s)) == 0 {
+					lie := honest[rapid.IntRange(0, len(honest)-1).Draw(t, "about")]
+					for _, g := range forged {
+						g.Checksum(s, lie)[0] ^= 0x5a
+					}
+				}
+			}
+			delta := int64(0)
+			if stripes > 0 {
+				room := stripes*info.StripeSize() - int64(size) // zeros after the stream in its last stripe
+				delta = rapid.Int64Range(-min(int64(size)-(stripes-1)*info.StripeSize()-1, 8), min(room, 8)).Draw(t, "delta")
+			}
+			for _, f := range forged {
+				f.SetLength(int64(size) + delta)
+			}
+		}
+		altered := make([][]byte, n)
+		copy(altered, shares)
+		for _, f := range forged {
+			altered[f.Index] = f.Data
+		}
+
+		check := func(how string, out []byte, err error) {
+			switch {
+			case err == nil && !bytes.Equal(out, data):
+				t.Fatalf("%s: %d forgers of K=%d: wrote %d other bytes with success", how, len(forgers), k, len(out))
+			case err != nil && len(forgers) < k:
+				t.Fatalf("%s: %d forgers of K=%d stopped the restore: %v", how, len(forgers), k, err)
+			case err != nil && (!bytes.HasPrefix(data, out) || len(out)%int(info.StripeSize()) != 0):
+				t.Fatalf("%s: failed join wrote %d bytes: not whole stripes of the stream", how, len(out))
+			}
+		}
+		var sources []Source
+		for _, i := range reachable {
+			sources = append(sources, &memSource{fmt.Sprintf("m%d", i), altered[i]})
+		}
+		var out bytes.Buffer
+		_, err := Join(context.Background(), sources, &out, JoinOptions{})
+		check("files", out.Bytes(), err)
+		if len(reachable) == n {
+			out.Reset()
+			_, err := JoinStream(context.Background(), bytes.NewReader(streamOf(t, info, altered)), &out, JoinOptions{})
+			check("stream", out.Bytes(), err)
+		}
+	})
 }
