@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -65,6 +66,7 @@ func BenchmarkJoin(b *testing.B) {
 				sources = append(sources, &memSource{fmt.Sprint(i), s})
 			}
 			b.SetBytes(benchSize)
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				if _, err := Join(context.Background(), sources, io.Discard, JoinOptions{}); err != nil {
 					b.Fatal(err)
@@ -74,6 +76,7 @@ func BenchmarkJoin(b *testing.B) {
 		stream := streamOf(b, info, shares)
 		b.Run(fmt.Sprintf("k4n6-stream/bs=%dK", bs>>10), func(b *testing.B) {
 			b.SetBytes(benchSize)
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				if _, err := JoinStream(context.Background(), newByteReader(stream), io.Discard, JoinOptions{}); err != nil {
 					b.Fatal(err)
@@ -86,7 +89,7 @@ func BenchmarkJoin(b *testing.B) {
 // BenchmarkJoinFiles: a 4-of-6 set from local share files, all present
 // (data shares read, parity only for its checksums), and with a data
 // share missing; the figure to compare before and after a change to what
-// joining checks (scripts/bench-join.sh runs both builds in turn).
+// joining checks (bench/join-checks.sh runs both builds in turn).
 func BenchmarkJoinFiles(b *testing.B) {
 	data := randBytes(1, benchSize)
 	_, paths := splitFiles(b, data, SplitOptions{K: 4, N: 6})
@@ -97,6 +100,7 @@ func BenchmarkJoinFiles(b *testing.B) {
 				sources = append(sources, FileSource(p))
 			}
 			b.SetBytes(benchSize)
+			defer cpuPerOp(b)()
 			for b.Loop() {
 				if _, err := Join(context.Background(), sources, io.Discard, JoinOptions{}); err != nil {
 					b.Fatal(err)
@@ -104,6 +108,22 @@ func BenchmarkJoinFiles(b *testing.B) {
 			}
 		})
 	}
+}
+
+// cpuPerOp reports the CPU time (user and system, all threads) a
+// benchmark's loop took per op: on a shared machine it varies far less
+// than the time on the clock. Call the func it returns after the loop.
+func cpuPerOp(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkHash compares the block checksum candidates on one block.
