@@ -93,9 +93,10 @@ func probeAll(ctx context.Context, sources []Source) []probe {
 	return probes
 }
 
-// pickSet is the set to rebuild: the one asked for, else the one most
-// shares belong to. Shares of any other set are bad shares then; with no
-// set in the majority, nothing tells which is wanted.
+// pickSet is the set to rebuild: the one asked for when a share of it is
+// there, else the one most shares belong to. Shares of any other set are
+// bad shares then; with no set in the majority, nothing tells which is
+// wanted.
 func pickSet(probes []probe, want [16]byte) ([16]byte, error) {
 	sets := map[[16]byte][]string{}
 	var order [][16]byte
@@ -108,12 +109,11 @@ func pickSet(probes []probe, want [16]byte) ([16]byte, error) {
 		}
 		sets[p.h.SetID] = append(sets[p.h.SetID], p.src.Name())
 	}
-	if want != ([16]byte{}) {
-		if len(sets[want]) == 0 {
-			return want, fmt.Errorf("%w of set %s", ErrNoShare, SetInfo{SetID: want}.ShortID())
-		}
+	if len(sets[want]) > 0 {
 		return want, nil
 	}
+	// Without a share of the set asked for, the set found is rebuilt, and
+	// the caller sees from the report that it is not the one it wanted.
 	if len(order) == 0 {
 		return [16]byte{}, ErrNoShare
 	}
