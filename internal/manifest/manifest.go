@@ -68,7 +68,7 @@ type Ancestor struct {
 // Share is one stored share.
 type Share struct {
 	Index  int    `json:"index"`
-	Host   string `json:"host"` // the destination URL, as HostURL writes it
+	Host   string `json:"host"` // the destination URL, as remote.Location.URL writes it
 	Path   string `json:"path"` // slash path under the host's folder
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`

@@ -130,7 +130,7 @@ func (p *pusher) learnSize(ctx context.Context) {
 		})
 		if b := catalog.Newest(p.opt.Catalog.Backups(listings), p.opt.Name, (*manifest.Manifest).Full); b != nil {
 			size = b.StreamSize
-			p.opt.Note("backup size taken from %s: %d bytes", b.ID, size)
+			p.opt.Note("backup size taken from %s: %s", b.ID, units.Bytes(size))
 		}
 	}
 	if size < 0 {

@@ -3,8 +3,10 @@
 // are slash paths under the host's folder, uploads go to a hidden temp name
 // and appear under their own name only whole, and never replace a file.
 //
-// The backends live in subpackages; package dial picks one for a hosts-file
-// line, and package remotetest holds the suite every backend passes.
+// Each kind of host lives in a subpackage that registers itself by URL
+// scheme (Register, location.go): it parses its own destinations, names
+// them as URLs for manifests, and dials. Package kinds imports them all;
+// package remotetest holds the suite every kind passes.
 package remote
 
 import (
