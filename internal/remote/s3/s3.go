@@ -1,0 +1,676 @@
+// Package s3 is the remote backend for a bucket (and a prefix in it) on an
+// S3-compatible object store: AWS S3, MinIO, Ceph RGW, Garage, SeaweedFS,
+// Backblaze B2, Wasabi, versitygw. It speaks S3 with minio-go.
+//
+// An upload is a multipart upload straight to the file's final key, so the
+// object appears whole when the upload completes and not before; the
+// completion carries If-None-Match: * so that it never replaces an object.
+// An upload in progress is listed as a temp file named after its upload ID,
+// and removing that name aborts it. S3 has no folders: a folder is a
+// zero-byte marker object "name/", made by Create for every folder above a
+// file, so that folders can be listed, found missing and removed empty as
+// on the other kinds of host.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/bk-backup/bk/internal/remote"
+)
+
+// Config is a hosts-file line of this kind: "s3://BUCKET/PREFIX" and its
+// options.
+type Config struct {
+	Bucket    string
+	Prefix    string // a folder path in the bucket, "" for the top
+	Endpoint  string // URL of the store; "" for AWS
+	Region    string // "" to ask the store, or $AWS_REGION
+	PathStyle bool   // bucket in the URL path rather than the host name
+	Profile   string // of ~/.aws/credentials; "" for $AWS_PROFILE or default
+}
+
+// Scheme starts a destination of this kind.
+const Scheme = "s3://"
+
+// ParseDest reads "s3://BUCKET/PREFIX" into a Config.
+func ParseDest(dest string) (Config, error) {
+	rest, ok := strings.CutPrefix(dest, Scheme)
+	if !ok {
+		return Config{}, fmt.Errorf("%q does not start with %s", dest, Scheme)
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	if bucket == "" {
+		return Config{}, fmt.Errorf("%q names no bucket", dest)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		if err := remote.CheckName(prefix); err != nil {
+			return Config{}, fmt.Errorf("%q: bad prefix %q", dest, prefix)
+		}
+	}
+	return Config{Bucket: bucket, Prefix: prefix}, nil
+}
+
+// SetOption applies one key=value option of the hosts-file line; ok is
+// false for a key this kind does not know.
+func (c *Config) SetOption(key, value string) (ok bool, err error) {
+	switch key {
+	case "endpoint":
+		u, err := url.Parse(value)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return true, fmt.Errorf("endpoint=%s: want a URL such as http://127.0.0.1:7070", value)
+		}
+		c.Endpoint = value
+	case "region":
+		c.Region = value
+	case "path-style":
+		switch value {
+		case "yes":
+			c.PathStyle = true
+		case "no":
+			c.PathStyle = false
+		default:
+			return true, fmt.Errorf("path-style=%s: want yes or no", value)
+		}
+	case "profile":
+		if value == "" {
+			return true, fmt.Errorf("profile= needs a name")
+		}
+		c.Profile = value
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// String is the destination as written: "s3://bucket/prefix".
+func (c Config) String() string {
+	if c.Prefix == "" {
+		return Scheme + c.Bucket
+	}
+	return Scheme + c.Bucket + "/" + c.Prefix
+}
+
+// credentialsFor takes keys from the AWS environment variables, else from
+// ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE); a profile named on the
+// line is taken from the file alone, as the AWS tools do.
+func credentialsFor(profile string) *credentials.Credentials {
+	file := &credentials.FileAWSCredentials{Profile: profile}
+	if profile != "" {
+		return credentials.New(file)
+	}
+	return credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvAWS{}, file})
+}
+
+// PartSize is the first part size of an upload: the memory it holds.
+// Parts double every 1000 up to MaxPartSize, so that S3's limit of 10,000
+// parts allows an object of about 490 GB.
+const (
+	PartSize    = 8 << 20
+	MaxPartSize = 64 << 20
+)
+
+func partSize(done int) int {
+	return min(PartSize<<(done/1000), MaxPartSize)
+}
+
+// S3 stores files under a prefix of a bucket.
+type S3 struct {
+	cfg    Config
+	core   *minio.Core
+	root   string // key prefix: cfg.Prefix + "/", or ""
+	pauses []time.Duration
+
+	mu      sync.Mutex
+	folders map[string]bool // folder markers known to exist
+}
+
+// Dial connects to the store and checks that the bucket is there: a
+// missing bucket is more likely a typo than a place to start a backup.
+func Dial(ctx context.Context, cfg Config, opts remote.DialOptions) (*S3, error) {
+	s := &S3{cfg: cfg, pauses: opts.Retry.Pauses(), folders: map[string]bool{}}
+	if cfg.Prefix != "" {
+		s.root = cfg.Prefix + "/"
+	}
+	endpoint, secure := "s3.amazonaws.com", true
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil {
+			return nil, s.err(err)
+		}
+		endpoint, secure = u.Host, u.Scheme == "https"
+	}
+	region := cfg.Region
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	lookup := minio.BucketLookupAuto
+	if cfg.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	client, err := minio.New(endpoint, &minio.Options{
+		Creds:        credentialsFor(cfg.Profile),
+		Secure:       secure,
+		Region:       region,
+		BucketLookup: lookup,
+		MaxRetries:   len(s.pauses) + 1,
+	})
+	if err != nil {
+		return nil, s.err(err)
+	}
+	s.core = &minio.Core{Client: client}
+	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	if err == nil && !ok {
+		err = fmt.Errorf("bucket %s: %w", cfg.Bucket, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, s.err(classify(err))
+	}
+	return s, nil
+}
+
+func (s *S3) String() string { return s.cfg.String() }
+
+func (s *S3) err(err error) error { return remote.HostError(s.String(), err) }
+
+func (s *S3) key(name string) string { return s.root + name }
+
+// folderKey is the marker key of folder dir, or the key prefix of the top.
+func (s *S3) folderKey(dir string) string {
+	if dir == "" || dir == "." {
+		return s.root
+	}
+	return s.root + dir + "/"
+}
+
+// classify wraps S3's answers that callers test for in the fs errors.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" || resp.Code == "NoSuchBucket" ||
+		(resp.Code == "" && resp.StatusCode == http.StatusNotFound):
+		return fmt.Errorf("%w (%v)", fs.ErrNotExist, err)
+	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
+		return fmt.Errorf("%w (%v)", fs.ErrExist, err)
+	}
+	return err
+}
+
+// makeFolders puts a marker for every folder above name that this host
+// has not seen yet.
+func (s *S3) makeFolders(ctx context.Context, name string) error {
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		s.mu.Lock()
+		known := s.folders[dir]
+		s.mu.Unlock()
+		if known {
+			return nil // and so are the folders above it
+		}
+		_, err := s.core.PutObject(ctx, s.cfg.Bucket, s.folderKey(dir), bytes.NewReader(nil), 0, "", "", minio.PutObjectOptions{})
+		if err != nil {
+			return fmt.Errorf("folder %s: %w", dir, classify(err))
+		}
+		s.mu.Lock()
+		s.folders[dir] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Create implements remote.Remote: it starts the multipart upload at
+// once, so that the upload is listed as a temp file while it runs.
+func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
+	if err := remote.CheckNewName(name); err != nil {
+		return nil, s.err(err)
+	}
+	if err := s.makeFolders(ctx, name); err != nil {
+		return nil, s.err(err)
+	}
+	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, s.key(name), minio.PutObjectOptions{})
+	if err != nil {
+		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
+	}
+	return &upload{s: s, name: name, id: id, sum: sha256.New()}, nil
+}
+
+// upload buffers one part at a time and sends it when full.
+type upload struct {
+	s       *S3
+	name    string
+	id      string
+	buf     []byte
+	parts   []minio.CompletePart
+	sizes   []int64
+	written int64
+	sum     hash.Hash // of all that was written
+	err     error     // sticky: after a failure the upload is given up
+	done    bool      // committed or aborted
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, u.s.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return 0, u.err
+	}
+	n := 0
+	for len(p) > 0 {
+		size := partSize(len(u.parts))
+		if u.buf == nil {
+			u.buf = make([]byte, 0, size)
+		}
+		take := min(len(p), size-len(u.buf))
+		u.buf = append(u.buf, p[:take]...)
+		u.sum.Write(p[:take])
+		p, n = p[take:], n+take
+		u.written += int64(take)
+		if len(u.buf) == size {
+			if err := u.send(context.Background()); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// send uploads the buffer as the next part. The request is signed with
+// the part's SHA-256, so the store refuses a part that arrived changed.
+func (u *upload) send(ctx context.Context) error {
+	sum := sha256.Sum256(u.buf)
+	num := len(u.parts) + 1
+	part, err := u.s.core.PutObjectPart(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, num,
+		bytes.NewReader(u.buf), int64(len(u.buf)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
+	if err != nil {
+		u.err = u.s.err(fmt.Errorf("upload %s part %d: %w", u.name, num, classify(err)))
+		return u.err
+	}
+	u.parts = append(u.parts, minio.CompletePart{PartNumber: num, ETag: part.ETag})
+	u.sizes = append(u.sizes, int64(len(u.buf)))
+	if cap(u.buf) == partSize(len(u.parts)) {
+		u.buf = u.buf[:0]
+	} else {
+		u.buf = nil // the next part is larger
+	}
+	return nil
+}
+
+// Commit sends the last part, checks that the store holds every part at
+// its size, and completes the upload unless the name is taken.
+func (u *upload) Commit(ctx context.Context) error {
+	if u.done {
+		return u.s.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if len(u.buf) > 0 || len(u.parts) == 0 {
+		if err := u.send(ctx); err != nil {
+			return err
+		}
+	}
+	if err := u.checkParts(ctx); err != nil {
+		u.err = u.s.err(err)
+		return u.err
+	}
+	// Check first for stores that ignore If-None-Match; on those another
+	// client may still complete the same name between check and complete.
+	if _, err := u.s.core.StatObject(ctx, u.s.cfg.Bucket, u.s.key(u.name), minio.StatObjectOptions{}); err == nil {
+		u.err = u.s.err(fmt.Errorf("%s: %w", u.name, fs.ErrExist))
+		return u.err
+	} else if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+		u.err = u.s.err(err)
+		return u.err
+	}
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, u.parts, opts); err != nil {
+		u.err = u.s.err(fmt.Errorf("complete %s: %w", u.name, classify(err)))
+		return u.err
+	}
+	u.done = true
+	return nil
+}
+
+// checkParts compares the store's list of parts with what was sent.
+func (u *upload) checkParts(ctx context.Context) error {
+	var stored []minio.ObjectPart
+	for marker := 0; ; {
+		res, err := u.s.core.ListObjectParts(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, marker, 1000)
+		if err != nil {
+			return fmt.Errorf("list parts of %s: %w", u.name, classify(err))
+		}
+		stored = append(stored, res.ObjectParts...)
+		if !res.IsTruncated {
+			break
+		}
+		marker = res.NextPartNumberMarker
+	}
+	if len(stored) != len(u.parts) {
+		return fmt.Errorf("%s: the store holds %d parts, sent %d", u.name, len(stored), len(u.parts))
+	}
+	var total int64
+	for i, p := range stored {
+		if p.PartNumber != i+1 || p.Size != u.sizes[i] {
+			return fmt.Errorf("%s: part %d: stored %d bytes, sent %d", u.name, i+1, p.Size, u.sizes[i])
+		}
+		total += p.Size
+	}
+	if total != u.written {
+		return fmt.Errorf("%s: stored %d bytes, wrote %d", u.name, total, u.written)
+	}
+	return nil
+}
+
+func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
+
+// Abort aborts the multipart upload, once and quickly: a dead store should
+// not hold up the others. What is left, CleanTemp removes later.
+func (u *upload) Abort() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	u.buf = nil
+	err := classify(u.s.core.AbortMultipartUpload(context.Background(), u.s.cfg.Bucket, u.s.key(u.name), u.id))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return u.s.err(err)
+	}
+	return nil
+}
+
+// Open implements remote.Remote with a ranged GET.
+func (s *S3) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	if err := remote.CheckName(name); err != nil {
+		return nil, s.err(err)
+	}
+	rd := &reader{s: s, name: name, off: offset}
+	if err := rd.get(ctx); err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// reader reads an object from an offset and, when the connection drops,
+// asks again from where it was, for the same version of the object.
+type reader struct {
+	s    *S3
+	name string
+	off  int64
+	etag string
+	body io.ReadCloser
+}
+
+func (rd *reader) get(ctx context.Context) error {
+	var opts minio.GetObjectOptions
+	if rd.etag != "" {
+		_ = opts.SetMatchETag(rd.etag)
+	}
+	if rd.off > 0 {
+		_ = opts.SetRange(rd.off, 0)
+	}
+	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.cfg.Bucket, rd.s.key(rd.name), opts)
+	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
+		// Past the last byte: empty at the end, as a file is.
+		st, serr := rd.s.Stat(ctx, rd.name)
+		if serr != nil {
+			return serr
+		}
+		if st.Size == rd.off {
+			rd.body = io.NopCloser(strings.NewReader(""))
+			return nil
+		}
+	}
+	if err != nil {
+		return rd.s.err(fmt.Errorf("read %s: %w", rd.name, classify(err)))
+	}
+	rd.body, rd.etag = body, info.ETag
+	return nil
+}
+
+func (rd *reader) Read(p []byte) (int, error) {
+	if rd.body == nil {
+		return 0, rd.s.err(os.ErrClosed)
+	}
+	n, err := rd.body.Read(p)
+	rd.off += int64(n)
+	if err == nil || err == io.EOF || n > 0 {
+		return n, err
+	}
+	for _, pause := range rd.s.pauses {
+		rd.body.Close()
+		time.Sleep(pause)
+		if gerr := rd.get(context.Background()); gerr != nil {
+			if errors.Is(gerr, fs.ErrNotExist) || strings.Contains(gerr.Error(), "PreconditionFailed") {
+				return 0, gerr
+			}
+			continue
+		}
+		n, err = rd.body.Read(p)
+		rd.off += int64(n)
+		if err == nil || err == io.EOF || n > 0 {
+			return n, err
+		}
+	}
+	return 0, rd.s.err(fmt.Errorf("read %s: %w (gave up after %d retries)", rd.name, err, len(rd.s.pauses)))
+}
+
+func (rd *reader) Close() error {
+	if rd.body != nil {
+		rd.body.Close()
+		rd.body = nil
+	}
+	return nil
+}
+
+// Stat implements remote.Remote; a folder is its marker or any key under
+// it.
+func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
+	if err := remote.CheckName(name); err != nil {
+		return remote.Info{}, s.err(err)
+	}
+	st, err := s.core.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{})
+	if err == nil {
+		return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
+	}
+	if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
+	}
+	entries, err := s.objects(ctx, name, 1)
+	if err != nil {
+		return remote.Info{}, s.err(err)
+	}
+	if len(entries) == 0 {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, fs.ErrNotExist))
+	}
+	return remote.Info{Name: name, Dir: true}, nil
+}
+
+// objects lists what is directly in folder dir, the marker included (as
+// an entry named ""), at most max entries when max > 0.
+func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, error) {
+	prefix := s.folderKey(dir)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var infos []remote.Info
+	for obj := range s.core.Client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, classify(obj.Err))
+		}
+		base, isDir := strings.CutSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
+		infos = append(infos, remote.Info{Name: base, Size: obj.Size, ModTime: obj.LastModified, Dir: isDir})
+		if max > 0 && len(infos) == max {
+			break
+		}
+	}
+	return infos, nil
+}
+
+// uploads lists the multipart uploads in progress directly in folder dir,
+// each as a temp file: ".tmp-<upload ID in hex>-<base name>", sized by
+// the parts stored so far.
+func (s *S3) uploads(ctx context.Context, dir string) ([]remote.Info, error) {
+	prefix := s.folderKey(dir)
+	var infos []remote.Info
+	for up := range s.core.ListIncompleteUploads(ctx, s.cfg.Bucket, prefix, false) {
+		if up.Err != nil {
+			return nil, fmt.Errorf("list uploads in %s: %w", dir, classify(up.Err))
+		}
+		if up.UploadID == "" {
+			continue // a folder with uploads in it
+		}
+		size, err := s.uploaded(ctx, up.Key, up.UploadID)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // completed or aborted while listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		base := strings.TrimPrefix(up.Key, prefix)
+		infos = append(infos, remote.Info{Name: tempName(up.UploadID, base), Size: size, ModTime: up.Initiated})
+	}
+	return infos, nil
+}
+
+// uploaded adds up the parts an upload has stored.
+func (s *S3) uploaded(ctx context.Context, key, id string) (int64, error) {
+	var total int64
+	for marker := 0; ; {
+		res, err := s.core.ListObjectParts(ctx, s.cfg.Bucket, key, id, marker, 1000)
+		if err != nil {
+			return 0, fmt.Errorf("list parts of %s: %w", key, classify(err))
+		}
+		for _, p := range res.ObjectParts {
+			total += p.Size
+		}
+		if !res.IsTruncated {
+			return total, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+}
+
+func tempName(uploadID, base string) string {
+	return remote.TempPrefix + hex.EncodeToString([]byte(uploadID)) + "-" + base
+}
+
+// parseTemp returns the upload ID and final base name of a temp name.
+func parseTemp(base string) (id, final string, ok bool) {
+	rest, ok := strings.CutPrefix(base, remote.TempPrefix)
+	if !ok {
+		return "", "", false
+	}
+	enc, final, ok := strings.Cut(rest, "-")
+	raw, err := hex.DecodeString(enc)
+	if !ok || err != nil || len(raw) == 0 || final == "" {
+		return "", "", false
+	}
+	return string(raw), final, true
+}
+
+// List implements remote.Remote.
+func (s *S3) List(ctx context.Context, dir string) ([]remote.Info, error) {
+	return s.list(ctx, dir, false)
+}
+
+// ListTemp implements remote.Remote: the multipart uploads in progress,
+// and any object with a temp name.
+func (s *S3) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
+	return s.list(ctx, dir, true)
+}
+
+func (s *S3) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+	if err := remote.CheckDir(dir); err != nil {
+		return nil, s.err(err)
+	}
+	objects, err := s.objects(ctx, dir, 0)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	uploads, err := s.uploads(ctx, dir)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	top := dir == "" || dir == "."
+	if !top && len(objects) == 0 && len(uploads) == 0 {
+		return nil, s.err(fmt.Errorf("list %s: %w", dir, fs.ErrNotExist))
+	}
+	infos := make([]remote.Info, 0, len(objects)+len(uploads))
+	for _, fi := range objects {
+		if fi.Name != "" { // not the folder's own marker
+			infos = append(infos, fi)
+		}
+	}
+	if temp {
+		infos = append(infos, uploads...)
+	}
+	return remote.Filter(infos, temp), nil
+}
+
+// Remove implements remote.Remote: a temp name of an upload aborts it; an
+// object is deleted; a folder is deleted when nothing is in it.
+func (s *S3) Remove(ctx context.Context, name string) error {
+	if err := remote.CheckName(name); err != nil {
+		return s.err(err)
+	}
+	if id, final, ok := parseTemp(path.Base(name)); ok {
+		err := classify(s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.key(path.Join(path.Dir(name), final)), id))
+		if !errors.Is(err, fs.ErrNotExist) {
+			return s.err(err)
+		}
+	}
+	_, err := s.core.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{})
+	if err == nil {
+		return s.err(classify(s.core.RemoveObject(ctx, s.cfg.Bucket, s.key(name), minio.RemoveObjectOptions{})))
+	}
+	if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+		return s.err(fmt.Errorf("remove %s: %w", name, err))
+	}
+	entries, err := s.objects(ctx, name, 2)
+	if err != nil {
+		return s.err(err)
+	}
+	switch {
+	case len(entries) == 0:
+		return s.err(fmt.Errorf("remove %s: %w", name, fs.ErrNotExist))
+	case len(entries) > 1 || entries[0].Name != "":
+		return s.err(fmt.Errorf("remove %s: folder not empty", name))
+	}
+	if err := s.core.RemoveObject(ctx, s.cfg.Bucket, s.folderKey(name), minio.RemoveObjectOptions{}); err != nil {
+		return s.err(fmt.Errorf("remove %s: %w", name, classify(err)))
+	}
+	s.mu.Lock()
+	delete(s.folders, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// Free implements remote.Remote: S3 has no call that tells.
+func (s *S3) Free(ctx context.Context) (int64, error) {
+	return 0, s.err(remote.ErrUnknownSpace)
+}
+
+// Close implements remote.Remote; the client holds only idle HTTP
+// connections, which time out.
+func (s *S3) Close() error { return nil }

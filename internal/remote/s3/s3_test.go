@@ -1,0 +1,227 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
+	"github.com/bk-backup/bk/internal/s3test"
+	"github.com/bk-backup/bk/internal/sshtest"
+)
+
+// server starts versitygw on a fresh folder and gives this process its
+// keys, the way a user's environment would.
+func server(t *testing.T) *s3test.Server {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "gw")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := s3test.Start(dir)
+	if errors.Is(err, s3test.ErrNoServer) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return s
+}
+
+var buckets atomic.Int64
+
+// bucket makes a fresh bucket and returns the Config of a host in it.
+func bucket(t *testing.T, s *s3test.Server, prefix string) Config {
+	t.Helper()
+	name := fmt.Sprintf("bk-test-%d", buckets.Add(1))
+	if err := s.MakeBucket(name); err != nil {
+		t.Fatalf("make bucket %s: %v\n%s", name, err, s.Log())
+	}
+	return Config{Bucket: name, Prefix: prefix, Endpoint: s.Endpoint, PathStyle: true}
+}
+
+func dial(t *testing.T, cfg Config, opts remote.DialOptions) *S3 {
+	t.Helper()
+	r, err := Dial(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSuite(t *testing.T) {
+	s := server(t)
+	for what, prefix := range map[string]string{"top": "", "prefix": "backups/nas"} {
+		t.Run(what, func(t *testing.T) {
+			remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
+				return dial(t, bucket(t, s, prefix), opts), nil
+			})
+		})
+	}
+}
+
+var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+
+// TestManyParts sends an object of several parts, the last one short, and
+// reads it back from inside its second part.
+func TestManyParts(t *testing.T) {
+	s := server(t)
+	r := dial(t, bucket(t, s, "p"), remote.DialOptions{})
+	data := remotetest.Data(2*PartSize+12345, 1)
+	remotetest.Put(t, r, "d/big", data)
+	if got := remotetest.Get(t, r, "d/big", PartSize+7); !bytes.Equal(got, data[PartSize+7:]) {
+		t.Fatalf("read from inside part 2: %d bytes, want %d, equal %v", len(got), len(data)-PartSize-7, false)
+	}
+}
+
+// TestInterruptedUpload leaves an upload as a killed bk-push would: parts
+// stored, never completed nor aborted. Nothing appears under its name; it
+// is listed as a temp file holding its parts, and CleanTemp aborts it.
+func TestInterruptedUpload(t *testing.T) {
+	s := server(t)
+	cfg := bucket(t, s, "p")
+	r := dial(t, cfg, remote.DialOptions{})
+	ctx := context.Background()
+	up, err := r.Create(ctx, "b/share")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(remotetest.Data(2*PartSize+100, 2)); err != nil {
+		t.Fatal(err)
+	}
+	// A new process sees what the dead one left.
+	r = dial(t, cfg, remote.DialOptions{})
+	if _, err := r.Stat(ctx, "b/share"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("Stat of an interrupted upload: %v", err)
+	}
+	temps, err := r.ListTemp(ctx, "b")
+	if err != nil || len(temps) != 1 || temps[0].Size != 2*PartSize {
+		t.Fatalf("ListTemp = %+v, %v; want one upload of two parts", temps, err)
+	}
+	if infos, err := r.List(ctx, "b"); err != nil || len(infos) != 0 {
+		t.Fatalf("List = %+v, %v; want nothing", infos, err)
+	}
+	if n, err := remote.CleanTemp(ctx, r, "b", -time.Hour); err != nil || n != 1 {
+		t.Fatalf("CleanTemp = %d, %v", n, err)
+	}
+	left := 0
+	for mu := range r.core.Client.ListIncompleteUploads(ctx, cfg.Bucket, "", true) {
+		if mu.Err != nil {
+			t.Fatal(mu.Err)
+		}
+		left++
+	}
+	if left != 0 {
+		t.Fatalf("%d multipart uploads left after CleanTemp", left)
+	}
+	if err := up.Commit(ctx); err == nil {
+		t.Fatal("Commit of an aborted upload succeeded")
+	}
+}
+
+func TestResumeAfterCut(t *testing.T) {
+	s := server(t)
+	cfg := bucket(t, s, "")
+	p, err := sshtest.NewProxy(strings.TrimPrefix(s.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	cfg.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", p.Port())
+	r := dial(t, cfg, remote.DialOptions{Retry: fastRetry})
+	remotetest.Resume(t, r, func() { p.CutAfter(PartSize / 3) })
+	if p.Cuts() != 2 {
+		t.Fatalf("%d cuts, want 2", p.Cuts())
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	s := server(t)
+	cfg := bucket(t, s, "")
+	missing := cfg
+	missing.Bucket = "nope"
+	_, err := Dial(context.Background(), missing, remote.DialOptions{})
+	if !errors.Is(err, remote.ErrNotExist) || !strings.HasPrefix(err.Error(), "host s3://nope: ") {
+		t.Fatalf("missing bucket: %v", err)
+	}
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	_, err = Dial(context.Background(), cfg, remote.DialOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), "host s3://"+cfg.Bucket+": ") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+// TestProfile takes the keys from a profile of the credentials file, with
+// none in the environment.
+func TestProfile(t *testing.T) {
+	s := server(t)
+	cfg := bucket(t, s, "")
+	file := filepath.Join(t.TempDir(), "credentials")
+	ini := fmt.Sprintf("[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n"+
+		"[backup]\naws_access_key_id = %s\naws_secret_access_key = %s\n", s.Access, s.Secret)
+	if err := os.WriteFile(file, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	if _, err := Dial(context.Background(), cfg, remote.DialOptions{}); err == nil {
+		t.Fatal("the default profile's wrong keys were taken")
+	}
+	cfg.Profile = "backup"
+	r := dial(t, cfg, remote.DialOptions{})
+	remotetest.Put(t, r, "f", []byte("x"))
+}
+
+func TestParseDest(t *testing.T) {
+	for dest, want := range map[string]Config{
+		"s3://b":           {Bucket: "b"},
+		"s3://b/":          {Bucket: "b"},
+		"s3://b/p/q/":      {Bucket: "b", Prefix: "p/q"},
+		"s3://my.bucket/x": {Bucket: "my.bucket", Prefix: "x"},
+	} {
+		got, err := ParseDest(dest)
+		if err != nil || got != want {
+			t.Errorf("ParseDest(%q) = %+v, %v; want %+v", dest, got, err, want)
+		}
+	}
+	for _, dest := range []string{"s3://", "s3:///p", "s3://b/../x", "s3://b/a//c", "http://b"} {
+		if _, err := ParseDest(dest); err == nil {
+			t.Errorf("ParseDest(%q) succeeded", dest)
+		}
+	}
+}
+
+func TestSetOption(t *testing.T) {
+	var c Config
+	for _, kv := range [][2]string{{"endpoint", "http://127.0.0.1:7070"}, {"region", "eu-west-1"}, {"path-style", "yes"}, {"profile", "backup"}} {
+		if ok, err := c.SetOption(kv[0], kv[1]); !ok || err != nil {
+			t.Fatalf("SetOption(%s=%s) = %v, %v", kv[0], kv[1], ok, err)
+		}
+	}
+	want := Config{Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, Profile: "backup"}
+	if c != want {
+		t.Fatalf("got %+v, want %+v", c, want)
+	}
+	for _, kv := range [][2]string{{"endpoint", "127.0.0.1:7070"}, {"endpoint", "ftp://x"}, {"endpoint", "http://x/path"}, {"path-style", "1"}, {"profile", ""}} {
+		if ok, err := c.SetOption(kv[0], kv[1]); !ok || err == nil || !strings.Contains(err.Error(), kv[0]+"=") {
+			t.Errorf("SetOption(%s=%s) = %v, %v; want an error naming the option", kv[0], kv[1], ok, err)
+		}
+	}
+	if ok, _ := c.SetOption("quota", "1G"); ok {
+		t.Error("SetOption took a key it does not know")
+	}
+}
