@@ -92,6 +92,9 @@ type DialOptions struct {
 	// SSHCommand replaces "ssh" (from $BK_SSH or --ssh); the options and
 	// host are appended to it.
 	SSHCommand []string
+	// RcloneCommand replaces "rclone" (from $BK_RCLONE or --rclone); the
+	// subcommand and its arguments are appended to it.
+	RcloneCommand []string
 	// Warn gets what went wrong on a host without failing an operation,
 	// in one line that names the host: ssh's stderr lines that no error
 	// explains, a connection lost and resumed. Nil drops them.

@@ -4,7 +4,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -37,7 +35,7 @@ type Server struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *syncBuffer
+	log  *os.File // what the server prints
 }
 
 // Path is the versitygw binary: on $PATH, else where go install puts it.
@@ -76,13 +74,19 @@ func Start(dir string) (*Server, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	log, err := os.CreateTemp("", "versitygw-*.log")
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{Dir: dir, Endpoint: "http://" + addr, Access: random(10), Secret: random(20),
-		done: make(chan struct{}), log: &syncBuffer{}}
+		done: make(chan struct{}), log: log}
 	s.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
 	// Keys by environment, so they don't show in ps.
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.Access, "ROOT_SECRET_ACCESS_KEY="+s.Secret)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
+		log.Close()
+		os.Remove(log.Name())
 		return nil, err
 	}
 	go func() {
@@ -97,12 +101,13 @@ func Start(dir string) (*Server, error) {
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("versitygw exited: %s", s.log.String())
+			return nil, fmt.Errorf("versitygw exited: %s", s.Log())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			log := s.Log()
 			s.Stop()
-			return nil, fmt.Errorf("versitygw did not listen on %s: %s", addr, s.log.String())
+			return nil, fmt.Errorf("versitygw did not listen on %s: %s", addr, log)
 		}
 	}
 }
@@ -125,33 +130,21 @@ func (s *Server) MakeBucket(name string) error {
 }
 
 // Log is what the server printed.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.log.Name())
+	return string(b)
+}
 
 // Stop ends the server and waits for it.
 func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
+	s.log.Close()
+	os.Remove(s.log.Name())
 }
 
 func random(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

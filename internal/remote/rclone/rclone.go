@@ -1,0 +1,512 @@
+// Package rclone is the remote backend for anything rclone reaches: it
+// runs the system rclone, with the user's rclone config as it is, once for
+// each operation. An upload streams into `rclone rcat` at a temp name and
+// is moved to its own name with `rclone moveto` only when that name is
+// absent; reads are `rclone cat --offset`, listings `rclone lsjson`.
+//
+// rclone has no rename that refuses to replace a file, so the check for
+// the final name and the move are two steps: uploads of one process to one
+// rclone path take turns at them, but another client may still slip in
+// between (docs/FORMAT.md says so).
+package rclone
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bk-backup/bk/internal/remote"
+)
+
+// Scheme starts a destination of this kind: "rclone:REMOTE:PATH".
+const Scheme = "rclone:"
+
+// EnvCommand names the environment variable that replaces the rclone
+// command.
+const EnvCommand = "BK_RCLONE"
+
+// Command is the rclone command from a --rclone flag value, else from
+// $BK_RCLONE, split on spaces; empty means plain "rclone".
+func Command(flag string) []string {
+	if flag == "" {
+		flag = os.Getenv(EnvCommand)
+	}
+	return strings.Fields(flag)
+}
+
+// ParseDest returns the rclone path of "rclone:REMOTE:PATH": "REMOTE:PATH",
+// given to rclone as it is (":local:/srv/x" names an on-the-fly remote).
+func ParseDest(dest string) (string, error) {
+	root, ok := strings.CutPrefix(dest, Scheme)
+	if !ok {
+		return "", fmt.Errorf("%q does not start with %s", dest, Scheme)
+	}
+	if !strings.Contains(root, ":") {
+		return "", fmt.Errorf("%q: want rclone:REMOTE:PATH, as rclone names a path", dest)
+	}
+	return root, nil
+}
+
+// Rclone stores files under an rclone path.
+type Rclone struct {
+	root    string // "REMOTE:PATH"
+	command []string
+	verify  bool
+}
+
+// commits serializes the check-then-move of every upload of this process
+// to one rclone path, so bk's own uploads never replace each other.
+var commits sync.Map // root -> *sync.Mutex
+
+// Dial checks that rclone runs and knows the remote. The folder need not
+// exist: on bucket stores folders appear with their first file.
+func Dial(ctx context.Context, root string, opts remote.DialOptions) (*Rclone, error) {
+	r := &Rclone{root: root, command: opts.RcloneCommand, verify: opts.Verify}
+	if len(r.command) == 0 {
+		r.command = []string{"rclone"}
+	}
+	if _, err := r.stat(ctx, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, r.err(err)
+	}
+	return r, nil
+}
+
+func (r *Rclone) String() string { return Scheme + r.root }
+
+func (r *Rclone) err(err error) error { return remote.HostError(r.String(), err) }
+
+// path is the rclone path of name.
+func (r *Rclone) path(name string) string {
+	if name == "" || name == "." {
+		return r.root
+	}
+	if strings.HasSuffix(r.root, ":") || strings.HasSuffix(r.root, "/") {
+		return r.root + name
+	}
+	return r.root + "/" + name
+}
+
+// cmd builds an rclone command line. One try: bk retries and resumes on
+// its own terms, and rclone's retries of a failed deletefile or moveto only
+// repeat the failure.
+func (r *Rclone) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	argv := append(append(append([]string{}, r.command[1:]...), args...), "--retries", "1")
+	if ctx == nil {
+		return exec.Command(r.command[0], argv...)
+	}
+	return exec.CommandContext(ctx, r.command[0], argv...)
+}
+
+// Exit codes of rclone that mean the thing is absent.
+const (
+	exitDirNotFound  = 3
+	exitFileNotFound = 4
+)
+
+// run runs rclone and returns its output; a failure says what rclone said
+// last, and wraps fs.ErrNotExist for rclone's "not found" exit codes.
+func (r *Rclone) run(ctx context.Context, args ...string) ([]byte, error) {
+	c := r.cmd(ctx, args...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	return out, runError(args[0], err, stderr.String())
+}
+
+func runError(op string, err error, stderr string) error {
+	if err == nil {
+		return nil
+	}
+	msg := lastLine(stderr)
+	if msg == "" {
+		msg = err.Error()
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && (exit.ExitCode() == exitDirNotFound || exit.ExitCode() == exitFileNotFound) {
+		return fmt.Errorf("rclone %s: %w (%s)", op, fs.ErrNotExist, msg)
+	}
+	return fmt.Errorf("rclone %s: %s", op, msg)
+}
+
+// lastLine is rclone's last message, without its time stamp.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	// "2026/11/29 20:18:03 Failed to ...": drop date and time.
+	if f := strings.SplitN(line, " ", 3); len(f) == 3 && strings.Count(f[0], "/") == 2 && strings.Count(f[1], ":") == 2 {
+		line = f[2]
+	}
+	return line
+}
+
+// entry is one item of `rclone lsjson`.
+type entry struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+	IsDir   bool
+}
+
+func (e entry) info(name string) remote.Info {
+	return remote.Info{Name: name, Size: max(e.Size, 0), ModTime: e.ModTime, Dir: e.IsDir}
+}
+
+func (r *Rclone) stat(ctx context.Context, name string) (entry, error) {
+	out, err := r.run(ctx, "lsjson", "--stat", r.path(name))
+	if err != nil {
+		return entry{}, err
+	}
+	var e entry
+	if err := json.Unmarshal(out, &e); err != nil {
+		return entry{}, fmt.Errorf("rclone lsjson --stat %s: %w", r.path(name), err)
+	}
+	return e, nil
+}
+
+// Create implements remote.Remote: it makes the temp file, then starts
+// rcat, which streams what is written to it.
+func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error) {
+	if err := remote.CheckNewName(name); err != nil {
+		return nil, r.err(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: sha256.New(), exited: make(chan struct{})}
+	// rcat makes its file when it gets to it, or (on bucket stores) at
+	// the end; an empty one first makes the upload visible to ListTemp at
+	// once, and leaves a trace on every backend if bk is killed.
+	if _, err := r.run(ctx, "touch", r.path(u.tmp)); err != nil {
+		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
+	}
+	// The upload outlives ctx; Abort ends it. rclone's own check after the
+	// upload is left out: Commit checks the size, and with Verify the bytes.
+	u.cmd = r.cmd(nil, "rcat", "--streaming-upload-cutoff", "0", "--ignore-checksum", r.path(u.tmp))
+	u.cmd.Stderr = &u.stderr
+	stdin, err := u.cmd.StdinPipe()
+	if err != nil {
+		return nil, r.err(err)
+	}
+	u.stdin = stdin
+	if err := u.cmd.Start(); err != nil {
+		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
+	}
+	go func() {
+		u.waitErr = u.cmd.Wait()
+		close(u.exited)
+	}()
+	return u, nil
+}
+
+type upload struct {
+	r       *Rclone
+	name    string
+	tmp     string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stderr  bytes.Buffer // read only after rclone has exited
+	exited  chan struct{}
+	waitErr error // set before exited closes
+	written int64
+	sum     hash.Hash // of all that was written
+	err     error     // sticky: after a failure the upload is given up
+	done    bool      // committed or aborted
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return 0, u.err
+	}
+	n, err := u.stdin.Write(p)
+	u.written += int64(n)
+	u.sum.Write(p[:n])
+	if err != nil {
+		u.err = u.r.err(fmt.Errorf("upload %s: %w", u.name, u.exitError(err)))
+	}
+	return n, u.err
+}
+
+// exitError is rclone's own account of a failure, once it has exited.
+func (u *upload) exitError(err error) error {
+	u.stdin.Close()
+	select {
+	case <-u.exited:
+		if u.waitErr != nil {
+			return runError("rcat", u.waitErr, u.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+	}
+	return err
+}
+
+func (u *upload) Commit(ctx context.Context) error {
+	if u.done {
+		return u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if err := u.commit(ctx); err != nil {
+		u.err = u.r.err(err)
+		return u.err
+	}
+	u.done = true
+	return nil
+}
+
+func (u *upload) commit(ctx context.Context) error {
+	if err := u.stdin.Close(); err != nil {
+		return err
+	}
+	select {
+	case <-u.exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if u.waitErr != nil {
+		return fmt.Errorf("upload %s: %w", u.name, runError("rcat", u.waitErr, u.stderr.String()))
+	}
+	st, err := u.r.stat(ctx, u.tmp)
+	if err != nil {
+		return err
+	}
+	if st.Size != u.written {
+		return fmt.Errorf("%s: stored %d bytes, wrote %d", u.tmp, st.Size, u.written)
+	}
+	if u.r.verify {
+		if err := u.verify(ctx); err != nil {
+			return err
+		}
+	}
+	return u.moveIntoPlace(ctx)
+}
+
+// verify reads the temp file back and compares it with what was written;
+// one that differs is removed at once.
+func (u *upload) verify(ctx context.Context) error {
+	rc, err := u.r.open(ctx, u.tmp, 0)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", u.tmp, err)
+	}
+	if remote.SumOf(h) == u.Sum() {
+		return nil
+	}
+	if _, err := u.r.run(ctx, "deletefile", u.r.path(u.tmp)); err != nil {
+		return fmt.Errorf("%s: %w, and removing it failed: %v", u.name, remote.ErrChanged, err)
+	}
+	return fmt.Errorf("%s: %w", u.name, remote.ErrChanged)
+}
+
+// moveIntoPlace moves the temp file to its name if that is absent. The
+// temp file still there after moveto means rclone found the name taken.
+func (u *upload) moveIntoPlace(ctx context.Context) error {
+	mu, _ := commits.LoadOrStore(u.r.root, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	_, err := u.r.stat(ctx, u.name)
+	if err == nil {
+		return fmt.Errorf("%s: %w", u.name, fs.ErrExist)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if _, err := u.r.run(ctx, "moveto", "--ignore-existing", u.r.path(u.tmp), u.r.path(u.name)); err != nil {
+		return err
+	}
+	if _, err := u.r.stat(ctx, u.tmp); err == nil {
+		return fmt.Errorf("%s: %w", u.name, fs.ErrExist)
+	}
+	return nil
+}
+
+func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
+
+// Abort stops rcat and removes the temp file, unless Commit has moved it.
+func (u *upload) Abort() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	select {
+	case <-u.exited:
+	default:
+		_ = u.cmd.Process.Signal(syscall.SIGKILL)
+		<-u.exited
+	}
+	_, err := u.r.run(context.Background(), "deletefile", u.r.path(u.tmp))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !strings.Contains(err.Error(), "doesn't exist") {
+		return u.r.err(err)
+	}
+	return nil
+}
+
+// Open implements remote.Remote with `rclone cat --offset`.
+func (r *Rclone) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
+	if err := remote.CheckName(name); err != nil {
+		return nil, r.err(err)
+	}
+	// cat of a missing file prints nothing and may exit 0: ask first.
+	st, err := r.stat(ctx, name)
+	if err == nil && st.IsDir {
+		err = fmt.Errorf("%s is a folder", name)
+	}
+	if err != nil {
+		return nil, r.err(fmt.Errorf("open %s: %w", name, err))
+	}
+	rc, err := r.open(ctx, name, offset)
+	return rc, r.err(err)
+}
+
+func (r *Rclone) open(_ context.Context, name string, offset int64) (io.ReadCloser, error) {
+	// The read outlives the Open call; Close ends it.
+	rd := &reader{name: name, cmd: r.cmd(nil, "cat", "--offset", fmt.Sprint(offset), r.path(name))}
+	rd.cmd.Stderr = &rd.stderr
+	out, err := rd.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	rd.out = out
+	if err := rd.cmd.Start(); err != nil {
+		return nil, err
+	}
+	rd.r = r
+	return rd, nil
+}
+
+type reader struct {
+	r      *Rclone
+	name   string
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr bytes.Buffer // read only after rclone has exited
+	done   bool // the process has been waited for
+}
+
+// Read reports rclone's failure at the end of the stream, so a cut-short
+// read never looks like a whole file.
+func (rd *reader) Read(p []byte) (int, error) {
+	if rd.done {
+		return 0, io.EOF
+	}
+	n, err := rd.out.Read(p)
+	if err == io.EOF {
+		rd.done = true
+		if werr := rd.cmd.Wait(); werr != nil {
+			return n, rd.r.err(fmt.Errorf("read %s: %w", rd.name, runError("cat", werr, rd.stderr.String())))
+		}
+	}
+	return n, err
+}
+
+func (rd *reader) Close() error {
+	if !rd.done {
+		rd.done = true
+		_ = rd.cmd.Process.Signal(syscall.SIGKILL)
+		_ = rd.cmd.Wait()
+	}
+	return nil
+}
+
+// Stat implements remote.Remote.
+func (r *Rclone) Stat(ctx context.Context, name string) (remote.Info, error) {
+	if err := remote.CheckName(name); err != nil {
+		return remote.Info{}, r.err(err)
+	}
+	e, err := r.stat(ctx, name)
+	if err != nil {
+		return remote.Info{}, r.err(fmt.Errorf("stat %s: %w", name, err))
+	}
+	return e.info(name), nil
+}
+
+// List implements remote.Remote.
+func (r *Rclone) List(ctx context.Context, dir string) ([]remote.Info, error) {
+	return r.list(ctx, dir, false)
+}
+
+// ListTemp implements remote.Remote.
+func (r *Rclone) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
+	return r.list(ctx, dir, true)
+}
+
+func (r *Rclone) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+	if err := remote.CheckDir(dir); err != nil {
+		return nil, r.err(err)
+	}
+	out, err := r.run(ctx, "lsjson", r.path(dir))
+	if errors.Is(err, fs.ErrNotExist) && (dir == "" || dir == ".") {
+		return nil, nil // the top appears with the first file
+	}
+	if err != nil {
+		return nil, r.err(fmt.Errorf("list %s: %w", dir, err))
+	}
+	var entries []entry
+	if err := json.Unmarshal(out, &entries); err != nil {
+		return nil, r.err(fmt.Errorf("rclone lsjson %s: %w", r.path(dir), err))
+	}
+	infos := make([]remote.Info, 0, len(entries))
+	for _, e := range entries {
+		infos = append(infos, e.info(e.Name))
+	}
+	return remote.Filter(infos, temp), nil
+}
+
+// Remove implements remote.Remote: deletefile for a file, rmdir for an
+// empty folder.
+func (r *Rclone) Remove(ctx context.Context, name string) error {
+	if err := remote.CheckName(name); err != nil {
+		return r.err(err)
+	}
+	e, err := r.stat(ctx, name)
+	if err != nil {
+		return r.err(fmt.Errorf("remove %s: %w", name, err))
+	}
+	op := "deletefile"
+	if e.IsDir {
+		op = "rmdir"
+	}
+	if _, err := r.run(ctx, op, r.path(name)); err != nil {
+		return r.err(fmt.Errorf("remove %s: %w", name, err))
+	}
+	return nil
+}
+
+// Free implements remote.Remote with `rclone about`, where the backend
+// can say.
+func (r *Rclone) Free(ctx context.Context) (int64, error) {
+	out, err := r.run(ctx, "about", "--json", r.root)
+	if err != nil {
+		return 0, r.err(fmt.Errorf("%w: %v", remote.ErrUnknownSpace, err))
+	}
+	var about struct{ Free *int64 }
+	if err := json.Unmarshal(out, &about); err != nil || about.Free == nil {
+		return 0, r.err(remote.ErrUnknownSpace)
+	}
+	return *about.Free, nil
+}
+
+// Close implements remote.Remote; nothing stays open between operations.
+func (r *Rclone) Close() error { return nil }

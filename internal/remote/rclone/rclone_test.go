@@ -1,0 +1,161 @@
+package rclone
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
+)
+
+// config points rclone at a config file of this test's own, with one
+// remote "nas" of type local, so no test reads the user's.
+func config(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("rclone"); err != nil {
+		t.Skip("rclone not installed (apt-get install rclone)")
+	}
+	file := filepath.Join(t.TempDir(), "rclone.conf")
+	if err := os.WriteFile(file, []byte("[nas]\ntype = local\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RCLONE_CONFIG", file)
+}
+
+func folder(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func dial(t *testing.T, root string, opts remote.DialOptions) *Rclone {
+	t.Helper()
+	r, err := Dial(context.Background(), root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestSuite(t *testing.T) {
+	config(t)
+	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+		dir := folder(t)
+		return dial(t, "nas:"+dir, opts), dir
+	})
+}
+
+// TestOnTheFly reaches a folder through an on-the-fly remote, which needs
+// no config, and a relative path on a named one.
+func TestOnTheFly(t *testing.T) {
+	config(t)
+	dir := folder(t)
+	data := remotetest.Data(300<<10, 1)
+	remotetest.Put(t, dial(t, ":local:"+dir, remote.DialOptions{}), "a/b", data)
+	t.Chdir(filepath.Dir(dir))
+	r := dial(t, "nas:store", remote.DialOptions{})
+	if got := remotetest.Get(t, r, "a/b", 1000); !bytes.Equal(got, data[1000:]) {
+		t.Fatalf("read %d bytes, want %d", len(got), len(data)-1000)
+	}
+}
+
+func TestParseDest(t *testing.T) {
+	for dest, want := range map[string]string{
+		"rclone:nas:backups":      "nas:backups",
+		"rclone:nas:":             "nas:",
+		"rclone::local:/srv/x":    ":local:/srv/x",
+		"rclone:b2:bucket/folder": "b2:bucket/folder",
+	} {
+		if got, err := ParseDest(dest); err != nil || got != want {
+			t.Errorf("ParseDest(%q) = %q, %v; want %q", dest, got, err, want)
+		}
+	}
+	for _, dest := range []string{"rclone:", "rclone:nas", "nas:backups"} {
+		if _, err := ParseDest(dest); err == nil {
+			t.Errorf("ParseDest(%q) succeeded", dest)
+		}
+	}
+}
+
+func TestCommand(t *testing.T) {
+	t.Setenv(EnvCommand, "rclone --config /x")
+	if got := strings.Join(Command(""), " "); got != "rclone --config /x" {
+		t.Errorf("from $%s: %q", EnvCommand, got)
+	}
+	if got := strings.Join(Command("/opt/rclone -v"), " "); got != "/opt/rclone -v" {
+		t.Errorf("from the flag: %q", got)
+	}
+}
+
+// TestReplacedCommand runs rclone through a command line that carries its
+// own config, as --rclone or $BK_RCLONE would give it.
+func TestReplacedCommand(t *testing.T) {
+	config(t)
+	file := os.Getenv("RCLONE_CONFIG")
+	t.Setenv("RCLONE_CONFIG", filepath.Join(t.TempDir(), "none.conf"))
+	dir := folder(t)
+	if _, err := Dial(context.Background(), "nas:"+dir, remote.DialOptions{}); err == nil {
+		t.Fatal("the remote was found without the config")
+	}
+	r := dial(t, "nas:"+dir, remote.DialOptions{RcloneCommand: []string{"rclone", "--config", file}})
+	remotetest.Put(t, r, "f", []byte("x"))
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "x" {
+		t.Fatalf("f holds %q, %v", b, err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	config(t)
+	_, err := Dial(context.Background(), "nope:x", remote.DialOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), "host rclone:nope:x: ") || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown remote: %v", err)
+	}
+	_, err = Dial(context.Background(), "nas:"+folder(t), remote.DialOptions{RcloneCommand: []string{"/nonexistent/rclone"}})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/rclone") {
+		t.Fatalf("missing command: %v", err)
+	}
+}
+
+// TestDeadRcat kills rclone in the middle of an upload: Commit fails and
+// nothing appears under the name.
+func TestDeadRcat(t *testing.T) {
+	config(t)
+	r := dial(t, "nas:"+folder(t), remote.DialOptions{})
+	ctx := context.Background()
+	up, err := r.Create(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	if _, err := up.Write(remotetest.Data(1<<20, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.(*upload).cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var werr error
+	for i := 0; i < 100 && werr == nil; i++ {
+		_, werr = up.Write(remotetest.Data(64<<10, 3))
+	}
+	cerr := up.Commit(ctx)
+	if cerr == nil || !strings.Contains(cerr.Error(), r.String()) {
+		t.Fatalf("Commit after rclone died: %v (write: %v)", cerr, werr)
+	}
+	if _, err := r.Stat(ctx, "s"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("s appeared: %v", err)
+	}
+	if err := up.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if temps, err := r.ListTemp(ctx, ""); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after Abort = %+v, %v", temps, err)
+	}
+}
