@@ -152,7 +152,7 @@ func remoteLs(ts *testscript.TestScript, neg bool, args []string) {
 
 func listRemote(out *strings.Builder, h hostsfile.Host, ssh string, dir []string) error {
 	ctx := context.Background()
-	r, err := h.Dial(ctx, remote.DialOptions{SSHCommand: connect.SSHCommand(ssh), Retry: remote.Retry{Attempts: 1}})
+	r, err := h.Dial(ctx, remote.DialOptions{SSHCommand: connect.Command(ssh, connect.EnvSSH), Retry: remote.Retry{Attempts: 1}})
 	if err != nil {
 		return err
 	}

@@ -135,7 +135,14 @@ func (h *Host) setOption(opt string) error {
 		}
 		h.Quota = n
 	default:
-		return fmt.Errorf("unknown option %q (known: quota)", key)
+		known := []string{"quota"}
+		if c, ok := h.Location.(remote.Configurable); ok {
+			if ok, err := c.SetOption(key, val); ok {
+				return err
+			}
+			known = append(known, c.Options()...)
+		}
+		return fmt.Errorf("unknown option %q (known: %s)", key, strings.Join(known, ", "))
 	}
 	return nil
 }

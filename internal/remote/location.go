@@ -22,6 +22,16 @@ type Location interface {
 	Dial(ctx context.Context, opts DialOptions) (Remote, error)
 }
 
+// Configurable is a Location that takes options of its own from its
+// hosts-file line, such as an S3 store's endpoint=.
+type Configurable interface {
+	Location
+	// SetOption applies key=value; ok is false for a key it does not know.
+	SetOption(key, value string) (ok bool, err error)
+	// Options are the keys it knows, for messages.
+	Options() []string
+}
+
 // Kind is one kind of host. Each kind's package registers itself from an
 // init function; package kinds imports them all.
 type Kind struct {

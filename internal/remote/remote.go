@@ -1,7 +1,8 @@
-// Package remote is bk's storage layer: one small interface that every kind
-// of host implements (local folder, SFTP), and the rules they share: names
-// are slash paths under the host's folder, uploads go to a hidden temp name
-// and appear under their own name only whole, and never replace a file.
+// Package remote is bk's storage layer: one small interface that every
+// kind of host implements (local folder, SFTP, S3, rclone), and the rules
+// they share: names are slash paths under the host's folder, uploads go to
+// a hidden temp name and appear under their own name only whole, and never
+// replace a file (docs/FORMAT.md says where a kind leaves a race).
 //
 // Each kind of host lives in a subpackage that registers itself by URL
 // scheme (Register, location.go): it parses its own destinations, names

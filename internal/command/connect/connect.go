@@ -20,13 +20,17 @@ import (
 	"github.com/bk-backup/bk/internal/remote/sftp"
 )
 
-// EnvSSH names the environment variable that replaces the ssh command.
-const EnvSSH = "BK_SSH"
+// Environment variables that replace the ssh and rclone commands.
+const (
+	EnvSSH    = "BK_SSH"
+	EnvRclone = "BK_RCLONE"
+)
 
 // Flags are the command-line options of Options.
 func Flags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.StringFlag{Name: "ssh", Usage: "ssh command to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
+		&ucli.StringFlag{Name: "rclone", Usage: "rclone command to reach rclone: hosts, with its options (default $BK_RCLONE, else rclone)"},
 		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
 		cli.DurationFlag("retry-pause", 500*time.Millisecond, "wait `PAUSE` (e.g. 500ms) before the first reconnect, doubled each time up to 8s"),
 		cli.DurationFlag("timeout", remote.DefaultTimeout, "count an SFTP host as failed when it leaves a connection attempt or a request unanswered for `TIME` (e.g. 30s)"),
@@ -47,11 +51,12 @@ func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error
 		return catalog.Options{}, cli.Usagef("--timeout %v: give at least 1s", timeout)
 	}
 	dial := remote.DialOptions{
-		SSHCommand: SSHCommand(c.String("ssh")),
-		Warn:       func(msg string) { env.Msg.Warnf("%s", msg) },
-		Timeout:    timeout,
-		Retry:      remote.Retry{Attempts: c.Int("retries"), First: cli.Duration(c, "retry-pause")},
-		Verify:     verify,
+		SSHCommand:    Command(c.String("ssh"), EnvSSH),
+		RcloneCommand: Command(c.String("rclone"), EnvRclone),
+		Warn:          func(msg string) { env.Msg.Warnf("%s", msg) },
+		Timeout:       timeout,
+		Retry:         remote.Retry{Attempts: c.Int("retries"), First: cli.Duration(c, "retry-pause")},
+		Verify:        verify,
 	}
 	return catalog.Options{
 		Dial: dial,
@@ -96,11 +101,12 @@ func Open(files []string, opts catalog.Options) (*catalog.Catalog, error) {
 	return catalog.New(hosts, opts), nil
 }
 
-// SSHCommand is the ssh command from a --ssh flag value, else from
-// $BK_SSH, split on spaces; empty means plain "ssh".
-func SSHCommand(flag string) []string {
+// Command is a command line from a flag's value (--ssh, --rclone), else
+// from the environment variable env, split on spaces; empty means the
+// plain command.
+func Command(flag, env string) []string {
 	if flag == "" {
-		flag = os.Getenv(EnvSSH)
+		flag = os.Getenv(env)
 	}
 	return strings.Fields(flag)
 }

@@ -23,17 +23,26 @@ went, to each host that stored a share, and prints it on stdout.
 
 HOSTS lists one destination a line: a folder (/mnt/usb/bk or file:///mnt/usb/bk),
 an SFTP folder (sftp://[user@]host[:port]/path, or scp-style [user@]host:path,
-relative to the login folder). Blank lines and lines starting with # are
-skipped. A line may carry options after the destination:
+relative to the login folder), a bucket of an S3-compatible store
+(s3://BUCKET/PREFIX), or anything rclone reaches (rclone:REMOTE:PATH, with
+the remote as your rclone config names it). Blank lines and lines starting
+with # are skipped. A line may carry options after the destination:
 
   quota=SIZE    bk-push uses at most SIZE there (all bk files in that
                 folder count), e.g. quota=500G (500·1024³ bytes, as
                 K M G T count 1024s) or quota=500GB (500·1000³)
+  endpoint=URL  s3:// only: the store, for anything but AWS
+                (e.g. endpoint=https://s3.eu-central-003.backblazeb2.com)
+  region=NAME   s3:// only; else $AWS_REGION, else the store says
+  path-style=yes  s3:// only: the bucket in the URL path (MinIO, Garage)
+  profile=NAME  s3:// only: the keys of that profile of ~/.aws/credentials
 
   # /etc/bk/hosts
   /mnt/usb/bk                      quota=500G
   sftp://backup@nas.local/srv/bk
   friend@vps.example.org:bk        quota=200G
+  s3://bk-shares/home  endpoint=http://minio.lan:9000 path-style=yes
+  rclone:gdrive:bk                 quota=100G
   backup@spare.example.org:bk
 
 Lines beyond the n the stream needs are spares: before any data flows,
@@ -60,6 +69,12 @@ host that leaves a connection attempt or a request unanswered for
 the share is given up. A dropped connection is re-dialled with backoff and
 the upload resumed, which a warning says once; after --retries attempts
 that share is given up.
+
+S3 keys come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, else from
+~/.aws/credentials (profile= or $AWS_PROFILE, else default); never from
+the hosts file. rclone: lines run the system rclone ("rclone rcat",
+"moveto", "cat", "lsjson"...) with your rclone config; --rclone or
+$BK_RCLONE replaces the command.
 
 Every file is written under a hidden temp name (.tmp-*) and renamed into
 place only when the host holds all its bytes, never replacing a file. With

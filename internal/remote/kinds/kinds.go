@@ -4,6 +4,8 @@
 package kinds
 
 import (
-	_ "github.com/bk-backup/bk/internal/remote/local" // folders: /path, file:///path
-	_ "github.com/bk-backup/bk/internal/remote/sftp"  // sftp://host/path, host:path
+	_ "github.com/bk-backup/bk/internal/remote/local"  // folders: /path, file:///path
+	_ "github.com/bk-backup/bk/internal/remote/rclone" // rclone:remote:path
+	_ "github.com/bk-backup/bk/internal/remote/s3"     // s3://bucket/prefix
+	_ "github.com/bk-backup/bk/internal/remote/sftp"   // sftp://host/path, host:path
 )

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/remote/rclone"
+	"github.com/bk-backup/bk/internal/remote/s3"
 	"github.com/bk-backup/bk/internal/remote/sftp"
 	"github.com/bk-backup/bk/internal/sshtest"
 )
@@ -55,8 +59,40 @@ func TestDestinationPicksKind(t *testing.T) {
 }
 
 func TestUnknownScheme(t *testing.T) {
-	_, err := remote.ParseLocation("s3://bucket/x", "")
-	if err == nil || err.Error() != `unknown kind of destination "s3://bucket/x" (want a folder, file:///path, sftp://host/path, host:path)` {
+	_, err := remote.ParseLocation("ftp://nas/x", "")
+	if err == nil || err.Error() != `unknown kind of destination "ftp://nas/x" (want a folder, file:///path, rclone:remote:path, s3://bucket/prefix, sftp://host/path, host:path)` {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestObjectStoreLines reads hosts-file lines of the S3 and rclone kinds:
+// their own options go to them, and rclone: wins over scp's host:path.
+func TestObjectStoreLines(t *testing.T) {
+	h, _, err := hostsfile.ParseLine("s3://bk/nas endpoint=http://127.0.0.1:7070 path-style=yes region=r1 profile=me quota=1G", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s3.Location{Bucket: "bk", Prefix: "nas", Endpoint: "http://127.0.0.1:7070", Region: "r1", PathStyle: true, Profile: "me"}
+	if got, ok := h.Location.(*s3.Location); !ok || *got != want || h.Quota != 1e9 {
+		t.Fatalf("s3 line gave %#v, quota %d", h.Location, h.Quota)
+	}
+	_, _, err = hostsfile.ParseLine("s3://bk endpoint=127.0.0.1", "")
+	if err == nil || !strings.Contains(err.Error(), "endpoint=127.0.0.1: want a URL") {
+		t.Fatalf("bad endpoint: %v", err)
+	}
+	_, _, err = hostsfile.ParseLine("s3://bk regoin=x", "")
+	if err == nil || err.Error() != `unknown option "regoin" (known: quota, endpoint, region, path-style, profile)` {
+		t.Fatalf("unknown option: %v", err)
+	}
+	_, _, err = hostsfile.ParseLine("/mnt/usb endpoint=x", "")
+	if err == nil || err.Error() != `unknown option "endpoint" (known: quota)` {
+		t.Fatalf("option of another kind: %v", err)
+	}
+	h, _, err = hostsfile.ParseLine("rclone:nas:bk quota=2G", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Location != (rclone.Location{Path: "nas:bk"}) || h.String() != "rclone:nas:bk" {
+		t.Fatalf("rclone line gave %#v", h.Location)
 	}
 }

@@ -33,32 +33,6 @@ import (
 // Scheme starts a destination of this kind: "rclone:REMOTE:PATH".
 const Scheme = "rclone:"
 
-// EnvCommand names the environment variable that replaces the rclone
-// command.
-const EnvCommand = "BK_RCLONE"
-
-// Command is the rclone command from a --rclone flag value, else from
-// $BK_RCLONE, split on spaces; empty means plain "rclone".
-func Command(flag string) []string {
-	if flag == "" {
-		flag = os.Getenv(EnvCommand)
-	}
-	return strings.Fields(flag)
-}
-
-// ParseDest returns the rclone path of "rclone:REMOTE:PATH": "REMOTE:PATH",
-// given to rclone as it is (":local:/srv/x" names an on-the-fly remote).
-func ParseDest(dest string) (string, error) {
-	root, ok := strings.CutPrefix(dest, Scheme)
-	if !ok {
-		return "", fmt.Errorf("%q does not start with %s", dest, Scheme)
-	}
-	if !strings.Contains(root, ":") {
-		return "", fmt.Errorf("%q: want rclone:REMOTE:PATH, as rclone names a path", dest)
-	}
-	return root, nil
-}
-
 // Rclone stores files under an rclone path.
 type Rclone struct {
 	root    string // "REMOTE:PATH"
@@ -402,7 +376,7 @@ type reader struct {
 	cmd    *exec.Cmd
 	out    io.ReadCloser
 	stderr bytes.Buffer // read only after rclone has exited
-	done   bool // the process has been waited for
+	done   bool         // the process has been waited for
 }
 
 // Read reports rclone's failure at the end of the stream, so a cut-short

@@ -67,31 +67,22 @@ func TestOnTheFly(t *testing.T) {
 	}
 }
 
-func TestParseDest(t *testing.T) {
+func TestParse(t *testing.T) {
 	for dest, want := range map[string]string{
 		"rclone:nas:backups":      "nas:backups",
 		"rclone:nas:":             "nas:",
 		"rclone::local:/srv/x":    ":local:/srv/x",
 		"rclone:b2:bucket/folder": "b2:bucket/folder",
 	} {
-		if got, err := ParseDest(dest); err != nil || got != want {
-			t.Errorf("ParseDest(%q) = %q, %v; want %q", dest, got, err, want)
+		loc, err := remote.ParseLocation(dest, "")
+		if err != nil || loc != (Location{Path: want}) || loc.URL() != dest {
+			t.Errorf("ParseLocation(%q) = %#v, %v; want rclone path %q", dest, loc, err, want)
 		}
 	}
-	for _, dest := range []string{"rclone:", "rclone:nas", "nas:backups"} {
-		if _, err := ParseDest(dest); err == nil {
-			t.Errorf("ParseDest(%q) succeeded", dest)
+	for _, dest := range []string{"rclone:", "rclone:nas"} {
+		if _, err := remote.ParseLocation(dest, ""); err == nil {
+			t.Errorf("ParseLocation(%q) succeeded", dest)
 		}
-	}
-}
-
-func TestCommand(t *testing.T) {
-	t.Setenv(EnvCommand, "rclone --config /x")
-	if got := strings.Join(Command(""), " "); got != "rclone --config /x" {
-		t.Errorf("from $%s: %q", EnvCommand, got)
-	}
-	if got := strings.Join(Command("/opt/rclone -v"), " "); got != "/opt/rclone -v" {
-		t.Errorf("from the flag: %q", got)
 	}
 }
 

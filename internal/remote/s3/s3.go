@@ -36,79 +36,6 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 )
 
-// Config is a hosts-file line of this kind: "s3://BUCKET/PREFIX" and its
-// options.
-type Config struct {
-	Bucket    string
-	Prefix    string // a folder path in the bucket, "" for the top
-	Endpoint  string // URL of the store; "" for AWS
-	Region    string // "" to ask the store, or $AWS_REGION
-	PathStyle bool   // bucket in the URL path rather than the host name
-	Profile   string // of ~/.aws/credentials; "" for $AWS_PROFILE or default
-}
-
-// Scheme starts a destination of this kind.
-const Scheme = "s3://"
-
-// ParseDest reads "s3://BUCKET/PREFIX" into a Config.
-func ParseDest(dest string) (Config, error) {
-	rest, ok := strings.CutPrefix(dest, Scheme)
-	if !ok {
-		return Config{}, fmt.Errorf("%q does not start with %s", dest, Scheme)
-	}
-	bucket, prefix, _ := strings.Cut(rest, "/")
-	if bucket == "" {
-		return Config{}, fmt.Errorf("%q names no bucket", dest)
-	}
-	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		if err := remote.CheckName(prefix); err != nil {
-			return Config{}, fmt.Errorf("%q: bad prefix %q", dest, prefix)
-		}
-	}
-	return Config{Bucket: bucket, Prefix: prefix}, nil
-}
-
-// SetOption applies one key=value option of the hosts-file line; ok is
-// false for a key this kind does not know.
-func (c *Config) SetOption(key, value string) (ok bool, err error) {
-	switch key {
-	case "endpoint":
-		u, err := url.Parse(value)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return true, fmt.Errorf("endpoint=%s: want a URL such as http://127.0.0.1:7070", value)
-		}
-		c.Endpoint = value
-	case "region":
-		c.Region = value
-	case "path-style":
-		switch value {
-		case "yes":
-			c.PathStyle = true
-		case "no":
-			c.PathStyle = false
-		default:
-			return true, fmt.Errorf("path-style=%s: want yes or no", value)
-		}
-	case "profile":
-		if value == "" {
-			return true, fmt.Errorf("profile= needs a name")
-		}
-		c.Profile = value
-	default:
-		return false, nil
-	}
-	return true, nil
-}
-
-// String is the destination as written: "s3://bucket/prefix".
-func (c Config) String() string {
-	if c.Prefix == "" {
-		return Scheme + c.Bucket
-	}
-	return Scheme + c.Bucket + "/" + c.Prefix
-}
-
 // credentialsFor takes keys from the AWS environment variables, else from
 // ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE); a profile named on the
 // line is taken from the file alone, as the AWS tools do.
@@ -134,9 +61,9 @@ func partSize(done int) int {
 
 // S3 stores files under a prefix of a bucket.
 type S3 struct {
-	cfg    Config
+	loc    Location
 	core   *minio.Core
-	root   string // key prefix: cfg.Prefix + "/", or ""
+	root   string // key prefix: loc.Prefix + "/", or ""
 	pauses []time.Duration
 
 	mu      sync.Mutex
@@ -145,29 +72,29 @@ type S3 struct {
 
 // Dial connects to the store and checks that the bucket is there: a
 // missing bucket is more likely a typo than a place to start a backup.
-func Dial(ctx context.Context, cfg Config, opts remote.DialOptions) (*S3, error) {
-	s := &S3{cfg: cfg, pauses: opts.Retry.Pauses(), folders: map[string]bool{}}
-	if cfg.Prefix != "" {
-		s.root = cfg.Prefix + "/"
+func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
+	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), folders: map[string]bool{}}
+	if loc.Prefix != "" {
+		s.root = loc.Prefix + "/"
 	}
 	endpoint, secure := "s3.amazonaws.com", true
-	if cfg.Endpoint != "" {
-		u, err := url.Parse(cfg.Endpoint)
+	if loc.Endpoint != "" {
+		u, err := url.Parse(loc.Endpoint)
 		if err != nil {
 			return nil, s.err(err)
 		}
 		endpoint, secure = u.Host, u.Scheme == "https"
 	}
-	region := cfg.Region
+	region := loc.Region
 	if region == "" {
 		region = os.Getenv("AWS_REGION")
 	}
 	lookup := minio.BucketLookupAuto
-	if cfg.PathStyle {
+	if loc.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
 	client, err := minio.New(endpoint, &minio.Options{
-		Creds:        credentialsFor(cfg.Profile),
+		Creds:        credentialsFor(loc.Profile),
 		Secure:       secure,
 		Region:       region,
 		BucketLookup: lookup,
@@ -177,9 +104,9 @@ func Dial(ctx context.Context, cfg Config, opts remote.DialOptions) (*S3, error)
 		return nil, s.err(err)
 	}
 	s.core = &minio.Core{Client: client}
-	ok, err := client.BucketExists(ctx, cfg.Bucket)
+	ok, err := client.BucketExists(ctx, loc.Bucket)
 	if err == nil && !ok {
-		err = fmt.Errorf("bucket %s: %w", cfg.Bucket, fs.ErrNotExist)
+		err = fmt.Errorf("bucket %s: %w", loc.Bucket, fs.ErrNotExist)
 	}
 	if err != nil {
 		return nil, s.err(classify(err))
@@ -187,7 +114,7 @@ func Dial(ctx context.Context, cfg Config, opts remote.DialOptions) (*S3, error)
 	return s, nil
 }
 
-func (s *S3) String() string { return s.cfg.String() }
+func (s *S3) String() string { return s.loc.String() }
 
 func (s *S3) err(err error) error { return remote.HostError(s.String(), err) }
 
@@ -227,7 +154,7 @@ func (s *S3) makeFolders(ctx context.Context, name string) error {
 		if known {
 			return nil // and so are the folders above it
 		}
-		_, err := s.core.PutObject(ctx, s.cfg.Bucket, s.folderKey(dir), bytes.NewReader(nil), 0, "", "", minio.PutObjectOptions{})
+		_, err := s.core.PutObject(ctx, s.loc.Bucket, s.folderKey(dir), bytes.NewReader(nil), 0, "", "", minio.PutObjectOptions{})
 		if err != nil {
 			return fmt.Errorf("folder %s: %w", dir, classify(err))
 		}
@@ -247,7 +174,7 @@ func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := s.makeFolders(ctx, name); err != nil {
 		return nil, s.err(err)
 	}
-	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, s.key(name), minio.PutObjectOptions{})
+	id, err := s.core.NewMultipartUpload(ctx, s.loc.Bucket, s.key(name), minio.PutObjectOptions{})
 	if err != nil {
 		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
 	}
@@ -300,7 +227,7 @@ func (u *upload) Write(p []byte) (int, error) {
 func (u *upload) send(ctx context.Context) error {
 	sum := sha256.Sum256(u.buf)
 	num := len(u.parts) + 1
-	part, err := u.s.core.PutObjectPart(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, num,
+	part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, num,
 		bytes.NewReader(u.buf), int64(len(u.buf)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
 	if err != nil {
 		u.err = u.s.err(fmt.Errorf("upload %s part %d: %w", u.name, num, classify(err)))
@@ -336,7 +263,7 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	// Check first for stores that ignore If-None-Match; on those another
 	// client may still complete the same name between check and complete.
-	if _, err := u.s.core.StatObject(ctx, u.s.cfg.Bucket, u.s.key(u.name), minio.StatObjectOptions{}); err == nil {
+	if _, err := u.s.core.StatObject(ctx, u.s.loc.Bucket, u.s.key(u.name), minio.StatObjectOptions{}); err == nil {
 		u.err = u.s.err(fmt.Errorf("%s: %w", u.name, fs.ErrExist))
 		return u.err
 	} else if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
@@ -345,7 +272,7 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
-	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, u.parts, opts); err != nil {
+	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, u.parts, opts); err != nil {
 		u.err = u.s.err(fmt.Errorf("complete %s: %w", u.name, classify(err)))
 		return u.err
 	}
@@ -357,7 +284,7 @@ func (u *upload) Commit(ctx context.Context) error {
 func (u *upload) checkParts(ctx context.Context) error {
 	var stored []minio.ObjectPart
 	for marker := 0; ; {
-		res, err := u.s.core.ListObjectParts(ctx, u.s.cfg.Bucket, u.s.key(u.name), u.id, marker, 1000)
+		res, err := u.s.core.ListObjectParts(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, marker, 1000)
 		if err != nil {
 			return fmt.Errorf("list parts of %s: %w", u.name, classify(err))
 		}
@@ -393,7 +320,7 @@ func (u *upload) Abort() error {
 	}
 	u.done = true
 	u.buf = nil
-	err := classify(u.s.core.AbortMultipartUpload(context.Background(), u.s.cfg.Bucket, u.s.key(u.name), u.id))
+	err := classify(u.s.core.AbortMultipartUpload(context.Background(), u.s.loc.Bucket, u.s.key(u.name), u.id))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return u.s.err(err)
 	}
@@ -430,7 +357,7 @@ func (rd *reader) get(ctx context.Context) error {
 	if rd.off > 0 {
 		_ = opts.SetRange(rd.off, 0)
 	}
-	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.cfg.Bucket, rd.s.key(rd.name), opts)
+	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
 		// Past the last byte: empty at the end, as a file is.
 		st, serr := rd.s.Stat(ctx, rd.name)
@@ -490,7 +417,7 @@ func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
 	if err := remote.CheckName(name); err != nil {
 		return remote.Info{}, s.err(err)
 	}
-	st, err := s.core.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{})
+	st, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
 	if err == nil {
 		return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
 	}
@@ -514,7 +441,7 @@ func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, e
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var infos []remote.Info
-	for obj := range s.core.Client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("list %s: %w", dir, classify(obj.Err))
 		}
@@ -533,7 +460,7 @@ func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, e
 func (s *S3) uploads(ctx context.Context, dir string) ([]remote.Info, error) {
 	prefix := s.folderKey(dir)
 	var infos []remote.Info
-	for up := range s.core.ListIncompleteUploads(ctx, s.cfg.Bucket, prefix, false) {
+	for up := range s.core.ListIncompleteUploads(ctx, s.loc.Bucket, prefix, false) {
 		if up.Err != nil {
 			return nil, fmt.Errorf("list uploads in %s: %w", dir, classify(up.Err))
 		}
@@ -557,7 +484,7 @@ func (s *S3) uploads(ctx context.Context, dir string) ([]remote.Info, error) {
 func (s *S3) uploaded(ctx context.Context, key, id string) (int64, error) {
 	var total int64
 	for marker := 0; ; {
-		res, err := s.core.ListObjectParts(ctx, s.cfg.Bucket, key, id, marker, 1000)
+		res, err := s.core.ListObjectParts(ctx, s.loc.Bucket, key, id, marker, 1000)
 		if err != nil {
 			return 0, fmt.Errorf("list parts of %s: %w", key, classify(err))
 		}
@@ -635,14 +562,14 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 		return s.err(err)
 	}
 	if id, final, ok := parseTemp(path.Base(name)); ok {
-		err := classify(s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.key(path.Join(path.Dir(name), final)), id))
+		err := classify(s.core.AbortMultipartUpload(ctx, s.loc.Bucket, s.key(path.Join(path.Dir(name), final)), id))
 		if !errors.Is(err, fs.ErrNotExist) {
 			return s.err(err)
 		}
 	}
-	_, err := s.core.StatObject(ctx, s.cfg.Bucket, s.key(name), minio.StatObjectOptions{})
+	_, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
 	if err == nil {
-		return s.err(classify(s.core.RemoveObject(ctx, s.cfg.Bucket, s.key(name), minio.RemoveObjectOptions{})))
+		return s.err(classify(s.core.RemoveObject(ctx, s.loc.Bucket, s.key(name), minio.RemoveObjectOptions{})))
 	}
 	if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
 		return s.err(fmt.Errorf("remove %s: %w", name, err))
@@ -657,7 +584,7 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 	case len(entries) > 1 || entries[0].Name != "":
 		return s.err(fmt.Errorf("remove %s: folder not empty", name))
 	}
-	if err := s.core.RemoveObject(ctx, s.cfg.Bucket, s.folderKey(name), minio.RemoveObjectOptions{}); err != nil {
+	if err := s.core.RemoveObject(ctx, s.loc.Bucket, s.folderKey(name), minio.RemoveObjectOptions{}); err != nil {
 		return s.err(fmt.Errorf("remove %s: %w", name, classify(err)))
 	}
 	s.mu.Lock()

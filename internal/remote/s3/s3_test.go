@@ -43,19 +43,19 @@ func server(t *testing.T) *s3test.Server {
 
 var buckets atomic.Int64
 
-// bucket makes a fresh bucket and returns the Config of a host in it.
-func bucket(t *testing.T, s *s3test.Server, prefix string) Config {
+// bucket makes a fresh bucket and returns the Location of a host in it.
+func bucket(t *testing.T, s *s3test.Server, prefix string) Location {
 	t.Helper()
 	name := fmt.Sprintf("bk-test-%d", buckets.Add(1))
 	if err := s.MakeBucket(name); err != nil {
 		t.Fatalf("make bucket %s: %v\n%s", name, err, s.Log())
 	}
-	return Config{Bucket: name, Prefix: prefix, Endpoint: s.Endpoint, PathStyle: true}
+	return Location{Bucket: name, Prefix: prefix, Endpoint: s.Endpoint, PathStyle: true}
 }
 
-func dial(t *testing.T, cfg Config, opts remote.DialOptions) *S3 {
+func dial(t *testing.T, loc Location, opts remote.DialOptions) *S3 {
 	t.Helper()
-	r, err := Dial(context.Background(), cfg, opts)
+	r, err := Dial(context.Background(), loc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +187,14 @@ func TestProfile(t *testing.T) {
 }
 
 func TestParseDest(t *testing.T) {
-	for dest, want := range map[string]Config{
+	for dest, want := range map[string]Location{
 		"s3://b":           {Bucket: "b"},
 		"s3://b/":          {Bucket: "b"},
 		"s3://b/p/q/":      {Bucket: "b", Prefix: "p/q"},
 		"s3://my.bucket/x": {Bucket: "my.bucket", Prefix: "x"},
 	} {
 		got, err := ParseDest(dest)
-		if err != nil || got != want {
+		if err != nil || *got != want {
 			t.Errorf("ParseDest(%q) = %+v, %v; want %+v", dest, got, err, want)
 		}
 	}
@@ -205,14 +205,41 @@ func TestParseDest(t *testing.T) {
 	}
 }
 
+// TestURL checks that a manifest's URL reads back to the same place, and
+// that the profile, this user's choice of keys, stays out of it.
+func TestURL(t *testing.T) {
+	l := &Location{Bucket: "b", Prefix: "p/q", Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, Profile: "me"}
+	url := l.URL()
+	if url != "s3://b/p/q?endpoint=http%3A%2F%2F127.0.0.1%3A7070&path-style=yes&region=eu-west-1" {
+		t.Fatalf("URL = %s", url)
+	}
+	back, err := remote.ParseLocation(url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *l
+	want.Profile = ""
+	if got := *back.(*Location); got != want {
+		t.Fatalf("read back %+v, want %+v", got, want)
+	}
+	if got := (&Location{Bucket: "b"}).URL(); got != "s3://b" {
+		t.Fatalf("URL without options = %s", got)
+	}
+	for _, bad := range []string{"s3://b?quota=1G", "s3://b?endpoint=ftp://x", "s3://b?%zz"} {
+		if _, err := remote.ParseLocation(bad, ""); err == nil {
+			t.Errorf("ParseLocation(%q) succeeded", bad)
+		}
+	}
+}
+
 func TestSetOption(t *testing.T) {
-	var c Config
+	var c Location
 	for _, kv := range [][2]string{{"endpoint", "http://127.0.0.1:7070"}, {"region", "eu-west-1"}, {"path-style", "yes"}, {"profile", "backup"}} {
 		if ok, err := c.SetOption(kv[0], kv[1]); !ok || err != nil {
 			t.Fatalf("SetOption(%s=%s) = %v, %v", kv[0], kv[1], ok, err)
 		}
 	}
-	want := Config{Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, Profile: "backup"}
+	want := Location{Endpoint: "http://127.0.0.1:7070", Region: "eu-west-1", PathStyle: true, Profile: "backup"}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
