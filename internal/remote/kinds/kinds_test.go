@@ -73,8 +73,8 @@ func TestObjectStoreLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := s3.Location{Bucket: "bk", Prefix: "nas", Endpoint: "http://127.0.0.1:7070", Region: "r1", PathStyle: true, Profile: "me"}
-	if got, ok := h.Location.(*s3.Location); !ok || *got != want || h.Quota != 1e9 {
-		t.Fatalf("s3 line gave %#v, quota %d", h.Location, h.Quota)
+	if got, ok := h.Location.(*s3.Location); !ok || *got != want || h.Quota.Bytes != 1<<30 {
+		t.Fatalf("s3 line gave %#v, quota %d", h.Location, h.Quota.Bytes)
 	}
 	_, _, err = hostsfile.ParseLine("s3://bk endpoint=127.0.0.1", "")
 	if err == nil || !strings.Contains(err.Error(), "endpoint=127.0.0.1: want a URL") {
