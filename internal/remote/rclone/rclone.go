@@ -149,8 +149,8 @@ func (r *Rclone) stat(ctx context.Context, name string) (entry, error) {
 	return e, nil
 }
 
-// Create implements remote.Remote: it makes the temp file, then starts
-// rcat, which streams what is written to it.
+// Create implements remote.Remote: it starts rcat, which streams what is
+// written to the temp file.
 func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := remote.CheckNewName(name); err != nil {
 		return nil, r.err(err)
@@ -159,12 +159,6 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 		return nil, err
 	}
 	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: sha256.New(), exited: make(chan struct{})}
-	// rcat makes its file when it gets to it, or (on bucket stores) at
-	// the end; an empty one first makes the upload visible to ListTemp at
-	// once, and leaves a trace on every backend if bk is killed.
-	if _, err := r.run(ctx, "touch", r.path(u.tmp)); err != nil {
-		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
-	}
 	// The upload outlives ctx; Abort ends it. rclone's own check after the
 	// upload is left out: Commit checks the size, and with Verify the bytes.
 	u.cmd = r.cmd(nil, "rcat", "--streaming-upload-cutoff", "0", "--ignore-checksum", r.path(u.tmp))
@@ -181,7 +175,36 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 		u.waitErr = u.cmd.Wait()
 		close(u.exited)
 	}()
+	if err := u.appear(ctx); err != nil {
+		u.Abort()
+		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
+	}
 	return u, nil
+}
+
+// appear waits for rcat to make the temp file, so that the upload is
+// listed from the start and a clean-up that removes the file fails the
+// upload. Folder-like backends make it when rcat starts; bucket-like ones
+// only at the end, and there an empty placeholder takes its place.
+func (u *upload) appear(ctx context.Context) error {
+	for pause := 10 * time.Millisecond; pause < 2*time.Second; pause *= 2 {
+		_, err := u.r.stat(ctx, u.tmp)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		select {
+		case <-u.exited:
+			return runError("rcat", u.waitErr, u.stderr.String())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+	_, err := u.r.run(ctx, "touch", u.r.path(u.tmp))
+	return err
 }
 
 type upload struct {
