@@ -188,12 +188,10 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 // only at the end, and there an empty placeholder takes its place.
 func (u *upload) appear(ctx context.Context) error {
 	for pause := 10 * time.Millisecond; pause < 2*time.Second; pause *= 2 {
-		_, err := u.r.stat(ctx, u.tmp)
-		if err == nil {
+		// Any error means not yet: rclone's lsjson --stat of a name that
+		// becomes a file while it looks fails as "not a directory".
+		if _, err := u.r.stat(ctx, u.tmp); err == nil {
 			return nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return err
 		}
 		select {
 		case <-u.exited:

@@ -47,9 +47,9 @@ func dial(t *testing.T, root string, opts remote.DialOptions) *Rclone {
 
 func TestSuite(t *testing.T) {
 	config(t)
-	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, string) {
+	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 		dir := folder(t)
-		return dial(t, "nas:"+dir, opts), dir
+		return dial(t, "nas:"+dir, opts), remotetest.InDir(dir)
 	})
 }
 
