@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/bk-backup/bk/internal/remote"
@@ -348,7 +347,7 @@ func (u *upload) Abort() error {
 	select {
 	case <-u.exited:
 	default:
-		_ = u.cmd.Process.Signal(syscall.SIGKILL)
+		_ = u.cmd.Process.Kill()
 		<-u.exited
 	}
 	_, err := u.r.run(context.Background(), "deletefile", u.r.path(u.tmp))
@@ -419,7 +418,7 @@ func (rd *reader) Read(p []byte) (int, error) {
 func (rd *reader) Close() error {
 	if !rd.done {
 		rd.done = true
-		_ = rd.cmd.Process.Signal(syscall.SIGKILL)
+		_ = rd.cmd.Process.Kill()
 		_ = rd.cmd.Wait()
 	}
 	return nil
