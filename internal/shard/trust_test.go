@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bk-backup/bk/internal/shard/sharetest"
@@ -196,5 +198,54 @@ func TestReportDegraded(t *testing.T) {
 	r.mustEqual(t, data)
 	if !r.report.Degraded() || len(r.report.Damaged) != 1 {
 		t.Fatalf("damaged block: %+v", r.report)
+	}
+}
+
+// countingSource counts the bytes read from a share.
+type countingSource struct {
+	*memSource
+	n *int64
+}
+
+func (c countingSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := c.memSource.Open(ctx, offset)
+	return countingReader{rc.(seekCloser), c.n}, err
+}
+
+type countingReader struct {
+	seekCloser
+	n *int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.seekCloser.Read(p)
+	atomic.AddInt64(c.n, int64(n))
+	return n, err
+}
+
+// The records of the shares whose blocks are not needed are read, and
+// only they: 32·N bytes a stripe, not the blocks.
+func TestChecksumsOnlyRead(t *testing.T) {
+	data := randBytes(27, 100_000)
+	info, shares := splitMem(t, data, SplitOptions{K: 4, N: 6, BlockSize: 1024})
+	counts := make([]int64, len(shares))
+	var sources []Source
+	for i, s := range shares {
+		sources = append(sources, countingSource{&memSource{fmt.Sprint(i), s}, &counts[i]})
+	}
+	var out bytes.Buffer
+	if _, err := Join(context.Background(), sources, &out, JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("join: %v", err)
+	}
+	stripes := stripesFor(int64(len(data)), info)
+	hdr := int64(Header{SetInfo: info}.Size())
+	for i, n := range counts {
+		whole := int64(len(shares[i]))
+		if i < info.K && n < whole-hdr {
+			t.Errorf("data share %d: read %d bytes of %d", i, n, whole)
+		}
+		if limit := hdr + stripes*int64(info.N*HashSize) + 2*TrailerSize + 1; i >= info.K && n > limit {
+			t.Errorf("parity share %d: read %d bytes, more than its header, checksums and trailer (%d)", i, n, limit)
+		}
 	}
 }

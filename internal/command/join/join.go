@@ -29,7 +29,8 @@ stream is read as one too.
 
 It reads the blocks of K shares, data shares first, which need no
 decoding, and the checksums that every other reachable share keeps of them
-(skipping their blocks), and checks every block used against all those
+(skipping their blocks in files; from SFTP hosts, whose reads cannot skip
+yet, whole shares are read), and checks every block used against all those
 records. A missing, damaged, truncated or padded part of a share is treated
 as missing for that stripe only, and another share's block is read there
 instead, so two shares damaged in different stripes still rebuild. A share
