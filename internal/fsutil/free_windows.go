@@ -19,3 +19,16 @@ func FreeSpace(path string) (int64, error) {
 	}
 	return int64(avail), nil
 }
+
+// FileSystemID names the volume holding path: equal IDs are one volume.
+func FileSystemID(path string) (string, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return "", err
+	}
+	var root [windows.MAX_PATH + 1]uint16
+	if err := windows.GetVolumePathName(p, &root[0], uint32(len(root))); err != nil {
+		return "", &os.PathError{Op: "GetVolumePathName", Path: path, Err: err}
+	}
+	return "volume:" + windows.UTF16ToString(root[:]), nil
+}

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +160,10 @@ type target struct {
 	// budget is what the quota still allows; negative without a quota.
 	budget atomic.Int64
 	probe  string // the test file the preflight left there, "" when none
+	// free is the space left on its file system (negative when not known),
+	// fs names that file system ("" when the host can't say).
+	free int64
+	fs   string
 }
 
 // pickHosts connects to the first N hosts at once and checks them, and
@@ -173,21 +179,25 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 	}
 	next := p.info.N // the next spare
 	for len(pending) > 0 {
-		errs := make([]error, len(pending))
+		errs := make([]error, p.info.N)
 		var wg sync.WaitGroup
-		for j, slot := range pending {
-			wg.Go(func() { slots[slot], errs[j] = p.prepare(ctx, hosts[tries[slot]]) })
+		for _, slot := range pending {
+			wg.Go(func() { slots[slot], errs[slot] = p.prepare(ctx, hosts[tries[slot]]) })
 		}
 		wg.Wait()
 		if err := ctx.Err(); err != nil {
 			return slots, err
 		}
+		for slot, err := range p.sharedSpace(slots) {
+			p.removeProbes(slots[slot : slot+1])
+			slots[slot], errs[slot] = nil, err
+		}
 		var again []int
-		for j, slot := range pending {
-			if errs[j] == nil {
+		for slot, err := range errs {
+			if err == nil {
 				continue
 			}
-			p.opt.Warn("%s", errs[j])
+			p.opt.Warn("%s", err)
 			if next < len(hosts) {
 				p.opt.Note("share %d goes to spare host %s instead", slot, hosts[next])
 				tries[slot] = next
@@ -209,6 +219,42 @@ func (p *pusher) pickHosts(ctx context.Context) ([]*target, error) {
 	return slots, nil
 }
 
+// sharedSpace checks hosts that are folders on one file system against
+// its free space together: each alone may have room for its share while
+// all of them do not. The slots that don't fit, the later ones, fail.
+func (p *pusher) sharedSpace(slots []*target) map[int]error {
+	if p.need < 0 {
+		return nil
+	}
+	groups := map[string][]int{}
+	for i, t := range slots {
+		if t != nil && t.fs != "" && t.free >= 0 {
+			groups[t.fs] = append(groups[t.fs], i)
+		}
+	}
+	errs := map[int]error{}
+	for _, group := range groups {
+		if len(group) < 2 {
+			continue
+		}
+		free := slots[group[0]].free
+		var names []string
+		for _, i := range group {
+			free = min(free, slots[i].free)
+			names = append(names, slots[i].host.String())
+		}
+		fit := free / p.need
+		for k, i := range group {
+			if int64(k) >= fit {
+				errs[i] = remote.HostError(slots[i].host.String(), fmt.Errorf("shares one file system with %s: %s free, %d shares need %s",
+					strings.Join(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == slots[i].host.String() }), ", "),
+					units.Bytes(free), len(group), units.Bytes(p.need*int64(len(group)))))
+			}
+		}
+	}
+	return errs
+}
+
 // prepare connects to h, removes stale temp files, checks that the share
 // fits in its free space and quota, and stores a test file there: a host
 // that is read-only, full or otherwise refuses files fails now, while a
@@ -218,7 +264,7 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 	if err != nil {
 		return nil, err
 	}
-	t := &target{host: h, r: r}
+	t := &target{host: h, r: r, free: -1}
 	if err := p.check(ctx, t); err != nil {
 		return nil, err
 	}
@@ -311,6 +357,12 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 	}
 	if free < p.need {
 		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", units.Bytes(free), units.Bytes(p.need)))
+	}
+	t.free = free
+	if fsr, ok := t.r.(remote.FileSystemer); ok {
+		if fs, err := fsr.FileSystem(ctx); err == nil {
+			t.fs = fs
+		}
 	}
 	return nil
 }

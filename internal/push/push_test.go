@@ -578,6 +578,44 @@ func TestSameFolderRefused(t *testing.T) {
 	}
 }
 
+// Item 11: folders on one file system share its free space in the check.
+// Three hosts on one disk with room for two and a half shares: the third
+// goes to the spare on another disk, before data flows.
+func TestHostsOnOneFileSystemShareItsSpace(t *testing.T) {
+	in := data(40_000, 19)
+	hosts := folders(t, 4)
+	need := ShareSize(shard.SetInfo{K: 2, N: 3, BlockSize: blockSize}, int64(len(in))) + manifestAllowance(3)
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		r, err := local.New(pathOf(h), remote.DialOptions{})
+		if pathOf(h) == pathOf(hosts[3]) {
+			return onDisk{r, "disk2", 100 * need}, err
+		}
+		return onDisk{r, "disk1", 5 * need / 2}, err
+	}
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: int64(len(in))}})
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	want := fmt.Sprintf("warning: host %s: shares one file system with %s, %s: %s free, 3 shares need %s",
+		pathOf(hosts[2]), pathOf(hosts[0]), pathOf(hosts[1]), units.Bytes(5*need/2), units.Bytes(3*need))
+	if !strings.Contains(r.stderr, want) || r.m.Shares[2].Host != hosts[3].URL() {
+		t.Fatalf("want %q and share 2 on the spare; got %+v\n%s", want, r.m.Shares, r.stderr)
+	}
+	if f := files(t, hosts[2:3]); len(f) != 0 {
+		t.Fatalf("the host that did not fit keeps %v", f)
+	}
+}
+
+// onDisk is a folder said to be on file system fs with free bytes left.
+type onDisk struct {
+	*local.Local
+	fs   string
+	free int64
+}
+
+func (d onDisk) Free(context.Context) (int64, error)        { return d.free, nil }
+func (d onDisk) FileSystem(context.Context) (string, error) { return d.fs, nil }
+
 // readOnly is a folder whose file system went read-only after mounting.
 type readOnly struct{ *local.Local }
 

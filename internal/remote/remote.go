@@ -60,6 +60,15 @@ type Remote interface {
 	Close() error
 }
 
+// FileSystemer is a Remote that can name the file system its folder is
+// on, so that hosts on one file system are checked against its free space
+// together.
+type FileSystemer interface {
+	// FileSystem names the file system: equal names are one file system;
+	// "" when the host cannot say.
+	FileSystem(ctx context.Context) (string, error)
+}
+
 // Upload is a file being written. Nothing appears under its name until
 // Commit succeeds. Callers defer Abort, which is safe after Commit.
 type Upload interface {

@@ -46,7 +46,8 @@ with # are skipped. A line may carry options after the destination:
   backup@spare.example.org:bk
 
 Lines beyond the n the stream needs are spares: before any data flows,
-bk-push connects to the first n hosts, checks their free space and quotas
+bk-push connects to the first n hosts, checks their free space (hosts that
+are folders of one file system against its space together) and quotas
 against the share size, stores a small test file (.bk-probe-*) on each,
 and puts the next spare in the place of each host that fails (a read-only
 disk fails here, not halfway through). Then it looks for each host's test

@@ -254,5 +254,14 @@ func (l *Local) Free(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// FileSystem implements remote.FileSystemer.
+func (l *Local) FileSystem(ctx context.Context) (string, error) {
+	id, err := fsutil.FileSystemID(l.root)
+	if err != nil {
+		return "", l.err(err)
+	}
+	return "local:" + id, nil
+}
+
 // Close implements remote.Remote; a folder holds nothing open.
 func (l *Local) Close() error { return nil }

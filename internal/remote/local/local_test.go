@@ -75,3 +75,32 @@ func TestCanceledContext(t *testing.T) {
 		t.Fatalf("List: %v", err)
 	}
 }
+
+// Two folders of one file system name it alike; another file system
+// (the /proc of Linux) differently.
+func TestFileSystem(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	var names []string
+	for _, dir := range []string{filepath.Join(base, "a"), filepath.Join(base, "b"), "/proc"} {
+		if dir != "/proc" {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := os.Stat(dir); err != nil {
+			t.Skip("no /proc to compare with")
+		}
+		l, err := New(dir, remote.DialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, err := l.FileSystem(ctx)
+		if err != nil || name == "" {
+			t.Fatalf("%s: %q, %v", dir, name, err)
+		}
+		names = append(names, name)
+	}
+	if names[0] != names[1] || names[0] == names[2] {
+		t.Fatalf("file systems %q: want the first two equal, the third not", names)
+	}
+}

@@ -583,6 +583,29 @@ func (r *SFTP) Free(ctx context.Context) (int64, error) {
 	return free, r.err(err)
 }
 
+// FileSystem implements remote.FileSystemer with the file system ID that
+// statvfs@openssh.com reports, which only means something on one machine:
+// the name holds the host's too. A host by two names is two file systems
+// here (the preflight's test file finds one folder by two names).
+func (r *SFTP) FileSystem(ctx context.Context) (string, error) {
+	var id uint64
+	err := r.do(ctx, r.pauses, "read the file system", func(c *conn) error {
+		if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
+			return nil
+		}
+		st, err := c.c.StatVFS(r.root)
+		if err != nil {
+			return err
+		}
+		id = st.Fsid
+		return nil
+	})
+	if err != nil || id == 0 {
+		return "", r.err(err)
+	}
+	return fmt.Sprintf("sftp:%s@%s:%x", r.host.User, r.host, id), nil
+}
+
 // Close ends the connection.
 func (r *SFTP) Close() error {
 	r.mu.Lock()

@@ -403,3 +403,23 @@ func TestSSHArgs(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// Folders of one file system on one host name it alike: the hosts share
+// its free space in bk-push's check.
+func TestFileSystem(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		var names []string
+		for range 2 {
+			r := dial(t, s, at(s, folder(t)), remote.DialOptions{})
+			name, err := r.FileSystem(context.Background())
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, name)
+		}
+		if names[0] != names[1] || (s.Real && !strings.HasPrefix(names[0], "sftp:@"+s.Alias+":")) {
+			t.Fatalf("file systems %q: want one, named after the host", names)
+		}
+	})
+}
