@@ -47,8 +47,9 @@ func OSStdio() Stdio { return Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: 
 type Env struct {
 	Stdio
 	Msg *Messages
-	// ShowProgress is true when progress bars are wanted: stderr is a
-	// terminal or --progress was given, and not -q.
+	// ShowProgress is true when progress is wanted: --progress was given,
+	// or stderr is a terminal and stdout not a pipe to a next stage; and
+	// not -q.
 	ShowProgress bool
 }
 
@@ -124,9 +125,11 @@ func Main(t Tool, args []string, stdio Stdio) int {
 		Action: func(c *ucli.Context) error {
 			msg.Quiet = c.Bool("quiet")
 			env := &Env{
-				Stdio:        stdio,
-				Msg:          msg,
-				ShowProgress: !msg.Quiet && (c.Bool("progress") || IsTerminal(stdio.Stderr)),
+				Stdio: stdio,
+				Msg:   msg,
+				// One display per pipeline: the last stage's, whose stdout
+				// is not a pipe.
+				ShowProgress: !msg.Quiet && (c.Bool("progress") || IsTerminal(stdio.Stderr) && !isPipe(stdio.Stdout)),
 			}
 			actionErr = t.Action(ctx, env, c)
 			return actionErr

@@ -15,6 +15,17 @@ func IsTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// isPipe reports whether w is a pipe or a socket: the next stage of a
+// pipeline.
+func isPipe(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+}
+
 // RefuseTerminal returns a usage error when w, about to receive binary
 // data, is a terminal: nobody wants ciphertext in their scrollback. option
 // is how the tool writes to a file instead, e.g. "-o FILE".

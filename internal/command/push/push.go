@@ -207,8 +207,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			}
 		},
 		Note: env.Msg.Notef,
-		Progress: func(total int64) func(int) {
-			progress = env.NewProgress(total, "pushing")
+		Progress: func(int64) func(int) {
+			// push's total comes from --expect-size or the last backup: a
+			// guess, not a total to show as one.
+			progress = env.NewProgress(-1, "pushing")
 			return progress.Add
 		},
 	})
