@@ -62,8 +62,13 @@ func Path() string {
 	return ""
 }
 
-// Start serves dir on a free port of 127.0.0.1 and waits until it answers.
-func Start(dir string) (*Server, error) {
+// Start serves dir on a free port of 127.0.0.1, with fresh keys, and waits
+// until it answers.
+func Start(dir string) (*Server, error) { return StartWithKeys(dir, random(10), random(20)) }
+
+// StartWithKeys is Start with the given keys, for servers that one
+// environment reaches together.
+func StartWithKeys(dir, access, secret string) (*Server, error) {
 	bin := Path()
 	if bin == "" {
 		return nil, ErrNoServer
@@ -78,7 +83,7 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, Endpoint: "http://" + addr, Access: random(10), Secret: random(20),
+	s := &Server{Dir: dir, Endpoint: "http://" + addr, Access: access, Secret: secret,
 		done: make(chan struct{}), log: log}
 	s.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
 	// Keys by environment, so they don't show in ps.
