@@ -213,6 +213,8 @@ func TestPlaceAndSources(t *testing.T) {
 		}
 	}
 	listings := c.List(context.Background(), c.Hosts(), nil)
+	// Listed twice, as bk-join lists again to find a chain: each host counts once.
+	listings = append(listings, c.List(context.Background(), c.Hosts(), nil)...)
 	placed, err := c.Place(m, listings)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,10 @@ func (c *Catalog) Place(m *manifest.Manifest, listings []*Listing) ([]Placed, er
 			if l.Host == named {
 				p.Listed = true
 			}
-			if fi, ok := l.Files[s.Path]; ok && l.Err == nil {
+			// A host listed twice (once for a backup, again for its chain)
+			// holds the share once.
+			found := slices.ContainsFunc(p.Found, func(f Found) bool { return f.Host == l.Host })
+			if fi, ok := l.Files[s.Path]; ok && l.Err == nil && !found {
 				p.Found = append(p.Found, Found{l.Host, fi})
 			}
 		}
