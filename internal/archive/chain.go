@@ -79,6 +79,11 @@ func (x *extractor) purge(e *entry) error {
 	if err != nil {
 		return refuse(e.h, "%v", err)
 	}
+	if x.chain == 0 && !x.warnedAlone {
+		// The first archive of a chain is a full backup, which has none.
+		x.warnedAlone = true
+		x.opts.Warn("the archive is an incremental backup: it holds only what changed since the backup before it; restore it with its chain (bk-join HOSTS, or -f FULL -f ... in order)")
+	}
 	s := x.staged(e.name)
 	d, err := x.root.Open(s)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -62,12 +62,14 @@ type extractor struct {
 	next  Members
 	sel   *selector
 	chain int // archives of the chain read so far
-	root  *os.Root
-	stage string // staging directory, relative to root
-	sc    *scanner
-	stats RestoreStats
-	dirs  []dirMeta
-	part  []byte // a holeWriter's block buffer, reused from file to file
+	// warnedAlone: the first archive was found incremental, and said so.
+	warnedAlone bool
+	root        *os.Root
+	stage       string // staging directory, relative to root
+	sc          *scanner
+	stats       RestoreStats
+	dirs        []dirMeta
+	part        []byte // a holeWriter's block buffer, reused from file to file
 	// The parent directory of the last entry, open: entries come directory
 	// by directory, and each name resolved from the root costs a system call
 	// per path element.
