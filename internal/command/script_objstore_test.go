@@ -1,14 +1,19 @@
 package command_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/s3test"
 )
 
@@ -27,6 +32,7 @@ func init() {
 	}
 	scriptCmds["s3-start"] = s3Start
 	scriptCmds["s3-stop"] = s3Stop
+	scriptCmds["remote-temps"] = remoteTemps
 	os.Setenv("AWS_ACCESS_KEY_ID", s3Keys.access)
 	os.Setenv("AWS_SECRET_ACCESS_KEY", s3Keys.secret)
 	os.Setenv("AWS_REGION", s3test.Region)
@@ -75,4 +81,44 @@ func s3Stop(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("no S3 server %q (s3-start it first)", args[0])
 	}
 	srv.Stop()
+}
+
+// remoteTemps: remote-temps [-wait] DEST. Lists the temp files at the top
+// of a hosts-file destination (for S3, its multipart uploads in progress)
+// as "name size" lines. With -wait it first waits, up to a minute, for one
+// holding some bytes.
+func remoteTemps(ts *testscript.TestScript, neg bool, args []string) {
+	wait := len(args) == 2 && args[0] == "-wait"
+	if wait {
+		args = args[1:]
+	}
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: remote-temps [-wait] DEST")
+	}
+	h, ok, err := hostsfile.ParseLine(args[0], ts.Getenv("WORK"))
+	if err == nil && !ok {
+		err = fmt.Errorf("no destination in %q", args[0])
+	}
+	ts.Check(err)
+	ctx := context.Background()
+	r, err := h.Dial(ctx, remote.DialOptions{Retry: remote.Retry{Attempts: 1}})
+	ts.Check(err)
+	defer r.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		temps, err := r.ListTemp(ctx, "")
+		ts.Check(err)
+		started := false
+		for _, t := range temps {
+			started = started || t.Size > 0
+		}
+		if !wait || started {
+			for _, t := range temps {
+				fmt.Fprintf(ts.Stdout(), "%s %d\n", t.Name, t.Size)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("remote-temps: no upload holding bytes after a minute")
+		}
+	}
 }
