@@ -44,15 +44,15 @@ func (e *Env) NewProgress(total int64, description string) *Progress {
 		return nil
 	}
 	p := &Progress{total: total, description: description, msg: e.Msg, stop: make(chan struct{})}
-	every := progressLogging
-	first := progressLogging
+	every, first := progressLogging, progressLogging
 	if IsTerminal(e.Stderr) {
+		// The bar shows our figures in its description: its own rate and
+		// times count from its first frame, a second into the run.
 		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(e.Stderr),
-			progressbar.OptionSetDescription(e.Msg.Tool+": "+description),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionSetRenderBlankState(false),
+			progressbar.OptionSetElapsedTime(false),
+			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionSpinnerType(14),
 		)
 		every, first = progressRedraw, progressDelay
@@ -64,7 +64,8 @@ func (e *Env) NewProgress(total int64, description string) *Progress {
 
 func (p *Progress) show(first, every time.Duration) {
 	defer p.stopped.Done()
-	start, last, lastCount := time.Now(), time.Now(), int64(0)
+	start := time.Now()
+	windowStart, windowCount, rate := start, int64(0), 0.0
 	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
@@ -73,26 +74,37 @@ func (p *Progress) show(first, every time.Duration) {
 			return
 		case now := <-t.C:
 			n := p.count.Load()
+			// The rate over the last second or more, not since the last frame.
+			if d := now.Sub(windowStart); d >= time.Second {
+				rate = float64(n-windowCount) / d.Seconds()
+				windowStart, windowCount = now, n
+			}
+			line := p.line(n, now.Sub(start), rate)
 			if p.bar != nil {
+				// The bar is cleared by Done, not finished: a finished bar
+				// stays on the screen.
+				if p.total > 0 {
+					n = min(n, p.total-1)
+				}
 				_ = p.bar.Set64(n)
+				p.bar.Describe(p.msg.Tool + ": " + line)
 				p.shown = true
 			} else {
-				p.logLine(n, now.Sub(start), float64(n-lastCount)/now.Sub(last).Seconds())
+				p.msg.Notef("%s", line)
 			}
-			last, lastCount = now, n
 			t.Reset(every)
 		}
 	}
 }
 
-// logLine says how far the tool is, for a log: "bk-split: splitting: 1.5G
-// of 4G (37%) in 2m5s, 12.5M/s", the rate since the last line.
-func (p *Progress) logLine(n int64, elapsed time.Duration, rate float64) {
+// line says how far the tool is: "splitting: 1.5G of 4G (37%) in 2m5s,
+// 12.5M/s".
+func (p *Progress) line(n int64, elapsed time.Duration, rate float64) string {
 	done := units.Bytes(n).String()
 	if p.total > 0 {
 		done += fmt.Sprintf(" of %s (%d%%)", units.Bytes(p.total), n*100/p.total)
 	}
-	p.msg.Notef("%s: %s in %s, %s/s", p.description, done, units.FormatDuration(elapsed.Truncate(time.Second)), units.Bytes(int64(rate)))
+	return fmt.Sprintf("%s: %s in %s, %s/s", p.description, done, units.FormatDuration(elapsed.Truncate(time.Second)), units.Bytes(int64(rate)))
 }
 
 // Add counts n more bytes.

@@ -121,7 +121,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	progress := env.NewProgress(-1, "restoring")
+	progress := env.NewProgress(filesSize(c.StringSlice("file")), "restoring")
 	defer progress.Done()
 	members, chained, closeAll, err := openMembers(c.StringSlice("file"), env.Stdin, keys, progress.Reader)
 	if err != nil {
@@ -178,6 +178,23 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 // (one or more), or standard input, which holds one archive or a chain
 // stream from bk-join. Each archive is decrypted and decompressed as it is
 // reached.
+// filesSize is the size of the archive files, the total the progress
+// shows; -1 when it is not known (standard input).
+func filesSize(files []string) int64 {
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if f == "-" || err != nil || !st.Mode().IsRegular() {
+			return -1
+		}
+		total += st.Size()
+	}
+	if len(files) == 0 {
+		return -1
+	}
+	return total
+}
+
 func openMembers(files []string, stdin io.Reader, keys seal.Keys, progress func(io.Reader) io.Reader) (members archive.Members, chained bool, closeAll func(), err error) {
 	var next func() (string, io.Reader, error)
 	var input io.Closer = io.NopCloser(nil)
