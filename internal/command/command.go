@@ -4,6 +4,7 @@ package command
 
 import (
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/check"
 	"github.com/bk-backup/bk/internal/command/join"
 	"github.com/bk-backup/bk/internal/command/keygen"
 	"github.com/bk-backup/bk/internal/command/pack"
@@ -27,5 +28,6 @@ func All() []Command {
 		{join.Tool, join.Main},
 		{restore.Tool, restore.Main},
 		{keygen.Tool, keygen.Main},
+		{check.Tool, check.Main},
 	}
 }

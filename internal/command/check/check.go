@@ -1,0 +1,280 @@
+// Package check is the bk-check command: its flags and wiring.
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/connect"
+	"github.com/bk-backup/bk/internal/scrub"
+	"github.com/bk-backup/bk/internal/units"
+)
+
+// Tool describes bk-check: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name:      "bk-check",
+		Usage:     "check the backups on the hosts, every share, without the key",
+		ArgsUsage: "HOSTS...",
+		Description: `bk-check reads every share of every backup on the hosts of the hosts files
+(or host folders) given, and checks each against what the backup's manifest
+records of it: its size, its header (set, k, n, index), its trailer (the
+stream's length and hash), every block against its checksum, and the
+SHA-256 of the whole file, which pins the checksums the share keeps of
+every other share's blocks. It needs no key: nothing is decrypted. Unlike
+a restore, which reads only k shares, it finds rot on the others too.
+
+--quick checks presence, size, header and trailer only, reading a few
+hundred bytes per share.
+
+Each backup is then healthy (every share good), degraded (some shares bad
+or missing, more than k good: restorable, with margin left), at risk
+(exactly k good: one more loss loses it) or lost (fewer than k good). Each
+host is healthy, degraded (a share there is bad or missing) or unreachable.
+Every share that is not good is named in a warning, with its host.
+
+Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
+one that does not is named in a warning. --name, --backup and --latest
+narrow the check. --max-age DURATION also fails when the newest backup of a
+name is older than DURATION, for monitoring that backups still happen.
+
+The report goes to standard output, as a table or, with --json, as the
+JSON document docs/FORMAT.md describes (section 8).`,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "check only the backups of this `NAME`"},
+			&ucli.StringFlag{Name: "backup", Usage: "check only the backup with this `ID`"},
+			&ucli.BoolFlag{Name: "latest", Usage: "check only the newest backup of each name"},
+			&ucli.BoolFlag{Name: "quick", Usage: "check presence, size, header and trailer of each share, not every block"},
+			&ucli.BoolFlag{Name: "json", Usage: "write the report as JSON (docs/FORMAT.md, section 8)"},
+			cli.DurationFlag("max-age", 0, "fail when the newest backup of a name is older than `DURATION` (e.g. 36h)"),
+		}, connect.Flags()...),
+		Sections: []cli.Section{
+			{Title: "EXIT STATUS", Body: `0  every backup checked is healthy.
+
+1  a backup is lost, no backup was found, a host file cannot be read, or
+(with --max-age) the newest backup of a name is too old.
+
+2  usage error.
+
+3  a backup is degraded or at risk, or a host is unreachable.
+
+130  interrupted.`},
+			{Title: "EXAMPLES", Body: `Check everything, every byte:
+
+  bk-check /etc/bk/hosts
+
+Nightly, from cron, failing when no backup came for a day and a half:
+
+  bk-check -q --quick --max-age 36h /etc/bk/hosts
+
+The newest backup of each name, as JSON:
+
+  bk-check --latest --json /etc/bk/hosts | jq .`},
+			{Title: "SEE ALSO", Body: `bk-ls(1), bk-join(1), bk-push(1); docs/FORMAT.md describes shares, manifests and the report.`},
+		},
+		Progress: true,
+		Action:   run,
+	}
+}
+
+// Main runs bk-check and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
+
+// Report is the JSON document of bk-check (docs/FORMAT.md, section 8).
+type Report struct {
+	Format  string        `json:"format"`
+	Version int           `json:"version"`
+	Time    time.Time     `json:"time"`
+	Quick   bool          `json:"quick"`
+	Backups []Backup      `json:"backups"`
+	Hosts   []scrub.Host  `json:"hosts"`
+	Stale   []StaleBackup `json:"stale,omitempty"`
+}
+
+// Backup is one backup's result.
+type Backup struct {
+	ID    string        `json:"id"`
+	Name  string        `json:"name"`
+	Time  time.Time     `json:"time"`
+	K     int           `json:"k"`
+	N     int           `json:"n"`
+	State scrub.State   `json:"state"`
+	Good  int           `json:"good"`
+	Share []scrub.Share `json:"shares"`
+}
+
+// StaleBackup is a name whose newest backup is older than --max-age.
+type StaleBackup struct {
+	Name   string    `json:"name"`
+	Newest string    `json:"newest"`
+	Time   time.Time `json:"time"`
+}
+
+func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+	hosts, err := connect.Hosts(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	opts, err := connect.Options(env, c, false)
+	if err != nil {
+		return err
+	}
+	cat := catalog.New(hosts, opts)
+	defer cat.Close()
+	listings := cat.List(ctx, cat.Hosts(), nil)
+	for _, l := range listings {
+		if l.Err != nil {
+			env.Msg.Warnf("%v", l.Err)
+		}
+		for _, d := range l.Damaged {
+			env.Msg.Warnf("host %s: %v", l.Host, d)
+		}
+	}
+	backups := cat.Backups(listings)
+	chosen := choose(env, backups, c.String("name"), c.String("backup"), c.Bool("latest"))
+	if len(chosen) == 0 {
+		return cli.WithHint(fmt.Errorf("no backup to check found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
+	}
+	now := time.Now()
+	out := Report{Format: "bk-check", Version: 1, Time: now.UTC(), Quick: c.Bool("quick")}
+	progress := env.NewProgress(-1, "checking")
+	defer progress.Done()
+	worst := scrub.Healthy
+	var reports []*scrub.Report
+	for _, b := range chosen {
+		r, err := scrub.Check(ctx, cat, listings, b.Manifest, scrub.Options{Quick: c.Bool("quick"), Progress: progress.Add})
+		if err != nil {
+			return err
+		}
+		reports = append(reports, r)
+		worst = scrub.Worse(worst, r.State)
+		for _, s := range r.Shares {
+			if !s.Good {
+				env.Msg.Warnf("backup %s: share %d%s: %s", b.ID, s.Index, where(s), s.Problem)
+			}
+		}
+		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, K: b.K, N: b.N,
+			State: r.State, Good: r.Good, Share: r.Shares})
+	}
+	progress.Done()
+	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	if age := cli.Duration(c, "max-age"); age > 0 {
+		out.Stale = stale(backups, now.Add(-age))
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else if err := table(env.Stdout, out); err != nil {
+		return err
+	}
+	return verdict(out, worst, cli.Duration(c, "max-age"), now)
+}
+
+// where says where share s is, for messages.
+func where(s scrub.Share) string {
+	switch {
+	case s.Host == "":
+		return ""
+	case s.Path == "":
+		return " on host " + s.Host
+	}
+	return " on host " + s.Host + " (" + s.Path + ")"
+}
+
+// choose picks the backups to check, newest first; the ones that do not
+// count are named and left out.
+func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest bool) []*catalog.Backup {
+	var out []*catalog.Backup
+	seen := map[string]bool{}
+	for _, b := range backups {
+		if (name != "" && b.Name != name) || (id != "" && b.ID != id) {
+			continue
+		}
+		if !b.Counts {
+			env.Msg.Warnf("backup %s on %s does not count: %s; not checked", b.ID, b.HolderNames(), b.Doubt)
+			continue
+		}
+		if latest && seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		out = append(out, b)
+	}
+	return out
+}
+
+// stale lists the names whose newest counting backup was made before
+// cutoff.
+func stale(backups []*catalog.Backup, cutoff time.Time) []StaleBackup {
+	var out []StaleBackup
+	seen := map[string]bool{}
+	for _, b := range backups {
+		if !b.Counts || seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		if b.Time.Before(cutoff) {
+			out = append(out, StaleBackup{Name: b.Name, Newest: b.ID, Time: b.Time})
+		}
+	}
+	return out
+}
+
+func table(w io.Writer, r Report) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKUP\tTIME\tK/N\tGOOD\tSTATE")
+	for _, b := range r.Backups {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", b.ID, b.Time.UTC().Format("2006-01-02 15:04:05Z"), b.K, b.N, b.Good, b.State)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "HOST\tGOOD\tBAD\tMISSING\tSTATE")
+	for _, h := range r.Hosts {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", h.Host, h.Good, h.Bad, h.Missing, h.State)
+	}
+	return tw.Flush()
+}
+
+// verdict is the exit status: lost or stale fail, degraded, at risk or an
+// unreachable host finish with 3.
+func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) error {
+	var fails []string
+	for _, s := range r.Stale {
+		fails = append(fails, fmt.Sprintf("the newest backup of %s, %s, is %s old, older than --max-age %s",
+			s.Name, s.Newest, units.FormatDuration(now.Sub(s.Time).Round(time.Minute)), units.FormatDuration(maxAge)))
+	}
+	var lost []string
+	for _, b := range r.Backups {
+		if b.State == scrub.Lost {
+			lost = append(lost, b.ID)
+		}
+	}
+	if len(lost) > 0 {
+		fails = append(fails, fmt.Sprintf("lost (fewer than k good shares): %s", strings.Join(lost, ", ")))
+	}
+	if len(fails) > 0 {
+		return fmt.Errorf("%s", strings.Join(fails, "; "))
+	}
+	unreachable := false
+	for _, h := range r.Hosts {
+		unreachable = unreachable || h.State == scrub.Unreachable
+	}
+	switch {
+	case worst != scrub.Healthy:
+		return cli.Degradedf("not every backup is healthy (the worst is %s)", worst)
+	case unreachable:
+		return cli.Degradedf("a host was unreachable; its shares were not checked")
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+// Package scrub checks backups where they are stored, without the key:
+// every share of a backup is read on its host and held against what the
+// manifest (which counts under the reading rules) records of it, and the
+// backup is judged by how many good shares it has left. bk-check and
+// bk-ls build on it.
+package scrub
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/shard"
+)
+
+// State is how a backup or a host fares.
+type State string
+
+// The states, from best to worst.
+const (
+	Healthy  State = "healthy"  // every share good
+	Degraded State = "degraded" // some shares bad or missing, more than k good
+	AtRisk   State = "at risk"  // exactly k good: one more loss loses it
+	Lost     State = "lost"     // fewer than k good: it cannot be restored
+)
+
+// StateOf judges a backup of k-of-n shares with good of them good.
+func StateOf(good, k, n int) State {
+	switch {
+	case good >= n:
+		return Healthy
+	case good > k:
+		return Degraded
+	case good == k:
+		return AtRisk
+	}
+	return Lost
+}
+
+// Worse is the worse of two states.
+func Worse(a, b State) State {
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+func rank(s State) int {
+	switch s {
+	case Degraded:
+		return 1
+	case AtRisk:
+		return 2
+	case Lost:
+		return 3
+	}
+	return 0
+}
+
+// Share is what was found of one share.
+type Share struct {
+	Index int `json:"index"`
+	// Host is where the share was read, or where the manifest says it is
+	// when it was found nowhere; empty when the manifest lists no host
+	// (its host failed during the push).
+	Host string `json:"host,omitempty"`
+	Path string `json:"path,omitempty"`
+	// Good is whether the share holds what the manifest records; else
+	// Problem says what is wrong, and Missing whether it is simply absent.
+	Good    bool   `json:"good"`
+	Missing bool   `json:"missing,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// Report is what checking one backup found.
+type Report struct {
+	Manifest *manifest.Manifest `json:"-"`
+	Shares   []Share            `json:"shares"` // all n, by index
+	Good     int                `json:"good"`
+	State    State              `json:"state"`
+}
+
+// Options tune a check.
+type Options struct {
+	// Quick checks only presence, size, header and trailer of each share;
+	// else every byte is read.
+	Quick bool
+	// Parallel bounds the shares read at once; 0 means 4.
+	Parallel int
+	// Progress, when not nil, is told of the bytes read.
+	Progress func(n int)
+}
+
+// Check reads the shares of backup m from the hosts of listings and
+// judges it. Each share is looked for where catalog.ShareHosts says, in
+// that order, until one copy is good.
+func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Manifest, opts Options) (*Report, error) {
+	where, err := cat.ShareHosts(m, listings)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Manifest: m, Shares: make([]Share, m.N)}
+	for i := range r.Shares {
+		r.Shares[i] = Share{Index: i, Missing: true, Problem: "not stored: its host failed during the push"}
+	}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = 4
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, s := range m.Shares {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r.Shares[s.Index] = checkShare(ctx, m, s, where[i], listings, opts)
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, s := range r.Shares {
+		if s.Good {
+			r.Good++
+		}
+	}
+	r.State = StateOf(r.Good, m.K, m.N)
+	return r, nil
+}
+
+// checkShare checks the copies of share s on hosts, in order, until one
+// is good; the first copy's problem is reported when none is.
+func checkShare(ctx context.Context, m *manifest.Manifest, s manifest.Share, hosts []*catalog.Host, listings []*catalog.Listing, opts Options) Share {
+	out := Share{Index: s.Index, Path: s.Path, Host: s.Host, Missing: true, Problem: "found on no host reached"}
+	for _, l := range listings {
+		if l.Host.URL() != s.Host {
+			continue
+		}
+		out.Host, out.Problem = l.Host.String(), "missing"
+		if l.Err != nil {
+			out.Problem = "host unreachable"
+		}
+	}
+	for k, h := range hosts {
+		missing, err := checkCopy(ctx, m, s, h, opts)
+		if err == nil {
+			return Share{Index: s.Index, Path: s.Path, Host: h.String(), Good: true}
+		}
+		if k == 0 {
+			out.Host, out.Missing, out.Problem = h.String(), missing, err.Error()
+		}
+	}
+	return out
+}
+
+// checkCopy checks the share s of m on host h; missing says the file is
+// not there at all.
+func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, opts Options) (missing bool, err error) {
+	r, err := h.Remote(ctx)
+	if err != nil {
+		return true, fmt.Errorf("host unreachable: %w", err)
+	}
+	st, err := r.Stat(ctx, s.Path)
+	if errors.Is(err, remote.ErrNotExist) {
+		return true, errors.New("missing")
+	}
+	if err != nil {
+		return false, err
+	}
+	if st.Size != s.Size {
+		return false, fmt.Errorf("%d bytes, the manifest says %d", st.Size, s.Size)
+	}
+	rc, err := r.Open(ctx, s.Path, 0)
+	if err != nil {
+		return errors.Is(err, remote.ErrNotExist), err
+	}
+	defer rc.Close()
+	sum := sha256.New()
+	counted := io.Reader(io.TeeReader(rc, sum))
+	if opts.Progress != nil {
+		counted = progressReader{counted, opts.Progress}
+	}
+	br := bufio.NewReaderSize(counted, 1<<20)
+	hdr, err := readHeader(br, m, s.Index)
+	if err != nil {
+		return false, err
+	}
+	stripes := (m.StreamSize + hdr.StripeSize() - 1) / hdr.StripeSize()
+	if want := hdr.Offset(stripes) + shard.TrailerSize; s.Size != want {
+		return false, fmt.Errorf("the manifest says %d bytes, its stream makes shares of %d", s.Size, want)
+	}
+	if opts.Quick {
+		return false, quickTrailer(ctx, r, s, hdr, m)
+	}
+	record := make([]byte, hdr.RecordSize())
+	own := hdr.BlockSize + s.Index*shard.HashSize
+	for stripe := range stripes {
+		if _, err := io.ReadFull(br, record); err != nil {
+			return false, fmt.Errorf("stripe %d: %w", stripe, err)
+		}
+		if shard.BlockHash(hdr.SetID, stripe, s.Index, record[:hdr.BlockSize]) != [shard.HashSize]byte(record[own:]) {
+			return false, fmt.Errorf("stripe %d: its block does not match its checksum", stripe)
+		}
+	}
+	tb := make([]byte, shard.TrailerSize)
+	if _, err := io.ReadFull(br, tb); err != nil {
+		return false, fmt.Errorf("trailer: %w", err)
+	}
+	if err := checkTrailer(tb, hdr, m); err != nil {
+		return false, err
+	}
+	if n, err := io.Copy(io.Discard, br); err != nil || n > 0 {
+		return false, fmt.Errorf("%d stray bytes after the trailer (%v)", n, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != s.SHA256 {
+		return false, errors.New("its checksums of the other shares' blocks differ from those stored (SHA-256 mismatch)")
+	}
+	return false, nil
+}
+
+type progressReader struct {
+	r    io.Reader
+	tell func(int)
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.tell(n)
+	return n, err
+}
+
+// readHeader reads a share's header and checks it is share index of the
+// set m names.
+func readHeader(r io.Reader, m *manifest.Manifest, index int) (shard.Header, error) {
+	h, err := shard.ReadHeader(r)
+	if err != nil {
+		return h, fmt.Errorf("header: %w", err)
+	}
+	switch {
+	case h.ID() != m.SetID:
+		return h, fmt.Errorf("a share of set %s, the manifest names set %s", h.ShortID(), m.SetID[:8])
+	case h.Index != index:
+		return h, fmt.Errorf("holds share %d", h.Index)
+	case h.K != m.K || h.N != m.N || h.BlockSize != m.BlockSize:
+		return h, fmt.Errorf("header says k=%d n=%d block size %d, the manifest k=%d n=%d block size %d",
+			h.K, h.N, h.BlockSize, m.K, m.N, m.BlockSize)
+	}
+	return h, nil
+}
+
+func quickTrailer(ctx context.Context, r remote.Remote, s manifest.Share, hdr shard.Header, m *manifest.Manifest) error {
+	rc, err := r.Open(ctx, s.Path, s.Size-shard.TrailerSize)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tb := make([]byte, shard.TrailerSize)
+	if _, err := io.ReadFull(rc, tb); err != nil {
+		return fmt.Errorf("trailer: %w", err)
+	}
+	return checkTrailer(tb, hdr, m)
+}
+
+func checkTrailer(b []byte, hdr shard.Header, m *manifest.Manifest) error {
+	t, err := shard.ParseTrailer(b, hdr.SetInfo)
+	switch {
+	case err != nil:
+		return fmt.Errorf("trailer: %w", err)
+	case t.Length != m.StreamSize:
+		return fmt.Errorf("trailer says %d bytes, the manifest %d", t.Length, m.StreamSize)
+	case hex.EncodeToString(t.StreamHash[:]) != m.StreamHash:
+		return errors.New("trailer's stream hash differs from the manifest's")
+	}
+	return nil
+}
