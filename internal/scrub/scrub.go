@@ -100,10 +100,10 @@ type Options struct {
 }
 
 // Check reads the shares of backup m from the hosts of listings and
-// judges it. Each share is looked for where catalog.ShareHosts says, in
-// that order, until one copy is good.
+// judges it. Each share is looked for on every host that lists it, the
+// one the manifest names first (catalog.Place), until one copy is good.
 func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Manifest, opts Options) (*Report, error) {
-	where, err := cat.ShareHosts(m, listings)
+	placed, err := cat.Place(m, listings)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +117,11 @@ func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listin
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	for i, s := range m.Shares {
+	for _, p := range placed {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r.Shares[s.Index] = checkShare(ctx, m, s, where[i], listings, opts)
+			r.Shares[p.Index] = checkShare(ctx, m, p, opts)
 		})
 	}
 	wg.Wait()
@@ -137,23 +137,26 @@ func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listin
 	return r, nil
 }
 
-// checkShare checks the copies of share s on hosts, in order, until one
-// is good; the first copy's problem is reported when none is.
-func checkShare(ctx context.Context, m *manifest.Manifest, s manifest.Share, hosts []*catalog.Host, listings []*catalog.Listing, opts Options) Share {
-	out := Share{Index: s.Index, Path: s.Path, Host: s.Host, Missing: true, Problem: "found on no host reached"}
-	for _, l := range listings {
-		if l.Host.URL() != s.Host {
-			continue
-		}
-		out.Host, out.Problem = l.Host.String(), "missing"
-		if l.Err != nil {
-			out.Problem = "host unreachable"
-		}
+// checkShare checks the copies of share p where they were found, in
+// order, until one is good; the first copy's problem is reported when
+// none is.
+func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opts Options) Share {
+	out := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), Missing: true, Problem: "missing"}
+	if p.Named.Failed() {
+		out.Problem = "host unreachable"
+	}
+	var hosts []*catalog.Host
+	for _, f := range p.Found {
+		hosts = append(hosts, f.Host)
+	}
+	// A host the hosts files lack is looked at where the manifest says.
+	if !p.Listed && len(hosts) == 0 {
+		hosts = append(hosts, p.Named)
 	}
 	for k, h := range hosts {
-		missing, err := checkCopy(ctx, m, s, h, opts)
+		missing, err := checkCopy(ctx, m, p.Share, h, opts)
 		if err == nil {
-			return Share{Index: s.Index, Path: s.Path, Host: h.String(), Good: true}
+			return Share{Index: p.Index, Path: p.Path, Host: h.String(), Good: true}
 		}
 		if k == 0 {
 			out.Host, out.Missing, out.Problem = h.String(), missing, err.Error()
