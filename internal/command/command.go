@@ -7,6 +7,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/check"
 	"github.com/bk-backup/bk/internal/command/join"
 	"github.com/bk-backup/bk/internal/command/keygen"
+	"github.com/bk-backup/bk/internal/command/ls"
 	"github.com/bk-backup/bk/internal/command/pack"
 	"github.com/bk-backup/bk/internal/command/push"
 	"github.com/bk-backup/bk/internal/command/restore"
@@ -28,6 +29,7 @@ func All() []Command {
 		{join.Tool, join.Main},
 		{restore.Tool, restore.Main},
 		{keygen.Tool, keygen.Main},
+		{ls.Tool, ls.Main},
 		{check.Tool, check.Main},
 	}
 }

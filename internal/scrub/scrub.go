@@ -107,10 +107,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listin
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Manifest: m, Shares: make([]Share, m.N)}
-	for i := range r.Shares {
-		r.Shares[i] = Share{Index: i, Missing: true, Problem: "not stored: its host failed during the push"}
-	}
+	r := newReport(m)
 	parallel := opts.Parallel
 	if parallel <= 0 {
 		parallel = 4
@@ -128,23 +125,47 @@ func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	r.judge()
+	return r, nil
+}
+
+// newReport is a report on m with every share missing.
+func newReport(m *manifest.Manifest) *Report {
+	r := &Report{Manifest: m, Shares: make([]Share, m.N)}
+	for i := range r.Shares {
+		r.Shares[i] = Share{Index: i, Missing: true, Problem: "not stored: its host failed during the push"}
+	}
+	return r
+}
+
+// judge counts the good shares and says what that makes of the backup.
+func (r *Report) judge() {
+	r.Good = 0
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
 		}
 	}
-	r.State = StateOf(r.Good, m.K, m.N)
-	return r, nil
+	r.State = StateOf(r.Good, r.Manifest.K, r.Manifest.N)
+}
+
+// absent is share p when no copy of it is good.
+func absent(p catalog.Placed) Share {
+	s := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), Missing: true, Problem: "missing"}
+	switch {
+	case !p.Listed:
+		s.Problem = "its host is not among the hosts given"
+	case p.Named.Failed():
+		s.Problem = "host unreachable"
+	}
+	return s
 }
 
 // checkShare checks the copies of share p where they were found, in
 // order, until one is good; the first copy's problem is reported when
 // none is.
 func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opts Options) Share {
-	out := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), Missing: true, Problem: "missing"}
-	if p.Named.Failed() {
-		out.Problem = "host unreachable"
-	}
+	out := absent(p)
 	var hosts []*catalog.Host
 	for _, f := range p.Found {
 		hosts = append(hosts, f.Host)
@@ -284,4 +305,30 @@ func checkTrailer(b []byte, hdr shard.Header, m *manifest.Manifest) error {
 		return errors.New("trailer's stream hash differs from the manifest's")
 	}
 	return nil
+}
+
+// Presence judges backup m by what the listings show, reading nothing: a
+// share is good when a host lists a file of its path and of the size the
+// manifest records. It is what bk-ls shows; Check reads the files.
+func Presence(cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Manifest) (*Report, error) {
+	placed, err := cat.Place(m, listings)
+	if err != nil {
+		return nil, err
+	}
+	r := newReport(m)
+	for _, p := range placed {
+		s := absent(p)
+		for k, f := range p.Found {
+			if f.Info.Size == p.Size {
+				s = Share{Index: p.Index, Path: p.Path, Host: f.Host.String(), Good: true}
+				break
+			}
+			if k == 0 {
+				s.Host, s.Missing, s.Problem = f.Host.String(), false, fmt.Sprintf("%d bytes, the manifest says %d", f.Info.Size, p.Size)
+			}
+		}
+		r.Shares[p.Index] = s
+	}
+	r.judge()
+	return r, nil
 }

@@ -3,7 +3,6 @@ package check
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -120,24 +119,12 @@ type StaleBackup struct {
 }
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
-	hosts, err := connect.Hosts(c.Args().Slice())
+	cat, listings, _, err := connect.List(ctx, env, c)
+	if cat != nil {
+		defer cat.Close()
+	}
 	if err != nil {
 		return err
-	}
-	opts, err := connect.Options(env, c, false)
-	if err != nil {
-		return err
-	}
-	cat := catalog.New(hosts, opts)
-	defer cat.Close()
-	listings := cat.List(ctx, cat.Hosts(), nil)
-	for _, l := range listings {
-		if l.Err != nil {
-			env.Msg.Warnf("%v", l.Err)
-		}
-		for _, d := range l.Damaged {
-			env.Msg.Warnf("host %s: %v", l.Host, d)
-		}
 	}
 	backups := cat.Backups(listings)
 	chosen := choose(env, backups, c.String("name"), c.String("backup"), c.Bool("latest"))
@@ -171,9 +158,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		out.Stale = stale(backups, now.Add(-age))
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := connect.WriteJSON(env.Stdout, out); err != nil {
 			return err
 		}
 	} else if err := table(env.Stdout, out); err != nil {

@@ -1,10 +1,16 @@
 package connect
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote/local"
@@ -41,4 +47,39 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 		hosts = append(hosts, hs...)
 	}
 	return hosts, nil
+}
+
+// List makes the catalog of the HOSTS arguments and lists what each host
+// holds, warning about each host that cannot be reached and each manifest
+// that cannot be read. unreachable says whether a host could not be
+// listed. The caller closes the catalog.
+func List(ctx context.Context, env *cli.Env, c *ucli.Context) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
+	hosts, err := Hosts(c.Args().Slice())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	opts, err := Options(env, c, false)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	cat = catalog.New(hosts, opts)
+	listings = cat.List(ctx, cat.Hosts(), nil)
+	for _, l := range listings {
+		if l.Err != nil {
+			unreachable = true
+			env.Msg.Warnf("%v", l.Err)
+		}
+		for _, d := range l.Damaged {
+			env.Msg.Warnf("host %s: %v", l.Host, d)
+		}
+	}
+	return cat, listings, unreachable, ctx.Err()
+}
+
+// WriteJSON writes v to w as indented JSON, the way the tools' --json
+// reports look.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

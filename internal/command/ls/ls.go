@@ -1,0 +1,213 @@
+// Package ls is the bk-ls command: its flags and wiring.
+package ls
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/connect"
+	"github.com/bk-backup/bk/internal/scrub"
+	"github.com/bk-backup/bk/internal/units"
+)
+
+// Tool describes bk-ls: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name:      "bk-ls",
+		Usage:     "list the backups on the hosts, and what each host really holds",
+		ArgsUsage: "HOSTS...",
+		Description: `bk-ls lists the backups whose manifests the hosts of the hosts files (or
+host folders) hold, newest first: ID, time, size of the stream, k/n, level
+(full, or the level of an incremental) and chain, and under each backup its
+shares, each with the host that really holds it, as the host's listing
+shows it (a file of the share's name and of the size the manifest records),
+not as the manifest says. A share no host holds is shown missing, and the
+backup healthy, degraded, at risk or lost by the count of shares present.
+Then each host: the bytes bk keeps there against its quota, its free space,
+and temp files that uploads in progress or killed runs left there.
+
+A manifest that does not count (docs/FORMAT.md, section 5) is listed with
+the reason. Nothing is read but listings and manifests; bk-check reads the
+shares themselves. --json writes the listing as docs/FORMAT.md (section 8)
+describes.`,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "list only the backups of this `NAME`"},
+			&ucli.StringFlag{Name: "before", Usage: "list only backups made before `TIME` (2026-11-29 or RFC 3339)"},
+			&ucli.BoolFlag{Name: "json", Usage: "write the listing as JSON (docs/FORMAT.md, section 8)"},
+		}, connect.Flags()...),
+		Sections: []cli.Section{
+			{Title: "EXIT STATUS", Body: `0  listed.
+
+1  no backup found, or a hosts file cannot be read.
+
+2  usage error.
+
+3  listed, but a host was unreachable.
+
+130  interrupted.`},
+			{Title: "EXAMPLES", Body: `What the hosts hold:
+
+  bk-ls /etc/bk/hosts
+
+The backups of one name before a day, as JSON:
+
+  bk-ls --name home --before 2026-11-01 --json /etc/bk/hosts | jq .`},
+			{Title: "SEE ALSO", Body: `bk-check(1), bk-join(1), bk-push(1); docs/FORMAT.md describes manifests and the listing.`},
+		},
+		Action: run,
+	}
+}
+
+// Main runs bk-ls and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
+
+// Listing is the JSON document of bk-ls (docs/FORMAT.md, section 8).
+type Listing struct {
+	Format  string       `json:"format"`
+	Version int          `json:"version"`
+	Backups []Backup     `json:"backups"`
+	Hosts   []scrub.Host `json:"hosts"`
+}
+
+// Backup is one backup found.
+type Backup struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Time      time.Time     `json:"time"`
+	Label     string        `json:"label,omitempty"`
+	Size      int64         `json:"size"`
+	K         int           `json:"k"`
+	N         int           `json:"n"`
+	Level     int           `json:"level"`
+	Chain     string        `json:"chain,omitempty"`
+	Parent    string        `json:"parent,omitempty"`
+	Counts    bool          `json:"counts"`
+	Doubt     string        `json:"doubt,omitempty"`
+	Manifests []string      `json:"manifests"`
+	State     scrub.State   `json:"state"`
+	Present   int           `json:"present"`
+	Shares    []scrub.Share `json:"shares"`
+}
+
+func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+	var before time.Time
+	if s := c.String("before"); s != "" {
+		var err error
+		if before, err = units.ParseTime(s, time.Local); err != nil {
+			return cli.Usagef("--before %s: %v", s, err)
+		}
+	}
+	cat, listings, unreachable, err := connect.List(ctx, env, c)
+	if cat != nil {
+		defer cat.Close()
+	}
+	if err != nil {
+		return err
+	}
+	out := Listing{Format: "bk-ls", Version: 1, Backups: []Backup{}}
+	var reports []*scrub.Report
+	backups := cat.Backups(listings)
+	// A full backup's manifest does not know the chain it starts; the
+	// incremental ones that build on it do.
+	chainOf := map[string]string{}
+	for _, b := range backups {
+		for _, a := range b.Ancestors {
+			chainOf[a.ID] = b.Chain
+		}
+	}
+	for _, b := range backups {
+		if (c.String("name") != "" && b.Name != c.String("name")) || (!before.IsZero() && !b.Time.Before(before)) {
+			continue
+		}
+		r, err := scrub.Presence(cat, listings, b.Manifest)
+		if err != nil {
+			return err
+		}
+		reports = append(reports, r)
+		chain := b.Chain
+		if chain == "" {
+			chain = chainOf[b.ID]
+		}
+		var holders []string
+		for _, h := range b.Holders {
+			holders = append(holders, h.String())
+		}
+		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, Label: b.Label,
+			Size: b.StreamSize, K: b.K, N: b.N, Level: b.Level, Chain: chain, Parent: b.Parent,
+			Counts: b.Counts, Doubt: b.Doubt, Manifests: holders, State: r.State, Present: r.Good, Shares: r.Shares})
+	}
+	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	if c.Bool("json") {
+		if err := connect.WriteJSON(env.Stdout, out); err != nil {
+			return err
+		}
+	} else if err := table(env.Stdout, out); err != nil {
+		return err
+	}
+	switch {
+	case len(out.Backups) == 0:
+		return cli.WithHint(fmt.Errorf("no backup found on the hosts reached"), "bk-push stores backups there")
+	case unreachable:
+		return cli.Degradedf("a host was unreachable: the listing lacks what it holds")
+	}
+	return nil
+}
+
+func table(w io.Writer, l Listing) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tSIZE\tK/N\tLEVEL\tCHAIN\tSHARES\tSTATE\tLABEL")
+	for _, b := range l.Backups {
+		level, chain := "full", "-"
+		if b.Level > 0 {
+			level = fmt.Sprintf("inc %d", b.Level)
+		}
+		if b.Chain != "" {
+			chain = b.Chain
+		}
+		label := b.Label
+		if !b.Counts {
+			label = "(does not count: " + b.Doubt + ") " + label
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%d/%d\t%s\t%s\n", b.ID, b.Time.UTC().Format("2006-01-02 15:04:05Z"),
+			units.Bytes(b.Size), b.K, b.N, level, chain, b.Present, b.N, b.State, strings.TrimSpace(label))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "BACKUP\tSHARE\tHOST\tPRESENT")
+	for _, b := range l.Backups {
+		for _, s := range b.Shares {
+			what := "yes"
+			if !s.Good {
+				what = "no: " + s.Problem
+			}
+			host := s.Host
+			if host == "" {
+				host = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", b.ID, s.Index, host, what)
+		}
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "HOST\tUSED\tQUOTA\tFREE\tTEMP")
+	for _, h := range l.Hosts {
+		quota, free := "-", "-"
+		if h.Quota > 0 {
+			quota = units.Bytes(h.Quota).String()
+		}
+		if h.Free >= 0 {
+			free = units.Bytes(h.Free).String()
+		}
+		temp := fmt.Sprint(len(h.Temp))
+		if h.State == scrub.Unreachable {
+			quota, free, temp = "unreachable", "", ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Host, units.Bytes(h.Used), quota, free, temp)
+	}
+	return tw.Flush()
+}
