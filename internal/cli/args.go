@@ -11,8 +11,9 @@ import (
 // take an option after it for a path: options anywhere, "--" ending them,
 // clustered short options split (-xq is -x -q; -k2 and -o- are -k 2 and
 // -o -). It returns the options, then "--", then the arguments in their
-// order, so an argument that looks like an option stays an argument.
-func gnuOrder(flags []ucli.Flag, args []string) []string {
+// order, so an argument that looks like an option stays an argument. help
+// says whether -h or --help is among the options (not a value).
+func gnuOrder(flags []ucli.Flag, args []string) (ordered []string, help bool) {
 	takesValue := map[string]bool{}
 	for _, f := range flags {
 		df, ok := f.(ucli.DocGenerationFlag)
@@ -21,6 +22,10 @@ func gnuOrder(flags []ucli.Flag, args []string) []string {
 		}
 	}
 	var opts, operands []string
+	option := func(arg, name string) {
+		opts = append(opts, arg)
+		help = help || name == "help" || name == "h"
+	}
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		next := func() {
@@ -35,7 +40,7 @@ func gnuOrder(flags []ucli.Flag, args []string) []string {
 			i = len(args)
 		case strings.HasPrefix(arg, "--"):
 			name, _, hasValue := strings.Cut(arg[2:], "=")
-			opts = append(opts, arg)
+			option(arg, name)
 			if takesValue[name] && !hasValue {
 				next()
 			}
@@ -43,7 +48,7 @@ func gnuOrder(flags []ucli.Flag, args []string) []string {
 			// A long name with one dash, as Go's flag package allows.
 			if name, _, hasValue := strings.Cut(arg[1:], "="); len(name) > 1 {
 				if tv, known := takesValue[name]; known {
-					opts = append(opts, arg)
+					option(arg, name)
 					if tv && !hasValue {
 						next()
 					}
@@ -57,7 +62,7 @@ func gnuOrder(flags []ucli.Flag, args []string) []string {
 					opts = append(opts, "-"+arg[j:]) // for urfave to report
 					break
 				}
-				opts = append(opts, "-"+name)
+				option("-"+name, name)
 				if tv {
 					if value := strings.TrimPrefix(arg[j+1:], "="); value != "" {
 						opts = append(opts, value)
@@ -71,5 +76,5 @@ func gnuOrder(flags []ucli.Flag, args []string) []string {
 			operands = append(operands, arg)
 		}
 	}
-	return append(append(opts, "--"), operands...)
+	return append(append(opts, "--"), operands...), help
 }

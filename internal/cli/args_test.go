@@ -41,9 +41,14 @@ func TestGNUOrder(t *testing.T) {
 		"a b c":                             "-- a b c",
 		"-R r1 x -R r2 y --one-file-system": "-R r1 -R r2 --one-file-system -- x y",
 	} {
-		got := strings.Join(gnuOrder(flags, strings.Fields(in)), " ")
-		if got != want {
-			t.Errorf("gnuOrder(%q) = %q, want %q", in, got, want)
+		ordered, help := gnuOrder(flags, strings.Fields(in))
+		if got := strings.Join(ordered, " "); got != want || help != strings.Contains(in, "help") {
+			t.Errorf("gnuOrder(%q) = %q, %v; want %q", in, got, help, want)
+		}
+	}
+	for in, want := range map[string]bool{"-qh": true, "-o -h": false, "-- -h": false, "-help": true, "--output=-h": false} {
+		if _, help := gnuOrder(flags, strings.Fields(in)); help != want {
+			t.Errorf("gnuOrder(%q) asks help: %v, want %v", in, help, want)
 		}
 	}
 }

@@ -135,8 +135,8 @@ func Main(t Tool, args []string, stdio Stdio) int {
 			return actionErr
 		},
 	}
-	ordered := gnuOrder(append(flags, ucli.HelpFlag, ucli.VersionFlag), args[1:])
-	if asksHelp(ordered) {
+	ordered, help := gnuOrder(append(flags, ucli.HelpFlag, ucli.VersionFlag), args[1:])
+	if help {
 		// urfave would read the arguments as a help topic.
 		ordered = []string{"--help"}
 	}
@@ -150,17 +150,4 @@ func Main(t Tool, args []string, stdio Stdio) int {
 	}
 	msg.Report(err)
 	return ExitCode(err)
-}
-
-// asksHelp reports whether the options of gnuOrder's result ask for help.
-func asksHelp(ordered []string) bool {
-	for _, a := range ordered {
-		switch a {
-		case "--":
-			return false
-		case "--help", "-h", "-help":
-			return true
-		}
-	}
-	return false
 }
