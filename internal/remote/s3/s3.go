@@ -22,6 +22,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,6 +66,9 @@ type S3 struct {
 	core   *minio.Core
 	root   string // key prefix: loc.Prefix + "/", or ""
 	pauses []time.Duration
+	// timeout bounds how long the store may leave a connection attempt,
+	// a request or a transfer without progress
+	timeout time.Duration
 
 	mu      sync.Mutex
 	folders map[string]bool // folder markers known to exist
@@ -73,7 +77,10 @@ type S3 struct {
 // Dial connects to the store and checks that the bucket is there: a
 // missing bucket is more likely a typo than a place to start a backup.
 func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
-	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), folders: map[string]bool{}}
+	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{}}
+	if s.timeout == 0 {
+		s.timeout = remote.DefaultTimeout
+	}
 	if loc.Prefix != "" {
 		s.root = loc.Prefix + "/"
 	}
@@ -93,7 +100,14 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	if loc.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, s.err(err)
+	}
+	transport.DialContext = (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.ResponseHeaderTimeout = s.timeout
 	client, err := minio.New(endpoint, &minio.Options{
+		Transport:    transport,
 		Creds:        credentialsFor(loc.Profile),
 		Secure:       secure,
 		Region:       region,
@@ -227,8 +241,15 @@ func (u *upload) Write(p []byte) (int, error) {
 func (u *upload) send(ctx context.Context) error {
 	sum := sha256.Sum256(u.buf)
 	num := len(u.parts) + 1
+	// A store that takes no bytes for the timeout fails the part; the
+	// answer after the last byte is bounded by the transport.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(u.s.timeout, cancel)
+	defer watchdog.Stop()
+	body := &progressReader{Reader: bytes.NewReader(u.buf), progress: func() { watchdog.Reset(u.s.timeout) }}
 	part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, num,
-		bytes.NewReader(u.buf), int64(len(u.buf)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
+		body, int64(len(u.buf)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
 	if err != nil {
 		u.err = u.s.err(fmt.Errorf("upload %s part %d: %w", u.name, num, classify(err)))
 		return u.err
@@ -310,6 +331,18 @@ func (u *upload) checkParts(ctx context.Context) error {
 	return nil
 }
 
+// progressReader calls progress on every read: the HTTP client reads the
+// part as the store takes it. Seeking passes through, for resending.
+type progressReader struct {
+	*bytes.Reader
+	progress func()
+}
+
+func (r *progressReader) Read(p []byte) (int, error) {
+	r.progress()
+	return r.Reader.Read(p)
+}
+
 func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 // Abort aborts the multipart upload, once and quickly: a dead store should
@@ -380,7 +413,7 @@ func (rd *reader) Read(p []byte) (int, error) {
 	if rd.body == nil {
 		return 0, rd.s.err(os.ErrClosed)
 	}
-	n, err := rd.body.Read(p)
+	n, err := rd.readWithin(p)
 	rd.off += int64(n)
 	if err == nil || err == io.EOF || n > 0 {
 		return n, err
@@ -394,13 +427,22 @@ func (rd *reader) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		n, err = rd.body.Read(p)
+		n, err = rd.readWithin(p)
 		rd.off += int64(n)
 		if err == nil || err == io.EOF || n > 0 {
 			return n, err
 		}
 	}
 	return 0, rd.s.err(fmt.Errorf("read %s: %w (gave up after %d retries)", rd.name, err, len(rd.s.pauses)))
+}
+
+// readWithin reads from the body, closing it if the store sends nothing
+// for the timeout, which fails the read.
+func (rd *reader) readWithin(p []byte) (int, error) {
+	body := rd.body
+	watchdog := time.AfterFunc(rd.s.timeout, func() { body.Close() })
+	defer watchdog.Stop()
+	return body.Read(p)
 }
 
 func (rd *reader) Close() error {

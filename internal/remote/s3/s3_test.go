@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,61 @@ func TestSetOption(t *testing.T) {
 	}
 	if ok, _ := c.SetOption("quota", "1G"); ok {
 		t.Error("SetOption took a key it does not know")
+	}
+}
+
+// TestStalledStore makes the store stop answering, as a hung server or
+// network would: uploads, reads and requests fail within bounds instead of
+// hanging bk.
+func TestStalledStore(t *testing.T) {
+	s := server(t)
+	loc := bucket(t, s, "")
+	p, err := sshtest.NewProxy(strings.TrimPrefix(s.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	loc.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", p.Port())
+	r := dial(t, loc, remote.DialOptions{Retry: fastRetry, Timeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	data := remotetest.Data(PartSize+1000, 5)
+	remotetest.Put(t, r, "f", data)
+	rc, err := r.Open(ctx, "f", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	up, err := r.Create(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	p.Stall()
+	done := make(chan error, 3)
+	go func() {
+		_, err := io.ReadAll(rc)
+		done <- err
+	}()
+	go func() {
+		_, err := up.Write(data)
+		done <- err
+	}()
+	go func() {
+		_, err := r.Stat(ctx, "f")
+		done <- err
+	}()
+	for range 3 {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), r.String()) {
+				t.Fatalf("an operation on a stalled store: %v", err)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("an operation on a stalled store still hangs after 2 minutes")
+		}
 	}
 }
