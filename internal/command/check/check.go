@@ -62,7 +62,7 @@ JSON document docs/FORMAT.md describes (section 8).`,
 1  a backup is lost, no backup was found, a host file cannot be read, or
 (with --max-age) the newest backup of a name is too old.
 
-2  usage error.
+2  usage error: a bad flag, or a bad or missing hosts file.
 
 3  a backup is degraded or at risk, or a host is unreachable.
 

@@ -3,7 +3,6 @@ package connect
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,7 +26,7 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 	for _, arg := range args {
 		st, err := os.Stat(arg)
 		if err != nil {
-			return nil, err
+			return nil, cli.AsUsage(err)
 		}
 		if st.IsDir() {
 			abs, err := filepath.Abs(arg)
@@ -39,10 +38,10 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 		}
 		hs, err := hostsfile.ParseFile(arg)
 		if err != nil {
-			return nil, err
+			return nil, cli.AsUsage(err)
 		}
 		if len(hs) == 0 {
-			return nil, fmt.Errorf("no hosts in %s", arg)
+			return nil, cli.Usagef("no hosts in %s", arg)
 		}
 		hosts = append(hosts, hs...)
 	}

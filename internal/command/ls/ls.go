@@ -47,7 +47,7 @@ describes.`,
 
 1  no backup found, or a hosts file cannot be read.
 
-2  usage error.
+2  usage error: a bad flag, or a bad or missing hosts file.
 
 3  listed, but a host was unreachable.
 
