@@ -37,6 +37,9 @@ func TestManPagesExitStatusTables(t *testing.T) {
 			t.Errorf("%s: EXIT STATUS is not a table", tool.Name)
 			continue
 		}
+		if strings.Contains(page, `\fIVALUE\fR`) {
+			t.Errorf("%s: a flag does not name its value (a word in backticks in its usage)", tool.Name)
+		}
 		exits, _, _ = strings.Cut(exits, ".TE\n")
 		for _, code := range []string{"0", "1", "2", "130"} {
 			if !strings.Contains(exits, "\n"+code+"|T{\n") {

@@ -29,9 +29,9 @@ const (
 // Flags are the command-line options of Options.
 func Flags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.StringFlag{Name: "ssh", Usage: "ssh command to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
-		&ucli.StringFlag{Name: "rclone", Usage: "rclone command to reach rclone: hosts, with its options (default $BK_RCLONE, else rclone)"},
-		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "attempts to reconnect to a host that dropped before giving its share up"},
+		&ucli.StringFlag{Name: "ssh", Usage: "the ssh `COMMAND` to reach SFTP hosts, with its options (default $BK_SSH, else ssh)"},
+		&ucli.StringFlag{Name: "rclone", Usage: "the rclone `COMMAND` to reach rclone: hosts, with its options (default $BK_RCLONE, else rclone)"},
+		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "make `N` attempts to reconnect to a host that dropped before giving its share up"},
 		cli.DurationFlag("retry-pause", 500*time.Millisecond, "wait `PAUSE` (e.g. 500ms) before the first reconnect, doubled each time up to 8s"),
 		cli.DurationFlag("timeout", remote.DefaultTimeout, "count an SFTP or S3 host as failed when it leaves a connection attempt or a request unanswered for `TIME` (e.g. 30s)"),
 	}

@@ -101,10 +101,10 @@ func Tool() cli.Tool {
 		ArgsUsage:   "HOSTS",
 		Description: description,
 		Flags: append([]ucli.Flag{
-			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "name the backup (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
-			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "fewest shares stored for the backup to be kept, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
+			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "call the backup `NAME` (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
+			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "keep the backup when at least `M` shares are stored, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
 			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
-			&ucli.StringFlag{Name: "parent", Usage: "record ID as the backup this one builds on"},
+			&ucli.StringFlag{Name: "parent", Usage: "record `ID` as the backup this one builds on"},
 			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
 			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
