@@ -108,3 +108,34 @@ func TestRoundTripFiles(t *testing.T) {
 		}
 	}
 }
+
+// A set split again with its own ID gives its shares back byte for byte.
+func TestSplitAgainSameShares(t *testing.T) {
+	data := make([]byte, 10000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	split := func(id [16]byte) ([]*bytes.Buffer, SetInfo) {
+		bufs := make([]*bytes.Buffer, 3)
+		ws := make([]io.Writer, 3)
+		for i := range bufs {
+			bufs[i] = &bytes.Buffer{}
+			ws[i] = bufs[i]
+		}
+		info, _, err := Split(context.Background(), bytes.NewReader(data), ws, SplitOptions{K: 2, N: 3, BlockSize: 1024, Label: "x", SetID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bufs, info
+	}
+	first, info := split([16]byte{})
+	again, info2 := split(info.SetID)
+	if info2 != info {
+		t.Fatalf("set %+v, split again %+v", info, info2)
+	}
+	for i := range first {
+		if !bytes.Equal(first[i].Bytes(), again[i].Bytes()) {
+			t.Errorf("share %d differs when split again with its set ID", i)
+		}
+	}
+}

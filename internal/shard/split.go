@@ -24,6 +24,10 @@ type SplitOptions struct {
 	// refused before anything is written (ErrEmpty): the stage before
 	// bk-split most likely died, and an empty backup must not look good.
 	AllowEmpty bool
+	// SetID, when not zero, is the set's ID instead of a random one: a
+	// set split again from its stream with its own ID and parameters gives
+	// its shares back byte for byte, which is how a lost share is rebuilt.
+	SetID [16]byte
 }
 
 // ErrEmpty is an empty input, refused unless SplitOptions.AllowEmpty.
@@ -66,6 +70,10 @@ func (o SplitOptions) info() (SetInfo, error) {
 	}
 	if err := info.CheckMemory(); err != nil {
 		return SetInfo{}, err
+	}
+	info.SetID = o.SetID
+	if info.SetID != ([16]byte{}) {
+		return info, nil
 	}
 	if _, err := rand.Read(info.SetID[:]); err != nil {
 		return SetInfo{}, err
