@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,7 +63,47 @@ func (c *Catalog) Backups(listings []*Listing) []*Backup {
 		}
 	}
 	slices.Reverse(all)
-	return all
+	return supersede(all)
+}
+
+// supersede keeps, of each backup ID with a later revision that counts,
+// that revision alone: readers take the newest revision that validates
+// (bk-repair writes it beside the old one, which stays valid until then).
+// A revision that changes more than where the shares are does not count.
+func supersede(all []*Backup) []*Backup {
+	base := map[string]*Backup{} // the oldest counting revision of each ID
+	for _, b := range all {
+		if b.Counts && (base[b.ID] == nil || b.Rev() < base[b.ID].Rev()) {
+			base[b.ID] = b
+		}
+	}
+	best := map[string]*Backup{}
+	for _, b := range all {
+		if !b.Counts {
+			continue
+		}
+		if first := base[b.ID]; b != first && !sameBackup(b.Manifest, first.Manifest) {
+			b.Counts = false
+			b.Doubt = fmt.Sprintf("its revision %d differs from revision %d in more than where the shares are", b.Rev(), first.Rev())
+			continue
+		}
+		if best[b.ID] == nil || b.Rev() > best[b.ID].Rev() {
+			best[b.ID] = b
+		}
+	}
+	return slices.DeleteFunc(all, func(b *Backup) bool { return best[b.ID] != nil && best[b.ID] != b })
+}
+
+// sameBackup reports whether a and b describe one backup, wherever its
+// shares are.
+func sameBackup(a, b *manifest.Manifest) bool {
+	strip := func(m *manifest.Manifest) string {
+		c := *m
+		c.Shares, c.Revision = nil, 0
+		data, _ := json.Marshal(c)
+		return string(data)
+	}
+	return strip(a) == strip(b)
 }
 
 func (c *Catalog) judge(b, earlier *Backup) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +254,41 @@ func TestPlaceAndSources(t *testing.T) {
 	defer rc.Close()
 	if b, _ := io.ReadAll(rc); string(b) != "hare" {
 		t.Fatalf("read %q from offset 1", b)
+	}
+}
+
+// A later revision that counts supersedes the first; one that changes more
+// than the shares' places does not count, and is left out where a
+// revision that counts stands.
+func TestRevisions(t *testing.T) {
+	c, d, _ := folders(t, 3)
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
+	m.Shares = []manifest.Share{{Index: 0, Host: "file:///a", Path: "x.share0", Size: 1, SHA256: strings.Repeat("00", 32)}}
+	put(t, m, d...)
+	r2 := *m
+	r2.Revision = 2
+	r2.Shares = []manifest.Share{{Index: 0, Host: "file:///b", Path: "x.share0", Size: 1, SHA256: strings.Repeat("00", 32)}}
+	putRev := func(m *manifest.Manifest, dirs ...string) {
+		for _, dir := range dirs {
+			if err := os.WriteFile(filepath.Join(dir, manifest.RevisionPath(m.ID, m.Rev())), must(m.Marshal()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	putRev(&r2, d[0], d[1])
+	forged := r2
+	forged.Revision = 3
+	forged.StreamHash = strings.Repeat("cd", 32)
+	putRev(&forged, d...)
+	backups := c.Backups(c.List(context.Background(), c.Hosts(), nil))
+	var got []string
+	for _, b := range backups {
+		got = append(got, fmt.Sprintf("r%d %v", b.Rev(), b.Counts))
+	}
+	if !slices.Equal(got, []string{"r2 true"}) {
+		t.Fatalf("got %v, want revision 2 alone: it supersedes 1, and the forged 3 does not count", got)
+	}
+	if b, err := c.Pick(backups, Query{Name: "home"}); err != nil || b.Rev() != 2 || b.Shares[0].Host != "file:///b" {
+		t.Fatalf("picked %+v, %v", b, err)
 	}
 }

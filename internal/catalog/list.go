@@ -86,7 +86,7 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 		return l
 	}
 	for _, fi := range infos {
-		id, ok := manifest.IDFromManifestPath(fi.Name)
+		id, rev, ok := manifest.ParseManifestPath(fi.Name)
 		switch {
 		case fi.Dir:
 		case !ok:
@@ -99,6 +99,10 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 			}
 			if cp.ID != id {
 				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds the manifest of %s", cp.ID)})
+				continue
+			}
+			if cp.Rev() != rev {
+				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds revision %d", cp.Rev())})
 				continue
 			}
 			cp.Host = h

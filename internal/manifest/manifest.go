@@ -53,6 +53,12 @@ type Manifest struct {
 	StreamSize int64  `json:"stream_size"` // bytes of the stream bk-split read
 	StreamHash string `json:"stream_hash"` // as the shares' trailers record it
 
+	// Revision counts the manifests of one backup: absent (or 1) in the
+	// one bk-push writes, 2 and up in those bk-repair writes beside it
+	// when shares moved. A revision differs from the first in Shares
+	// alone.
+	Revision int `json:"revision,omitempty"`
+
 	// Shares lists the shares that were stored, by index; a share whose
 	// host failed is absent.
 	Shares []Share `json:"shares"`
@@ -139,6 +145,8 @@ func (m *Manifest) Check() error {
 		return errors.New("negative stream size")
 	case !isHex(m.StreamHash, 32):
 		return fmt.Errorf("bad stream hash %q", m.StreamHash)
+	case m.Revision < 0:
+		return fmt.Errorf("revision %d", m.Revision)
 	case m.Parent != "" && !idPattern.MatchString(m.Parent):
 		return fmt.Errorf("bad parent ID %q", m.Parent)
 	}
@@ -225,14 +233,47 @@ func ManifestPath(id string) string { return id + ManifestSuffix }
 // SharePath is where share index of a backup is stored on a host.
 func SharePath(id string, index int) string { return id + ".share" + strconv.Itoa(index) }
 
-// IDFromManifestPath returns the ID of the backup whose manifest is named
-// base, or false when base is not a manifest's name.
-func IDFromManifestPath(base string) (string, bool) {
-	id, ok := strings.CutSuffix(base, ManifestSuffix)
-	if !ok || !idPattern.MatchString(id) {
-		return "", false
+// RevisionPath is where revision rev of a backup's manifest is stored:
+// the first as ManifestPath, the later ones as ID.rREV.manifest.json
+// beside it, so no manifest is ever replaced.
+func RevisionPath(id string, rev int) string {
+	if rev <= 1 {
+		return ManifestPath(id)
 	}
-	return id, true
+	return id + ".r" + strconv.Itoa(rev) + ManifestSuffix
+}
+
+// Rev is a manifest's revision, 1 for the first.
+func (m *Manifest) Rev() int { return max(1, m.Revision) }
+
+var revisionPattern = regexp.MustCompile(`^(.*)\.r([1-9][0-9]{0,8})$`)
+
+// ParseManifestPath returns the ID of the backup whose manifest (of
+// revision rev) is named base, or false when base is not a manifest's name.
+func ParseManifestPath(base string) (id string, rev int, ok bool) {
+	id, ok = strings.CutSuffix(base, ManifestSuffix)
+	if !ok {
+		return "", 0, false
+	}
+	rev = 1
+	if m := revisionPattern.FindStringSubmatch(id); m != nil {
+		id = m[1]
+		rev, _ = strconv.Atoi(m[2])
+		if rev < 2 {
+			return "", 0, false
+		}
+	}
+	if !idPattern.MatchString(id) {
+		return "", 0, false
+	}
+	return id, rev, true
+}
+
+// IDFromManifestPath returns the ID of the backup whose manifest (of any
+// revision) is named base, or false when base is not a manifest's name.
+func IDFromManifestPath(base string) (string, bool) {
+	id, _, ok := ParseManifestPath(base)
+	return id, ok
 }
 
 // Newer orders manifests newest first: by time, then by ID.

@@ -150,3 +150,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRevisionPath(t *testing.T) {
+	id := "home.r2-20261101T030000Z-0123abcd"
+	for _, rev := range []int{1, 2, 17} {
+		gotID, gotRev, ok := ParseManifestPath(RevisionPath(id, rev))
+		if !ok || gotID != id || gotRev != rev {
+			t.Errorf("revision %d: %s gives %q %d %v", rev, RevisionPath(id, rev), gotID, gotRev, ok)
+		}
+	}
+	for _, bad := range []string{id + ".r1.manifest.json", id + ".r0.manifest.json", id + ".rx.manifest.json", id + ".r2.manifest", "x.r2.manifest.json"} {
+		if _, _, ok := ParseManifestPath(bad); ok {
+			t.Errorf("%s taken for a manifest's name", bad)
+		}
+	}
+}
