@@ -89,11 +89,15 @@ func (c *Catalog) Sources(m *manifest.Manifest, listings []*Listing) ([]shard.So
 			hosts = append([]*Host{p.Named}, hosts...)
 		}
 		for _, h := range hosts {
-			sources = append(sources, &hostShare{h: h, path: p.Path})
+			sources = append(sources, h.Source(p.Path))
 		}
 	}
 	return sources, nil
 }
+
+// Source is the file path on h as a shard source, dialling h when first
+// read.
+func (h *Host) Source(path string) shard.Source { return &hostShare{h: h, path: path} }
 
 // hostShare is a share on a host, as a shard.Source.
 type hostShare struct {

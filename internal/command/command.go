@@ -10,6 +10,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/ls"
 	"github.com/bk-backup/bk/internal/command/pack"
 	"github.com/bk-backup/bk/internal/command/push"
+	"github.com/bk-backup/bk/internal/command/repair"
 	"github.com/bk-backup/bk/internal/command/restore"
 	"github.com/bk-backup/bk/internal/command/split"
 )
@@ -31,5 +32,6 @@ func All() []Command {
 		{keygen.Tool, keygen.Main},
 		{ls.Tool, ls.Main},
 		{check.Tool, check.Main},
+		{repair.Tool, repair.Main},
 	}
 }

@@ -73,6 +73,8 @@ type Share struct {
 	// (its host failed during the push).
 	Host string `json:"host,omitempty"`
 	Path string `json:"path,omitempty"`
+	// At is the host Host names, when it is known.
+	At *catalog.Host `json:"-"`
 	// Good is whether the share holds what the manifest records; else
 	// Problem says what is wrong, and Missing whether it is simply absent.
 	Good    bool   `json:"good"`
@@ -151,7 +153,7 @@ func (r *Report) judge() {
 
 // absent is share p when no copy of it is good.
 func absent(p catalog.Placed) Share {
-	s := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), Missing: true, Problem: "missing"}
+	s := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), At: p.Named, Missing: true, Problem: "missing"}
 	switch {
 	case !p.Listed:
 		s.Problem = "its host is not among the hosts given"
@@ -177,10 +179,10 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 	for k, h := range hosts {
 		missing, err := checkCopy(ctx, m, p.Share, h, opts)
 		if err == nil {
-			return Share{Index: p.Index, Path: p.Path, Host: h.String(), Good: true}
+			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Good: true}
 		}
 		if k == 0 {
-			out.Host, out.Missing, out.Problem = h.String(), missing, err.Error()
+			out.Host, out.At, out.Missing, out.Problem = h.String(), h, missing, err.Error()
 		}
 	}
 	return out
@@ -320,11 +322,11 @@ func Presence(cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Man
 		s := absent(p)
 		for k, f := range p.Found {
 			if f.Info.Size == p.Size {
-				s = Share{Index: p.Index, Path: p.Path, Host: f.Host.String(), Good: true}
+				s = Share{Index: p.Index, Path: p.Path, Host: f.Host.String(), At: f.Host, Good: true}
 				break
 			}
 			if k == 0 {
-				s.Host, s.Missing, s.Problem = f.Host.String(), false, fmt.Sprintf("%d bytes, the manifest says %d", f.Info.Size, p.Size)
+				s.Host, s.At, s.Missing, s.Problem = f.Host.String(), f.Host, false, fmt.Sprintf("%d bytes, the manifest says %d", f.Info.Size, p.Size)
 			}
 		}
 		r.Shares[p.Index] = s

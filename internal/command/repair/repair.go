@@ -1,0 +1,137 @@
+// Package repair is the bk-repair command: its flags and wiring.
+package repair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/connect"
+	"github.com/bk-backup/bk/internal/repair"
+	"github.com/bk-backup/bk/internal/scrub"
+)
+
+// Tool describes bk-repair: flags, help and man page.
+func Tool() cli.Tool {
+	return cli.Tool{
+		Name:      "bk-repair",
+		Usage:     "rebuild the missing or damaged shares of the backups on the hosts, without the key",
+		ArgsUsage: "HOSTS...",
+		Description: `bk-repair checks every backup on the hosts as bk-check does (every byte;
+--quick: presence, size, header and trailer), and for each one with shares
+missing or damaged and at least k good ones, rebuilds exactly those shares:
+it joins the stream from the good shares and splits it again with the set's
+own ID and parameters, which gives each share back byte for byte, streaming,
+in the memory of a few stripes. Each rebuilt share is checked against the
+SHA-256 its manifest records before it takes its name, so a share that
+would differ is never stored. Nothing is decrypted: no key is needed.
+
+A share goes back to its host when that host is reachable and has room
+(its quota and free space), under its own name, or, when the damaged file
+is still there, as ID.rR.shareI beside it; else to a spare, the first host
+of the hosts files that is reachable, has room and holds no share of the
+backup. Every file is stored atomically, and nothing is replaced: the
+damaged file stays until bk-prune removes it.
+
+Then a new revision of the manifest, which says where each share now is, is
+written beside the old one on every host reached (ID.r2.manifest.json, then
+r3...); readers take the newest revision that counts (docs/FORMAT.md,
+section 5), so a repair cut short leaves the old revision in force. A
+repaired backup checks healthy.
+
+The plan (each share, what was wrong, where it goes) is printed on standard
+output; --dry-run prints it and stores nothing.`,
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "repair only the backups of this `NAME`"},
+			&ucli.StringFlag{Name: "backup", Usage: "repair only the backup with this `ID`"},
+			&ucli.BoolFlag{Name: "quick", Usage: "find what to repair by presence, size, header and trailer, not by reading every block"},
+			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and store nothing"},
+		}, connect.Flags()...),
+		Sections: []cli.Section{
+			{Title: "EXIT STATUS", Body: `0  every backup is healthy now (or, with --dry-run, can be repaired).
+
+1  a backup is lost (fewer than k good shares), or a share could not be
+rebuilt or stored, or its revision not written on enough hosts: each is
+named.
+
+2  usage error.
+
+130  interrupted.`},
+			{Title: "EXAMPLES", Body: `A friend's disk died; the plan, then the repair onto the other hosts:
+
+  bk-repair --dry-run /etc/bk/hosts
+  bk-repair /etc/bk/hosts
+  bk-check /etc/bk/hosts`},
+			{Title: "SEE ALSO", Body: `bk-check(1), bk-ls(1), bk-join(1); docs/FORMAT.md describes shares and manifest revisions.`},
+		},
+		Progress: true,
+		Action:   run,
+	}
+}
+
+// Main runs bk-repair and returns its exit code.
+func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
+
+func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
+	cat, listings, _, err := connect.List(ctx, env, c)
+	if cat != nil {
+		defer cat.Close()
+	}
+	if err != nil {
+		return err
+	}
+	var failed []error
+	found, repaired := 0, 0
+	progress := env.NewProgress(-1, "repairing")
+	defer progress.Done()
+	for _, b := range cat.Backups(listings) {
+		if (c.String("name") != "" && b.Name != c.String("name")) || (c.String("backup") != "" && b.ID != c.String("backup")) {
+			continue
+		}
+		if !b.Counts {
+			env.Msg.Warnf("backup %s on %s does not count: %s; not repaired", b.ID, b.HolderNames(), b.Doubt)
+			continue
+		}
+		found++
+		r, err := scrub.Check(ctx, cat, listings, b.Manifest, scrub.Options{Quick: c.Bool("quick"), Progress: progress.Add})
+		if err != nil {
+			return err
+		}
+		if r.State == scrub.Healthy {
+			continue
+		}
+		moves, err := repair.Plan(ctx, listings, r)
+		if err != nil {
+			env.Msg.Errorf("%v", err)
+			failed = append(failed, err)
+			continue
+		}
+		for _, mv := range moves {
+			fmt.Fprintf(env.Stdout, "%s share %d on %s (%s) -> %s %s\n", b.ID, mv.Index, mv.From, mv.Problem, mv.To, mv.Path)
+		}
+		if c.Bool("dry-run") {
+			continue
+		}
+		next, err := repair.Repair(ctx, listings, r, moves, repair.Options{Progress: progress.Add})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			env.Msg.Errorf("%v", err)
+			failed = append(failed, err)
+			continue
+		}
+		repaired++
+		env.Msg.Notef("backup %s: %d shares rebuilt, revision %d of its manifest written", b.ID, len(moves), next.Rev())
+	}
+	switch {
+	case found == 0:
+		return cli.WithHint(errors.New("no backup to repair found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
+	case len(failed) > 0:
+		return fmt.Errorf("%d of the backups could not be repaired", len(failed))
+	}
+	return nil
+}
