@@ -21,7 +21,7 @@ import (
 
 // server starts versitygw on a fresh folder and gives this process its
 // keys, the way a user's environment would.
-func server(t *testing.T) *s3test.Server {
+func server(t testing.TB) *s3test.Server {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gw")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -45,7 +45,7 @@ func server(t *testing.T) *s3test.Server {
 var buckets atomic.Int64
 
 // bucket makes a fresh bucket and returns the Location of a host in it.
-func bucket(t *testing.T, s *s3test.Server, prefix string) Location {
+func bucket(t testing.TB, s *s3test.Server, prefix string) Location {
 	t.Helper()
 	name := fmt.Sprintf("bk-test-%d", buckets.Add(1))
 	if err := s.MakeBucket(name); err != nil {
@@ -54,7 +54,7 @@ func bucket(t *testing.T, s *s3test.Server, prefix string) Location {
 	return Location{Bucket: name, Prefix: prefix, Endpoint: s.Endpoint, PathStyle: true}
 }
 
-func dial(t *testing.T, loc Location, opts remote.DialOptions) *S3 {
+func dial(t testing.TB, loc Location, opts remote.DialOptions) *S3 {
 	t.Helper()
 	r, err := Dial(context.Background(), loc, opts)
 	if err != nil {
