@@ -1,7 +1,12 @@
 package command_test
 
 import (
+	"flag"
 	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -26,7 +31,27 @@ func TestMain(m *testing.M) {
 	for _, c := range command.All() {
 		tools[c.Tool().Name] = tool(c.Main)
 	}
+	if _, isTool := tools[filepath.Base(os.Args[0])]; !isTool {
+		moreParallelScripts()
+	}
 	testscript.Main(m, tools)
+}
+
+// scriptsParallel is how many scripts run at once unless -test.parallel
+// says otherwise. The scripts spend most of their time waiting on pipes,
+// ssh logins and child processes rather than computing, so more than
+// GOMAXPROCS of them at once keep two cores busy.
+const scriptsParallel = 6
+
+func moreParallelScripts() {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.parallel") || strings.HasPrefix(a, "--test.parallel") {
+			return
+		}
+	}
+	if f := flag.Lookup("test.parallel"); f != nil {
+		_ = f.Value.Set(strconv.Itoa(max(scriptsParallel, runtime.GOMAXPROCS(0))))
+	}
 }
 
 func TestScripts(t *testing.T) {
