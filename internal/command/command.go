@@ -4,6 +4,7 @@ package command
 
 import (
 	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/backup"
 	"github.com/bk-backup/bk/internal/command/check"
 	"github.com/bk-backup/bk/internal/command/join"
 	"github.com/bk-backup/bk/internal/command/keygen"
@@ -33,5 +34,6 @@ func All() []Command {
 		{ls.Tool, ls.Main},
 		{check.Tool, check.Main},
 		{repair.Tool, repair.Main},
+		{backup.Tool, backup.Main},
 	}
 }

@@ -106,6 +106,7 @@ func Tool() cli.Tool {
 			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
 			&ucli.StringFlag{Name: "parent", Usage: "record `ID` as the backup this one builds on"},
 			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
+			&ucli.IntFlag{Name: "go-ahead-fd", Value: -1, Usage: "once the shares are stored, wait for the line \"go\" on descriptor `FD` before writing the manifests (and advancing --state); anything else, or its end, removes what was stored: bk-backup(1) gives it when every other stage succeeded"},
 			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
 			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
 		}, connect.Flags()...),
@@ -182,18 +183,27 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	defer cat.Close()
 	var hs *handshake
-	var before func(*manifest.Manifest) error
+	var before []func(*manifest.Manifest) error
+	if fd := c.Int("go-ahead-fd"); fd >= 0 {
+		ga, err := openGoAhead(fd)
+		if err != nil {
+			return cli.Usagef("--go-ahead-fd %d: %v", fd, err)
+		}
+		defer ga.Close()
+		// First: the state handshake must not advance without it.
+		before = append(before, func(*manifest.Manifest) error { return waitGoAhead(ga) })
+	}
 	if dir := c.String("state"); dir != "" {
 		if c.IsSet("parent") {
 			return cli.Usagef("--parent goes without --state, which names the parent itself")
 		}
 		hs = &handshake{dir: dir}
 		defer hs.close()
-		before = hs.beforeManifest
+		before = append(before, hs.beforeManifest)
 	}
 	var progress *cli.Progress
 	m, err := push.Push(ctx, env.Stdin, push.Options{
-		BeforeManifest: before,
+		BeforeManifest: chain(before),
 		Catalog:        cat,
 		Name:           name,
 		Parent:         c.String("parent"),

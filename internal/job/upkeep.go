@@ -1,0 +1,71 @@
+package job
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// upkeep runs, after a stored backup, the keyless tools the config asks
+// for: bk-prune with the retention, bk-check (--quick, or full every
+// FullCheckEvery), and bk-repair when the check finds a backup degraded.
+// A tool that is not installed is reported, not skipped in silence.
+func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(int, string, ...any)) {
+	run := func(kind string, args ...string) (Step, bool) {
+		if _, err := exec.LookPath(args[0]); err != nil {
+			fail(1, "the config asks for %s, but %s is not installed", kind, args[0])
+			return Step{}, false
+		}
+		if opt.Quiet {
+			args = append(args[:1:1], append([]string{"-q"}, args[1:]...)...)
+		}
+		args = append(args, c.connectFlags()...)
+		args = append(c.prefixed(args), c.Hosts)
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		// Their reports are the job's log: stderr, as stdout is the summary's.
+		cmd.Stdout = opt.Stderr
+		cmd.Stderr = opt.Stderr
+		return s.step(kind, strings.Join(args, " "), cmd), true
+	}
+	if len(c.Keep) > 0 {
+		if st, ok := run("prune", append([]string{"bk-prune", "--name", c.Name}, c.Keep...)...); ok && st.Exit != 0 {
+			fail(1, "bk-prune: %s", st.Status)
+		}
+	}
+	if !c.Check && c.FullCheckEvery == 0 {
+		return
+	}
+	stamp := filepath.Join(c.StateDir, "full-check")
+	full := false
+	if c.FullCheckEvery > 0 {
+		fi, err := os.Stat(stamp)
+		full = err != nil || time.Since(fi.ModTime()) >= c.FullCheckEvery
+	}
+	args := []string{"bk-check", "--name", c.Name}
+	if !full {
+		if !c.Check {
+			return
+		}
+		args = append(args, "--quick")
+	}
+	st, ok := run("check", args...)
+	if !ok {
+		return
+	}
+	if full && st.Exit != 1 && st.Exit != 2 && st.Exit != 130 {
+		_ = WriteAtomic(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"))
+	}
+	switch {
+	case st.Exit == 3 && c.Repair:
+		if st, ok := run("repair", "bk-repair", "--name", c.Name); ok && st.Exit != 0 {
+			fail(1, "bk-repair: %s", st.Status)
+		}
+	case st.Exit == 3:
+		fail(3, "bk-check: backups of %s are degraded (repair = no)", c.Name)
+	case st.Exit != 0:
+		fail(1, "bk-check: %s", st.Status)
+	}
+}
