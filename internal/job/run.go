@@ -91,7 +91,7 @@ func Run(ctx context.Context, c *Config, opt Options) *Summary {
 	for _, h := range c.Before {
 		st := s.hook(ctx, "before", h, c, opt)
 		if st.Exit != 0 {
-			fail(1, "before-hook %q: %s: nothing was backed up", h, st.Status)
+			fail(1, "before hook %q: %s: nothing was backed up", h, st.Status)
 			break
 		}
 	}
