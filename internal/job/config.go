@@ -143,15 +143,15 @@ var keys = map[string]key{
 		c.FullCheckEvery = d
 		return err
 	}},
-	"repair":             {set: func(c *Config, v string) error { return setBool(&c.Repair, v) }},
-	"before":             {repeat: true, set: func(c *Config, v string) error { c.Before = append(c.Before, v); return nil }},
-	"after-success":      {repeat: true, set: func(c *Config, v string) error { c.AfterSuccess = append(c.AfterSuccess, v); return nil }},
-	"after-failure":      {repeat: true, set: func(c *Config, v string) error { c.AfterFailure = append(c.AfterFailure, v); return nil }},
-	"stage":              {repeat: true, set: func(c *Config, v string) error { c.Stages = append(c.Stages, v); return nil }},
-	"nice":               {set: func(c *Config, v string) error { return setInt(&c.Nice, v, -20, 19) }},
-	"ionice":             {set: setIONice},
-	"identity":           {set: func(c *Config, v string) error { c.Identity = v; return nil }},
-	"format":             {set: func(*Config, string) error { return nil }}, // read before the others
+	"repair":        {set: func(c *Config, v string) error { return setBool(&c.Repair, v) }},
+	"before":        {repeat: true, set: func(c *Config, v string) error { c.Before = append(c.Before, v); return nil }},
+	"after-success": {repeat: true, set: func(c *Config, v string) error { c.AfterSuccess = append(c.AfterSuccess, v); return nil }},
+	"after-failure": {repeat: true, set: func(c *Config, v string) error { c.AfterFailure = append(c.AfterFailure, v); return nil }},
+	"stage":         {repeat: true, set: func(c *Config, v string) error { c.Stages = append(c.Stages, v); return nil }},
+	"nice":          {set: func(c *Config, v string) error { return setInt(&c.Nice, v, -20, 19) }},
+	"ionice":        {set: setIONice},
+	"identity":      {set: func(c *Config, v string) error { c.Identity = v; return nil }},
+	"format":        {set: func(*Config, string) error { return nil }}, // read before the others
 }
 
 func setBool(b *bool, v string) error {

@@ -21,11 +21,11 @@ import (
 type StageResult struct {
 	Name     string   `json:"name"`
 	Args     []string `json:"args"`
-	Exit     int      `json:"exit"`             // as the job counts it: 0, 1, 2, 3 or 130
-	Status   string   `json:"status"`           // what the process said: "exit 4", "killed by signal 9"…
-	Seconds  float64  `json:"seconds"`          // from start to exit
-	BytesIn  int64    `json:"bytes_in"`         // -1: not read from a pipe (bk-pack reads files)
-	BytesOut int64    `json:"bytes_out"`        // bk-push's: the manifest it printed
+	Exit     int      `json:"exit"`              // as the job counts it: 0, 1, 2, 3 or 130
+	Status   string   `json:"status"`            // what the process said: "exit 4", "killed by signal 9"…
+	Seconds  float64  `json:"seconds"`           // from start to exit
+	BytesIn  int64    `json:"bytes_in"`          // -1: not read from a pipe (bk-pack reads files)
+	BytesOut int64    `json:"bytes_out"`         // bk-push's: the manifest it printed
 	Skipped  int      `json:"skipped,omitempty"` // entries bk-pack could not read
 }
 
