@@ -35,7 +35,7 @@ func TestLoadGood(t *testing.T) {
 		t.Fatalf("got %+v", c)
 	}
 	line := ShellLine(c.Pipeline(false))
-	want := "bk-pack --state /var/lib/bk/home/series -R /etc/bk/recipients --exclude '*.tmp' --exclude cache /home | sh -c 'tee /tmp/x' | bk-split -k 2 -n 3 | bk-push --state /var/lib/bk/home/series --name home /etc/bk/hosts"
+	want := "cd / && bk-pack --state /var/lib/bk/home/series -R /etc/bk/recipients --exclude '*.tmp' --exclude cache home | sh -c 'tee /tmp/x' | bk-split -k 2 -n 3 | bk-push --state /var/lib/bk/home/series --name home /etc/bk/hosts"
 	if line != want {
 		t.Fatalf("pipeline\n got %s\nwant %s", line, want)
 	}

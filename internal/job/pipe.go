@@ -75,6 +75,7 @@ func start(stages []Stage, goAhead bool, stderr io.Writer) (*pipeline, error) {
 			args = withGoAhead(args)
 		}
 		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = WorkDir
 		cmd.Stderr = stderr
 		if i == 0 {
 			r, w, err := os.Pipe()

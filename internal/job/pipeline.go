@@ -57,7 +57,16 @@ func (c *Config) Pipeline(quiet bool) []Stage {
 	if c.FullIfOlder != "" {
 		pack = append(pack, "--full-if-older", c.FullIfOlder)
 	}
-	pack = append(pack, c.Paths...)
+	// From /, as member names are the paths without their leading "/"
+	// (excludes match those): the same archive, without bk-pack's warning
+	// that it removed the "/", every night.
+	for _, p := range c.Paths {
+		rel := strings.TrimLeft(filepath.Clean(p), "/")
+		if rel == "" {
+			rel = "."
+		}
+		pack = append(pack, rel)
+	}
 	stages := []Stage{{"bk-pack", c.prefixed(q(pack))}}
 	for i, s := range c.Stages {
 		stages = append(stages, Stage{"stage " + strconv.Itoa(i+1), c.prefixed([]string{"sh", "-c", s})})
@@ -113,6 +122,10 @@ func (c *Config) prefixed(args []string) []string {
 	return append(pre, args...)
 }
 
+// WorkDir is where every stage runs: paths to back up are given relative
+// to it, every other path is absolute.
+const WorkDir = "/"
+
 // ShellLine writes stages as one line for sh or bash: the pipeline a user
 // could type.
 func ShellLine(stages []Stage) string {
@@ -124,7 +137,7 @@ func ShellLine(stages []Stage) string {
 		}
 		parts[i] = strings.Join(words, " ")
 	}
-	return strings.Join(parts, " | ")
+	return "cd " + WorkDir + " && " + strings.Join(parts, " | ")
 }
 
 // shellQuote leaves plain words alone and puts the rest in single quotes.

@@ -89,6 +89,12 @@ also holds the manifest. When fewer than --min-shares shares are stored
 degraded), bk-push removes what it stored, shares and manifests, so
 nothing of the failed backup looks complete anywhere.
 
+With --go-ahead-fd FD (bk-backup(1) runs bk-push so), bk-push stores the
+shares, then waits for the line "go" on descriptor FD before it writes a
+manifest or advances --state; if the descriptor ends without it (another
+stage of the job failed), it removes what it stored and exits 1. A
+pipeline typed by hand, without the flag, commits on its own.
+
 On each host a backup is the files NAME-TIME-SETID.shareI and
 NAME-TIME-SETID.manifest.json in the host's folder; see
 docs/FORMAT.md (section 5). Restore with bk-join HOSTS | bk-restore.`
