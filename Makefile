@@ -26,6 +26,7 @@ test:
 	GOOS=freebsd GOARCH=amd64 go build ./cmd/...
 	GOOS=windows GOARCH=amd64 go build ./cmd/bk-split ./cmd/bk-join
 	go test -timeout 15m ./...
+	$(MAKE) -s demo > /dev/null
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
