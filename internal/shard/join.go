@@ -17,8 +17,9 @@ type Source interface {
 	// Name says where the share is, for messages: a path, "host nas".
 	Name() string
 	// Open reads the share from offset on. When the reader is also an
-	// io.Seeker, a share whose blocks are not needed is read for its
-	// checksums only.
+	// io.ReaderAt (offsets counted from the start of the share, safe for
+	// concurrent calls), a share whose blocks are not needed is read for
+	// its checksums only.
 	Open(ctx context.Context, offset int64) (io.ReadCloser, error)
 }
 
@@ -201,9 +202,9 @@ func newJoiner(ctx context.Context, info SetInfo, opts JoinOptions) (*joiner, er
 	}, nil
 }
 
-func newPool() chan []byte {
-	pool := make(chan []byte, poolSize)
-	for range poolSize {
+func newPool(size int) chan []byte {
+	pool := make(chan []byte, size)
+	for range size {
 		pool <- nil // allocated on first use
 	}
 	return pool
@@ -238,13 +239,12 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 		return
 	}
 	defer rc.Close()
-	seeker, canSeek := rc.(io.Seeker)
-	whole := full || !canSeek
-	size := info.N * HashSize
-	if whole {
-		size = info.RecordSize()
+	at, canReadAt := rc.(io.ReaderAt)
+	if !full && canReadAt {
+		j.readChecksums(ctx, sh, at, from, send)
+		return
 	}
-	pool := newPool()
+	pool := newPool(poolSize)
 	for s := from; ; s++ {
 		var b []byte
 		select {
@@ -253,15 +253,11 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 			return
 		}
 		if b == nil {
-			b = make([]byte, size)
+			b = make([]byte, info.RecordSize())
 		}
-		it := &item{buf: b, pool: pool, full: whole}
-		if whole {
-			n, err := io.ReadFull(rc, b)
-			classify(it, b, info, s, n, err)
-		} else {
-			readChecksums(rc, seeker, it, info, s)
-		}
+		it := &item{buf: b, pool: pool, full: true}
+		n, err := io.ReadFull(rc, b)
+		classify(it, b, info, s, n, err)
 		if it.kind == kindRecord && full {
 			it.sum, it.hashed = BlockHash(info.SetID, s, sh.index, it.block(info)), true
 		}
@@ -274,28 +270,77 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 	}
 }
 
-// readChecksums reads the checksums of the record of stripe s, skipping
-// its block; where there is no whole record, it reads the unit again to
-// tell the trailer from a truncated or padded share.
-func readChecksums(rc io.Reader, seeker io.Seeker, it *item, info SetInfo, s int64) {
-	if _, err := seeker.Seek(int64(info.BlockSize), io.SeekCurrent); err != nil {
-		it.kind, it.err = kindBad, err
-		return
+// checksumWindow is how many stripes' checksums are asked for at once: on
+// a link with long round trips, reading them costs one trip per window,
+// not one per stripe, in 32·N·checksumWindow bytes of buffers.
+const checksumWindow = 64
+
+// readChecksums reads only the checksums of each record of sh from
+// stripe from on, a window of stripes at a time with concurrent reads.
+// The reads past the share's end that a window may hold are wasted, a few
+// small ones once a share.
+func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, from int64, send func(*item) bool) {
+	info := j.info
+	pool := newPool(2 * checksumWindow) // the next window is read while this one is used
+	for s := from; ; s += checksumWindow {
+		window := make([]*item, checksumWindow)
+		var wg sync.WaitGroup
+		for i := range window {
+			var b []byte
+			select {
+			case b = <-pool:
+			case <-ctx.Done():
+				for _, it := range window[:i] {
+					it.release()
+				}
+				return
+			}
+			if b == nil {
+				b = make([]byte, info.N*HashSize)
+			}
+			it := &item{buf: b, pool: pool}
+			window[i] = it
+			wg.Go(func() { checksumsAt(at, it, info, sh.hdrSize, s+int64(i)) })
+		}
+		wg.Wait()
+		for i, it := range window {
+			if it.kind != kindRecord {
+				it.release()
+			}
+			if !send(it) || it.kind != kindRecord {
+				for _, rest := range window[i+1:] {
+					rest.release()
+				}
+				return
+			}
+		}
 	}
-	n, err := io.ReadFull(rc, it.buf)
-	if err == nil {
+}
+
+// checksumsAt reads the checksums of the record of stripe s, skipping its
+// block; where there is no whole record, it reads the unit again to tell
+// the trailer from a truncated or padded share.
+func checksumsAt(at io.ReaderAt, it *item, info SetInfo, hdrSize, s int64) {
+	record := hdrSize + s*int64(info.RecordSize())
+	n, err := at.ReadAt(it.buf, record+int64(info.BlockSize))
+	if n == len(it.buf) {
 		it.kind = kindRecord
 		return
 	}
-	if _, err := seeker.Seek(-int64(info.BlockSize+n), io.SeekCurrent); err != nil {
+	if err != nil && !errors.Is(err, io.EOF) {
 		it.kind, it.err = kindBad, err
 		return
 	}
 	unit := make([]byte, TrailerSize+1)
-	n, err = io.ReadFull(rc, unit)
-	if err == nil {
+	n, err = at.ReadAt(unit, record)
+	switch {
+	case n == len(unit):
 		it.kind, it.err = kindBad, errors.New("stray bytes (truncated or padded)")
 		return
+	case n == 0 && (err == nil || errors.Is(err, io.EOF)):
+		err = io.EOF
+	case err == nil || errors.Is(err, io.EOF):
+		err = io.ErrUnexpectedEOF
 	}
 	classify(it, unit, info, s, n, err)
 }

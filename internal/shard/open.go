@@ -296,7 +296,7 @@ func (j *joiner) demux(sr *StreamReader) {
 	d := &demuxer{j: j, sr: sr, pools: make([]chan []byte, j.info.N),
 		ended: make([]bool, j.info.N), stripe: make([]int64, j.info.N)}
 	for i := range d.pools {
-		d.pools[i] = newPool()
+		d.pools[i] = newPool(poolSize)
 	}
 	next := 0
 	for {

@@ -21,10 +21,12 @@ type memSource struct {
 
 func (m *memSource) Name() string { return m.name }
 
-// Open gives a reader that can seek, as a file's, so that the shares not
-// needed for their blocks are read for their checksums only.
+// Open gives a reader that can read at an offset, as a file's, so that
+// the shares not needed for their blocks are read for their checksums only.
 func (m *memSource) Open(_ context.Context, offset int64) (io.ReadCloser, error) {
-	return seekCloser{bytes.NewReader(m.b[min(offset, int64(len(m.b))):])}, nil
+	r := bytes.NewReader(m.b)
+	_, err := r.Seek(offset, io.SeekStart)
+	return seekCloser{r}, err
 }
 
 type seekCloser struct{ *bytes.Reader }

@@ -223,6 +223,12 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (c countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.seekCloser.ReadAt(p, off)
+	atomic.AddInt64(c.n, int64(n))
+	return n, err
+}
+
 // The records of the shares whose blocks are not needed are read, and
 // only they: 32·N bytes a stripe, not the blocks.
 func TestChecksumsOnlyRead(t *testing.T) {

@@ -20,6 +20,7 @@ type Proxy struct {
 	cuts   int
 	stall  bool // accept, then deliver nothing in either direction
 	dials  int  // connections accepted
+	down   int64
 }
 
 // NewProxy listens on a free port and forwards to target ("host:port").
@@ -88,6 +89,14 @@ func (p *Proxy) Cuts() int {
 	return p.cuts
 }
 
+// Down counts the bytes passed from the target to the client so far: what
+// a host sent.
+func (p *Proxy) Down() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down
+}
+
 // Close stops listening and drops every connection.
 func (p *Proxy) Close() error {
 	err := p.ln.Close()
@@ -124,13 +133,14 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(up, c) })
-		p.wg.Go(func() { p.pipe(c, up) })
+		p.wg.Go(func() { p.pipe(up, c, nil) })
+		p.wg.Go(func() { p.pipe(c, up, &p.down) })
 	}
 }
 
-// pipe copies src to dst until either side closes, spending the budget.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst until either side closes, spending the budget
+// and adding what passed to count where not nil.
+func (p *Proxy) pipe(dst, src net.Conn, count *int64) {
 	defer func() {
 		dst.Close()
 		src.Close()
@@ -152,6 +162,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 				n, cut = int(p.budget), true
 			} else if p.budget >= 0 {
 				p.budget -= int64(n)
+			}
+			if count != nil {
+				*count += int64(n)
 			}
 			p.mu.Unlock()
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -316,7 +316,7 @@ func (c *conn) lost(err error) bool {
 		return status.Code == uint32(psftp.ErrSSHFxConnectionLost)
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrExist),
 		errors.Is(err, io.EOF), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, errSize), errors.Is(err, remote.ErrUnknownSpace):
+		errors.Is(err, errSize), errors.Is(err, remote.ErrUnknownSpace), errors.Is(err, os.ErrClosed):
 		return false
 	}
 	select {

@@ -29,6 +29,14 @@ import (
 // reconnect.
 const ChunkSize = 4 << 20
 
+// firstChunk is the first read-ahead of a reader.
+const firstChunk = 32 << 10
+
+// chunkAfter is the size of the read-ahead after one of size: it grows
+// from firstChunk to ChunkSize, so that reading a share's header does not
+// fetch megabytes of it.
+func chunkAfter(size int) int { return max(min(2*size, ChunkSize), firstChunk) }
+
 // SFTP stores files in a folder on an SSH host.
 type SFTP struct {
 	host   Location
@@ -436,13 +444,15 @@ func (r *SFTP) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 }
 
 // reader reads ahead in chunks with concurrent requests, and resumes at
-// its offset after a reconnect.
+// its offset after a reconnect. Its ReadAt lets bk-join fetch the few
+// bytes it needs of a share without downloading the rest.
 type reader struct {
 	r    *SFTP
 	ctx  context.Context // nil: reads outlive the Open call
 	name string
 	off  int64 // of the end of buf
-	f    *psftp.File
+	mu   sync.Mutex
+	f    *psftp.File // of connection fc, or nil after Close
 	fc   *conn
 	buf  []byte
 	pos  int // read so far from buf
@@ -450,7 +460,12 @@ type reader struct {
 }
 
 func (rd *reader) file(c *conn) (*psftp.File, error) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
 	if rd.fc == c {
+		if rd.f == nil {
+			return nil, os.ErrClosed
+		}
 		return rd.f, nil
 	}
 	f, err := c.c.Open(rd.name)
@@ -461,32 +476,51 @@ func (rd *reader) file(c *conn) (*psftp.File, error) {
 	return f, nil
 }
 
+// readAt reads len(p) bytes at off, or up to the end of the file, from
+// the connection that is live, again after a reconnect.
+func (rd *reader) readAt(p []byte, off int64) (int, error) {
+	ctx := rd.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var n int
+	err := rd.r.do(ctx, rd.r.pauses, fmt.Sprintf("read of %s resumed at byte %d", rd.name, off), func(c *conn) error {
+		f, err := rd.file(c)
+		if err != nil {
+			return err
+		}
+		n, err = f.ReadAt(p, off)
+		return err
+	})
+	if errors.Is(err, io.EOF) {
+		return n, io.EOF
+	}
+	if err != nil {
+		return n, rd.r.err(fmt.Errorf("read %s: %w", rd.name, err))
+	}
+	return n, nil
+}
+
+// ReadAt implements io.ReaderAt; it is safe for concurrent use, and
+// apart from Read.
+func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
+	return rd.readAt(p, off)
+}
+
 func (rd *reader) Read(p []byte) (int, error) {
 	if rd.pos == len(rd.buf) {
 		if rd.eof {
 			return 0, io.EOF
 		}
-		if rd.buf == nil {
-			rd.buf = make([]byte, ChunkSize)
+		if size := chunkAfter(cap(rd.buf)); cap(rd.buf) < size {
+			rd.buf = make([]byte, size)
 		}
-		ctx := rd.ctx
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		var n int
-		err := rd.r.do(ctx, rd.r.pauses, fmt.Sprintf("read of %s resumed at byte %d", rd.name, rd.off), func(c *conn) error {
-			f, err := rd.file(c)
-			if err != nil {
-				return err
-			}
-			n, err = f.ReadAt(rd.buf[:cap(rd.buf)], rd.off)
-			return err
-		})
+		n, err := rd.readAt(rd.buf[:cap(rd.buf)], rd.off)
 		if errors.Is(err, io.EOF) {
 			rd.eof, err = true, nil
 		}
 		if err != nil {
-			return 0, rd.r.err(fmt.Errorf("read %s: %w", rd.name, err))
+			return 0, err
 		}
 		rd.buf, rd.pos, rd.off = rd.buf[:n], 0, rd.off+int64(n)
 		if n == 0 {
@@ -499,6 +533,8 @@ func (rd *reader) Read(p []byte) (int, error) {
 }
 
 func (rd *reader) Close() error {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
 	if rd.f != nil {
 		_ = rd.f.Close()
 		rd.f = nil
