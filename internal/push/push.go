@@ -383,7 +383,16 @@ type upload struct {
 	committed, manifest bool
 }
 
-const queueLen = 8
+// queueBytes bounds the frames queued for all hosts together: eight a host
+// smooth out a slow host's pauses at small N, but at 256 hosts of 1 MiB
+// blocks eight a host would be 2 GiB.
+const queueBytes = 32 << 20
+
+// queueLen is how many frames may wait for each host: 8, fewer when that
+// many stripes would pass queueBytes, never below 1.
+func queueLen(info shard.SetInfo) int {
+	return int(max(1, min(8, queueBytes/info.StripeMemory())))
+}
 
 // fail gives the share up: it says why at once and removes the temp file.
 func (p *pusher) fail(u *upload, err error) {
@@ -421,15 +430,16 @@ func (t *target) write(w io.Writer, p []byte) error {
 
 func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*target) (*manifest.Manifest, error) {
 	ups := make([]*upload, p.info.N)
+	queue := queueLen(p.info)
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		if t == nil {
 			continue
 		}
 		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i),
-			frames: make(chan []byte, queueLen), free: make(chan []byte, queueLen+1)}
+			frames: make(chan []byte, queue), free: make(chan []byte, queue+1)}
 		ups[i] = u
-		for range queueLen + 1 {
+		for range queue + 1 {
 			u.free <- nil
 		}
 		if up, err := t.r.Create(ctx, u.path); err != nil {

@@ -693,3 +693,26 @@ func (f flipping) Commit(ctx context.Context) error {
 	}
 	return f.Upload.Commit(ctx)
 }
+
+// At N = 256 eight queued frames a host were up to 2 GiB (1 MiB blocks)
+// and 256 MiB at the default block size; the queues now stay within
+// queueBytes unless one stripe alone is larger, and then take one a host.
+func TestQueuedFramesBoundedAtLargeN(t *testing.T) {
+	for _, c := range []struct {
+		info shard.SetInfo
+		want int
+	}{
+		{shard.SetInfo{K: 2, N: 3, BlockSize: shard.DefaultBlockSize}, 8},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.DefaultBlockSize}, 1},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.FittingBlockSize(256)}, 1},
+		{shard.SetInfo{K: 16, N: 32, BlockSize: shard.DefaultBlockSize}, 7},
+	} {
+		got := queueLen(c.info)
+		if got != c.want {
+			t.Errorf("k=%d n=%d block %d: queue of %d frames a host, want %d", c.info.K, c.info.N, c.info.BlockSize, got, c.want)
+		}
+		if queued := int64(got) * c.info.StripeMemory(); got > 1 && queued > queueBytes {
+			t.Errorf("k=%d n=%d block %d: %d bytes queued, over %d", c.info.K, c.info.N, c.info.BlockSize, queued, queueBytes)
+		}
+	}
+}
