@@ -10,6 +10,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/keygen"
 	"github.com/bk-backup/bk/internal/command/ls"
 	"github.com/bk-backup/bk/internal/command/pack"
+	"github.com/bk-backup/bk/internal/command/prune"
 	"github.com/bk-backup/bk/internal/command/push"
 	"github.com/bk-backup/bk/internal/command/repair"
 	"github.com/bk-backup/bk/internal/command/restore"
@@ -34,6 +35,7 @@ func All() []Command {
 		{ls.Tool, ls.Main},
 		{check.Tool, check.Main},
 		{repair.Tool, repair.Main},
+		{prune.Tool, prune.Main},
 		{backup.Tool, backup.Main},
 	}
 }
