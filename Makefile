@@ -2,12 +2,13 @@
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man/man1
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 TOOLS   := bk-pack bk-restore bk-keygen bk-split bk-join bk-push bk-ls bk-check bk-repair bk-prune bk-backup
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/bk-backup/bk/internal/cli.version=$(VERSION)"
 FUZZTIME ?= 30s
 
-.PHONY: all build test install man bench fuzz demo clean
+.PHONY: all build test units install man bench fuzz demo clean
 all: build
 
 build:
@@ -27,11 +28,25 @@ test:
 	GOOS=windows GOARCH=amd64 go build ./cmd/bk-split ./cmd/bk-join
 	go test -timeout 15m ./...
 	$(MAKE) -s demo > /dev/null
+	$(MAKE) units
+
+# The systemd units, checked by systemd-analyze where there is one; it
+# warns without failing, so any output fails the check.
+units: build
+	@if ! command -v systemd-analyze >/dev/null; then echo "systemd-analyze not found: units not checked"; exit 0; fi; \
+	d=$$(mktemp -d); \
+	for u in service timer; do sed 's|/usr/local/bin|$(CURDIR)/bin|' contrib/systemd/bk-backup@.$$u > $$d/bk-backup@check.$$u; done; \
+	out=$$(cd $$d && systemd-analyze verify --man=no ./bk-backup@check.service ./bk-backup@check.timer 2>&1); rc=$$?; rm -r $$d; \
+	if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "systemd units: systemd-analyze verify failed"; exit 1; fi; \
+	echo "systemd units verified"
 
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)
 	install -m 0755 $(addprefix bin/,$(TOOLS)) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(addprefix man/,$(addsuffix .1,$(TOOLS))) $(DESTDIR)$(MANDIR)/
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin|$(BINDIR)|' contrib/systemd/bk-backup@.service > $(DESTDIR)$(UNITDIR)/bk-backup@.service
+	install -m 0644 contrib/systemd/bk-backup@.timer $(DESTDIR)$(UNITDIR)/
 
 man:
 	go run man/generate.go

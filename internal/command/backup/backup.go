@@ -20,7 +20,7 @@ const description = `bk-backup runs a backup job: the pipeline a job's config de
 
 as processes joined by pipes, exactly what bk-backup --print JOB prints.
 JOB is a name, whose config is CONFIG-DIR/JOB.conf (/etc/bk/JOB.conf), or
-the path of a config. The config format is in docs/FORMAT.md (section 8).
+the path of a config. The config format is in docs/FORMAT.md (section 9).
 
 bk-backup waits for every stage and combines their exits: any 1, 2 or 130
 fails the job (the first such stage's code is the job's, 130 when it was
@@ -81,7 +81,7 @@ error (a bad hosts file).
 than n shares were stored, or bk-check found backups degraded.
 
 130  interrupted; nothing was committed.`},
-			{Title: "Files", Body: `/etc/bk/JOB.conf  the job's config (docs/FORMAT.md, section 8)
+			{Title: "Files", Body: `/etc/bk/JOB.conf  the job's config (docs/FORMAT.md, section 9)
 
 /var/lib/bk/JOB/last.json  the manifest of the job's last stored backup
 
@@ -123,7 +123,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	var confErr *job.ConfigError
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !errors.As(err, &confErr):
-		return cli.WithHint(cli.AsUsage(fmt.Errorf("job %s: no config %s", name, path)), "write one (see docs/FORMAT.md, section 8), or give the config's path")
+		return cli.WithHint(cli.AsUsage(fmt.Errorf("job %s: no config %s", name, path)), "write one (see docs/FORMAT.md, section 9), or give the config's path")
 	case err != nil:
 		return cli.AsUsage(err)
 	}
