@@ -64,7 +64,8 @@ JSON document docs/FORMAT.md describes (section 8).`,
 
 2  usage error: a bad flag, or a bad or missing hosts file.
 
-3  a backup is degraded or at risk, or a host is unreachable.
+3  a backup is degraded or at risk (bk-repair mends it), or a host is
+unreachable.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Check everything, every byte:
@@ -257,7 +258,7 @@ func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) e
 	}
 	switch {
 	case worst != scrub.Healthy:
-		return cli.Degradedf("not every backup is healthy (the worst is %s)", worst)
+		return cli.WithHint(cli.Degradedf("not every backup is healthy (the worst is %s)", worst), "bk-repair HOSTS rebuilds the shares that are bad or missing")
 	case unreachable:
 		return cli.Degradedf("a host was unreachable; its shares were not checked")
 	}
