@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Errors of Join that a caller may want to explain.
@@ -37,6 +38,8 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 	for _, p := range probes {
 		switch {
 		case p.err == nil:
+		case outOfFiles(p.err):
+			return report, openFilesError(p.err, len(sources))
 		case errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream):
 			warn("%s: %v; skipped", p.src.Name(), p.err)
 		default:
@@ -64,6 +67,18 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 		full++
 	}
 	return j.finish(w, cancel)
+}
+
+// outOfFiles is the process, not the share, short of file descriptors: no
+// host is to blame for it.
+func outOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// openFilesError says that every share is open at once, so the limit on
+// open files must exceed their number.
+func openFilesError(err error, shares int) error {
+	return fmt.Errorf("%w: bk-join keeps every share open, %d here, and a few files more: raise the limit (ulimit -n)", err, shares)
 }
 
 // probe is what reading a source's header found.

@@ -67,6 +67,9 @@ func (j *joiner) gather(s int64) (recs, trls []*share, err error) {
 		case kindTrailer:
 			trls = append(trls, sh)
 		case kindBad:
+			if outOfFiles(sh.cur.err) {
+				return nil, nil, openFilesError(sh.cur.err, len(j.present()))
+			}
 			if sh.why == "" {
 				sh.why = sh.cur.err.Error()
 				j.damaged(sh, s, sh.why)
