@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // Flip changes the byte at offset at of the file name (a slash path under
@@ -636,5 +637,69 @@ func Resume(t *testing.T, r remote.Remote, cut func()) {
 	checkBytes(t, "resumed file", append(head, rest...), data[1:])
 	if temps, err := r.ListTemp(ctx, "resume"); err != nil || len(temps) != 0 {
 		t.Fatalf("ListTemp after a resumed upload = %q, %v", names(temps), err)
+	}
+}
+
+// remoteShare is a share stored on a host, as bk-join reads it.
+type remoteShare struct {
+	r    remote.Remote
+	name string
+}
+
+func (s remoteShare) Name() string { return s.name }
+
+func (s remoteShare) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	return s.r.Open(ctx, s.name, offset)
+}
+
+// JoinReadsChecksumsOnly joins a k=2 n=4 set whose shares are all on r,
+// and checks that what the host sent (down counts it) is close to k/n of
+// the share bytes plus the other shares' checksums: the shares not needed
+// for their blocks are read for their records, and that must not cost
+// their blocks. probe is what opening a share to read its header may
+// cost beyond the header.
+func JoinReadsChecksumsOnly(t *testing.T, r remote.Remote, down func() int64, probe int64) {
+	ctx := context.Background()
+	const k, n = 2, 4
+	data := Data(2<<20, 40)
+	bufs := make([]bytes.Buffer, n)
+	ws := make([]io.Writer, n)
+	for i := range bufs {
+		ws[i] = &bufs[i]
+	}
+	info, _, err := shard.Split(ctx, bytes.NewReader(data), ws, shard.SplitOptions{K: k, N: n, BlockSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shareBytes int64
+	var sources []shard.Source
+	for i := range bufs {
+		name := fmt.Sprintf("join/share-%d", i)
+		up, err := r.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := write(up, bufs[i].Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if err := up.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		shareBytes += int64(bufs[i].Len())
+		sources = append(sources, remoteShare{r, name})
+	}
+	before := down()
+	var out bytes.Buffer
+	if _, err := shard.Join(ctx, sources, &out, shard.JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("join: %v", err)
+	}
+	read := down() - before
+	stripes := int64(len(data)) / int64(k*info.BlockSize)
+	records := int64(n-k) * stripes * int64(n*shard.HashSize)
+	// A few per cent for the framing of each request.
+	limit := (shareBytes*k/n + records + n*probe) * 21 / 20
+	t.Logf("read %d bytes of %d in shares (%.2f); limit %d", read, shareBytes, float64(read)/float64(shareBytes), limit)
+	if read > limit {
+		t.Errorf("join downloaded %d bytes, more than the %d of %d of %d shares and the others' checksums", read, limit, k, n)
 	}
 }

@@ -372,14 +372,21 @@ func (s *S3) Open(ctx context.Context, name string, offset int64) (io.ReadCloser
 	return rd, nil
 }
 
+// firstRange is the first range a reader asks for.
+const firstRange = 32 << 10
+
 // reader reads an object from an offset and, when the connection drops,
 // asks again from where it was, for the same version of the object.
 type reader struct {
-	s    *S3
-	name string
-	off  int64
-	etag string
-	body io.ReadCloser
+	s      *S3
+	name   string
+	off    int64
+	etag   string
+	body   io.ReadCloser // nil after Close, or once ReadAt dropped it
+	end    int64         // of the range body holds, or -1 for the object's end
+	size   int64         // of the last range asked for
+	closed bool
+	drop   sync.Once
 }
 
 func (rd *reader) get(ctx context.Context) error {
@@ -387,9 +394,10 @@ func (rd *reader) get(ctx context.Context) error {
 	if rd.etag != "" {
 		_ = opts.SetMatchETag(rd.etag)
 	}
-	if rd.off > 0 {
-		_ = opts.SetRange(rd.off, 0)
-	}
+	// The ranges grow from firstRange to PartSize, so that reading a
+	// share's header does not fetch megabytes of it.
+	rd.size = max(min(2*rd.size, PartSize), firstRange)
+	_ = opts.SetRange(rd.off, rd.off+rd.size-1)
 	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
 		// Past the last byte: empty at the end, as a file is.
@@ -398,23 +406,31 @@ func (rd *reader) get(ctx context.Context) error {
 			return serr
 		}
 		if st.Size == rd.off {
-			rd.body = io.NopCloser(strings.NewReader(""))
+			rd.body, rd.end = io.NopCloser(strings.NewReader("")), -1
 			return nil
 		}
 	}
 	if err != nil {
 		return rd.s.err(fmt.Errorf("read %s: %w", rd.name, classify(err)))
 	}
-	rd.body, rd.etag = body, info.ETag
+	rd.body, rd.etag, rd.end = body, info.ETag, rd.off+rd.size
 	return nil
 }
 
 func (rd *reader) Read(p []byte) (int, error) {
-	if rd.body == nil {
+	if rd.closed {
 		return 0, rd.s.err(os.ErrClosed)
+	}
+	if rd.body == nil {
+		if err := rd.get(context.Background()); err != nil {
+			return 0, err
+		}
 	}
 	n, err := rd.readWithin(p)
 	rd.off += int64(n)
+	if rd.rangeEnded(err) {
+		return rd.more(p, n)
+	}
 	if err == nil || err == io.EOF || n > 0 {
 		return n, err
 	}
@@ -429,11 +445,34 @@ func (rd *reader) Read(p []byte) (int, error) {
 		}
 		n, err = rd.readWithin(p)
 		rd.off += int64(n)
+		if rd.rangeEnded(err) {
+			return rd.more(p, n)
+		}
 		if err == nil || err == io.EOF || n > 0 {
 			return n, err
 		}
 	}
 	return 0, rd.s.err(fmt.Errorf("read %s: %w (gave up after %d retries)", rd.name, err, len(rd.s.pauses)))
+}
+
+// rangeEnded drops the body once its range has been read to the end:
+// the object may go on, in the next range.
+func (rd *reader) rangeEnded(err error) bool {
+	if err != io.EOF || rd.off != rd.end {
+		return false
+	}
+	rd.body.Close()
+	rd.body = nil
+	return true
+}
+
+// more returns the n bytes read at a range's end, or reads on into the
+// next range when there were none.
+func (rd *reader) more(p []byte, n int) (int, error) {
+	if n == 0 {
+		return rd.Read(p)
+	}
+	return n, nil
 }
 
 // readWithin reads from the body, closing it if the store sends nothing
@@ -445,7 +484,77 @@ func (rd *reader) readWithin(p []byte) (int, error) {
 	return body.Read(p)
 }
 
+// ReadAt implements io.ReaderAt with a ranged GET of p's bytes alone, of
+// the version Open found; it is safe for concurrent use, though not
+// alongside Read. The first call drops the GET that Open started, which
+// would otherwise keep the rest of the object coming.
+func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
+	rd.drop.Do(func() {
+		if rd.body != nil {
+			rd.body.Close()
+			rd.body = nil
+		}
+	})
+	if rd.closed {
+		return 0, rd.s.err(os.ErrClosed)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := rd.getAt(p, off)
+	for _, pause := range rd.s.pauses {
+		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "PreconditionFailed") {
+			break
+		}
+		time.Sleep(pause)
+		n, err = rd.getAt(p, off)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, rd.s.err(fmt.Errorf("read %s: %w", rd.name, err))
+	}
+	return n, err
+}
+
+// getAt is one ranged GET for ReadAt; a store that leaves it without an
+// answer or a byte for the timeout fails it.
+func (rd *reader) getAt(p []byte, off int64) (int, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchdog := time.AfterFunc(rd.s.timeout, cancel)
+	defer watchdog.Stop()
+	var opts minio.GetObjectOptions
+	if rd.etag != "" {
+		_ = opts.SetMatchETag(rd.etag)
+	}
+	_ = opts.SetRange(off, off+int64(len(p))-1)
+	body, _, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
+	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
+		return 0, io.EOF // at or past the last byte
+	}
+	if err != nil {
+		return 0, classify(err)
+	}
+	defer body.Close()
+	var n int
+	for n < len(p) && err == nil {
+		var m int
+		m, err = body.Read(p[n:])
+		n += m
+		if m > 0 {
+			watchdog.Reset(rd.s.timeout)
+		}
+	}
+	if n < len(p) && (err == nil || errors.Is(err, io.EOF)) {
+		return n, io.EOF
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	return n, err
+}
+
 func (rd *reader) Close() error {
+	rd.closed = true
 	if rd.body != nil {
 		rd.body.Close()
 		rd.body = nil

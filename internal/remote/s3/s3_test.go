@@ -133,7 +133,9 @@ func TestInterruptedUpload(t *testing.T) {
 	}
 }
 
-func TestResumeAfterCut(t *testing.T) {
+// viaProxy dials a fresh bucket through a proxy that can cut the
+// connections and counts what the store sends.
+func viaProxy(t *testing.T, opts remote.DialOptions) (*S3, *sshtest.Proxy) {
 	s := server(t)
 	cfg := bucket(t, s, "")
 	p, err := sshtest.NewProxy(strings.TrimPrefix(s.Endpoint, "http://"))
@@ -142,11 +144,25 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 	t.Cleanup(func() { p.Close() })
 	cfg.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", p.Port())
-	r := dial(t, cfg, remote.DialOptions{Retry: fastRetry})
+	return dial(t, cfg, opts), p
+}
+
+func TestResumeAfterCut(t *testing.T) {
+	r, p := viaProxy(t, remote.DialOptions{Retry: fastRetry})
 	remotetest.Resume(t, r, func() { p.CutAfter(PartSize / 3) })
 	if p.Cuts() != 2 {
 		t.Fatalf("%d cuts, want 2", p.Cuts())
 	}
+}
+
+// A join with all n shares in the bucket downloads the blocks of k shares
+// and only the checksums of the others.
+func TestJoinReadsChecksumsOnly(t *testing.T) {
+	r, p := viaProxy(t, remote.DialOptions{})
+	// Beyond the header, a share costs the first range of the probe and of
+	// the Open whose reader is then read at offsets, and the HTTP
+	// headers of a ranged GET a stripe.
+	remotetest.JoinReadsChecksumsOnly(t, r, p.Down, 4*firstRange)
 }
 
 func TestDialErrors(t *testing.T) {
