@@ -85,7 +85,7 @@ func s3Stop(ts *testscript.TestScript, neg bool, args []string) {
 
 // remoteTemps: remote-temps [-wait] DEST. Lists the temp files at the top
 // of a hosts-file destination (for S3, its multipart uploads in progress)
-// as "name size" lines. With -wait it first waits, up to a minute, for one
+// as "name size" lines. With -wait it first waits, up to two minutes (a loaded machine), for one
 // holding some bytes.
 func remoteTemps(ts *testscript.TestScript, neg bool, args []string) {
 	wait := len(args) == 2 && args[0] == "-wait"
@@ -104,7 +104,7 @@ func remoteTemps(ts *testscript.TestScript, neg bool, args []string) {
 	r, err := h.Dial(ctx, remote.DialOptions{Retry: remote.Retry{Attempts: 1}})
 	ts.Check(err)
 	defer r.Close()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		temps, err := r.ListTemp(ctx, "")
 		ts.Check(err)
 		started := false
