@@ -5,6 +5,7 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -276,9 +277,17 @@ func IDFromManifestPath(base string) (string, bool) {
 	return id, ok
 }
 
-// Newer orders manifests newest first: by time, then by ID.
+// Newer orders manifests newest first: by time; within one second (times
+// are whole seconds) by level, since a backup has one ancestor more than its
+// parent; then by ID. Without the middle rule a rerun within the second
+// could sort an incremental before its own parent, and retention would keep
+// the parent as "the newest of the day" and remove the backup the next one
+// builds on.
 func Newer(a, b *Manifest) int {
 	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(len(b.Ancestors), len(a.Ancestors)); c != 0 {
 		return c
 	}
 	return strings.Compare(b.ID, a.ID)

@@ -165,3 +165,26 @@ func TestRevisionPath(t *testing.T) {
 		}
 	}
 }
+
+// Three backups of one chain made within one second sort child before
+// parent whatever their set IDs, so retention's "newest" is the last one.
+func TestNewerWithinOneSecond(t *testing.T) {
+	full := sample()
+	mk := func(set byte, parents ...*Manifest) *Manifest {
+		m := sample()
+		m.ID = NewID("home", m.Time, [16]byte{set})
+		for _, p := range parents {
+			m.Ancestors = append(m.Ancestors, Ancestor{ID: p.ID})
+		}
+		return m
+	}
+	// Set IDs chosen so that ordering by ID alone puts the parents first.
+	full.ID = NewID("home", full.Time, [16]byte{0xff})
+	inc1 := mk(0x80, full)
+	inc2 := mk(0x01, full, inc1)
+	ms := []*Manifest{inc1, full, inc2}
+	SortNewestFirst(ms)
+	if ms[0] != inc2 || ms[1] != inc1 || ms[2] != full {
+		t.Fatalf("order %s %s %s, want %s %s %s", ms[0].ID, ms[1].ID, ms[2].ID, inc2.ID, inc1.ID, full.ID)
+	}
+}
