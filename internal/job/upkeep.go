@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -26,9 +27,19 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 		args = append(c.prefixed(args), c.Hosts)
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		// Their reports are the job's log: stderr, as stdout is the summary's.
+		// Under -q a report is shown only when its tool did not exit 0, so a
+		// nightly job that went well mails nothing.
+		var report bytes.Buffer
 		cmd.Stdout = opt.Stderr
+		if opt.Quiet {
+			cmd.Stdout = &report
+		}
 		cmd.Stderr = opt.Stderr
-		return s.step(kind, strings.Join(args, " "), cmd), true
+		st := s.step(kind, strings.Join(args, " "), cmd)
+		if st.Exit != 0 {
+			_, _ = opt.Stderr.Write(report.Bytes())
+		}
+		return st, true
 	}
 	if len(c.Keep) > 0 {
 		if st, ok := run("prune", append([]string{"bk-prune", "--name", c.Name}, c.Keep...)...); ok && st.Exit != 0 {
