@@ -69,7 +69,7 @@ type extractor struct {
 	sc          *scanner
 	stats       RestoreStats
 	dirs        []dirMeta
-	part        []byte // a holeWriter's block buffer, reused from file to file
+	pend        []byte // a holeWriter's buffer, reused from file to file
 	// The parent directory of the last entry, open: entries come directory
 	// by directory, and each name resolved from the root costs a system call
 	// per path element.
@@ -275,20 +275,33 @@ func (x *extractor) entry(e *entry) error {
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	// An entry met twice (tar appends) replaces the earlier one, except a
-	// directory, which only a directory may replace.
-	if fi, err := pr.Lstat(base); err == nil {
-		switch {
-		case fi.IsDir() && h.Typeflag == tar.TypeDir:
-		case fi.IsDir():
-			return refuse(h, "replaces a directory of the archive")
-		default:
-			if err := pr.Remove(base); err != nil {
-				return err
-			}
-		}
-	}
 	return x.entry1(e, s, pr, base)
+}
+
+// create runs mk, which creates the entry e at base in pr. If something
+// is there already (an entry met twice: tar appends), the later one
+// replaces it, except a directory, which only a directory may replace, and
+// which it then merges into. Asking only when creating fails saves a stat
+// of every entry.
+func (x *extractor) create(e *entry, pr *os.Root, base string, mk func() error) error {
+	err := mk()
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := pr.Lstat(base)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.IsDir() && e.h.Typeflag == tar.TypeDir:
+		return nil
+	case fi.IsDir():
+		return refuse(e.h, "replaces a directory of the archive")
+	}
+	if err := pr.Remove(base); err != nil {
+		return err
+	}
+	return mk()
 }
 
 // parentOf opens (or reuses) the staged parent directory of s, creating it
@@ -300,10 +313,14 @@ func (x *extractor) parentOf(s string) (*os.Root, string, error) {
 		if err := x.noSymlinkIn(dir); err != nil {
 			return nil, "", err
 		}
-		if err := x.root.MkdirAll(dir, 0o755); err != nil {
-			return nil, "", err
-		}
+		// The directory is usually there: its entry comes before its content.
 		r, err := x.root.OpenRoot(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := x.root.MkdirAll(dir, 0o755); err != nil {
+				return nil, "", err
+			}
+			r, err = x.root.OpenRoot(dir)
+		}
 		if err != nil {
 			return nil, "", err
 		}
@@ -339,7 +356,7 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 			x.dirs = append(x.dirs, d)
 			return x.purge(e)
 		}
-		if err := pr.Mkdir(base, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := x.create(e, pr, base, func() error { return pr.Mkdir(base, 0o755) }); err != nil {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.dirs = append(x.dirs, d)
@@ -350,7 +367,7 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 	case tar.TypeReg:
 		return x.file(e, pr, base)
 	case tar.TypeSymlink:
-		if err := pr.Symlink(h.Linkname, base); err != nil {
+		if err := x.create(e, pr, base, func() error { return pr.Symlink(h.Linkname, base) }); err != nil {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.stats.Links++
@@ -372,7 +389,8 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 		if fi, err := x.root.Lstat(x.staged(e.link)); err != nil || !fi.Mode().IsRegular() {
 			return refuse(h, "hard link to %q, which is not a restored file", h.Linkname)
 		}
-		if err := x.root.Link(x.staged(e.link), s); err != nil { // two directories: from the root
+		link := func() error { return x.root.Link(x.staged(e.link), s) } // two directories: from the root
+		if err := x.create(e, pr, base, link); err != nil {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
 		}
 		x.stats.Links++
@@ -388,7 +406,7 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 	default:
 		mode |= sIFIFO
 	}
-	err := fsutil.MknodAt(x.parentDir, base, mode, h.Devmajor, h.Devminor)
+	err := x.create(e, pr, base, func() error { return fsutil.MknodAt(x.parentDir, base, mode, h.Devmajor, h.Devminor) })
 	if errors.Is(err, errors.ErrUnsupported) {
 		x.nodesUnsupported++
 		x.stats.Skipped++
@@ -402,18 +420,23 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 
 func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	h := e.h
-	f, err := pr.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	var f *os.File
+	err := x.create(e, pr, base, func() (err error) {
+		f, err = createAt(x.parentDir, base)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	hw := &holeWriter{f: f, part: x.part[:0]}
+	hw := &holeWriter{f: f, pend: x.pend[:0]}
 	n, err := x.sc.copyContent(hw, e)
-	x.part = hw.part
+	x.pend = hw.pend
 	if err == nil {
 		err = hw.Close()
 	}
 	if err == nil {
 		x.setXattrs(e.name, h, func(name, value string) error { return xattr.FSet(f, name, value) })
+		err = x.finishFile(e, f, base)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -423,11 +446,29 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	}
 	x.stats.Files++
 	x.stats.Bytes += n
-	return x.finishNode(e, pr, base)
+	return nil
 }
 
-// finishNode sets owner, mode and mtime of a file or node, in that order:
-// chown clears the setuid bit.
+// finishFile sets owner, mode and mtime of a file still open, through its
+// descriptor where it can: a call each, with no path to resolve again.
+func (x *extractor) finishFile(e *entry, f *os.File, base string) error {
+	h := e.h
+	if x.opts.Owners {
+		if err := f.Chown(h.Uid, h.Gid); err != nil {
+			x.opts.Warn("%s: %v", e.name, err)
+		}
+	}
+	if err := f.Chmod(x.perm(h)); err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	if err := fsutil.LutimesAt(x.parentDir, base, h.ModTime); err != nil {
+		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// finishNode sets owner, mode and mtime of a device node or FIFO, in that
+// order (as finishFile does: chown clears the setuid bit).
 func (x *extractor) finishNode(e *entry, pr *os.Root, base string) error {
 	h := e.h
 	if x.opts.Owners {

@@ -384,12 +384,12 @@ func (w *writer) markDamaged(it *item, n, size int64, readErr error) error {
 	})
 }
 
-// pad writes n zero bytes.
+// pad writes n zero bytes, from a shared block: a local array would escape
+// and cost an allocation and a clearing on every file.
 func pad(dst io.Writer, n int64) error {
-	var zero [32 << 10]byte
 	for n > 0 {
-		k := min(n, int64(len(zero)))
-		if _, err := dst.Write(zero[:k]); err != nil {
+		k := min(n, int64(len(zeroBlock)))
+		if _, err := dst.Write(zeroBlock[:k]); err != nil {
 			return err
 		}
 		n -= k

@@ -349,3 +349,34 @@ func TestHugeMetaHeaders(t *testing.T) {
 		}
 	}
 }
+
+// An entry met twice (tar appends) replaces the earlier one, whatever it
+// was but a directory; a directory met twice is merged.
+func TestAppendedEntriesReplace(t *testing.T) {
+	file := func(name, body string) raw { return raw{name: name, typ: '0', body: body} }
+	data := rawTar(
+		file("f", "old"), file("f", "new"),
+		raw{name: "s", typ: '2', link: "elsewhere"}, file("s", "file now"),
+		file("l", "was a file"), raw{name: "l", typ: '2', link: "f"},
+		file("d", "was a file"), raw{name: "d/", typ: '5'}, file("d/in", "1"),
+		raw{name: "d/", typ: '5'}, file("d/in2", "2"),
+		file("h", "was a file"), raw{name: "h", typ: '1', link: "f"},
+	)
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := Extract(context.Background(), bytes.NewReader(data), out, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.ReplaceAll(snapshot(t, out), out, "")
+	want := ` drwxr-xr-x
+/d drw-r--r--
+/d/in -rw-r--r-- "1"
+/d/in2 -rw-r--r-- "2"
+/f -rw-r--r-- "new"
+/h -rw-r--r-- "new"
+/l Lrwxrwxrwx -> f
+/s -rw-r--r-- "file now"
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

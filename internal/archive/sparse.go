@@ -207,33 +207,50 @@ const holeBlock = 4096
 var zeroBlock [holeBlock]byte
 
 // holeWriter writes a new file's content, leaving runs of zero blocks as
-// holes, as cp --sparse=always does. Close sets the file's size, which
-// a hole at the end would not.
+// holes, as cp --sparse=always does. Data is gathered into runs of up to
+// holeFlush bytes, so a small file takes one write; Close sets the size only
+// when the file ends in a hole, which no write would cover.
 type holeWriter struct {
 	f    *os.File
-	at   int64  // bytes placed so far, written or left as holes
-	part []byte // the start of a block not yet complete
+	at   int64  // the offset of pend: everything before it is written or a hole
+	pend []byte // not yet written: whole data blocks, then the start of a block
+	end  int64  // where the written data ends
 }
+
+// holeFlush is the most data a holeWriter holds before writing it.
+const holeFlush = 64 << 10
 
 func (w *holeWriter) Write(p []byte) (int, error) {
 	n := len(p)
-	if len(w.part) > 0 {
-		k := min(len(p), holeBlock-len(w.part))
-		w.part = append(w.part, p[:k]...)
-		p = p[k:]
-		if len(w.part) < holeBlock {
-			return n, nil
-		}
-		if err := w.put(w.part); err != nil {
+	if len(w.pend) == 0 && len(p) >= holeFlush {
+		// Big writes go straight through, with no copy.
+		whole := len(p) / holeBlock * holeBlock
+		if err := w.put(p[:whole]); err != nil {
 			return 0, err
 		}
-		w.part = w.part[:0]
+		p = p[whole:]
 	}
-	whole := len(p) / holeBlock * holeBlock
-	if err := w.put(p[:whole]); err != nil {
-		return 0, err
+	for len(p) > 0 {
+		start := len(w.pend) / holeBlock * holeBlock // the block being filled
+		k := min(len(p), start+holeBlock-len(w.pend))
+		w.pend = append(w.pend, p[:k]...)
+		p = p[k:]
+		if len(w.pend)-start < holeBlock {
+			break
+		}
+		if bytes.Equal(w.pend[start:], zeroBlock[:]) {
+			if err := w.write(w.pend[:start]); err != nil {
+				return 0, err
+			}
+			w.at += holeBlock
+			w.pend = w.pend[:0]
+		} else if len(w.pend) >= holeFlush {
+			if err := w.write(w.pend); err != nil {
+				return 0, err
+			}
+			w.pend = w.pend[:0]
+		}
 	}
-	w.part = append(w.part, p[whole:]...)
 	return n, nil
 }
 
@@ -244,13 +261,10 @@ func (w *holeWriter) put(p []byte) error {
 		for data < len(p) && !bytes.Equal(p[data:data+holeBlock], zeroBlock[:]) {
 			data += holeBlock
 		}
-		if data > 0 {
-			if _, err := w.f.WriteAt(p[:data], w.at); err != nil {
-				return err
-			}
-			w.at += int64(data)
-			p = p[data:]
+		if err := w.write(p[:data]); err != nil {
+			return err
 		}
+		p = p[data:]
 		zeros := 0
 		for zeros < len(p) && bytes.Equal(p[zeros:zeros+holeBlock], zeroBlock[:]) {
 			zeros += holeBlock
@@ -261,16 +275,33 @@ func (w *holeWriter) put(p []byte) error {
 	return nil
 }
 
-// Close writes the last, partial block and sets the size.
-func (w *holeWriter) Close() error {
-	if len(w.part) > 0 && !bytes.Equal(w.part, zeroBlock[:len(w.part)]) {
-		if _, err := w.f.WriteAt(w.part, w.at); err != nil {
-			return err
-		}
+// write writes data at the current offset and moves past it.
+func (w *holeWriter) write(data []byte) error {
+	if len(data) == 0 {
+		return nil
 	}
-	w.at += int64(len(w.part))
-	w.part = w.part[:0]
-	return w.f.Truncate(w.at)
+	if _, err := w.f.WriteAt(data, w.at); err != nil {
+		return err
+	}
+	w.at += int64(len(data))
+	w.end = w.at
+	return nil
+}
+
+// Close writes what is pending, but for a last partial block of zeros, and
+// sets the size if the file ends in a hole.
+func (w *holeWriter) Close() error {
+	size := w.at + int64(len(w.pend))
+	data := w.pend
+	if start := len(data) / holeBlock * holeBlock; bytes.Equal(data[start:], zeroBlock[:len(data)-start]) {
+		data = data[:start]
+	}
+	err := w.write(data)
+	w.pend = w.pend[:0]
+	if err != nil || w.end == size {
+		return err
+	}
+	return w.f.Truncate(size)
 }
 
 var _ io.WriteCloser = (*holeWriter)(nil)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -132,4 +133,24 @@ func (s *statInfo) Mode() fs.FileMode {
 		m |= fs.ModeSticky
 	}
 	return m
+}
+
+// createAt creates the regular file base, one path element, in the open
+// directory dir, for writing; it fails if anything is there, a symlink
+// included. base resolves nothing outside dir, so this keeps the confinement
+// of Root.OpenFile in one openat, where that costs several system calls.
+func createAt(dir *os.File, base string) (*os.File, error) {
+	if base == "" || base == "." || base == ".." || strings.Contains(base, "/") {
+		return nil, &os.PathError{Op: "openat", Path: base, Err: syscall.EINVAL}
+	}
+	for {
+		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "openat", Path: base, Err: err}
+		}
+		return os.NewFile(uintptr(fd), base), nil
+	}
 }
