@@ -309,12 +309,21 @@ func (x *extractor) create(e *entry, pr *os.Root, base string, mk func() error) 
 func (x *extractor) parentOf(s string) (*os.Root, string, error) {
 	dir := path.Dir(s)
 	if x.parent == nil || x.parentName != dir {
-		x.closeParent()
 		if err := x.noSymlinkIn(dir); err != nil {
+			x.closeParent()
 			return nil, "", err
 		}
-		// The directory is usually there: its entry comes before its content.
-		r, err := x.root.OpenRoot(dir)
+		// The directory is usually there: its entry comes before its
+		// content, most often just before, in the directory open now, from
+		// which it is one step rather than one per path element.
+		var r *os.Root
+		var err error
+		if x.parent != nil && path.Dir(dir) == x.parentName {
+			r, err = x.parent.OpenRoot(path.Base(dir))
+		} else {
+			r, err = x.root.OpenRoot(dir)
+		}
+		x.closeParent()
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := x.root.MkdirAll(dir, 0o755); err != nil {
 				return nil, "", err
@@ -603,24 +612,34 @@ func (x *extractor) setDirs() error {
 	x.lastDirs()
 	sort.SliceStable(x.dirs, func(i, j int) bool { return depth(x.dirs[i].name) > depth(x.dirs[j].name) })
 	for _, d := range x.dirs {
-		if d.top != nil {
-			if err := x.xattrsDir(".", d.top, "."); err != nil {
-				return err
-			}
-		}
-		if x.opts.Owners {
-			if err := x.root.Lchown(d.name, d.uid, d.gid); err != nil {
-				x.opts.Warn("%s: %v", d.name, err)
-			}
-		}
-		if err := x.root.Chmod(d.name, d.mode); err != nil {
-			return err
-		}
-		if err := x.root.Chtimes(d.name, time.Time{}, d.mtime); err != nil {
+		if err := x.setDir(d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setDir sets the metadata of one directory, through one descriptor where
+// it can: each name resolved from the root costs a system call per path
+// element.
+func (x *extractor) setDir(d dirMeta) error {
+	f, err := x.root.Open(d.name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if d.top != nil {
+		x.setXattrs(".", d.top, func(k, value string) error { return xattr.FSet(f, k, value) })
+	}
+	if x.opts.Owners {
+		if err := f.Chown(d.uid, d.gid); err != nil {
+			x.opts.Warn("%s: %v", d.name, err)
+		}
+	}
+	if err := f.Chmod(d.mode); err != nil {
+		return err
+	}
+	return x.root.Chtimes(d.name, time.Time{}, d.mtime)
 }
 
 func depth(name string) int {
