@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
@@ -333,4 +334,48 @@ func Presence(cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Man
 	}
 	r.judge()
 	return r, nil
+}
+
+// WithChain judges an incremental backup together with its chain: it
+// restores only when every ancestor does, so it fares no better than the
+// worst of them, and it is lost when one is not among the backups on the
+// hosts (states holds the state of each backup there, by ID). The reason
+// is empty unless an ancestor is missing.
+func WithChain(m *manifest.Manifest, own State, states map[string]State) (State, string) {
+	st := own
+	for _, a := range m.Ancestors {
+		as, ok := states[a.ID]
+		if !ok {
+			return Lost, fmt.Sprintf("backup %s, which it builds on, is not on the hosts", a.ID)
+		}
+		st = Worse(st, as)
+	}
+	return st, ""
+}
+
+// WithChains applies WithChain to the backups judged here (their own
+// states by ID) among all those on the hosts; a backup on the hosts that
+// was not judged here counts as healthy when it counts at all. warn hears
+// of each missing ancestor.
+func WithChains(judged map[string]State, all []*catalog.Backup, warn func(id, why string)) map[string]State {
+	states := map[string]State{}
+	for _, b := range all {
+		if b.Counts {
+			states[b.ID] = Healthy
+		}
+	}
+	maps.Copy(states, judged)
+	out := map[string]State{}
+	for _, b := range all {
+		own, ok := judged[b.ID]
+		if !ok {
+			continue
+		}
+		st, why := WithChain(b.Manifest, own, states)
+		if why != "" {
+			warn(b.ID, why)
+		}
+		out[b.ID] = st
+	}
+	return out
 }

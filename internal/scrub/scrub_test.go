@@ -1,6 +1,11 @@
 package scrub
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/bk-backup/bk/internal/manifest"
+)
 
 func TestStateOf(t *testing.T) {
 	for _, tt := range []struct {
@@ -20,5 +25,22 @@ func TestStateOf(t *testing.T) {
 	}
 	if Worse(Degraded, Healthy) != Degraded || Worse(AtRisk, Lost) != Lost || Worse(Healthy, Healthy) != Healthy {
 		t.Error("Worse does not order the states")
+	}
+}
+
+// An incremental backup is no better than its chain, and lost without a
+// link of it.
+func TestWithChain(t *testing.T) {
+	m := &manifest.Manifest{Ancestors: []manifest.Ancestor{{ID: "full"}, {ID: "inc1"}}}
+	states := map[string]State{"full": Healthy, "inc1": AtRisk}
+	if st, why := WithChain(m, Healthy, states); st != AtRisk || why != "" {
+		t.Errorf("with an ancestor at risk: %s %q", st, why)
+	}
+	delete(states, "inc1")
+	if st, why := WithChain(m, Healthy, states); st != Lost || !strings.Contains(why, "inc1") {
+		t.Errorf("with an ancestor missing: %s %q", st, why)
+	}
+	if st, _ := WithChain(&manifest.Manifest{}, Degraded, nil); st != Degraded {
+		t.Errorf("a full backup: %s", st)
 	}
 }

@@ -154,6 +154,15 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			State: r.State, Good: r.Good, Share: r.Shares})
 	}
 	progress.Done()
+	judged := map[string]scrub.State{}
+	for _, b := range out.Backups {
+		judged[b.ID] = b.State
+	}
+	states := scrub.WithChains(judged, backups, func(id, why string) { env.Msg.Warnf("backup %s: %s", id, why) })
+	for i := range out.Backups {
+		out.Backups[i].State = states[out.Backups[i].ID]
+		worst = scrub.Worse(worst, out.Backups[i].State)
+	}
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
 	if age := cli.Duration(c, "max-age"); age > 0 {
 		out.Stale = stale(backups, now.Add(-age))

@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/scrub"
@@ -143,6 +144,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			Size: b.StreamSize, K: b.K, N: b.N, Level: b.Level, Chain: chain, Parent: b.Parent,
 			Counts: b.Counts, Doubt: b.Doubt, Manifests: holders, State: r.State, Present: r.Good, Shares: r.Shares})
 	}
+	withChains(env, out.Backups, backups)
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
 	if c.Bool("json") {
 		if err := connect.WriteJSON(env.Stdout, out); err != nil {
@@ -210,4 +212,16 @@ func table(w io.Writer, l Listing) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Host, units.Bytes(h.Used), quota, free, temp)
 	}
 	return tw.Flush()
+}
+
+// withChains judges each incremental backup listed with its chain.
+func withChains(env *cli.Env, listed []Backup, all []*catalog.Backup) {
+	judged := map[string]scrub.State{}
+	for _, b := range listed {
+		judged[b.ID] = b.State
+	}
+	states := scrub.WithChains(judged, all, func(id, why string) { env.Msg.Warnf("backup %s: %s", id, why) })
+	for i := range listed {
+		listed[i].State = states[listed[i].ID]
+	}
 }
