@@ -17,6 +17,7 @@ import (
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote/local"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 // folders makes n empty host folders and a catalog of them.
@@ -290,5 +291,69 @@ func TestRevisions(t *testing.T) {
 	}
 	if b, err := c.Pick(backups, Query{Name: "home"}); err != nil || b.Rev() != 2 || b.Shares[0].Host != "file:///b" {
 		t.Fatalf("picked %+v, %v", b, err)
+	}
+}
+
+// backupIn splits data 2 of 3 into the folders dirs, one share each, and
+// returns the manifest of it.
+func backupIn(t *testing.T, data []byte, dirs []string) *manifest.Manifest {
+	t.Helper()
+	bufs := make([]bytes.Buffer, len(dirs))
+	ws := make([]io.Writer, len(dirs))
+	for i := range bufs {
+		ws[i] = &bufs[i]
+	}
+	info, trailer, err := shard.Split(context.Background(), bytes.NewReader(data), ws, shard.SplitOptions{K: 2, N: len(dirs), BlockSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, len(dirs), 1)
+	m.BlockSize, m.SetID, m.StreamSize = 1024, info.ID(), trailer.Length
+	m.StreamHash = hex.EncodeToString(trailer.StreamHash[:])
+	for i, dir := range dirs {
+		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: int64(bufs[i].Len()), SHA256: strings.Repeat("cd", 32)}
+		if err := os.WriteFile(filepath.Join(dir, s.Path), bufs[i].Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m.Shares = append(m.Shares, s)
+	}
+	return m
+}
+
+// OpenAt reads any range of a backup's stream from its hosts, and holds
+// the shares to the manifest.
+func TestOpenAt(t *testing.T) {
+	c, d, _ := folders(t, 3)
+	data := make([]byte, 50_000)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	m := backupIn(t, data, d)
+	sources, err := c.Sources(m, c.List(context.Background(), c.Hosts(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenAt(context.Background(), m, sources[1:], shard.ReadAtOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := make([]byte, 3000)
+	if n, err := r.ReadAt(p, 20_000); err != nil || n != len(p) || !bytes.Equal(p, data[20_000:23_000]) || r.Size() != int64(len(data)) {
+		t.Fatalf("ReadAt: %d, %v", n, err)
+	}
+	if !r.Report().Degraded() {
+		t.Fatal("share 0 missing, yet not degraded")
+	}
+
+	other := *m
+	other.StreamHash = strings.Repeat("ab", 32)
+	if _, err := OpenAt(context.Background(), &other, sources, shard.ReadAtOptions{}); err == nil || !strings.Contains(err.Error(), "say the stream is 50000 bytes") {
+		t.Fatalf("another stream hash: err = %v", err)
+	}
+	other = *m
+	other.SetID = strings.Repeat("0f", 16)
+	if _, err := OpenAt(context.Background(), &other, sources, shard.ReadAtOptions{}); !errors.Is(err, ErrNotManifest) || !strings.Contains(err.Error(), "no share of set 0f0f0f0f") {
+		t.Fatalf("another set: err = %v", err)
 	}
 }

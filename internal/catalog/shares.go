@@ -158,6 +158,31 @@ func Join(ctx context.Context, m *manifest.Manifest, sources []shard.Source, w i
 	return report, hw.flush()
 }
 
+// OpenAt opens the stream of backup m for reads at any offset, from
+// sources (Sources gives them), as shard.NewReaderAt does, held to m: the
+// set rebuilt is m's set_id, the stream is m's stream_size long, and
+// trailers that K shares hold must agree with it and with m's
+// stream_hash. Every stripe read is checked as Join checks it; unlike
+// Join, the stream hash is not checked against the data, as that would
+// mean reading every stripe (shard.ReaderAt says why the bytes read are
+// right all the same). opts' SetID, Length and StreamHash are m's.
+func OpenAt(ctx context.Context, m *manifest.Manifest, sources []shard.Source, opts shard.ReadAtOptions) (*shard.ReaderAt, error) {
+	id, err := hex.DecodeString(m.SetID)
+	if err != nil || len(id) != len(opts.SetID) {
+		return nil, fmt.Errorf("manifest %s: bad set ID %q", m.ID, m.SetID)
+	}
+	hash, err := hex.DecodeString(m.StreamHash)
+	if err != nil || len(hash) != len(opts.StreamHash) {
+		return nil, fmt.Errorf("manifest %s: bad stream hash %q", m.ID, m.StreamHash)
+	}
+	opts.SetID, opts.Length, opts.StreamHash = [16]byte(id), m.StreamSize, [shard.HashSize]byte(hash)
+	r, err := shard.NewReaderAt(ctx, sources, opts)
+	if errors.Is(err, shard.ErrOtherSet) {
+		return nil, fmt.Errorf("%w %s: %v", ErrNotManifest, m.ID, err)
+	}
+	return r, err
+}
+
 // holdWriter passes bytes on but keeps the last hold of them back until
 // flush, and refuses to go past limit bytes.
 type holdWriter struct {

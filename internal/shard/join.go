@@ -136,6 +136,11 @@ type joiner struct {
 	report JoinReport
 	spares chan []byte
 
+	// fetch, when set, reads the whole records of shs at stripe s into
+	// their cur at once, for a reader that decodes stripes one by one
+	// (ReaderAt); without it, shares are read as streams.
+	fetch func(s int64, shs []*share)
+
 	streamErr error // set by the stream reader before it gives up
 	endErr    error // what was wrong with the stream's end frame
 

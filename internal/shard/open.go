@@ -29,36 +29,8 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	probes := probeAll(ctx, sources)
-	var report JoinReport
-	warn := func(format string, args ...any) {
-		if opts.Warn != nil {
-			opts.Warn(format, args...)
-		}
-	}
-	for _, p := range probes {
-		switch {
-		case p.err == nil:
-		case outOfFiles(p.err):
-			return report, openFilesError(p.err, len(sources))
-		case errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream):
-			warn("%s: %v; skipped", p.src.Name(), p.err)
-		default:
-			warn("%s: %v", p.src.Name(), p.err)
-			report.Damaged = append(report.Damaged, p.src.Name())
-		}
-	}
-	set, err := pickSet(probes, opts.SetID)
+	j, err := admit(ctx, probes, opts)
 	if err != nil {
-		return report, err
-	}
-	info := commonInfo(probes, set)
-	j, err := newJoiner(ctx, info, opts)
-	if err != nil {
-		return report, err
-	}
-	j.report.Damaged = report.Damaged
-	j.addShares(probes, set)
-	if err := j.checkCount(); err != nil {
 		return j.report, err
 	}
 	full := 0
@@ -67,6 +39,37 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 		full++
 	}
 	return j.finish(w, cancel)
+}
+
+// admit makes a joiner of the set to rebuild from what the probes found:
+// the shares of the set whose headers agree, with a warning for each of
+// the others, and fails when fewer than K are left. On failure the
+// joiner, never nil, holds the report so far.
+func admit(ctx context.Context, probes []probe, opts JoinOptions) (*joiner, error) {
+	j := &joiner{opts: opts}
+	for _, p := range probes {
+		switch {
+		case p.err == nil:
+		case outOfFiles(p.err):
+			return j, openFilesError(p.err, len(probes))
+		case errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream):
+			j.warn("%s: %v; skipped", p.src.Name(), p.err)
+		default:
+			j.warn("%s: %v", p.src.Name(), p.err)
+			j.report.Damaged = append(j.report.Damaged, p.src.Name())
+		}
+	}
+	set, err := pickSet(probes, opts.SetID)
+	if err != nil {
+		return j, err
+	}
+	damaged := j.report.Damaged
+	if j, err = newJoiner(ctx, commonInfo(probes, set), opts); err != nil {
+		return &joiner{report: JoinReport{Damaged: damaged}}, err
+	}
+	j.report.Damaged = damaged
+	j.addShares(probes, set)
+	return j, j.checkCount()
 }
 
 // outOfFiles is the process, not the share, short of file descriptors: no

@@ -35,12 +35,21 @@ func (j *joiner) decide(s int64) (decision, error) {
 		}
 		v := j.findView(s, recs)
 		if len(v.want) > 0 {
-			for _, sh := range v.want {
-				j.reopen(sh, s, true)
-			}
+			j.readBlocks(s, v.want)
 			continue
 		}
 		return j.conclude(s, recs, trls, v)
+	}
+}
+
+// readBlocks has the blocks of shs read from stripe s on.
+func (j *joiner) readBlocks(s int64, shs []*share) {
+	if j.fetch != nil {
+		j.fetch(s, shs)
+		return
+	}
+	for _, sh := range shs {
+		j.reopen(sh, s, true)
 	}
 }
 

@@ -1,0 +1,366 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/bk-backup/bk/internal/shard/sharetest"
+)
+
+type readAtResult struct {
+	r     *ReaderAt
+	warns []string
+	mu    sync.Mutex
+}
+
+func (res *readAtResult) warned() string {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	return strings.Join(res.warns, "\n")
+}
+
+// openAt opens sources for ranged reads of a stream of length bytes.
+func openAt(t fataler, sources []Source, length int64) (*readAtResult, error) {
+	res := &readAtResult{}
+	r, err := NewReaderAt(context.Background(), sources, ReadAtOptions{
+		Length: length,
+		JoinOptions: JoinOptions{Warn: func(f string, a ...any) {
+			res.mu.Lock()
+			res.warns = append(res.warns, fmt.Sprintf(f, a...))
+			res.mu.Unlock()
+		}},
+	})
+	res.r = r
+	return res, err
+}
+
+func mustOpenAt(t *testing.T, sources []Source, length int64) *readAtResult {
+	t.Helper()
+	res, err := openAt(t, sources, length)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.r.Close() })
+	return res
+}
+
+// readRange reads [off, off+n) through r and checks it against data.
+func readRange(r *ReaderAt, data []byte, off, n int) error {
+	p := make([]byte, n)
+	got, err := r.ReadAt(p, int64(off))
+	want := data[min(off, len(data)):min(off+n, len(data))]
+	switch {
+	case got != len(want):
+		return fmt.Errorf("ReadAt(%d, %d) = %d bytes, %v; want %d", n, off, got, err, len(want))
+	case !bytes.Equal(p[:got], want):
+		return fmt.Errorf("ReadAt(%d, %d): bytes differ from the stream's", n, off)
+	case len(want) < n && !errors.Is(err, io.EOF):
+		return fmt.Errorf("ReadAt(%d, %d) short, err = %v, want EOF", n, off, err)
+	case len(want) == n && err != nil:
+		return fmt.Errorf("ReadAt(%d, %d): %v", n, off, err)
+	}
+	return nil
+}
+
+func memSources(shares [][]byte, which []int) []Source {
+	var out []Source
+	for _, i := range which {
+		out = append(out, &memSource{fmt.Sprintf("m%d", i), shares[i]})
+	}
+	return out
+}
+
+// TestPropertyReadAt: any range read equals those bytes of the stream,
+// with up to N-K shares lost or damaged in any stripe, from shares read
+// at offsets or opened anew for each range.
+func TestPropertyReadAt(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		k := rapid.IntRange(1, 4).Draw(t, "k")
+		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
+		bs := rapid.SampledFrom([]int{64, 128}).Draw(t, "blocksize")
+		size := rapid.IntRange(0, 4000).Draw(t, "size")
+		data := randBytes(rapid.Uint64().Draw(t, "seed"), size)
+		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: bs})
+		hdr := Header{SetInfo: info}.Size()
+		perm := rapid.Permutation(rangeN(n)).Draw(t, "order")
+		lost := rapid.IntRange(0, n-k).Draw(t, "lost")
+		present := perm[lost:]
+		for s := range int(stripesFor(int64(size), info)) {
+			hit := rapid.IntRange(0, n-k-lost).Draw(t, fmt.Sprintf("hit%d", s))
+			for _, i := range rapid.Permutation(present).Draw(t, fmt.Sprintf("which%d", s))[:hit] {
+				shares[i] = bytes.Clone(shares[i])
+				shares[i][hdr+s*info.RecordSize()+rapid.IntRange(0, info.RecordSize()-1).Draw(t, "at")] ^= 1
+			}
+		}
+		sources := memSources(shares, present)
+		if rapid.Bool().Draw(t, "streams") {
+			for i, s := range sources {
+				sources[i] = streamOnly{s}
+			}
+		}
+		res, err := openAt(t, sources, int64(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.r.Close()
+		if res.r.Size() != int64(size) {
+			t.Fatalf("Size() = %d, want %d", res.r.Size(), size)
+		}
+		for range rapid.IntRange(1, 6).Draw(t, "reads") {
+			off := rapid.IntRange(0, size+10).Draw(t, "off")
+			if err := readRange(res.r, data, off, rapid.IntRange(0, size+10).Draw(t, "len")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// streamOnly hides a source's ReadAt: each range opens it anew, as
+// rclone's does.
+type streamOnly struct{ Source }
+
+func (s streamOnly) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := s.Source.Open(ctx, offset)
+	return struct{ io.ReadCloser }{rc}, err
+}
+
+// TestPropertyReadAtDishonest: hosts alter their shares consistently
+// (blocks with every colluder's record naming the forgery, lies about
+// honest blocks, trailers): with fewer than K of them and K honest shares
+// reachable every read is exact; with K or more, a read is exact or fails,
+// never other bytes.
+func TestPropertyReadAtDishonest(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		k := rapid.IntRange(1, 3).Draw(t, "k")
+		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
+		bs := 64
+		size := rapid.IntRange(1, 3000).Draw(t, "size")
+		data := randBytes(rapid.Uint64().Draw(t, "seed"), size)
+		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: bs})
+		perm := rapid.Permutation(rangeN(n)).Draw(t, "order")
+		forgers := perm[:rapid.IntRange(0, n-k).Draw(t, "forgers")]
+		honest := perm[len(forgers):]
+		reachable := append(slices.Clone(forgers), honest[:len(honest)-rapid.IntRange(0, len(honest)-k).Draw(t, "lost")]...)
+		var forged []*sharetest.Share
+		for _, i := range forgers {
+			f, err := sharetest.Parse(bytes.Clone(shares[i]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged = append(forged, f)
+		}
+		for s := range stripesFor(int64(size), info) {
+			for _, f := range forged {
+				if rapid.Bool().Draw(t, fmt.Sprintf("alter %d/%d", s, f.Index)) {
+					f.Flip(s, rapid.IntRange(0, bs-1).Draw(t, "at"))
+					sum := f.Rehash(s)
+					for _, g := range forged {
+						copy(g.Checksum(s, f.Index), sum[:])
+					}
+				}
+			}
+			if len(forged) > 0 && rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("lie %d", s)) == 0 {
+				lie := honest[rapid.IntRange(0, len(honest)-1).Draw(t, "about")]
+				for _, g := range forged {
+					g.Checksum(s, lie)[0] ^= 0x5a
+				}
+			}
+		}
+		if delta := rapid.IntRange(-1, 1).Draw(t, "delta"); delta != 0 && size > 1 {
+			for _, f := range forged {
+				f.SetLength(int64(size + delta))
+			}
+		}
+		for _, f := range forged {
+			f.Reseal()
+			shares[f.Index] = f.Data
+		}
+		res, err := openAt(t, memSources(shares, reachable), int64(size))
+		if err != nil {
+			if len(forgers) < k {
+				t.Fatalf("%d forgers of K=%d stopped the open: %v", len(forgers), k, err)
+			}
+			return
+		}
+		defer res.r.Close()
+		for range rapid.IntRange(1, 5).Draw(t, "reads") {
+			off := rapid.IntRange(0, size-1).Draw(t, "off")
+			want := rapid.IntRange(1, size).Draw(t, "len")
+			p := make([]byte, want)
+			got, err := res.r.ReadAt(p, int64(off))
+			switch {
+			case !bytes.Equal(p[:got], data[off:off+got]):
+				t.Fatalf("%d forgers of K=%d: ReadAt(%d, %d) returned other bytes (err %v)", len(forgers), k, want, off, err)
+			case err != nil && !errors.Is(err, io.EOF) && len(forgers) < k:
+				t.Fatalf("%d forgers of K=%d stopped a read: %v", len(forgers), k, err)
+			case err == nil && got < want:
+				t.Fatalf("short read without an error")
+			}
+		}
+	})
+}
+
+// K colluders with a consistent version of a stripe: reading it fails,
+// naming both groups; the stripes they left alone still read.
+func TestReadAtCollusionRefused(t *testing.T) {
+	data := randBytes(23, 20000)
+	info, paths := splitFiles(t, data, SplitOptions{K: 2, N: 4, BlockSize: testBlock})
+	honest := load(t, paths[0]).Trailer()
+	collude(t, 5, 0, paths[0], paths[1])
+	// Their resealed trailers hold another stream hash: two versions of
+	// the stream, held by K shares each.
+	if _, err := openAt(t, sources(paths), int64(len(data))); err == nil || !strings.Contains(err.Error(), "the shares' trailers disagree (shares 0 ("+paths[0]+"), 1 ("+paths[1]+") say 20000 bytes") {
+		t.Fatalf("open: err = %v", err)
+	}
+	var sum [HashSize]byte
+	copy(sum[:], honest[40:72])
+	if _, err := NewReaderAt(context.Background(), sources(paths), ReadAtOptions{Length: int64(len(data)), StreamHash: sum}); err == nil ||
+		!strings.HasPrefix(err.Error(), "shares 0 ("+paths[0]+"), 1 ("+paths[1]+") say the stream is 20000 bytes") {
+		t.Fatalf("open with the manifest's hash: err = %v", err)
+	}
+	// With the honest trailers back, the stripe they forged is refused.
+	for _, p := range paths[:2] {
+		f := load(t, p)
+		copy(f.Trailer(), honest)
+		save(t, f)
+	}
+	res := mustOpenAt(t, sources(paths), int64(len(data)))
+	ss := int(info.StripeSize())
+	_, err := res.r.ReadAt(make([]byte, 10), int64(5*ss+3))
+	want := "stripe 5: share 0 (" + paths[0] + ") and shares 2 (" + paths[2] + "), 3 (" + paths[3] + ") each hold a consistent version of it, and the two differ; refusing both"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if err := readRange(res.r, data, 6*ss, 3*ss); err != nil {
+		t.Fatal(err)
+	}
+	// A read across it gives the stripes before it, whole, and the error.
+	p := make([]byte, 3*ss)
+	if n, err := res.r.ReadAt(p, int64(3*ss+7)); err == nil || n != 2*ss-7 || !bytes.Equal(p[:n], data[3*ss+7:5*ss]) {
+		t.Fatalf("read across: %d bytes, %v", n, err)
+	}
+}
+
+// A rotted block in a stripe read: the bytes are right, the share is
+// named once, and later stripes read another share's block first.
+func TestReadAtRottedShare(t *testing.T) {
+	data := randBytes(31, 20000)
+	info, paths := splitFiles(t, data, SplitOptions{K: 2, N: 3, BlockSize: testBlock})
+	f := load(t, paths[0])
+	f.Flip(4, 9)
+	f.Flip(6, 9)
+	save(t, f)
+	res := mustOpenAt(t, sources(paths), int64(len(data)))
+	ss := int(info.StripeSize())
+	for _, s := range []int{4, 5, 6} {
+		if err := readRange(res.r, data, s*ss+1, ss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := res.warned(); strings.Count(w, "share 0 ("+paths[0]+"): damaged at stripe 4") != 1 || strings.Count(w, "share 0") != 1 {
+		t.Fatalf("warnings %q", w)
+	}
+	if rep := res.r.Report(); !rep.Degraded() || !slices.Equal(rep.Damaged, []string{"share 0 (" + paths[0] + ")"}) {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// Reading one range fetches the headers and trailers, then for each
+// stripe it covers the records of K shares and the checksums of the
+// others: nothing more.
+func TestReadAtFetchesOnlyItsStripes(t *testing.T) {
+	data := randBytes(27, 100_000)
+	info, shares := splitMem(t, data, SplitOptions{K: 3, N: 5, BlockSize: 1024})
+	for _, stream := range []bool{false, true} {
+		sources := memSources(shares, rangeN(5))
+		if stream {
+			for i, s := range sources {
+				sources[i] = streamOnly{s}
+			}
+		}
+		res := mustOpenAt(t, sources, int64(len(data)))
+		hdr := int64(Header{SetInfo: info}.Size())
+		opened := 5 * (hdr + TrailerSize)
+		if got := res.r.Stats().Fetched; got != opened {
+			t.Fatalf("open fetched %d bytes, want %d", got, opened)
+		}
+		ss := int(info.StripeSize())
+		// Stripes 7 and 8.
+		if err := readRange(res.r, data, 7*ss+100, ss); err != nil {
+			t.Fatal(err)
+		}
+		perStripe := int64(3*info.RecordSize() + 2*info.N*HashSize)
+		st := res.r.Stats()
+		if st.Fetched != opened+2*perStripe || st.Stripes != 2 {
+			t.Fatalf("stream %v: fetched %d bytes in %d stripes, want %d in 2", stream, st.Fetched, st.Stripes, opened+2*perStripe)
+		}
+		if st.ShareBytes != int64(5*len(shares[0])) {
+			t.Fatalf("ShareBytes %d, want %d", st.ShareBytes, 5*len(shares[0]))
+		}
+		// Cached: no more reads.
+		if err := readRange(res.r, data, 8*ss, 10); err != nil || res.r.Stats().Fetched != st.Fetched {
+			t.Fatalf("cached read: %v, fetched %d more", err, res.r.Stats().Fetched-st.Fetched)
+		}
+	}
+}
+
+// Trailers held by K shares that say another length fail the open,
+// naming them; one share's is only damage.
+func TestReadAtTrailers(t *testing.T) {
+	data := randBytes(33, 5000)
+	_, paths := splitFiles(t, data, SplitOptions{K: 2, N: 3, BlockSize: testBlock})
+	if _, err := openAt(t, sources(paths), 4999); err == nil || !strings.Contains(err.Error(), "shares 0 ("+paths[0]+"), 1 ("+paths[1]+"), 2 ("+paths[2]+") say the stream is 5000 bytes") {
+		t.Fatalf("wrong length: err = %v", err)
+	}
+	f := load(t, paths[1])
+	f.SetLength(4990)
+	save(t, f)
+	res := mustOpenAt(t, sources(paths), 5000)
+	if w := res.warned(); !strings.Contains(w, "share 1 ("+paths[1]+"): damaged at its end: its trailer says 4990 bytes") {
+		t.Fatalf("warnings %q", w)
+	}
+	if err := readRange(res.r, data, 0, 5000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Concurrent reads of overlapping ranges, with a share missing and one
+// rotted, all exact.
+func TestReadAtConcurrent(t *testing.T) {
+	t.Parallel()
+	data := randBytes(35, 200_000)
+	info, shares := splitMem(t, data, SplitOptions{K: 3, N: 5, BlockSize: 512})
+	shares[2] = bytes.Clone(shares[2])
+	for s := range stripesFor(int64(len(data)), info) {
+		shares[2][Header{SetInfo: info}.Offset(s)+5] ^= 1
+	}
+	res := mustOpenAt(t, memSources(shares, []int{0, 2, 3, 4}), int64(len(data)))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 30 {
+				if err := readRange(res.r, data, rnd.IntN(len(data)), rnd.IntN(20_000)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
