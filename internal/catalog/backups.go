@@ -21,6 +21,11 @@ type Backup struct {
 	// earlier backups of its name. Doubt says why not.
 	Counts bool
 	Doubt  string
+	// Pruned, when not nil, says that bk-prune removed the backup:
+	// tombstones of it count (docs/FORMAT.md, section 5), so it does not.
+	// Its files are left on a host that was down during the prune, until
+	// the next prune.
+	Pruned *Pruned
 }
 
 // HolderNames names the hosts that hold the backup, for messages.
@@ -37,7 +42,8 @@ func (b *Backup) HolderNames() string {
 // least max(2, k) hosts of the catalog (all of them, when it has fewer),
 // and its k and n are those of the last counting backup of its name before
 // it, unless it stands on at least that backup's k hosts too. So fewer than
-// k colluding hosts can neither plant a backup nor lower its k.
+// k colluding hosts can neither plant a backup nor lower its k. A backup
+// whose tombstones count as much was pruned, and does not count either.
 func (c *Catalog) Backups(listings []*Listing) []*Backup {
 	bySum := map[[32]byte]*Backup{}
 	var all []*Backup
@@ -63,7 +69,9 @@ func (c *Catalog) Backups(listings []*Listing) []*Backup {
 		}
 	}
 	slices.Reverse(all)
-	return supersede(all)
+	all = supersede(all)
+	c.bury(all, listings, time.Now())
+	return all
 }
 
 // supersede keeps, of each backup ID with a later revision that counts,
@@ -174,6 +182,11 @@ func (c *Catalog) Pick(backups []*Backup, q Query) (*Backup, error) {
 			if doubtful == nil {
 				doubtful = b
 			}
+			continue
+		}
+		if b.Pruned != nil {
+			// Loud: enough hosts colluding could bury a backup too.
+			c.opts.Warn("backup %s on %s was pruned (tombstones on %s); skipped", b.ID, b.HolderNames(), b.Pruned.HolderNames())
 			continue
 		}
 		c.opts.Warn("backup %s on %s does not count: %s; skipped", b.ID, b.HolderNames(), b.Doubt)

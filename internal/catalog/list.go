@@ -13,6 +13,7 @@ import (
 
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/tombstone"
 )
 
 // MaxManifest bounds what is read of a manifest on a host: a hostile host
@@ -32,7 +33,11 @@ type Listing struct {
 	// Manifests are the manifests read, in name order (oldest first
 	// within a name).
 	Manifests []*Copy
-	// Damaged are the manifest files that could not be read or parsed.
+	// Tombstones are the tombstones read (bk-prune leaves one for each
+	// backup it removed), in name order.
+	Tombstones []*Grave
+	// Damaged are the manifest and tombstone files that could not be read
+	// or parsed.
 	Damaged []FileError
 	// Files are the other files bk stores (shares among them), by name.
 	Files map[string]remote.Info
@@ -46,6 +51,12 @@ type Copy struct {
 	// Sum is the SHA-256 of the file: copies with the same sum are
 	// identical, byte for byte.
 	Sum  [32]byte
+	Host *Host
+}
+
+// Grave is one host's tombstone of a backup.
+type Grave struct {
+	*tombstone.Tombstone
 	Host *Host
 }
 
@@ -87,8 +98,22 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 	}
 	for _, fi := range infos {
 		id, rev, ok := manifest.ParseManifestPath(fi.Name)
+		buried, isTombstone := tombstone.ParsePath(fi.Name)
 		switch {
 		case fi.Dir:
+		case isTombstone:
+			if only != nil && !only(buried) {
+				break
+			}
+			t, err := readTombstone(ctx, r, fi.Name)
+			switch {
+			case err != nil:
+				l.Damaged = append(l.Damaged, FileError{fi.Name, err})
+			case t.ID != buried:
+				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds the tombstone of %s", t.ID)})
+			default:
+				l.Tombstones = append(l.Tombstones, &Grave{t, h})
+			}
 		case !ok:
 			l.Files[fi.Name] = fi
 		case only == nil || only(id):
@@ -113,23 +138,41 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 }
 
 func readManifest(ctx context.Context, r remote.Remote, name string) (*Copy, error) {
-	rc, err := r.Open(ctx, name, 0)
+	data, err := readSmall(ctx, r, name, MaxManifest)
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(rc), MaxManifest+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxManifest {
-		return nil, fmt.Errorf("larger than %d bytes", MaxManifest)
 	}
 	m, err := manifest.Parse(data)
 	if err != nil {
 		return nil, err
 	}
 	return &Copy{Manifest: m, Sum: sha256.Sum256(data)}, nil
+}
+
+func readTombstone(ctx context.Context, r remote.Remote, name string) (*tombstone.Tombstone, error) {
+	data, err := readSmall(ctx, r, name, tombstone.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	return tombstone.Parse(data)
+}
+
+// readSmall reads the file name on r, at most limit bytes of it: a
+// hostile host could serve an endless one.
+func readSmall(ctx context.Context, r remote.Remote, name string, limit int64) ([]byte, error) {
+	rc, err := r.Open(ctx, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(rc), limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
 }
 
 // ReadManifestFile reads a manifest the user gave as a file.

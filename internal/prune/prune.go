@@ -3,7 +3,10 @@
 // one needs), orphan shares and temp leftovers older than a stale age.
 // Backups go newest first, each one's shares before its manifests (the
 // first revision last), so a prune cut short leaves every backup whole but
-// one, which bk-ls and bk-check list with shares missing.
+// one, which bk-ls and bk-check list with shares missing. Before its
+// files, a removed backup gets a tombstone on every host reached, which
+// tells a later prune to remove what a host that was down still holds of
+// it, and readers not to take it.
 package prune
 
 import (
@@ -17,13 +20,17 @@ import (
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/retention"
+	"github.com/bk-backup/bk/internal/tombstone"
 )
 
-// File is one file to remove from a host, and why.
+// File is one file to remove from a host, or to store there, and why.
 type File struct {
 	Host *catalog.Host
 	Path string
 	Why  string
+	// Data, when not nil, is stored as Path (a tombstone) rather than Path
+	// removed.
+	Data []byte
 }
 
 // Plan is what a prune removes and keeps.
@@ -35,21 +42,52 @@ type Plan struct {
 
 var sharePattern = regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r\d+\.)?share\d+$`)
 
-// Make plans a prune of the backups that count among backups (newest
-// first, as catalog.Backups returns them), on the hosts of listings. Only
-// backups that count are removed: one that does not may be planted, and
-// its removal would be as much its planter's choice as the user's.
+// Make plans a prune of backups (newest first, as catalog.Backups returns
+// them) on the hosts of listings. The policy chooses among the backups
+// whose manifests count, tombstones or not. A backup whose manifest does
+// not count may be planted, and its removal would be as much its
+// planter's choice as the user's; it is removed only when it was pruned
+// (its tombstones count: the leftovers on a host that was down) and the
+// policy, weighing it with the others, would not keep it either. So no
+// tombstone, forged or not, removes a backup the policy keeps.
 func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Policy, now time.Time, staleAge time.Duration) Plan {
 	var counting []*manifest.Manifest
+	chosen := map[string]bool{}
 	for _, b := range backups {
-		if b.Counts {
+		if counted(b) {
 			counting = append(counting, b.Manifest)
+			chosen[b.ID] = true
 		}
 	}
 	plan := Plan{Keep: retention.Keep(counting, p, now)}
+	removed := map[string]bool{}
 	for _, b := range backups {
-		if _, kept := plan.Keep[b.ID]; b.Counts && !kept {
-			plan.Remove = append(plan.Remove, b)
+		_, kept := plan.Keep[b.ID]
+		switch {
+		case removed[b.ID] || kept:
+			continue
+		case !counted(b):
+			if b.Pruned == nil || chosen[b.ID] {
+				continue
+			}
+			if why, ok := retention.Keep(append(slices.Clip(counting), b.Manifest), p, now)[b.ID]; ok {
+				plan.Keep[b.ID] = why
+				continue
+			}
+		}
+		removed[b.ID] = true
+		plan.Remove = append(plan.Remove, b)
+	}
+	graves := map[*catalog.Host]map[string]bool{} // the tombstone files on each host, by backup ID
+	for _, l := range listings {
+		graves[l.Host] = map[string]bool{}
+		for _, g := range l.Tombstones {
+			graves[l.Host][g.ID] = true
+		}
+		for _, d := range l.Damaged {
+			if id, ok := tombstone.ParsePath(d.Name); ok {
+				graves[l.Host][id] = true
+			}
 		}
 	}
 	known := map[string]bool{}
@@ -68,13 +106,21 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 	// backups it needs, so a prune cut short leaves no whole-looking
 	// backup whose chain is broken.
 	for _, b := range plan.Remove {
+		// The tombstones first: a prune cut short after them is finished
+		// by the next one, and readers skip the backup meanwhile.
+		data, _ := tombstone.For(b.Manifest, now).Marshal()
+		for _, l := range listings {
+			if l.Err == nil && !graves[l.Host][b.ID] {
+				plan.Files = append(plan.Files, File{l.Host, tombstone.Path(b.ID), "tombstone of " + b.ID, data})
+			}
+		}
 		for _, l := range listings {
 			if l.Err != nil {
 				continue
 			}
 			for _, name := range sortedFiles(l) {
 				if m := sharePattern.FindStringSubmatch(name); m != nil && m[1] == b.ID {
-					plan.Files = append(plan.Files, File{l.Host, name, "share of " + b.ID})
+					plan.Files = append(plan.Files, File{l.Host, name, "share of " + b.ID, nil})
 				}
 			}
 		}
@@ -82,7 +128,7 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		for _, l := range listings {
 			for _, cp := range l.Manifests {
 				if cp.ID == b.ID && l.Err == nil {
-					manifests = append(manifests, File{l.Host, manifest.RevisionPath(cp.ID, cp.Rev()), "manifest of " + b.ID})
+					manifests = append(manifests, File{l.Host, manifest.RevisionPath(cp.ID, cp.Rev()), "manifest of " + b.ID, nil})
 				}
 			}
 		}
@@ -97,17 +143,31 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		}
 		for _, name := range sortedFiles(l) {
 			if m := sharePattern.FindStringSubmatch(name); m != nil && !known[m[1]] && l.Files[name].ModTime.Before(cutoff) {
-				plan.Files = append(plan.Files, File{l.Host, name, "orphan share (no manifest names it)"})
+				plan.Files = append(plan.Files, File{l.Host, name, "orphan share (no manifest names it)", nil})
 			}
 		}
 		for _, t := range l.Temp {
 			if t.ModTime.Before(cutoff) {
-				plan.Files = append(plan.Files, File{l.Host, t.Name, "temp leftover"})
+				plan.Files = append(plan.Files, File{l.Host, t.Name, "temp leftover", nil})
+			}
+		}
+		for _, g := range l.Tombstones {
+			_, kept := plan.Keep[g.ID]
+			switch {
+			case g.Expired(now):
+				plan.Files = append(plan.Files, File{l.Host, tombstone.Path(g.ID), fmt.Sprintf("tombstone older than %d days", int(tombstone.Lifetime.Hours()/24)), nil})
+			case kept && chosen[g.ID]:
+				// The policy keeps the backup it buries: the user's policy
+				// has the last word over what hosts say.
+				plan.Files = append(plan.Files, File{l.Host, tombstone.Path(g.ID), "tombstone of " + g.ID + ", which the policy keeps", nil})
 			}
 		}
 	}
 	return plan
 }
+
+// counted is whether b's manifest counts, tombstones aside.
+func counted(b *catalog.Backup) bool { return b.Counts || (b.Pruned != nil && b.Pruned.Counted) }
 
 func sortedFiles(l *catalog.Listing) []string {
 	var names []string
@@ -128,6 +188,15 @@ func Run(ctx context.Context, plan Plan, tell func(File)) error {
 			return err
 		}
 		if failed[f.Host] {
+			continue
+		}
+		if f.Data != nil {
+			if err := f.Host.Put(ctx, f.Path, f.Data); err != nil {
+				failed[f.Host] = true
+				errs = append(errs, fmt.Errorf("host %s: storing %s: %w", f.Host, f.Path, err))
+			} else {
+				tell(f)
+			}
 			continue
 		}
 		if err := f.Host.Remove(ctx, f.Path); err != nil {

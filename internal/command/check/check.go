@@ -197,6 +197,10 @@ func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest boo
 		if (name != "" && b.Name != name) || (id != "" && b.ID != id) {
 			continue
 		}
+		if b.Pruned != nil {
+			env.Msg.Notef("backup %s was pruned (tombstones on %s); the next bk-prune removes what %s still holds of it", b.ID, b.Pruned.HolderNames(), b.HolderNames())
+			continue
+		}
 		if !b.Counts {
 			env.Msg.Warnf("backup %s on %s does not count: %s; not checked", b.ID, b.HolderNames(), b.Doubt)
 			continue

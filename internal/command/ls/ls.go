@@ -35,7 +35,8 @@ Then each host: the bytes bk keeps there against its quota, its free space,
 and temp files that uploads in progress or killed runs left there.
 
 A manifest that does not count (docs/FORMAT.md, section 5) is listed with
-the reason. Nothing is read but listings and manifests; bk-check reads the
+the reason; a backup that bk-prune removed while a host was down, and whose
+files that host still holds, is listed as pruned. Nothing is read but listings and manifests; bk-check reads the
 shares themselves. --json writes the listing as docs/FORMAT.md (section 8)
 describes.`,
 		Flags: append([]ucli.Flag{
@@ -91,10 +92,18 @@ type Backup struct {
 	Parent    string        `json:"parent,omitempty"`
 	Counts    bool          `json:"counts"`
 	Doubt     string        `json:"doubt,omitempty"`
+	Pruned    *Pruned       `json:"pruned,omitempty"`
 	Manifests []string      `json:"manifests"`
 	State     scrub.State   `json:"state"`
 	Present   int           `json:"present"`
 	Shares    []scrub.Share `json:"shares"`
+}
+
+// Pruned says when bk-prune removed a backup, and which hosts hold its
+// tombstones.
+type Pruned struct {
+	Time       time.Time `json:"time"`
+	Tombstones []string  `json:"tombstones"`
 }
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
@@ -140,9 +149,16 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		for _, h := range b.Holders {
 			holders = append(holders, h.String())
 		}
+		var pruned *Pruned
+		if b.Pruned != nil {
+			pruned = &Pruned{Time: b.Pruned.Pruned}
+			for _, h := range b.Pruned.Holders {
+				pruned.Tombstones = append(pruned.Tombstones, h.String())
+			}
+		}
 		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, Label: b.Label,
 			Size: b.StreamSize, K: b.K, N: b.N, Level: b.Level, Chain: chain, Parent: b.Parent,
-			Counts: b.Counts, Doubt: b.Doubt, Manifests: holders, State: r.State, Present: r.Good, Shares: r.Shares})
+			Counts: b.Counts, Doubt: b.Doubt, Pruned: pruned, Manifests: holders, State: r.State, Present: r.Good, Shares: r.Shares})
 	}
 	withChains(env, out.Backups, backups)
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
@@ -174,7 +190,10 @@ func table(w io.Writer, l Listing) error {
 			chain = b.Chain
 		}
 		label := b.Label
-		if !b.Counts {
+		switch {
+		case b.Pruned != nil:
+			label = "(pruned on " + b.Pruned.Time.Format(time.DateOnly) + "; the next bk-prune removes what is left) " + label
+		case !b.Counts:
 			label = "(does not count: " + b.Doubt + ") " + label
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%d/%d\t%s\t%s\n", b.ID, b.Time.UTC().Format("2006-01-02 15:04:05Z"),
@@ -218,10 +237,14 @@ func table(w io.Writer, l Listing) error {
 func withChains(env *cli.Env, listed []Backup, all []*catalog.Backup) {
 	judged := map[string]scrub.State{}
 	for _, b := range listed {
-		judged[b.ID] = b.State
+		if b.Pruned == nil { // its chain went with it
+			judged[b.ID] = b.State
+		}
 	}
 	states := scrub.WithChains(judged, all, func(id, why string) { env.Msg.Warnf("backup %s: %s", id, why) })
 	for i := range listed {
-		listed[i].State = states[listed[i].ID]
+		if st, ok := states[listed[i].ID]; ok {
+			listed[i].State = st
+		}
 	}
 }

@@ -36,8 +36,17 @@ and temp files of uploads are removed too, but only when older than
 --stale-age (a day by default), so a push in flight is never touched.
 
 The plan, one line per backup kept or removed and per file removed, goes to
-standard output; --dry-run prints it and removes nothing. A host that was
-down keeps its files; run bk-prune again when it is back.`,
+standard output; --dry-run prints it and removes nothing.
+
+Before removing a backup's files, bk-prune leaves a tombstone,
+ID.tombstone.json (docs/FORMAT.md, section 5), on every host reached. A host
+that was down keeps its files of the backup; when it is back, the next run
+removes them, if the tombstones stand on max(2, k) hosts and the policy
+would not keep the backup either: a tombstone never removes a backup the
+policy keeps. Meanwhile the readers (bk-join, bk-ls, bk-check, bk-repair)
+take the backup for pruned, so it does not come back. Tombstones older than
+90 days are removed; a host away for longer keeps its files, which bk-ls
+lists as not counting.`,
 		Flags: append([]ucli.Flag{
 			&ucli.IntFlag{Name: "keep-last", Usage: "keep the `N` newest backups of each name"},
 			&ucli.IntFlag{Name: "keep-daily", Usage: "keep the newest backup of each of the `N` latest days that hold one"},
@@ -56,7 +65,8 @@ pruned).
 
 2  usage error: no --keep-* option, or a negative one.
 
-3  pruned, but a host was unreachable: its files stay until the next run.
+3  pruned, but a host was unreachable: the next run, once it is back,
+removes what it holds of the backups pruned (their tombstones tell).
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Keep a week of nightly backups, a month of weekly ones and a year of
@@ -103,25 +113,32 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	for _, b := range backups {
 		if why, ok := plan.Keep[b.ID]; ok {
 			fmt.Fprintf(env.Stdout, "keep %s (%s)\n", b.ID, why)
+			if b.Pruned != nil && b.Pruned.Counted {
+				env.Msg.Warnf("backup %s is kept, yet tombstones on %s say it was pruned; they are removed", b.ID, b.Pruned.HolderNames())
+			}
 		}
 	}
 	for _, b := range plan.Remove {
-		fmt.Fprintf(env.Stdout, "remove %s\n", b.ID)
+		if b.Pruned != nil && !b.Pruned.Counted {
+			fmt.Fprintf(env.Stdout, "remove %s (pruned on %s; left on %s)\n", b.ID, b.Pruned.Pruned.Format(time.DateOnly), b.HolderNames())
+		} else {
+			fmt.Fprintf(env.Stdout, "remove %s\n", b.ID)
+		}
 	}
 	if c.Bool("dry-run") {
 		for _, f := range plan.Files {
-			fmt.Fprintf(env.Stdout, "would remove %s on %s (%s)\n", f.Path, f.Host, f.Why)
+			fmt.Fprintf(env.Stdout, "would %s %s on %s (%s)\n", map[bool]string{false: "remove", true: "write"}[f.Data != nil], f.Path, f.Host, f.Why)
 		}
 		return nil
 	}
 	err = prune.Run(ctx, plan, func(f prune.File) {
-		fmt.Fprintf(env.Stdout, "removed %s on %s (%s)\n", f.Path, f.Host, f.Why)
+		fmt.Fprintf(env.Stdout, "%s %s on %s (%s)\n", map[bool]string{false: "removed", true: "wrote"}[f.Data != nil], f.Path, f.Host, f.Why)
 	})
 	switch {
 	case err != nil:
 		return err
 	case unreachable:
-		return cli.Degradedf("a host was unreachable: its files stay until the next run")
+		return cli.Degradedf("a host was unreachable: the next run removes what it holds of the backups pruned")
 	}
 	return nil
 }

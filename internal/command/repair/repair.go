@@ -91,6 +91,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		if (c.String("name") != "" && b.Name != c.String("name")) || (c.String("backup") != "" && b.ID != c.String("backup")) {
 			continue
 		}
+		if b.Pruned != nil {
+			env.Msg.Notef("backup %s was pruned (tombstones on %s); the next bk-prune removes what %s still holds of it", b.ID, b.Pruned.HolderNames(), b.HolderNames())
+			continue
+		}
 		if !b.Counts {
 			env.Msg.Warnf("backup %s on %s does not count: %s; not repaired", b.ID, b.HolderNames(), b.Doubt)
 			continue
