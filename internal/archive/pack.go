@@ -32,6 +32,12 @@ type PackOptions struct {
 	// Dumpdirs adds a GNU.dumpdir record to each directory whose content
 	// was listed, so that the archive applies as an incremental one (tar -G).
 	Dumpdirs bool
+	// Entry, when set, is told where each stored entry starts in the tar
+	// stream: its header (a sparse file's with the file's size) and the
+	// offset of its first header block; at the end, once more with a nil
+	// header and the offset of the end-of-archive marker. An error ends
+	// the Pack.
+	Entry func(h *tar.Header, offset int64) error
 }
 
 // PackStats counts what Pack stored. Links counts symbolic and hard links;
@@ -221,7 +227,8 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 			}
 		})
 	}
-	w2 := &writer{p: p, tw: tar.NewWriter(w), out: w, links: map[devIno]string{},
+	out := &CountWriter{W: w}
+	w2 := &writer{p: p, tw: tar.NewWriter(out), out: out, links: map[devIno]string{},
 		users: map[uint32]string{}, groups: map[uint32]string{}}
 	err = w2.run()
 	cancel()
@@ -484,4 +491,17 @@ func (p *packer) queueFile(it *item) bool {
 	}
 	it.load = true
 	return p.emit(it)
+}
+
+// CountWriter counts the bytes written through it: Pack's the bytes of
+// the tar stream, for the offsets of PackOptions.Entry.
+type CountWriter struct {
+	W io.Writer
+	N int64
+}
+
+func (c *CountWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
+	return n, err
 }

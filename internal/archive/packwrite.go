@@ -112,7 +112,7 @@ func (it *item) close() {
 type writer struct {
 	p      *packer
 	tw     *tar.Writer
-	out    io.Writer // under tw, for the headers tw cannot write
+	out    *CountWriter // under tw, for the headers tw cannot write
 	stats  PackStats
 	links  map[devIno]string // hard-linked inodes stored so far
 	users  map[uint32]string
@@ -144,7 +144,31 @@ func (w *writer) run() error {
 	if err := w.p.ctx.Err(); err != nil {
 		return err
 	}
+	if err := w.begin(nil); err != nil {
+		return err
+	}
 	return w.tw.Close()
+}
+
+// begin tells PackOptions.Entry, if set, that the entry h (nil: the end
+// of the archive) starts here.
+func (w *writer) begin(h *tar.Header) error {
+	if w.p.opts.Entry == nil {
+		return nil
+	}
+	// Flush writes the padding of the entry before, if any.
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	return w.p.opts.Entry(h, w.out.N)
+}
+
+// writeHeader starts an entry without content.
+func (w *writer) writeHeader(h *tar.Header) error {
+	if err := w.begin(h); err != nil {
+		return err
+	}
+	return w.tw.WriteHeader(h)
 }
 
 func (w *writer) warnf(format string, args ...any) { w.p.opts.Warn(format, args...) }
@@ -200,13 +224,13 @@ func (w *writer) write(it *item) error {
 			h.Name = "./"
 		}
 		w.stats.Dirs++
-		return w.tw.WriteHeader(h)
+		return w.writeHeader(h)
 	case kindSymlink:
 		h := w.header(it, it.fi)
 		h.Typeflag = tar.TypeSymlink
 		h.Linkname = it.target
 		w.stats.Links++
-		return w.tw.WriteHeader(h)
+		return w.writeHeader(h)
 	}
 	if it.again {
 		if first, ok := w.links[it.key]; ok {
@@ -214,7 +238,7 @@ func (w *writer) write(it *item) error {
 			h.Typeflag = tar.TypeLink
 			h.Linkname = first
 			w.stats.Links++
-			return w.tw.WriteHeader(h)
+			return w.writeHeader(h)
 		}
 		// The first name of this inode could not be read: try this one.
 		it.budget = min(it.fi.Size(), headChunk)
@@ -244,7 +268,7 @@ func (w *writer) writeFile(it *item) error {
 		return w.writeSparse(it, h, size)
 	}
 	h.Size = size
-	if err := w.tw.WriteHeader(h); err != nil {
+	if err := w.writeHeader(h); err != nil {
 		return err
 	}
 	if _, err := w.tw.Write(it.data); err != nil {
@@ -280,6 +304,11 @@ func (w *writer) writeSparse(it *item, h *tar.Header, size int64) error {
 	stored := int64(len(m))
 	for _, r := range it.sparse {
 		stored += r.len
+	}
+	whole := *h
+	whole.Size = size
+	if err := w.begin(&whole); err != nil {
+		return err
 	}
 	if err := w.tw.Flush(); err != nil {
 		return err

@@ -68,11 +68,20 @@ type chunkWriter struct {
 	frames  int // dispatched so far
 	err     error
 	closed  bool
+	// table, when not nil, records each frame written, for a seek table.
+	table *[]Frame
 }
 
 type chunk struct {
 	in, out []byte
 	done    chan struct{}
+	after   []sideFrame // skippable frames written after this chunk's frame
+}
+
+// sideFrame is a skippable frame queued behind the data written before it.
+type sideFrame struct {
+	frame []byte
+	tag   int
 }
 
 func newChunkWriter(w io.Writer, level zstd.EncoderLevel, size, procs int) (*chunkWriter, error) {
@@ -154,8 +163,43 @@ func (cw *chunkWriter) writeHead() {
 	if _, err := cw.w.Write(c.out); err != nil {
 		cw.err = err
 	}
+	if cw.table != nil {
+		*cw.table = append(*cw.table, Frame{Compressed: uint32(len(c.out)), Size: uint32(len(c.in))})
+	}
+	for _, f := range c.after {
+		cw.writeSide(f)
+	}
+	clear(c.after)
+	c.after = c.after[:0]
 	c.in = c.in[:0]
 	cw.free = append(cw.free, c)
+}
+
+// writeSide writes a skippable frame and records it.
+func (cw *chunkWriter) writeSide(f sideFrame) {
+	if cw.err != nil {
+		return
+	}
+	if _, err := cw.w.Write(f.frame); err != nil {
+		cw.err = err
+	}
+	if cw.table != nil {
+		*cw.table = append(*cw.table, Frame{Compressed: uint32(len(f.frame)), Tag: f.tag})
+	}
+}
+
+// side queues a skippable frame to follow the frames of everything
+// written so far.
+func (cw *chunkWriter) side(f sideFrame) {
+	switch {
+	case cw.cur != nil:
+		cw.cur.after = append(cw.cur.after, f)
+	case len(cw.pending) > 0:
+		last := cw.pending[len(cw.pending)-1]
+		last.after = append(last.after, f)
+	default:
+		cw.writeSide(f)
+	}
 }
 
 // Close compresses what is left and writes all frames out. An empty input

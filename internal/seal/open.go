@@ -109,20 +109,75 @@ func Open(r io.Reader, keys Keys) (io.ReadCloser, Layers, error) {
 // first; the passphrase is asked for only when the header has an scrypt
 // stanza, which age allows only alone.
 func decrypt(r io.Reader, keys Keys) (io.Reader, bool, error) {
-	ids := slices.Clone(keys.Identities)
-	pass := &passphraseIdentity{ask: keys.Passphrase}
-	ids = append(ids, pass)
+	ids, pass := identities(keys)
 	plain, err := age.Decrypt(r, ids...)
+	if err != nil {
+		return nil, pass.used, decryptError(err, keys, pass)
+	}
+	return &ageReader{plain}, pass.used, nil
+}
+
+// identities are the keys to try, the passphrase last.
+func identities(keys Keys) ([]age.Identity, *passphraseIdentity) {
+	pass := &passphraseIdentity{ask: keys.Passphrase}
+	return append(slices.Clone(keys.Identities), age.Identity(pass)), pass
+}
+
+// decryptError says why age could not open the header.
+func decryptError(err error, keys Keys, pass *passphraseIdentity) error {
 	var noMatch *age.NoIdentityMatchError
 	switch {
-	case err == nil:
-		return &ageReader{plain}, pass.used, nil
 	case pass.err != nil:
-		return nil, pass.used, pass.err
+		return pass.err
 	case errors.As(err, &noMatch):
-		return nil, pass.used, keyError(noMatch.StanzaTypes, keys, pass)
+		return keyError(noMatch.StanzaTypes, keys, pass)
 	}
-	return nil, pass.used, fmt.Errorf("reading the age header: %w", eofIsUnexpected(err))
+	return fmt.Errorf("reading the age header: %w", eofIsUnexpected(err))
+}
+
+// ErrNotSeekable says an archive's layers cannot be read at an offset: it
+// is armored age, or not an archive bk-pack writes.
+var ErrNotSeekable = errors.New("archive cannot be read in pieces")
+
+// OpenAt opens an archive of size bytes for reading at any offset: it
+// decrypts the age layer (binary age only) with age's ReaderAt, which
+// checks each 64 KiB chunk it reads and, before returning, the final one,
+// so truncation is found here. It returns the zstd stream and its size;
+// an unencrypted archive is its own zstd stream. It does not check that
+// the stream ends with a seek table: ReadSeekTable does.
+func OpenAt(r io.ReaderAt, size int64, keys Keys) (io.ReaderAt, int64, Layers, error) {
+	var layers Layers
+	head := make([]byte, min(size, 64))
+	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+		return nil, 0, layers, err
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte(ageMagic)):
+		layers.Encrypted = true
+		ids, pass := identities(keys)
+		plain, n, err := age.DecryptReaderAt(r, size, ids...)
+		layers.Passphrase = pass.used
+		if err != nil {
+			return nil, 0, layers, decryptError(err, keys, pass)
+		}
+		layers.Compressed = true
+		return &ageReaderAt{plain}, n, layers, nil
+	case isZstd(head):
+		layers.Compressed = true
+		return r, size, layers, nil
+	}
+	return nil, 0, layers, ErrNotSeekable
+}
+
+// ageReaderAt names age's errors, as ageReader does.
+type ageReaderAt struct{ r io.ReaderAt }
+
+func (a *ageReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := a.r.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("decrypting: archive is damaged or truncated: %w", err)
+	}
+	return n, err
 }
 
 // KeyError is returned by Open when no key given fits the archive; it

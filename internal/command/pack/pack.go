@@ -2,6 +2,7 @@
 package pack
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/bk-backup/bk/internal/archive"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
+	"github.com/bk-backup/bk/internal/index"
 	"github.com/bk-backup/bk/internal/seal"
 	"github.com/bk-backup/bk/internal/state"
 	"github.com/bk-backup/bk/internal/units"
@@ -178,7 +180,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 
 	progress := env.NewProgress(-1, "packing")
 	opts.Progress = progress.Add
-	counted := &countWriter{w: out}
+	counted := &archive.CountWriter{W: out} // the archive's bytes, which bk-push checks
 	stats, err := pack(ctx, counted, recipients, c.Int("level"), c.Args().Slice(), opts)
 	progress.Done()
 	if errors.Is(err, seal.ErrTooManyRecipients) {
@@ -188,7 +190,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	if run != nil {
-		if err := run.Finish(counted.n); err != nil {
+		if err := run.Finish(counted.N); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 		env.Msg.Notef("level %d backup: %d entries stored, %d unchanged", run.Plan.Level, run.Tracker.Stored, run.Tracker.Unchanged)
@@ -216,7 +218,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	return nil
 }
 
-// pack writes tar → zstd → age into w, closing each layer so the age stream
+// pack writes tar → zstd → age into w, with the catalogue and the seek
+// table in skippable frames of the zstd layer, closing each layer so the age stream
 // ends with its final, authenticated chunk. After an error it closes none:
 // an age stream without its final chunk never decrypts as complete.
 func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level int, paths []string, opts archive.PackOptions) (archive.PackStats, error) {
@@ -227,15 +230,25 @@ func pack(ctx context.Context, w io.Writer, recipients []age.Recipient, level in
 			return archive.PackStats{}, err
 		}
 	}
-	compressed, err := seal.Compress(encrypted, level)
+	compressed, err := seal.CompressSeekable(encrypted, level)
 	if err != nil {
 		return archive.PackStats{}, err
+	}
+	catalogue, err := index.NewWriter(compressed)
+	if err != nil {
+		return archive.PackStats{}, err
+	}
+	opts.Entry = func(h *tar.Header, offset int64) error {
+		if h == nil {
+			return catalogue.End(offset)
+		}
+		return catalogue.Add(h, offset)
 	}
 	stats, err := archive.Pack(ctx, compressed, paths, opts)
 	if err != nil {
 		return stats, err
 	}
-	if err := compressed.Close(); err != nil {
+	if err := compressed.Finish(catalogue.Trailer); err != nil {
 		return stats, err
 	}
 	return stats, encrypted.Close()
@@ -290,18 +303,6 @@ func beginRun(env *cli.Env, series *state.Series, o state.PlanOptions) (*state.R
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	return run, nil
-}
-
-// countWriter counts the bytes of the archive, which bk-push checks.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 type nopCloser struct{ io.Writer }
