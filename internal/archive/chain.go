@@ -247,13 +247,16 @@ func (n *node) apply(ctx context.Context, r io.Reader, sel *selector, warn func(
 			return err
 		}
 		at := n
-		if e.name != "." {
-			for _, c := range strings.Split(e.name, "/") {
+		if name := e.fileName(); name != "." {
+			for _, c := range strings.Split(name, "/") {
 				at = at.child(c)
 			}
 		}
 		h := *e.h
 		h.PAXRecords = nil
+		if e.delta != nil {
+			h.Name, h.Size = strings.TrimSuffix(h.Name, DeltaSuffix), e.delta.size
+		}
 		if h.Typeflag != tar.TypeDir {
 			at.kids = nil
 		}

@@ -76,6 +76,11 @@ type extractor struct {
 	parentName string
 	parent     *os.Root
 	parentDir  *os.File
+	// hashes holds the BLAKE3 of the files deltas made, which the delta of
+	// a later backup may apply to (others are read to check them);
+	// unverified is a delta's result that did not match its hash.
+	hashes     map[string][32]byte
+	unverified *unverified
 	// What this system could not restore, for one warning each at the end.
 	unsettable       xattr.Unsettable
 	nodesUnsupported int
@@ -117,7 +122,7 @@ func ExtractChain(ctx context.Context, next Members, dir string, opts RestoreOpt
 		}
 		created = true
 	}
-	x := &extractor{opts: opts, ctx: ctx, next: next, sel: sel}
+	x := &extractor{opts: opts, ctx: ctx, next: next, sel: sel, hashes: map[string][32]byte{}}
 	err = x.run(dir)
 	if err != nil && created {
 		os.Remove(dir)
@@ -223,11 +228,14 @@ func (x *extractor) read() error {
 func (x *extractor) readMember() error {
 	for {
 		e, err := x.sc.next()
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err := x.settleUnverified(); err != nil {
+			return err
+		}
 		if err == io.EOF {
 			return nil
-		}
-		if err != nil {
-			return err
 		}
 		if !e.selected {
 			if e.h.Typeflag == tar.TypeDir {
@@ -266,7 +274,13 @@ func (x *extractor) perm(h *tar.Header) fs.FileMode {
 }
 
 func (x *extractor) entry(e *entry) error {
+	if e.delta != nil {
+		return x.patch(e)
+	}
 	h := e.h
+	if len(x.hashes) > 0 {
+		delete(x.hashes, e.name)
+	}
 	s := x.staged(e.name)
 	if e.name == "." {
 		return x.entry1(e, s, nil, "")

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"sync"
 )
 
@@ -29,6 +30,10 @@ type PackOptions struct {
 	// Index, when set, chooses the entries to store: those that changed
 	// since an earlier backup (directories are always stored).
 	Index Index
+	// Deltas, when set, keeps the chunk lists of large files, and stores
+	// one that changed as a delta against its version in the backup
+	// before (see DeltaMin).
+	Deltas Deltas
 	// Dumpdirs adds a GNU.dumpdir record to each directory whose content
 	// was listed, so that the archive applies as an incremental one (tar -G).
 	Dumpdirs bool
@@ -103,6 +108,9 @@ type item struct {
 	// first one could not be read).
 	again bool
 	key   devIno
+	// noDelta: the name a delta of this file would take is a file of the
+	// directory too.
+	noDelta bool
 	// Filled by a read worker before its batch's done is closed.
 	fd     int // once st is set: open for the rest and the final fstat, or -1
 	st     *statInfo
@@ -177,6 +185,8 @@ type packer struct {
 	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
 	tops   map[string]*top // walker only: the paths given, by member name
 	top    int             // walker only: the index of the path being walked
+	// walker only: member names whose delta name is taken (see noDelta)
+	deltaTaken map[string]bool
 	cancel context.CancelFunc
 	err    error     // the walker's own failure (an Index's), read after it ended
 	cur    *batch    // walker only: being filled
@@ -459,6 +469,7 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	if !p.emit(it) {
 		return false
 	}
+	taken := p.takeDeltaNames(kids)
 	for _, k := range kids {
 		if k.listed >= 0 && !store[k.listed] && !k.fi.IsDir() {
 			continue
@@ -467,13 +478,33 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 			return false
 		}
 	}
+	for _, name := range taken {
+		delete(p.deltaTaken, name)
+	}
 	return true
+}
+
+// takeDeltaNames marks the files of a directory listing whose delta's name
+// (name + DeltaSuffix) is another entry of it, and returns their names.
+func (p *packer) takeDeltaNames(kids []walked) []string {
+	var taken []string
+	for _, k := range kids {
+		if base, ok := strings.CutSuffix(k.name, DeltaSuffix); ok {
+			if p.deltaTaken == nil {
+				p.deltaTaken = map[string]bool{}
+			}
+			p.deltaTaken[base] = true
+			taken = append(taken, base)
+		}
+	}
+	return taken
 }
 
 // queueFile hands a regular file to the read workers, unless its inode was
 // queued before (a hard link), taking its read-ahead from the budget first.
 func (p *packer) queueFile(it *item) bool {
 	it.kind = kindFile
+	it.noDelta = p.deltaTaken[it.name]
 	st := statOf(it.fi)
 	if st.Nlink > 1 {
 		it.key = keyOf(it.fi)

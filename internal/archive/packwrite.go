@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os/user"
 	"strconv"
+
+	"github.com/restic/chunker"
 )
 
 // readContent reads a file's content; tests replace it to fail part way,
@@ -118,6 +120,10 @@ type writer struct {
 	users  map[uint32]string
 	groups map[uint32]string
 	buf    []byte
+	// Large files: the chunker and its chunk buffer, and delta commands.
+	chunker  *chunker.Chunker
+	chunkBuf []byte
+	cmd      []byte
 }
 
 func (w *writer) run() error {
@@ -267,21 +273,38 @@ func (w *writer) writeFile(it *item) error {
 	if it.sparse != nil {
 		return w.writeSparse(it, h, size)
 	}
+	chunked := w.chunked(it, size)
+	if chunked && !it.noDelta && statOf(it.st).Nlink == 1 {
+		if base := w.p.opts.Deltas.Base(it.name); base != nil {
+			if done, err := w.tryDelta(it, h, size, base); done || err != nil {
+				return err
+			}
+		}
+	}
 	h.Size = size
 	if err := w.writeHeader(h); err != nil {
 		return err
 	}
-	if _, err := w.tw.Write(it.data); err != nil {
-		return err
-	}
-	w.p.opts.Progress(len(it.data))
-	n, readErr := int64(len(it.data)), it.readErr
-	if readErr == nil {
-		m, rerr, err := w.copyFile(w.tw, it, size-n)
-		if err != nil {
+	var n int64
+	var readErr error
+	if chunked {
+		var err error
+		if n, readErr, err = w.copyChunked(it, size); err != nil {
 			return err
 		}
-		n, readErr = n+m, rerr
+	} else {
+		if _, err := w.tw.Write(it.data); err != nil {
+			return err
+		}
+		w.p.opts.Progress(len(it.data))
+		n, readErr = int64(len(it.data)), it.readErr
+		if readErr == nil {
+			m, rerr, err := w.copyFile(w.tw, it, size-n)
+			if err != nil {
+				return err
+			}
+			n, readErr = n+m, rerr
+		}
 	}
 	// tar needs as many bytes as the header said: pad with zeros.
 	if err := pad(w.tw, size-n); err != nil {

@@ -73,9 +73,19 @@ type entry struct {
 	name     string // cleaned member name ("." for the top directory)
 	link     string // cleaned hard link target
 	selected bool
+	delta    *deltaInfo // a delta of the file delta.target, not a file
 	// linkUnselected: a selected hard link whose target was in the archive
 	// but not selected.
 	linkUnselected bool
+}
+
+// fileName is the name of the file the entry makes: its own, or for a
+// delta the file it changes.
+func (e *entry) fileName() string {
+	if e.delta != nil {
+		return e.delta.target
+	}
+	return e.name
 }
 
 // scanner reads a tar stream entry by entry, applying the rules every
@@ -90,6 +100,7 @@ type scanner struct {
 	warn     func(format string, args ...any)
 	last     *entry   // the entry before, which a damage marker must name
 	damaged  int      // selected files marked damaged
+	marked   string   // the file the last damage marker named
 	single   bool     // not one archive of a chain: finish checks the patterns
 	regular  *nameSet // regular files so far (hard link targets)
 	symlinks *nameSet // symlinks so far
@@ -183,6 +194,13 @@ func (s *scanner) check(h *tar.Header, readErr error) (*entry, error) {
 	e := &entry{h: h, name: name}
 	if err := s.checkLink(e); err != nil {
 		return nil, err
+	}
+	if e.delta, err = parseDelta(h, name); err != nil {
+		return nil, err
+	}
+	if e.delta != nil {
+		// It changes the file it names: a file, under its own name.
+		name = e.delta.target
 	}
 	s.record(h, name)
 	e.selected = s.sel.match(name)
@@ -290,9 +308,10 @@ func (s *scanner) damageMarker(h *tar.Header) error {
 		return nil
 	}
 	name, err := memberName(marked)
-	if err != nil || s.last == nil || s.last.name != name || s.last.h.Typeflag != tar.TypeReg {
+	if err != nil || s.last == nil || s.last.fileName() != name || s.last.h.Typeflag != tar.TypeReg {
 		return fmt.Errorf("damage marker for %q does not follow that file's entry: refused", marked)
 	}
+	s.marked = name
 	if s.last.selected {
 		reason := h.PAXRecords[damagedReason]
 		if len(reason) > maxReasonLen {

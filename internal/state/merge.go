@@ -18,6 +18,7 @@ type Tracker struct {
 	poison map[string]bool
 	tops   []string
 	new    *indexWriter
+	chunks *chunkStore
 
 	mu       sync.Mutex
 	unstored []string
@@ -53,7 +54,7 @@ func (t *Tracker) Tops(tops []archive.Child) ([]bool, error) {
 				break
 			}
 		}
-		t.count(store[i])
+		t.count(store[i], &e, c.Name)
 	}
 	return store, t.new.err
 }
@@ -74,20 +75,47 @@ func (t *Tracker) List(top int, dir string, children []archive.Child) ([]bool, e
 			j++
 		}
 		store[i] = true
+		name := path.Join(dir, c.Name)
 		if j < len(old) && old[j].Name == c.Name {
-			store[i] = t.changed(&old[j], &e, path.Join(dir, c.Name))
+			store[i] = t.changed(&old[j], &e, name)
 		}
-		t.count(store[i])
+		t.count(store[i], &e, name)
 	}
 	return store, t.new.err
 }
 
-func (t *Tracker) count(stored bool) {
+// count counts an entry; an unchanged large file keeps its chunk list.
+func (t *Tracker) count(stored bool, e *Entry, name string) {
 	if stored {
 		t.Stored++
-	} else {
-		t.Unchanged++
+		return
 	}
+	t.Unchanged++
+	if e.Type == 'f' && e.Size >= archive.DeltaMin {
+		t.chunks.carry(name)
+	}
+}
+
+// Base implements archive.Deltas: the chunk list of the version the
+// parent stored, unless it could not store it whole.
+func (t *Tracker) Base(name string) *archive.FileChunks {
+	if t.old == nil || t.poison[name] {
+		return nil
+	}
+	return t.chunks.base(name)
+}
+
+// Keep implements archive.Deltas.
+func (t *Tracker) Keep(name string, fc *archive.FileChunks) { t.chunks.keep(name, fc) }
+
+// DeltasMissing says why the large files that changed are stored whole
+// this time, when the chunk lists of an incremental's parent are missing or
+// damaged; else "".
+func (t *Tracker) DeltasMissing() string {
+	if t.old == nil {
+		return ""
+	}
+	return t.chunks.Missing
 }
 
 // changed says whether an entry must be stored again.
@@ -150,6 +178,10 @@ func (t *Tracker) finish() (string, error) {
 	defer t.mu.Unlock()
 	for _, n := range t.unstored {
 		t.new.poison(n)
+	}
+	if err := t.chunks.finish(); err != nil {
+		t.new.f.Close()
+		return "", err
 	}
 	return t.new.finish()
 }

@@ -254,14 +254,23 @@ func (s *Series) Begin(p *Plan, paths []string) (*Run, error) {
 		}
 		t.racy = racyFrom(p.oldHeader.Start)
 	}
+	if t.chunks, err = createChunks(s.path(nextChunks), pack); err != nil {
+		r.close()
+		return nil, err
+	}
+	if p.Level > 0 {
+		t.chunks.openOld(s.path(chunksFile), p.oldHeader.Pack)
+	}
 	f, err := os.OpenFile(s.path(nextIndex), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
+		t.chunks.abort()
 		r.close()
 		return nil, err
 	}
 	h := Header{Chain: p.Chain, Level: p.Level, Pack: pack, Parent: p.Parent, Start: p.Start.UTC(), Paths: paths}
 	if t.new, err = newIndexWriter(f, h); err != nil {
 		f.Close()
+		t.chunks.abort()
 		r.close()
 		return nil, err
 	}
@@ -273,6 +282,9 @@ func (r *Run) close() {
 	if r.oldFile != nil {
 		r.oldFile.Close()
 		r.oldFile = nil
+	}
+	if r.Tracker != nil {
+		r.Tracker.chunks.close()
 	}
 }
 
@@ -321,6 +333,11 @@ func (s *Series) Commit(p Pending, m Member) error {
 		return err
 	}
 	if err := os.Rename(s.path(nextIndex), s.path(indexFile)); err != nil {
+		return err
+	}
+	// The chunk lists name their backup: a crash before this rename leaves
+	// lists the next run sees belong to another backup, and does not use.
+	if err := os.Rename(s.path(nextChunks), s.path(chunksFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := os.Remove(s.path(pendingFile)); err != nil {
@@ -400,5 +417,6 @@ func (r *Run) Abort() {
 	r.close()
 	if !r.Pending.Finished {
 		r.Tracker.new.f.Close()
+		r.Tracker.chunks.abort()
 	}
 }

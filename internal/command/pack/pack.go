@@ -175,7 +175,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		defer run.Abort()
 		opts.Index = run.Tracker
+		opts.Deltas = run.Tracker
 		opts.Dumpdirs = run.Plan.Level > 0
+		if why := run.Tracker.DeltasMissing(); why != "" {
+			env.Msg.Warnf("%s: large files that changed are stored whole this time", why)
+		}
 	}
 
 	progress := env.NewProgress(-1, "packing")
