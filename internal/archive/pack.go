@@ -187,10 +187,10 @@ type packer struct {
 	top    int             // walker only: the index of the path being walked
 	// walker only: member names whose delta name is taken (see noDelta)
 	deltaTaken map[string]bool
-	cancel context.CancelFunc
-	err    error     // the walker's own failure (an Index's), read after it ended
-	cur    *batch    // walker only: being filled
-	free   sync.Pool // of *batch
+	cancel     context.CancelFunc
+	err        error     // the walker's own failure (an Index's), read after it ended
+	cur        *batch    // walker only: being filled
+	free       sync.Pool // of *batch
 }
 
 // Pack walks paths and writes one PAX tar stream to w. Paths are stored

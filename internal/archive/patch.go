@@ -205,24 +205,3 @@ func createTemp(dir *os.File) (*os.File, string, error) {
 		}
 	}
 }
-
-// entryReader reads the current entry's content, as copyContent does.
-type entryReader struct {
-	s *scanner
-	e *entry
-}
-
-func (r *entryReader) Read(b []byte) (int, error) {
-	n, err := r.s.tr.Read(b)
-	r.s.progress(n)
-	if err != nil && err != io.EOF {
-		if ctxErr := r.s.src.ctx.Err(); ctxErr != nil {
-			return n, ctxErr
-		}
-		if err == io.ErrUnexpectedEOF {
-			return n, fmt.Errorf("archive is truncated (in %q)", r.e.h.Name)
-		}
-		return n, fmt.Errorf("reading archive (in %q): %w", r.e.h.Name, err)
-	}
-	return n, err
-}

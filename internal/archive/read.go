@@ -359,30 +359,46 @@ func (s *scanner) buffer() []byte {
 // copyContent copies the current entry's content to w (io.Discard to skip
 // it), reporting progress.
 func (s *scanner) copyContent(w io.Writer, e *entry) (int64, error) {
-	buf := s.buffer()
+	// Not io.CopyBuffer: io.Discard would read in its own small buffer.
+	r, buf := &entryReader{s: s, e: e}, s.buffer()
 	var n int64
 	for {
-		m, err := s.tr.Read(buf)
+		m, err := r.Read(buf)
 		if m > 0 {
 			if _, werr := w.Write(buf[:m]); werr != nil {
 				return n, werr
 			}
-			s.progress(m)
 			n += int64(m)
 		}
 		if err == io.EOF {
 			return n, nil
 		}
 		if err != nil {
-			if ctxErr := s.src.ctx.Err(); ctxErr != nil {
-				return n, ctxErr
-			}
-			if err == io.ErrUnexpectedEOF {
-				return n, fmt.Errorf("archive is truncated (in %q)", e.h.Name)
-			}
-			return n, fmt.Errorf("reading archive (in %q): %w", e.h.Name, err)
+			return n, err
 		}
 	}
+}
+
+// entryReader reads the current entry's content, reporting progress, its
+// errors naming the entry.
+type entryReader struct {
+	s *scanner
+	e *entry
+}
+
+func (r *entryReader) Read(b []byte) (int, error) {
+	n, err := r.s.tr.Read(b)
+	r.s.progress(n)
+	if err != nil && err != io.EOF {
+		if ctxErr := r.s.src.ctx.Err(); ctxErr != nil {
+			return n, ctxErr
+		}
+		if err == io.ErrUnexpectedEOF {
+			return n, fmt.Errorf("archive is truncated (in %q)", r.e.h.Name)
+		}
+		return n, fmt.Errorf("reading archive (in %q): %w", r.e.h.Name, err)
+	}
+	return n, err
 }
 
 func (st *RestoreStats) count(e *entry) {

@@ -49,6 +49,25 @@ func init() {
 		data[off] ^= 0xff
 		ts.Check(os.WriteFile(path, data, 0o644))
 	}
+	// splice FILE OFFSET DELETE INSERT SEED: replace DELETE bytes at OFFSET
+	// by INSERT pseudo-random bytes (an overwrite, an insertion, a cut).
+	scriptCmds["splice"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 5 {
+			ts.Fatalf("usage: splice FILE OFFSET DELETE INSERT SEED")
+		}
+		path := ts.MkAbs(args[0])
+		b, err := os.ReadFile(path)
+		ts.Check(err)
+		off, del, ins, seed := atoi(ts, args[1]), atoi(ts, args[2]), atoi(ts, args[3]), atoi(ts, args[4])
+		if off+del > len(b) {
+			ts.Fatalf("splice: %s has %d bytes", args[0], len(b))
+		}
+		rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 's'})
+		mid := make([]byte, ins)
+		_, _ = rng.Read(mid)
+		out := append(append(append([]byte{}, b[:off]...), mid...), b[off+del:]...)
+		ts.Check(os.WriteFile(path, out, 0o644))
+	}
 	// truncfile FILE SIZE: cut FILE to SIZE bytes (negative: drop that many).
 	scriptCmds["truncfile"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 2 {
