@@ -118,6 +118,20 @@ func (s *hostShare) Open(ctx context.Context, offset int64) (io.ReadCloser, erro
 	return nil, hostless{s.Name() + ": ", err}
 }
 
+// OpenRange reads a part of the share alone from a host whose Open would
+// read on to its end (shard.RangeSource); on other hosts it fails with
+// errors.ErrUnsupported, and the reader of Open serves.
+func (s *hostShare) OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+	r, err := s.h.Remote(ctx)
+	if err == nil {
+		var rc io.ReadCloser
+		if rc, err = remote.OpenRange(ctx, r, s.path, offset, length); err == nil {
+			return rc, nil
+		}
+	}
+	return nil, hostless{s.Name() + ": ", err}
+}
+
 // hostless drops the "host X: " that remote errors start with, since
 // messages about a source start with its name already.
 type hostless struct {

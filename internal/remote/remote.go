@@ -60,6 +60,28 @@ type Remote interface {
 	Close() error
 }
 
+// RangeOpener is a Remote whose Open reads on to the end of the file
+// whatever the reader takes (rclone's cat), and whose readers are no
+// io.ReaderAt: it can read a part of a file alone instead, for a reader
+// of a few stripes of a share. (Remotes whose readers are io.ReaderAt
+// read parts through that.)
+type RangeOpener interface {
+	// OpenRange reads length bytes of name from offset on, or fewer at
+	// the end of the file.
+	OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error)
+}
+
+// OpenRange reads length bytes of name from offset on, through r's
+// OpenRange. The error wraps errors.ErrUnsupported when r is no
+// RangeOpener: its readers read parts through ReadAt.
+func OpenRange(ctx context.Context, r Remote, name string, offset, length int64) (io.ReadCloser, error) {
+	ro, ok := r.(RangeOpener)
+	if !ok {
+		return nil, fmt.Errorf("host %s: no ranged open: %w", r, errors.ErrUnsupported)
+	}
+	return ro.OpenRange(ctx, name, offset, length)
+}
+
 // FileSystemer is a Remote that can name the file system its folder is
 // on, so that hosts on one file system are checked against its free space
 // together.

@@ -16,6 +16,17 @@ import (
 // ErrOtherSet means that NewReaderAt found no share of the set asked for.
 var ErrOtherSet = errors.New("shares of another set")
 
+// RangeSource is a Source that may open a part of its share alone, so
+// that a ReaderAt of a source whose Open reads on to the end (rclone's)
+// gets only the parts it needs.
+type RangeSource interface {
+	Source
+	// OpenRange reads length bytes from offset on, or fewer at the end.
+	// Its error wraps errors.ErrUnsupported when the source reads parts
+	// through its Open's io.ReaderAt instead.
+	OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error)
+}
+
 // ReadAtOptions configure a ReaderAt.
 type ReadAtOptions struct {
 	JoinOptions
@@ -42,8 +53,8 @@ type ReadStats struct {
 	// records and checksums. (What a transport reads ahead of what was
 	// asked is not counted.)
 	Fetched int64
-	// ShareBytes is the size of the shares that were found, together: the
-	// bytes a full join would have to read the checksums of.
+	// ShareBytes is the size of all N shares of the set together (with
+	// the header of one of them), found or not: what Fetched is a part of.
 	ShareBytes int64
 	// Stripes is how many stripes were decoded (cache hits not counted).
 	Stripes int64
@@ -76,9 +87,10 @@ type ReadStats struct {
 // when no other share's will do; a share that cannot be read at all is
 // not asked again.
 //
-// Sources whose Open returns an io.ReaderAt (local files, SFTP, S3) are
-// opened once and read with ranged reads; others are opened at each range
-// needed and closed once it is read. A bounded cache keeps recently
+// A RangeSource that can (rclone's) is opened for each range with
+// OpenRange; other sources whose Open returns an io.ReaderAt (local
+// files, SFTP, S3) are opened once and read at offsets; the rest are
+// opened at each range and closed once it is read. A bounded cache keeps recently
 // decoded stripes. ReadAt is safe for concurrent use; concurrent reads of
 // one stripe decode it once.
 type ReaderAt struct {
@@ -109,7 +121,7 @@ type atShare struct {
 	name    string
 	hdrSize int64
 	rc      io.ReadCloser // open for the ReaderAt's life, or nil
-	at      io.ReaderAt   // rc's, or nil: each range opens src
+	at      io.ReaderAt   // rc's, or one that opens src for each range
 	r       *ReaderAt
 }
 
@@ -128,7 +140,8 @@ type pendingStripe struct {
 // read: what admit takes as a source.
 type opened struct {
 	Source
-	rc io.ReadCloser
+	rc io.ReadCloser // nil when at opens the source for each range
+	at io.ReaderAt
 }
 
 // NewReaderAt opens the shares of sources for ranged reads of the stream
@@ -180,12 +193,8 @@ func NewReaderAt(ctx context.Context, sources []Source, opts ReadAtOptions) (*Re
 			continue
 		}
 		o := sh.src.(*opened)
-		a := &atShare{src: o.Source, index: sh.index, name: sh.name, hdrSize: sh.hdrSize, r: r}
-		if at, ok := o.rc.(io.ReaderAt); ok {
-			a.rc, a.at = o.rc, at
-			kept[o.rc] = true
-		}
-		r.shares[sh.index] = a
+		r.shares[sh.index] = &atShare{src: o.Source, index: sh.index, name: sh.name, hdrSize: sh.hdrSize, rc: o.rc, at: o.at, r: r}
+		kept[o.rc] = true
 	}
 	for _, p := range probes {
 		if o, ok := p.src.(*opened); ok && o.rc != nil && !kept[o.rc] {
@@ -206,17 +215,101 @@ func cmpOr(v, def int64) int64 {
 	return def
 }
 
-// openProbe opens src and reads its header, keeping the reader open;
-// fetched counts the header's bytes.
+// openProbe opens src and reads its header: through OpenRange, for a
+// RangeSource that can; else through Open, whose reader is kept for
+// reads at offsets when it can, or else closed.
 func openProbe(ctx context.Context, src Source, fetched *atomic.Int64) probe {
+	if rs, ok := src.(RangeSource); ok {
+		at := &sourceAt{ctx: ctx, src: rs}
+		ha := &headerAt{at: at}
+		h, err := ReadHeader(ha)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			fetched.Add(ha.off)
+			return probe{src: &opened{Source: src, at: at}, h: h, err: err}
+		}
+	}
 	rc, err := src.Open(ctx, 0)
 	if err != nil {
 		return probe{src: src, err: err}
 	}
+	if at, ok := rc.(io.ReaderAt); ok {
+		// One request, where a transport's Read would read ahead.
+		ha := &headerAt{at: at}
+		h, err := ReadHeader(ha)
+		fetched.Add(ha.off)
+		return probe{src: &opened{Source: src, rc: rc, at: at}, h: h, err: err}
+	}
 	cr := &headerCounter{r: rc}
 	h, err := ReadHeader(cr)
 	fetched.Add(cr.n)
-	return probe{src: &opened{Source: src, rc: rc}, h: h, err: err}
+	rc.Close()
+	return probe{src: &opened{Source: src, at: &sourceAt{ctx: ctx, src: src}}, h: h, err: err}
+}
+
+// sourceAt reads a share at offsets by opening it for each range: with
+// OpenRange, for a RangeSource, else with Open, reading what it needs.
+type sourceAt struct {
+	ctx context.Context
+	src Source
+}
+
+func (s *sourceAt) ReadAt(p []byte, off int64) (int, error) {
+	var rc io.ReadCloser
+	var err error
+	rs, ranged := s.src.(RangeSource)
+	if ranged {
+		rc, err = rs.OpenRange(s.ctx, off, int64(len(p)))
+	} else {
+		rc, err = s.src.Open(s.ctx, off)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return n, io.EOF
+	case err == nil && ranged:
+		// Read the range to its end, where a reader reports a failure
+		// that cut it short (rclone's exit status).
+		if _, err := rc.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
+			return n, err
+		}
+	}
+	return n, err
+}
+
+// headerAt reads a share's header through ReadAt: the first bytes of the
+// share at once, and any more the header needs.
+type headerAt struct {
+	at  io.ReaderAt
+	off int64 // bytes read so far
+	buf []byte
+}
+
+// headerGuess holds the header of a share with a label of any length.
+const headerGuess = 512
+
+func (h *headerAt) Read(p []byte) (int, error) {
+	if len(h.buf) == 0 {
+		size := max(len(p), headerGuess)
+		if h.off > 0 {
+			size = len(p)
+		}
+		h.buf = make([]byte, size)
+		n, err := h.at.ReadAt(h.buf, h.off)
+		h.buf, h.off = h.buf[:n], h.off+int64(n)
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, h.buf)
+	h.buf = h.buf[n:]
+	return n, nil
 }
 
 // headerCounter counts the bytes read through it.
@@ -471,20 +564,7 @@ func (a *atShare) record(s int64, full bool) *item {
 
 // readAt reads len(p) bytes at off of the share, or up to its end.
 func (a *atShare) readAt(p []byte, off int64) (int, error) {
-	var n int
-	var err error
-	if a.at != nil {
-		n, err = a.at.ReadAt(p, off)
-	} else {
-		var rc io.ReadCloser
-		if rc, err = a.src.Open(a.r.ctx, off); err == nil {
-			n, err = io.ReadFull(rc, p)
-			rc.Close()
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
-			}
-		}
-	}
+	n, err := a.at.ReadAt(p, off)
 	a.r.stats.fetched.Add(int64(n))
 	return n, err
 }
@@ -499,13 +579,18 @@ func (r *ReaderAt) checkTrailers() error {
 		it *item
 	}
 	var all []found
+	for _, a := range r.shares {
+		if a != nil {
+			r.share = int64(info.N) * (a.hdrSize + stripes*int64(info.RecordSize()) + TrailerSize)
+			break
+		}
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, a := range r.shares {
 		if a == nil {
 			continue
 		}
-		r.share += a.hdrSize + stripes*int64(info.RecordSize()) + TrailerSize
 		wg.Go(func() {
 			unit := make([]byte, TrailerSize+1)
 			n, err := a.readAt(unit, a.hdrSize+stripes*int64(info.RecordSize()))

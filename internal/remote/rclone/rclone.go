@@ -2,7 +2,8 @@
 // runs the system rclone, with the user's rclone config as it is, once for
 // each operation. An upload streams into `rclone rcat` at a temp name and
 // is moved to its own name with `rclone moveto` only when that name is
-// absent; reads are `rclone cat --offset`, listings `rclone lsjson`.
+// absent; reads are `rclone cat --offset` (with `--count` for a part of a
+// file, OpenRange), listings `rclone lsjson`.
 //
 // rclone has no rename that refuses to replace a file, so the check for
 // the final name and the move are two steps: uploads of one process to one
@@ -374,9 +375,22 @@ func (r *Rclone) Open(ctx context.Context, name string, offset int64) (io.ReadCl
 	return rc, r.err(err)
 }
 
-func (r *Rclone) open(_ context.Context, name string, offset int64) (io.ReadCloser, error) {
+// OpenRange implements remote.RangeOpener with `rclone cat --offset
+// --count`: rclone asks the remote for that range alone. Unlike Open it
+// does not check first that name exists (a missing file reads as empty),
+// as its reader already opened the file.
+func (r *Rclone) OpenRange(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if err := remote.CheckName(name); err != nil {
+		return nil, r.err(err)
+	}
+	rc, err := r.open(ctx, name, offset, "--count", fmt.Sprint(length))
+	return rc, r.err(err)
+}
+
+func (r *Rclone) open(_ context.Context, name string, offset int64, more ...string) (io.ReadCloser, error) {
 	// The read outlives the Open call; Close ends it.
-	rd := &reader{name: name, cmd: r.cmd(nil, "cat", "--offset", fmt.Sprint(offset), r.path(name))}
+	args := append([]string{"cat", "--offset", fmt.Sprint(offset)}, more...)
+	rd := &reader{name: name, cmd: r.cmd(nil, append(args, r.path(name))...)}
 	rd.cmd.Stderr = &rd.stderr
 	out, err := rd.cmd.StdoutPipe()
 	if err != nil {

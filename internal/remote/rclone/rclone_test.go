@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -149,4 +150,40 @@ func TestDeadRcat(t *testing.T) {
 	if temps, err := r.ListTemp(ctx, ""); err != nil || len(temps) != 0 {
 		t.Fatalf("ListTemp after Abort = %+v, %v", temps, err)
 	}
+}
+
+// A ranged read of a share set asks rclone for the parts it needs alone:
+// what rclone cat prints adds up to what the reader fetched.
+func TestReaderAtReadsStripesOnly(t *testing.T) {
+	config(t)
+	count := filepath.Join(t.TempDir(), "count")
+	script := filepath.Join(t.TempDir(), "rclone-counting")
+	const counting = `#!/bin/sh
+[ "$1" = cat ] || exec rclone "$@"
+out=$(mktemp) || exit 1
+rclone "$@" > "$out"
+rc=$?
+wc -c < "$out" >> "$BK_TEST_COUNT"
+cat "$out"
+rm -f "$out"
+exit $rc
+`
+	if err := os.WriteFile(script, []byte(counting), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BK_TEST_COUNT", count)
+	down := func() int64 {
+		b, _ := os.ReadFile(count)
+		var sum int64
+		for _, f := range strings.Fields(string(b)) {
+			n, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += n
+		}
+		return sum
+	}
+	r := dial(t, "nas:"+folder(t), remote.DialOptions{RcloneCommand: []string{script}})
+	remotetest.ReaderAtReadsStripesOnly(t, r, down, 0, 0)
 }

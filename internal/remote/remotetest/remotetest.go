@@ -652,6 +652,10 @@ func (s remoteShare) Open(ctx context.Context, offset int64) (io.ReadCloser, err
 	return s.r.Open(ctx, s.name, offset)
 }
 
+func (s remoteShare) OpenRange(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
+	return remote.OpenRange(ctx, s.r, s.name, offset, length)
+}
+
 // JoinReadsChecksumsOnly joins a k=2 n=4 set whose shares are all on r,
 // and checks that what the host sent (down counts it) is close to k/n of
 // the share bytes plus the other shares' checksums: the shares not needed
@@ -661,33 +665,7 @@ func (s remoteShare) Open(ctx context.Context, offset int64) (io.ReadCloser, err
 func JoinReadsChecksumsOnly(t *testing.T, r remote.Remote, down func() int64, probe int64) {
 	ctx := context.Background()
 	const k, n = 2, 4
-	data := Data(2<<20, 40)
-	bufs := make([]bytes.Buffer, n)
-	ws := make([]io.Writer, n)
-	for i := range bufs {
-		ws[i] = &bufs[i]
-	}
-	info, _, err := shard.Split(ctx, bytes.NewReader(data), ws, shard.SplitOptions{K: k, N: n, BlockSize: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var shareBytes int64
-	var sources []shard.Source
-	for i := range bufs {
-		name := fmt.Sprintf("join/share-%d", i)
-		up, err := r.Create(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := write(up, bufs[i].Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		if err := up.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-		shareBytes += int64(bufs[i].Len())
-		sources = append(sources, remoteShare{r, name})
-	}
+	data, info, sources, shareBytes := storeShares(t, r, "join", k, n)
 	before := down()
 	var out bytes.Buffer
 	if _, err := shard.Join(ctx, sources, &out, shard.JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
@@ -702,4 +680,71 @@ func JoinReadsChecksumsOnly(t *testing.T, r remote.Remote, down func() int64, pr
 	if read > limit {
 		t.Errorf("join downloaded %d bytes, more than the %d of %d of %d shares and the others' checksums", read, limit, k, n)
 	}
+}
+
+// ReaderAtReadsStripesOnly opens a k=2 n=4 set whose shares are all on r
+// for ranged reads (shard.ReaderAt) and reads 40 KiB from its middle: what
+// the host sent (down) must be what the reader fetched (headers, trailers,
+// the records of k shares and the checksums of the others for the two
+// stripes read) and, for each share, probe for opening it and perReq for
+// each request, no more.
+func ReaderAtReadsStripesOnly(t *testing.T, r remote.Remote, down func() int64, probe, perReq int64) {
+	ctx := context.Background()
+	const k, n = 2, 4
+	data, info, sources, shareBytes := storeShares(t, r, "readat", k, n)
+	before := down()
+	ra, err := shard.NewReaderAt(ctx, sources, shard.ReadAtOptions{Length: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	off := info.StripeSize()*30 + 1000
+	p := make([]byte, 40<<10)
+	if _, err := ra.ReadAt(p, off); err != nil || !bytes.Equal(p, data[off:off+int64(len(p))]) {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	read, st := down()-before, ra.Stats()
+	requests := int64(n + n + 2*n) // headers, trailers, then a read of each share a stripe
+	// A header is read in one request of 512 bytes.
+	want := int64(2*(k*info.RecordSize()+(n-k)*n*shard.HashSize)) + n*int64(512+shard.TrailerSize)
+	limit := st.Fetched + n*probe + requests*perReq
+	t.Logf("fetched %d bytes, the host sent %d of %d in shares (%.4f); limit %d", st.Fetched, read, shareBytes, float64(read)/float64(shareBytes), limit)
+	switch {
+	case st.Fetched != want || st.Stripes != 2:
+		t.Errorf("fetched %d bytes in %d stripes, want %d in 2", st.Fetched, st.Stripes, want)
+	case read > limit:
+		t.Errorf("the host sent %d bytes for a read that fetched %d (limit %d)", read, st.Fetched, limit)
+	}
+}
+
+// storeShares splits 2 MiB k of n in 16 KiB blocks and stores the shares
+// on r under dir.
+func storeShares(t *testing.T, r remote.Remote, dir string, k, n int) (data []byte, info shard.SetInfo, sources []shard.Source, shareBytes int64) {
+	ctx := context.Background()
+	data = Data(2<<20, 40)
+	bufs := make([]bytes.Buffer, n)
+	ws := make([]io.Writer, n)
+	for i := range bufs {
+		ws[i] = &bufs[i]
+	}
+	info, _, err := shard.Split(ctx, bytes.NewReader(data), ws, shard.SplitOptions{K: k, N: n, BlockSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range bufs {
+		name := fmt.Sprintf("%s/share-%d", dir, i)
+		up, err := r.Create(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := write(up, bufs[i].Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if err := up.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		shareBytes += int64(bufs[i].Len())
+		sources = append(sources, remoteShare{r, name})
+	}
+	return data, info, sources, shareBytes
 }

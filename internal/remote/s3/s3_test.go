@@ -165,6 +165,13 @@ func TestJoinReadsChecksumsOnly(t *testing.T) {
 	remotetest.JoinReadsChecksumsOnly(t, r, p.Down, 4*firstRange)
 }
 
+// A ranged read of the stream downloads the stripes it covers: a GET of
+// each range, after the first range of the Open that reads the header.
+func TestReaderAtReadsStripesOnly(t *testing.T) {
+	r, p := viaProxy(t, remote.DialOptions{})
+	remotetest.ReaderAtReadsStripesOnly(t, r, p.Down, firstRange, 1024)
+}
+
 func TestDialErrors(t *testing.T) {
 	s := server(t)
 	cfg := bucket(t, s, "")

@@ -17,3 +17,12 @@ func TestJoinReadsChecksumsOnly(t *testing.T) {
 		remotetest.JoinReadsChecksumsOnly(t, r, p.Down, firstChunk)
 	})
 }
+
+// A ranged read of the stream downloads the stripes it covers.
+func TestReaderAtReadsStripesOnly(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		r, p := viaProxy(t, s, remote.DialOptions{})
+		remotetest.ReaderAtReadsStripesOnly(t, r, p.Down, 0, 256)
+	})
+}
