@@ -6,27 +6,35 @@ package manifest
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zeebo/blake3"
 )
 
 // Format and Version identify a manifest. Version is the major version:
 // fields added later are optional, and readers of the same major version
 // ignore the ones they do not know.
 const (
-	Format  = "bk-manifest"
-	Version = 1
-	// VersionIncremental is the version of an incremental backup's
-	// manifest: readers of version 1 refuse it rather than take the
-	// backup for a whole one.
+	Format = "bk-manifest"
+	// Version is the version bk writes: shares pinned by BLAKE3, which
+	// the shares' own checksums use too, so bk-push hashes each byte with
+	// one algorithm; an incremental backup has chain fields.
+	Version = 3
+	// Version1 and VersionIncremental are read, never written: shares
+	// pinned by SHA-256, and version 2 an incremental backup's (so that
+	// readers of version 1 refuse it rather than take it for a whole one).
+	Version1           = 1
 	VersionIncremental = 2
 )
 
@@ -74,12 +82,45 @@ type Ancestor struct {
 
 // Share is one stored share.
 type Share struct {
-	Index  int    `json:"index"`
-	Host   string `json:"host"` // the destination URL, as remote.Location.URL writes it
-	Path   string `json:"path"` // slash path under the host's folder
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Index int    `json:"index"`
+	Host  string `json:"host"` // the destination URL, as remote.Location.URL writes it
+	Path  string `json:"path"` // slash path under the host's folder
+	Size  int64  `json:"size"`
+	// The hash of the whole share file, in hex: BLAKE3-256 in version 3,
+	// SHA-256 in versions 1 and 2; the other is empty (Manifest.ShareHash).
+	BLAKE3 string `json:"blake3,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
+
+// Sum is the share file's hash, in hex, whichever the manifest's version
+// uses.
+func (s Share) Sum() string { return cmp.Or(s.BLAKE3, s.SHA256) }
+
+// ShareHash is the hash that pins m's share files, and its name for
+// messages: what to hash a share file with to compare it with Share.Sum,
+// and to record a share stored anew in a revision of m.
+func (m *Manifest) ShareHash() (hash.Hash, string) {
+	if m.Version >= Version {
+		return blake3.New(), "BLAKE3"
+	}
+	return sha256.New(), "SHA-256"
+}
+
+// SetSum records sum, the share file's hash as ShareHash made it, in s.
+func (m *Manifest) SetSum(s *Share, sum []byte) {
+	if m.Version >= Version {
+		s.BLAKE3, s.SHA256 = hex.EncodeToString(sum), ""
+	} else {
+		s.BLAKE3, s.SHA256 = "", hex.EncodeToString(sum)
+	}
+}
+
+// Incremental reports whether the backup is an incremental one that names
+// its chain: version 2, or version 3 with chain fields.
+func (m *Manifest) Incremental() bool { return m.Level > 0 }
+
+// known reports whether this bk reads manifests of version v.
+func known(v int) bool { return v == Version1 || v == VersionIncremental || v == Version }
 
 // Marshal encodes m as indented JSON ending in a newline.
 func (m *Manifest) Marshal() ([]byte, error) {
@@ -106,8 +147,8 @@ func Parse(data []byte) (*Manifest, error) {
 	if head.Format != Format {
 		return nil, fmt.Errorf("not a bk manifest (format %q)", head.Format)
 	}
-	if head.Version != Version && head.Version != VersionIncremental {
-		return nil, fmt.Errorf("manifest version %d, this bk reads versions %d and %d", head.Version, Version, VersionIncremental)
+	if !known(head.Version) {
+		return nil, fmt.Errorf("manifest version %d, this bk reads versions %d to %d", head.Version, Version1, Version)
 	}
 	m := new(Manifest)
 	if err := json.Unmarshal(data, m); err != nil {
@@ -130,8 +171,8 @@ func Sniff(data []byte) bool {
 // Check reports the first inconsistency in m.
 func (m *Manifest) Check() error {
 	switch {
-	case m.Format != Format || (m.Version != Version && m.Version != VersionIncremental):
-		return fmt.Errorf("format %q version %d, want %q version %d or %d", m.Format, m.Version, Format, Version, VersionIncremental)
+	case m.Format != Format || !known(m.Version):
+		return fmt.Errorf("format %q version %d, want %q version %d to %d", m.Format, m.Version, Format, Version1, Version)
 	case CheckName(m.Name) != nil:
 		return CheckName(m.Name)
 	case m.Time.IsZero():
@@ -170,8 +211,10 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("share %d: bad path %q", s.Index, s.Path)
 		case s.Size < 0:
 			return fmt.Errorf("share %d: negative size", s.Index)
-		case !isHex(s.SHA256, 32):
-			return fmt.Errorf("share %d: bad hash %q", s.Index, s.SHA256)
+		case m.Version >= Version && (!isHex(s.BLAKE3, 32) || s.SHA256 != ""):
+			return fmt.Errorf("share %d: bad hash %q (a BLAKE3 alone in version %d)", s.Index, s.Sum(), m.Version)
+		case m.Version < Version && (!isHex(s.SHA256, 32) || s.BLAKE3 != ""):
+			return fmt.Errorf("share %d: bad hash %q (a SHA-256 alone in version %d)", s.Index, s.Sum(), m.Version)
 		}
 		seen[s.Index] = true
 	}
@@ -293,13 +336,17 @@ func Newer(a, b *Manifest) int {
 	return strings.Compare(b.ID, a.ID)
 }
 
-// checkChain checks the fields of an incremental backup: present exactly in
-// version 2, the last ancestor the parent, one ancestor per level.
+// checkChain checks the fields of an incremental backup: none in version 1,
+// all in version 2, all or none in version 3; the last ancestor the parent,
+// one ancestor per level.
 func (m *Manifest) checkChain() error {
-	if m.Version == Version {
-		if m.Chain != "" || m.Level != 0 || len(m.Ancestors) > 0 {
-			return errors.New("chain fields in a version 1 manifest")
-		}
+	none := m.Chain == "" && m.Level == 0 && len(m.Ancestors) == 0
+	switch {
+	case m.Version == Version1 && !none:
+		return errors.New("chain fields in a version 1 manifest")
+	case m.Version == Version && none:
+		return nil
+	case m.Version == Version1:
 		return nil
 	}
 	switch {

@@ -18,8 +18,8 @@ func sample() *Manifest {
 		StreamSize: 1234,
 		StreamHash: strings.Repeat("ab", 32),
 		Shares: []Share{
-			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, SHA256: strings.Repeat("01", 32)},
-			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, SHA256: strings.Repeat("02", 32)},
+			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, BLAKE3: strings.Repeat("01", 32)},
+			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, BLAKE3: strings.Repeat("02", 32)},
 		},
 	}
 }
@@ -75,7 +75,8 @@ func TestUnknownFieldsIgnored(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	good, _ := sample().Marshal()
 	cases := map[string]string{
-		`"version": 1`:   `"version": 2`,
+		`"version": 3`:   `"version": 4`,
+		`"blake3": "01`:  `"sha256": "01`,
 		`"bk-manifest"`:  `"other"`,
 		`"index": 2`:     `"index": 3`,
 		`"index": 0`:     `"index": 2`,
@@ -186,5 +187,61 @@ func TestNewerWithinOneSecond(t *testing.T) {
 	SortNewestFirst(ms)
 	if ms[0] != inc2 || ms[1] != inc1 || ms[2] != full {
 		t.Fatalf("order %s %s %s, want %s %s %s", ms[0].ID, ms[1].ID, ms[2].ID, inc2.ID, inc1.ID, full.ID)
+	}
+}
+
+// Manifests of versions 1 and 2, which pin their shares by SHA-256, still
+// read; each version takes only its own hash.
+func TestOlderVersions(t *testing.T) {
+	v1 := sample()
+	v1.Version = Version1
+	for i := range v1.Shares {
+		v1.Shares[i].SHA256, v1.Shares[i].BLAKE3 = v1.Shares[i].BLAKE3, ""
+	}
+	b, err := v1.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"sha256": "0101`)) || bytes.Contains(b, []byte("blake3")) {
+		t.Fatalf("version 1 written as\n%s", b)
+	}
+	m, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, name := m.ShareHash(); name != "SHA-256" || h.Size() != 32 || m.Shares[0].Sum() != strings.Repeat("01", 32) || m.Incremental() {
+		t.Fatalf("version 1: hash %s, sum %s, incremental %v", name, m.Shares[0].Sum(), m.Incremental())
+	}
+	s := Share{}
+	m.SetSum(&s, bytes.Repeat([]byte{7}, 32))
+	if s.SHA256 != strings.Repeat("07", 32) || s.BLAKE3 != "" {
+		t.Fatalf("SetSum in version 1: %+v", s)
+	}
+	if _, err := Parse(bytes.Replace(b, []byte(`"sha256": "0101`), []byte(`"blake3": "0101`), 1)); err == nil {
+		t.Error("a BLAKE3 accepted in version 1")
+	}
+
+	// Version 2 is an incremental backup's, chain fields required; version
+	// 3 has them or not.
+	inc := sample()
+	inc.Parent, inc.Chain, inc.Level = "home-20261121T035200Z-00000000", strings.Repeat("cc", 16), 1
+	inc.Ancestors = []Ancestor{{ID: inc.Parent, SetID: strings.Repeat("dd", 16), StreamHash: strings.Repeat("ee", 32)}}
+	b, err = inc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Parse(b); err != nil || !m.Incremental() {
+		t.Fatalf("version 3 incremental: %v", err)
+	}
+	v2 := *v1
+	v2.Version, v2.Parent, v2.Chain, v2.Level, v2.Ancestors = VersionIncremental, inc.Parent, inc.Chain, inc.Level, inc.Ancestors
+	if b, err := v2.Marshal(); err != nil {
+		t.Fatal(err)
+	} else if m, err := Parse(b); err != nil || !m.Incremental() {
+		t.Fatalf("version 2: %v", err)
+	}
+	v2.Chain, v2.Level, v2.Ancestors = "", 0, nil
+	if _, err := v2.Marshal(); err == nil {
+		t.Error("version 2 without chain fields accepted")
 	}
 }

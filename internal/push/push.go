@@ -558,9 +558,10 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 	}
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
-			sum := u.up.Sum() // hashed as it was written
-			m.Shares = append(m.Shares, manifest.Share{Index: u.index, Host: u.t.host.URL(),
-				Path: u.path, Size: u.size, SHA256: hex.EncodeToString(sum[:])})
+			s := manifest.Share{Index: u.index, Host: u.t.host.URL(), Path: u.path, Size: u.size}
+			sum := u.up.Sum() // hashed as it was written, with BLAKE3 as m.ShareHash wants
+			m.SetSum(&s, sum[:])
+			m.Shares = append(m.Shares, s)
 		}
 	}
 	if p.opt.BeforeManifest != nil {

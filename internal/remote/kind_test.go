@@ -3,7 +3,6 @@ package remote_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"hash"
 	"io"
@@ -83,7 +82,7 @@ func (h *memHost) Create(_ context.Context, name string) (remote.Upload, error) 
 	}
 	tmp := remote.TempName(name)
 	h.files[tmp] = &memFile{modTime: time.Now()}
-	return &memUpload{h: h, name: name, tmp: tmp, sum: sha256.New()}, nil
+	return &memUpload{h: h, name: name, tmp: tmp, sum: remote.NewHash()}, nil
 }
 
 func (h *memHost) Open(_ context.Context, name string, offset int64) (io.ReadCloser, error) {
@@ -217,7 +216,7 @@ func (u *memUpload) Commit(context.Context) error {
 	switch {
 	case u.done || !ok:
 		return u.h.err(fmt.Errorf("upload %s: %w", u.name, remote.ErrNotExist))
-	case u.h.verify && sha256.Sum256(f.data) != u.Sum():
+	case u.h.verify && remote.SumOf(sumOf(f.data)) != u.Sum():
 		delete(u.h.files, u.tmp)
 		u.done = true
 		return u.h.err(fmt.Errorf("%s: %w", u.name, remote.ErrChanged))
@@ -265,4 +264,10 @@ func TestRegisterTwicePanics(t *testing.T) {
 		}
 	}()
 	remote.Register(remote.Kind{Scheme: "mem", Parse: parseMem})
+}
+
+func sumOf(data []byte) hash.Hash {
+	h := remote.NewHash()
+	h.Write(data)
+	return h
 }

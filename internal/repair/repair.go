@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"sync"
@@ -153,6 +154,10 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	for i := range writers {
 		writers[i] = io.Discard
 	}
+	// Each share stored anew is hashed as m pins its shares (SHA-256 in
+	// versions 1 and 2), for the revision.
+	sums := make([]hash.Hash, m.N)
+	var algo string
 	for _, mv := range moves {
 		rm, err := mv.To.Remote(ctx)
 		if err != nil {
@@ -162,7 +167,8 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", mv.To, err)
 		}
-		uploads[mv.Index], writers[mv.Index] = u, u
+		sums[mv.Index], algo = m.ShareHash()
+		uploads[mv.Index], writers[mv.Index] = u, io.MultiWriter(u, sums[mv.Index])
 	}
 	if opts.Progress != nil {
 		writers[moves[0].Index] = io.MultiWriter(writers[moves[0].Index], progressWriter(opts.Progress))
@@ -193,13 +199,12 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	next.Revision = m.Rev() + 1
 	next.Shares = slices.Clone(m.Shares)
 	for _, mv := range moves {
-		u := uploads[mv.Index]
-		sum := u.Sum()
-		stored := manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m), SHA256: hex.EncodeToString(sum[:])}
+		stored := manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m)}
+		m.SetSum(&stored, sums[mv.Index].Sum(nil))
 		i := slices.IndexFunc(next.Shares, func(s manifest.Share) bool { return s.Index == mv.Index })
-		if i >= 0 && next.Shares[i].SHA256 != stored.SHA256 {
-			return nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (SHA-256 %s, the manifest says %s); nothing was stored",
-				m.ID, mv.Index, stored.SHA256, next.Shares[i].SHA256)
+		if i >= 0 && next.Shares[i].Sum() != stored.Sum() {
+			return nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
+				m.ID, mv.Index, algo, stored.Sum(), next.Shares[i].Sum())
 		}
 		if i >= 0 {
 			next.Shares[i] = stored

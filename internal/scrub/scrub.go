@@ -8,7 +8,6 @@ package scrub
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -211,7 +210,7 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 		return errors.Is(err, remote.ErrNotExist), err
 	}
 	defer rc.Close()
-	sum := sha256.New()
+	sum, algo := m.ShareHash()
 	counted := io.Reader(io.TeeReader(rc, sum))
 	if opts.Progress != nil {
 		counted = progressReader{counted, opts.Progress}
@@ -248,8 +247,8 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 	if n, err := io.Copy(io.Discard, br); err != nil || n > 0 {
 		return false, fmt.Errorf("%d stray bytes after the trailer (%v)", n, err)
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != s.SHA256 {
-		return false, errors.New("its checksums of the other shares' blocks differ from those stored (SHA-256 mismatch)")
+	if got := hex.EncodeToString(sum.Sum(nil)); got != s.Sum() {
+		return false, fmt.Errorf("its checksums of the other shares' blocks differ from those stored (%s mismatch)", algo)
 	}
 	return false, nil
 }

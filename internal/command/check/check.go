@@ -28,8 +28,9 @@ func Tool() cli.Tool {
 (or host folders) given, and checks each against what the backup's manifest
 records of it: its size, its header (set, k, n, index), its trailer (the
 stream's length and hash), every block against its checksum, and the
-SHA-256 of the whole file, which pins the checksums the share keeps of
-every other share's blocks. It needs no key: nothing is decrypted. Unlike
+hash of the whole file that the manifest records (BLAKE3; SHA-256 in
+manifests of versions 1 and 2), which pins the checksums the share keeps of every other
+share's blocks. It needs no key: nothing is decrypted. Unlike
 a restore, which reads only k shares, it finds rot on the others too.
 
 --quick checks presence, size, header and trailer only, reading a few

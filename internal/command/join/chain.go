@@ -35,7 +35,7 @@ func before(c *ucli.Context) (time.Time, error) {
 // the hosts give them, each checked against what m pins (set ID, stream
 // hash), then m itself.
 func (s *sources) chainOf(ctx context.Context, m *manifest.Manifest) ([]*manifest.Manifest, error) {
-	if m.Version != manifest.VersionIncremental {
+	if !m.Incremental() {
 		return []*manifest.Manifest{m}, nil
 	}
 	if !s.hosts {

@@ -79,8 +79,8 @@ $BK_RCLONE replaces the command.
 
 Every file is written under a hidden temp name (.tmp-*) and renamed into
 place only when the host holds all its bytes, never replacing a file. With
---verify each file is also read back from its temp name and its SHA-256
-compared with what was sent before that rename; one that differs is removed
+--verify each file is also read back from its temp name and its BLAKE3
+hash compared with what was sent before that rename; one that differs is removed
 and never appears under its name, and its share counts as failed.
 Temp files older than --stale-age, left by killed runs, are removed from
 the folders bk-push writes. A share counts as stored only once its host
@@ -113,7 +113,7 @@ func Tool() cli.Tool {
 			&ucli.StringFlag{Name: "parent", Usage: "record `ID` as the backup this one builds on"},
 			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
 			&ucli.IntFlag{Name: "go-ahead-fd", Value: -1, Usage: "once the shares are stored, wait for the line \"go\" on descriptor `FD` before writing the manifests (and advancing --state); anything else, or its end, removes what was stored: bk-backup(1) gives it when every other stage succeeded"},
-			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its SHA-256 with what was sent (doubles the transfer)"},
+			&ucli.BoolFlag{Name: "verify", Usage: "read every file back before giving it its name, and compare its hash with what was sent (doubles the transfer)"},
 			cli.DurationFlag("stale-age", 24*time.Hour, "remove temp files older than `AGE` (e.g. 36h, 2d), as left by a killed run"),
 		}, connect.Flags()...),
 		Sections: []cli.Section{

@@ -58,7 +58,6 @@ func (h *handshake) beforeManifest(m *manifest.Manifest) error {
 	if c.Chain != p.Chain || last.Pack != p.Parent || len(c.Members) != p.Level {
 		return errors.New("state: the series moved on since bk-pack ran: nothing was stored")
 	}
-	m.Version = manifest.VersionIncremental
 	m.Chain = p.Chain
 	m.Level = p.Level
 	for _, a := range c.Members {

@@ -26,7 +26,8 @@ missing or damaged and at least k good ones, rebuilds exactly those shares:
 it joins the stream from the good shares and splits it again with the set's
 own ID and parameters, which gives each share back byte for byte, streaming,
 in the memory of a few stripes. Each rebuilt share is checked against the
-SHA-256 its manifest records before it takes its name, so a share that
+hash its manifest records (BLAKE3, or SHA-256 in older manifests) before it
+takes its name, so a share that
 would differ is never stored. Nothing is decrypted: no key is needed.
 
 A share goes back to its host when that host is reachable and has room

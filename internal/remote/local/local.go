@@ -4,7 +4,6 @@ package local
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -63,7 +62,7 @@ func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) 
 	if err != nil {
 		return nil, l.err(err)
 	}
-	return &upload{l: l, f: f, final: final, sum: sha256.New()}, nil
+	return &upload{l: l, f: f, final: final, sum: remote.NewHash()}, nil
 }
 
 // upload writes straight to the temp file: the kernel bounds the memory.
@@ -147,7 +146,7 @@ func (u *upload) verify(tmp string) error {
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := remote.NewHash()
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("reading %s back: %w", tmp, err)
 	}

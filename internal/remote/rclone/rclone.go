@@ -14,7 +14,6 @@ package rclone
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,7 +157,7 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: sha256.New(), exited: make(chan struct{})}
+	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: remote.NewHash(), exited: make(chan struct{})}
 	// The upload outlives ctx; Abort ends it. rclone's own check after the
 	// upload is left out: Commit checks the size, and with Verify the bytes.
 	u.cmd = r.cmd(nil, "rcat", "--streaming-upload-cutoff", "0", "--ignore-checksum", r.path(u.tmp))
@@ -298,7 +297,7 @@ func (u *upload) verify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := sha256.New()
+	h := remote.NewHash()
 	_, err = io.Copy(h, rc)
 	if cerr := rc.Close(); err == nil {
 		err = cerr

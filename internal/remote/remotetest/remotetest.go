@@ -5,7 +5,6 @@ package remotetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/zeebo/blake3"
 )
 
 // Flip changes the byte at offset at of the file name (a slash path under
@@ -300,8 +300,8 @@ func testAtomic(t *testing.T, r remote.Remote) {
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if up.Sum() != sha256.Sum256(data) {
-		t.Error("Sum differs from the SHA-256 of what was written")
+	if up.Sum() != blake3.Sum256(data) {
+		t.Error("Sum differs from the BLAKE3 of what was written")
 	}
 	if temps, err := r.ListTemp(ctx, "b"); err != nil || len(temps) != 0 {
 		t.Fatalf("ListTemp after Commit = %q, %v", names(temps), err)

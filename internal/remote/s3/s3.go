@@ -192,7 +192,7 @@ func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err != nil {
 		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
 	}
-	return &upload{s: s, name: name, id: id, sum: sha256.New()}, nil
+	return &upload{s: s, name: name, id: id, sum: remote.NewHash()}, nil
 }
 
 // upload buffers one part at a time and sends it when full.

@@ -7,7 +7,6 @@ package sftp
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -180,7 +179,7 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := r.ready(remote.CheckNewName, name); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize), sum: sha256.New()}
+	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize), sum: remote.NewHash()}
 	err := r.do(ctx, r.pauses, "upload of "+u.final+" started", func(c *conn) error {
 		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
 			return err
@@ -342,7 +341,7 @@ func (u *upload) checkSize(c *conn) error {
 func (u *upload) verify(ctx context.Context) error {
 	rd := &reader{r: u.r, name: u.tmp, ctx: ctx}
 	defer rd.Close()
-	h := sha256.New()
+	h := remote.NewHash()
 	if _, err := io.Copy(h, rd); err != nil {
 		return err
 	}
