@@ -40,7 +40,16 @@ type ReadAtOptions struct {
 	// CacheBytes bounds the decoded stripes kept for the next reads; 0
 	// means DefaultCacheBytes. At least two stripes are always kept.
 	CacheBytes int64
+	// ReadAhead is how many stripes after a read that follows the one
+	// before (as age's reader goes through a zstd frame, 64 KiB at a
+	// time) are decoded in the background, so that the next stripe is on
+	// its way while this one is used; within half the cache. 0 means
+	// DefaultReadAhead; a negative number, none.
+	ReadAhead int
 }
+
+// DefaultReadAhead is ReadAtOptions.ReadAhead when none is given.
+const DefaultReadAhead = 4
 
 // DefaultCacheBytes is how much decoded stream a ReaderAt keeps by
 // default: a few zstd frames' worth, so that a reader going through one
@@ -56,7 +65,8 @@ type ReadStats struct {
 	// ShareBytes is the size of all N shares of the set together (with
 	// the header of one of them), found or not: what Fetched is a part of.
 	ShareBytes int64
-	// Stripes is how many stripes were decoded (cache hits not counted).
+	// Stripes is how many stripes were read and checked, or tried (cache
+	// hits not counted).
 	Stripes int64
 }
 
@@ -112,6 +122,9 @@ type ReaderAt struct {
 	cache    []*cachedStripe // most recently used last
 	keep     int
 	pending  map[int64]*pendingStripe
+	last     int64          // the last stripe read
+	ahead    int            // stripes to read ahead
+	reading  sync.WaitGroup // stripes read ahead
 }
 
 // atShare is a share opened for ranged reads.
@@ -184,9 +197,16 @@ func NewReaderAt(ctx context.Context, sources []Source, opts ReadAtOptions) (*Re
 		failed:   make([]bool, j.info.N),
 		dead:     make([]string, j.info.N),
 		pending:  map[int64]*pendingStripe{},
+		last:     -2,
 	}
 	r.stats.fetched.Store(headers.Load())
 	r.keep = int(max(2, cmpOr(opts.CacheBytes, DefaultCacheBytes)/j.info.StripeSize()))
+	switch {
+	case opts.ReadAhead == 0:
+		r.ahead = DefaultReadAhead
+	case opts.ReadAhead > 0:
+		r.ahead = opts.ReadAhead
+	}
 	kept := map[io.ReadCloser]bool{}
 	for _, sh := range j.shares {
 		if sh == nil {
@@ -349,6 +369,7 @@ func (r *ReaderAt) Stats() ReadStats {
 // Close closes the shares; reads after it fail.
 func (r *ReaderAt) Close() error {
 	r.cancel()
+	r.reading.Wait()
 	for _, sh := range r.shares {
 		if sh != nil && sh.rc != nil {
 			sh.rc.Close()
@@ -378,6 +399,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), size)
 	ss := r.info.StripeSize()
 	first, last := off/ss, (end-1)/ss
+	r.readAhead(first, last)
 	results := make([]struct {
 		blocks [][]byte
 		err    error
@@ -415,6 +437,26 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // readAtParallel is how many stripes one ReadAt decodes at once: enough
 // to keep a few round trips to each host in flight.
 const readAtParallel = 4
+
+// readAhead notes that stripes first to last are read; when they follow
+// the last ones read, it starts decoding the stripes after them.
+func (r *ReaderAt) readAhead(first, last int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sequential := first == r.last || first == r.last+1
+	r.last = last
+	if !sequential {
+		return
+	}
+	stripes := stripesFor(r.Size(), r.info)
+	for s := last + 1; s <= last+int64(min(r.ahead, r.keep/2)) && s < stripes; s++ {
+		if _, ok := r.pending[s]; ok || slices.ContainsFunc(r.cache, func(c *cachedStripe) bool { return c.s == s }) {
+			continue
+		}
+		// A failure is left for the read that needs the stripe to meet.
+		r.reading.Go(func() { _, _ = r.stripe(s) })
+	}
+}
 
 // stripe returns the data blocks of stripe s, from the cache, from a read
 // of it already under way, or decoded now.
