@@ -61,8 +61,10 @@ type Options struct {
 	Job    string    // as given on the command line
 	Quiet  bool      // -q for bk's tools
 	Stderr io.Writer // the stages' and hooks' messages
-	// Errorf reports a failure as it happens; Notef says what is done.
+	// Errorf reports a failure as it happens; Warnf what was worked
+	// around; Notef says what is done.
 	Errorf func(format string, args ...any)
+	Warnf  func(format string, args ...any)
 	Notef  func(format string, args ...any)
 }
 
@@ -132,7 +134,11 @@ func statusOf(code int) string {
 
 // runPipeline runs the stages and keeps the manifest of a committed backup.
 func (s *Summary) runPipeline(ctx context.Context, c *Config, opt Options, fail func(int, string, ...any)) {
-	p, err := start(c.Pipeline(opt.Quiet), true, opt.Stderr)
+	stages := c.Pipeline(opt.Quiet)
+	if s.parentGone(ctx, c, opt) {
+		stages[0].Args = withFull(stages[0].Args)
+	}
+	p, err := start(stages, true, opt.Stderr)
 	if err != nil {
 		fail(1, "starting the pipeline: %v", err)
 		return

@@ -362,6 +362,18 @@ func (s *Series) ReadPending() (Pending, error) {
 	return p, nil
 }
 
+// LastStored returns the ID of the last backup of the series' chain, the
+// one its next incremental backup would build on, without taking the
+// folder's lock (bk-backup asks before it starts bk-pack); "" when bk-push
+// did not record it.
+func LastStored(dir string) (string, error) {
+	c, err := (&Series{dir: dir}).readChain()
+	if err != nil {
+		return "", err
+	}
+	return c.Members[len(c.Members)-1].ID, nil
+}
+
 // Chain returns the committed chain, for bk-push to name a backup's
 // ancestors.
 func (s *Series) Chain() (*Chain, error) { return s.readChain() }

@@ -38,7 +38,12 @@ hooks and upkeep run. Stages, hooks and upkeep tools write their messages
 to stderr; -q passes -q to bk's tools.
 
 Before the pipeline, the config's before hooks run (sh -c, in order); one
-that fails stops the job. After a stored backup, as the config says,
+that fails stops the job. Then, when the series would go on with an
+incremental backup, bk-check --quick --backup checks that the backup it
+would build on still stands on the hosts; when it does not (a retention
+that keeps nothing recent pruned it, or too many of its shares are lost),
+the job warns once and runs bk-pack --full, so the night still yields a
+backup that restores. After a stored backup, as the config says,
 bk-prune keeps the retention, bk-check --quick runs (a full bk-check every
 full-check-every), and bk-repair mends what the check finds degraded. Then
 the after-success hooks run when the job's exit is 0 or 3, else the
@@ -135,7 +140,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		_, err := fmt.Fprintln(env.Stdout, job.ShellLine(stages))
 		return err
 	}
-	opt := job.Options{Job: name, Quiet: env.Msg.Quiet, Stderr: env.Stderr, Errorf: env.Msg.Errorf, Notef: env.Msg.Notef}
+	opt := job.Options{Job: name, Quiet: env.Msg.Quiet, Stderr: env.Stderr, Errorf: env.Msg.Errorf, Warnf: env.Msg.Warnf, Notef: env.Msg.Notef}
 	var s *job.Summary
 	if c.Bool("restore-drill") {
 		s = job.Drill(ctx, conf, opt)

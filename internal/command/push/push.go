@@ -13,6 +13,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/push"
+	"github.com/bk-backup/bk/internal/scrub"
 	"github.com/bk-backup/bk/internal/shard"
 )
 
@@ -94,6 +95,14 @@ shares, then waits for the line "go" on descriptor FD before it writes a
 manifest or advances --state; if the descriptor ends without it (another
 stage of the job failed), it removes what it stored and exits 1. A
 pipeline typed by hand, without the flag, commits on its own.
+
+With --state, an incremental backup is stored only when the backup it
+builds on, and every one that one needs, still stands on the hosts (its
+manifest counts, it was not pruned, k of its shares are there): a retention
+that keeps nothing recent may have removed it, and an incremental backup on
+it would never restore. Else bk-push stores nothing, exits 1 naming it, and
+the state stays as it was; bk-pack --full starts a new chain (bk-backup(1)
+checks before it starts bk-pack, and does so by itself).
 
 On each host a backup is the files NAME-TIME-SETID.shareI and
 NAME-TIME-SETID.manifest.json in the host's folder; see
@@ -203,7 +212,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		if c.IsSet("parent") {
 			return cli.Usagef("--parent goes without --state, which names the parent itself")
 		}
-		hs = &handshake{dir: dir}
+		hs = &handshake{dir: dir, standing: func(id string) error {
+			listings := cat.List(ctx, cat.Hosts(), nil)
+			return scrub.Standing(cat, listings, cat.Backups(listings), id)
+		}}
 		defer hs.close()
 		before = append(before, hs.beforeManifest)
 	}

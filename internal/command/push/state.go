@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/state"
 )
@@ -26,6 +27,9 @@ type handshake struct {
 	dir     string
 	series  *state.Series
 	pending state.Pending
+	// standing says why the backup of that ID cannot be built on, nil
+	// when it can.
+	standing func(id string) error
 }
 
 // beforeManifest is push.Options.BeforeManifest.
@@ -67,6 +71,12 @@ func (h *handshake) beforeManifest(m *manifest.Manifest) error {
 		m.Ancestors = append(m.Ancestors, manifest.Ancestor{ID: a.ID, SetID: a.SetID, StreamHash: a.StreamHash})
 	}
 	m.Parent = last.ID
+	// A retention that keeps nothing recent may have pruned the parent: an
+	// incremental backup on it would never restore.
+	if err := h.standing(m.Parent); err != nil {
+		return cli.WithHint(fmt.Errorf("backup %s, which this incremental one builds on, %w: nothing was stored", m.Parent, err),
+			"make a full backup: bk-pack --full (bk-backup does so by itself); keep more with bk-prune --keep-last")
+	}
 	return nil
 }
 
