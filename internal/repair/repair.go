@@ -32,6 +32,8 @@ type Move struct {
 	To      *catalog.Host // where it will be stored
 	Path    string        // its name there
 	Spare   bool          // To is not the host it was on
+
+	stored manifest.Share // as stored, once it is
 }
 
 // ErrLost is a backup with fewer than k good shares: nothing rebuilds it.
@@ -51,42 +53,53 @@ func Plan(ctx context.Context, listings []*catalog.Listing, r *scrub.Report) ([]
 			taken[s.At] = true
 		}
 	}
-	size := shareSize(m)
 	var moves []Move
 	for _, s := range r.Shares {
 		if s.Good {
 			continue
 		}
-		mv := Move{Index: s.Index, Problem: s.Problem, From: s.Host}
-		var candidates []*catalog.Listing
-		for _, l := range listings {
-			if l.Host == s.At {
-				candidates = append(candidates, l)
-			}
+		mv, ok := place(ctx, listings, m, s, taken)
+		if !ok {
+			return nil, noRoom(m, s.Index)
 		}
-		for _, l := range listings {
-			if l.Host != s.At {
-				candidates = append(candidates, l)
-			}
-		}
-		for _, l := range candidates {
-			if l.Err != nil || taken[l.Host] || !room(ctx, l, size) {
-				continue
-			}
-			mv.To, mv.Spare = l.Host, l.Host != s.At
-			mv.Path = manifest.SharePath(m.ID, s.Index)
-			if _, exists := l.Files[mv.Path]; exists {
-				mv.Path = fmt.Sprintf("%s.r%d.share%d", m.ID, m.Rev()+1, s.Index)
-			}
-			break
-		}
-		if mv.To == nil {
-			return nil, fmt.Errorf("backup %s: no host to take share %d: every host reached holds a share of it, or has no room for %d bytes", m.ID, s.Index, size)
-		}
-		taken[mv.To] = true
 		moves = append(moves, mv)
 	}
 	return moves, nil
+}
+
+// place finds a host for share s of m: its own host first, then the others
+// in hosts-file order; none of taken, each reachable and with room. It
+// takes the host it gives.
+func place(ctx context.Context, listings []*catalog.Listing, m *manifest.Manifest, s scrub.Share, taken map[*catalog.Host]bool) (Move, bool) {
+	mv := Move{Index: s.Index, Problem: s.Problem, From: s.Host}
+	var candidates []*catalog.Listing
+	for _, l := range listings {
+		if l.Host == s.At {
+			candidates = append(candidates, l)
+		}
+	}
+	for _, l := range listings {
+		if l.Host != s.At {
+			candidates = append(candidates, l)
+		}
+	}
+	for _, l := range candidates {
+		if l.Err != nil || taken[l.Host] || l.Host.Failed() || !room(ctx, l, shareSize(m)) {
+			continue
+		}
+		mv.To, mv.Spare = l.Host, l.Host != s.At
+		mv.Path = manifest.SharePath(m.ID, s.Index)
+		if _, exists := l.Files[mv.Path]; exists {
+			mv.Path = fmt.Sprintf("%s.r%d.share%d", m.ID, m.Rev()+1, s.Index)
+		}
+		taken[mv.To] = true
+		return mv, true
+	}
+	return mv, false
+}
+
+func noRoom(m *manifest.Manifest, index int) error {
+	return fmt.Errorf("backup %s: no host to take share %d: every host reached holds a share of it, failed, or has no room for %d bytes", m.ID, index, shareSize(m))
 }
 
 // shareSize is the size of each share of m.
@@ -123,12 +136,89 @@ func room(ctx context.Context, l *catalog.Listing, size int64) bool {
 type Options struct {
 	// Progress, when not nil, is told of the bytes rebuilt.
 	Progress func(n int)
+	// Warn, when not nil, hears of each share whose upload failed, and
+	// where it goes next.
+	Warn func(format string, args ...any)
 }
 
-// Repair rebuilds the shares of moves from the good shares r found,
-// stores each where its move says, and writes the next revision of the
-// manifest on every host reached. It returns that revision.
-func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, moves []Move, opts Options) (*manifest.Manifest, error) {
+// Repair rebuilds the shares of moves from the good shares r found and
+// stores each where its move says. A share whose upload fails (the host
+// full, the connection cut) is rebuilt again for the next host with room,
+// as Plan would choose, until none is left. Then it writes the next
+// revision of the manifest, naming only the shares stored whole, on every
+// host reached, and returns it and the moves stored, with an error naming
+// each share that found no host; Options.Warn hears of each upload given
+// up and the host tried next.
+func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, moves []Move, opts Options) (*manifest.Manifest, []Move, error) {
+	m := r.Manifest
+	taken := map[*catalog.Host]bool{}
+	for _, s := range r.Shares {
+		if s.Good {
+			taken[s.At] = true
+		}
+	}
+	for _, mv := range moves {
+		taken[mv.To] = true
+	}
+	var stored []Move
+	var lost []error
+	for len(moves) > 0 {
+		done, failed, err := rebuild(ctx, r, moves, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, done...)
+		moves = nil
+		for _, f := range failed {
+			s := r.Shares[f.move.Index]
+			s.Problem = f.err.Error()
+			next, ok := place(ctx, listings, m, s, taken)
+			if !ok {
+				if opts.Warn != nil {
+					opts.Warn("backup %s: share %d: host %s: %v; no other host to take it", m.ID, f.move.Index, f.move.To, f.err)
+				}
+				lost = append(lost, fmt.Errorf("%w (on %s: %v)", noRoom(m, f.move.Index), f.move.To, f.err))
+				continue
+			}
+			if opts.Warn != nil {
+				opts.Warn("backup %s: share %d: host %s: %v; trying %s", m.ID, f.move.Index, f.move.To, f.err, next.To)
+			}
+			moves = append(moves, next)
+		}
+	}
+	if len(stored) == 0 {
+		return nil, nil, errors.Join(lost...)
+	}
+	next := *m
+	next.Revision = m.Rev() + 1
+	next.Shares = slices.Clone(m.Shares)
+	for _, mv := range stored {
+		i := slices.IndexFunc(next.Shares, func(s manifest.Share) bool { return s.Index == mv.Index })
+		if i >= 0 {
+			next.Shares[i] = mv.stored
+		} else {
+			next.Shares = append(next.Shares, mv.stored)
+		}
+	}
+	slices.SortFunc(next.Shares, func(a, b manifest.Share) int { return a.Index - b.Index })
+	if err := writeRevision(ctx, listings, &next); err != nil {
+		return nil, nil, err
+	}
+	return &next, stored, errors.Join(lost...)
+}
+
+// failure is a move whose upload failed, and why.
+type failure struct {
+	move Move
+	err  error
+}
+
+// rebuild joins the stream from the good shares r found and splits it
+// again, streaming the shares of moves to their hosts. A share whose
+// upload fails is given up, alone, and returned among failed; the others
+// go on. A rebuilt share that differs from the one the manifest records
+// stops it all: nothing is stored.
+func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (done []Move, failed []failure, err error) {
 	m := r.Manifest
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -140,13 +230,13 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	}
 	setID, err := hex.DecodeString(m.SetID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	uploads := make([]remote.Upload, m.N)
+	outs := make([]*upload, m.N)
 	defer func() {
-		for _, u := range uploads {
+		for _, u := range outs {
 			if u != nil {
-				u.Abort()
+				u.abort()
 			}
 		}
 	}()
@@ -154,24 +244,29 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	for i := range writers {
 		writers[i] = io.Discard
 	}
-	// Each share stored anew is hashed as m pins its shares (SHA-256 in
-	// versions 1 and 2), for the revision.
-	sums := make([]hash.Hash, m.N)
-	var algo string
+	var live []Move
 	for _, mv := range moves {
-		rm, err := mv.To.Remote(ctx)
-		if err != nil {
-			return nil, err
+		// Hashed as m pins its shares (SHA-256 in versions 1 and 2), for
+		// the revision.
+		u := &upload{move: mv}
+		u.sum, u.algo = m.ShareHash()
+		if rm, err := mv.To.Remote(ctx); err != nil {
+			u.err = err
+		} else if u.up, err = rm.Create(ctx, mv.Path); err != nil {
+			u.err = err
 		}
-		u, err := rm.Create(ctx, mv.Path)
-		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", mv.To, err)
+		if u.err != nil {
+			failed = append(failed, failure{mv, u.err})
+			continue
 		}
-		sums[mv.Index], algo = m.ShareHash()
-		uploads[mv.Index], writers[mv.Index] = u, io.MultiWriter(u, sums[mv.Index])
+		outs[mv.Index], writers[mv.Index] = u, u
+		live = append(live, mv)
+	}
+	if len(live) == 0 {
+		return nil, failed, nil
 	}
 	if opts.Progress != nil {
-		writers[moves[0].Index] = io.MultiWriter(writers[moves[0].Index], progressWriter(opts.Progress))
+		writers[live[0].Index] = io.MultiWriter(writers[live[0].Index], progressWriter(opts.Progress))
 	}
 
 	pr, pw := io.Pipe()
@@ -189,36 +284,68 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	pr.CloseWithError(errors.Join(splitErr, errors.New("the split stopped")))
 	wg.Wait()
 	if joinErr != nil {
-		return nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, joinErr)
+		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, joinErr)
 	}
 	if splitErr != nil {
-		return nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, splitErr)
+		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, splitErr)
 	}
+	var whole []Move
+	for _, mv := range live {
+		u := outs[mv.Index]
+		if u.err != nil {
+			failed = append(failed, failure{mv, u.err})
+			continue
+		}
+		mv.stored = manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m)}
+		m.SetSum(&mv.stored, u.sum.Sum(nil))
+		if i := slices.IndexFunc(m.Shares, func(s manifest.Share) bool { return s.Index == mv.Index }); i >= 0 && m.Shares[i].Sum() != mv.stored.Sum() {
+			return nil, nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
+				m.ID, mv.Index, u.algo, mv.stored.Sum(), m.Shares[i].Sum())
+		}
+		whole = append(whole, mv)
+	}
+	// Only once every share rebuilt matched its manifest does one take
+	// its name.
+	for _, mv := range whole {
+		if err := outs[mv.Index].up.Commit(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			failed = append(failed, failure{mv, err})
+			continue
+		}
+		outs[mv.Index] = nil
+		done = append(done, mv)
+	}
+	return done, failed, nil
+}
 
-	next := *m
-	next.Revision = m.Rev() + 1
-	next.Shares = slices.Clone(m.Shares)
-	for _, mv := range moves {
-		stored := manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m)}
-		m.SetSum(&stored, sums[mv.Index].Sum(nil))
-		i := slices.IndexFunc(next.Shares, func(s manifest.Share) bool { return s.Index == mv.Index })
-		if i >= 0 && next.Shares[i].Sum() != stored.Sum() {
-			return nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
-				m.ID, mv.Index, algo, stored.Sum(), next.Shares[i].Sum())
+// upload is one rebuilt share on its way to its host. A write that fails
+// gives the upload up (its temp file removed, nothing under its name) and
+// swallows the rest, so the other shares go on.
+type upload struct {
+	move Move
+	up   remote.Upload
+	err  error
+	sum  hash.Hash
+	algo string
+}
+
+func (u *upload) Write(p []byte) (int, error) {
+	if u.err == nil {
+		if _, err := u.up.Write(p); err != nil {
+			u.err = err
+			u.up.Abort()
 		}
-		if i >= 0 {
-			next.Shares[i] = stored
-		} else {
-			next.Shares = append(next.Shares, stored)
-		}
+		u.sum.Write(p)
 	}
-	slices.SortFunc(next.Shares, func(a, b manifest.Share) int { return a.Index - b.Index })
-	for _, mv := range moves {
-		if err := uploads[mv.Index].Commit(ctx); err != nil {
-			return nil, fmt.Errorf("host %s: storing share %d of %s: %w", mv.To, mv.Index, m.ID, err)
-		}
+	return len(p), nil
+}
+
+func (u *upload) abort() {
+	if u.up != nil {
+		u.up.Abort()
 	}
-	return &next, writeRevision(ctx, listings, &next)
 }
 
 // writeRevision stores the manifest revision m on every host reached. It

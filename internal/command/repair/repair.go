@@ -35,7 +35,10 @@ A share goes back to its host when that host is reachable and has room
 is still there, as ID.rR.shareI beside it; else to a spare, the first host
 of the hosts files that is reachable, has room and holds no share of the
 backup. Every file is stored atomically, and nothing is replaced: the
-damaged file stays until bk-prune removes it.
+damaged file stays until bk-prune removes it. When an upload fails on the
+way (the host full, the connection cut), its temp file goes, a warning
+names the host, and the share is rebuilt again for the next host that
+qualifies; the others go on.
 
 Then a new revision of the manifest, which says where each share now is, is
 written beside the old one on every host reached (ID.r2.manifest.json, then
@@ -120,17 +123,19 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		if c.Bool("dry-run") {
 			continue
 		}
-		next, err := repair.Repair(ctx, listings, r, moves, repair.Options{Progress: progress.Add})
+		next, stored, err := repair.Repair(ctx, listings, r, moves, repair.Options{Progress: progress.Add, Warn: env.Msg.Warnf})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if next != nil {
+			env.Msg.Notef("backup %s: %d shares rebuilt, revision %d of its manifest written", b.ID, len(stored), next.Rev())
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			env.Msg.Errorf("%v", err)
 			failed = append(failed, err)
 			continue
 		}
 		repaired++
-		env.Msg.Notef("backup %s: %d shares rebuilt, revision %d of its manifest written", b.ID, len(moves), next.Rev())
 	}
 	switch {
 	case found == 0:
