@@ -2,7 +2,7 @@
 // good ones, without the key: the stream is joined from the good shares
 // and split again with the set's own ID and parameters, which gives every
 // share back byte for byte (docs/FORMAT.md, section 3); only the shares
-// wanted are stored, each checked against the SHA-256 the manifest records
+// wanted are stored, each checked against the hash the manifest records
 // before it takes its name. A new revision of the manifest, written beside
 // the old one on every host, records where they now are.
 package repair
