@@ -289,10 +289,13 @@ func TestStalledStore(t *testing.T) {
 	}
 	t.Cleanup(func() { p.Close() })
 	loc.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", p.Port())
-	r := dial(t, loc, remote.DialOptions{Retry: fastRetry, Timeout: 500 * time.Millisecond})
-	ctx := context.Background()
+	// The file to read is stored with the default timeout: on a loaded
+	// machine a healthy store may well take half a second over a part.
 	data := remotetest.Data(PartSize+1000, 5)
-	remotetest.Put(t, r, "f", data)
+	remotetest.Put(t, dial(t, loc, remote.DialOptions{}), "f", data)
+	// Two tries: minio repeats a request that timed out, pausing between.
+	r := dial(t, loc, remote.DialOptions{Retry: remote.Retry{Attempts: 2, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}, Timeout: time.Second})
+	ctx := context.Background()
 	rc, err := r.Open(ctx, "f", 0)
 	if err != nil {
 		t.Fatal(err)
