@@ -400,38 +400,42 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	ss := r.info.StripeSize()
 	first, last := off/ss, (end-1)/ss
 	r.readAhead(first, last)
-	results := make([]struct {
-		blocks [][]byte
-		err    error
-	}, last-first+1)
+	// Each stripe goes into p once decoded: a long read holds no more
+	// stripes than the cache does.
+	errs := make([]error, last-first+1)
+	var failed atomic.Bool
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, readAtParallel)
-	for i := range results {
-		sem <- struct{}{}
+	for i := range errs {
+		if sem <- struct{}{}; failed.Load() {
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i].blocks, results[i].err = r.stripe(first + int64(i))
+			s := first + int64(i)
+			blocks, err := r.stripe(s)
+			if errs[i] = err; err != nil {
+				failed.Store(true)
+				return
+			}
+			for b, block := range blocks {
+				start := s*ss + int64(b)*int64(r.info.BlockSize)
+				if lo, hi := max(off, start), min(end, start+int64(len(block))); lo < hi {
+					copy(p[lo-off:], block[lo-start:hi-start])
+				}
+			}
 		})
 	}
 	wg.Wait()
-	n := 0
-	for i, res := range results {
-		if res.err != nil {
-			return n, res.err
-		}
-		base := (first + int64(i)) * ss
-		for b, block := range res.blocks {
-			start := base + int64(b)*int64(r.info.BlockSize)
-			lo, hi := max(off, start), min(end, start+int64(len(block)))
-			if lo < hi {
-				n += copy(p[lo-off:], block[lo-start:hi-start])
-			}
+	for i, err := range errs {
+		if err != nil {
+			return int(max(off, (first+int64(i))*ss) - off), err
 		}
 	}
-	if n < len(p) {
+	if n := int(end - off); n < len(p) {
 		return n, io.EOF
 	}
-	return n, nil
+	return len(p), nil
 }
 
 // readAtParallel is how many stripes one ReadAt decodes at once: enough
