@@ -82,10 +82,12 @@ func memSources(shares [][]byte, which []int) []Source {
 	return out
 }
 
-// TestPropertyReadAt: any range read equals those bytes of the stream,
-// with up to N-K shares lost or damaged in any stripe, from shares read
-// at offsets or opened anew for each range.
+// TestPropertyReadAt: any range read equals those bytes of the stream a
+// full join writes, with up to N-K shares lost or damaged in any stripe,
+// from shares read at offsets, opened anew for each range, or opened for
+// each range alone.
 func TestPropertyReadAt(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(t *rapid.T) {
 		k := rapid.IntRange(1, 4).Draw(t, "k")
 		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
@@ -105,6 +107,10 @@ func TestPropertyReadAt(t *testing.T) {
 			}
 		}
 		sources := memSources(shares, present)
+		var joined bytes.Buffer
+		if _, err := Join(context.Background(), sources, &joined, JoinOptions{}); err != nil {
+			t.Fatalf("join: %v", err)
+		}
 		switch rapid.IntRange(0, 2).Draw(t, "open") {
 		case 1:
 			for i, s := range sources {
@@ -125,7 +131,7 @@ func TestPropertyReadAt(t *testing.T) {
 		}
 		for range rapid.IntRange(1, 6).Draw(t, "reads") {
 			off := rapid.IntRange(0, size+10).Draw(t, "off")
-			if err := readRange(res.r, data, off, rapid.IntRange(0, size+10).Draw(t, "len")); err != nil {
+			if err := readRange(res.r, joined.Bytes(), off, rapid.IntRange(0, size+10).Draw(t, "len")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -162,6 +168,7 @@ func (s rangesOnly) OpenRange(_ context.Context, offset, length int64) (io.ReadC
 // reachable every read is exact; with K or more, a read is exact or fails,
 // never other bytes.
 func TestPropertyReadAtDishonest(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(t *rapid.T) {
 		k := rapid.IntRange(1, 3).Draw(t, "k")
 		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
@@ -235,6 +242,7 @@ func TestPropertyReadAtDishonest(t *testing.T) {
 // K colluders with a consistent version of a stripe: reading it fails,
 // naming both groups; the stripes they left alone still read.
 func TestReadAtCollusionRefused(t *testing.T) {
+	t.Parallel()
 	data := randBytes(23, 20000)
 	info, paths := splitFiles(t, data, SplitOptions{K: 2, N: 4, BlockSize: testBlock})
 	honest := load(t, paths[0]).Trailer()
@@ -276,6 +284,7 @@ func TestReadAtCollusionRefused(t *testing.T) {
 // A rotted block in a stripe read: the bytes are right, the share is
 // named once, and later stripes read another share's block first.
 func TestReadAtRottedShare(t *testing.T) {
+	t.Parallel()
 	data := randBytes(31, 20000)
 	info, paths := splitFiles(t, data, SplitOptions{K: 2, N: 3, BlockSize: testBlock})
 	f := load(t, paths[0])
@@ -367,6 +376,7 @@ func TestReadAtReadsAhead(t *testing.T) {
 // Trailers held by K shares that say another length fail the open,
 // naming them; one share's is only damage.
 func TestReadAtTrailers(t *testing.T) {
+	t.Parallel()
 	data := randBytes(33, 5000)
 	_, paths := splitFiles(t, data, SplitOptions{K: 2, N: 3, BlockSize: testBlock})
 	if _, err := openAt(t, sources(paths), 4999); err == nil || !strings.Contains(err.Error(), "shares 0 ("+paths[0]+"), 1 ("+paths[1]+"), 2 ("+paths[2]+") say the stream is 5000 bytes") {
