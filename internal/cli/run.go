@@ -97,6 +97,7 @@ func Main(t Tool, args []string, stdio Stdio) int {
 	if t.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(t.MemoryLimit)
 	}
+	growPipes(stdio.Stdin, stdio.Stdout)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer catchSIGPIPE()()

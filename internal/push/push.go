@@ -498,7 +498,17 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 		if p.countOK(ups) < p.min {
 			return errTooFew
 		}
-		index, payload, err := sr.Next()
+		// Payloads are read straight into the buffers the uploads queue.
+		var taken []byte
+		index, payload, err := sr.NextInto(func(index, length int) []byte {
+			if u := ups[index]; u != nil && !u.failed.Load() {
+				taken = <-u.free
+				if cap(taken) < length {
+					taken = make([]byte, 0, max(length, p.info.RecordSize()))
+				}
+			}
+			return taken
+		})
 		if err == io.EOF {
 			return nil
 		}
@@ -506,12 +516,9 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 			return &StreamError{err}
 		}
 		progress(len(payload))
-		u := ups[index]
-		if u == nil || u.failed.Load() {
-			continue
+		if taken != nil {
+			ups[index].frames <- payload
 		}
-		buf := append((<-u.free)[:0], payload...)
-		u.frames <- buf
 	}
 }
 

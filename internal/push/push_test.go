@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
 	"github.com/bk-backup/bk/internal/units"
+	"github.com/zeebo/blake3"
 )
 
 const blockSize = 4096
@@ -187,10 +189,37 @@ func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) 
 		if got.ID != m.ID || len(got.Shares) != len(m.Shares) {
 			t.Fatalf("manifest on %s differs", dir)
 		}
-		st, err := os.Stat(filepath.Join(dir, s.Path))
-		if err != nil || st.Size() != s.Size {
-			t.Fatalf("share %d: %v, size %d, manifest says %d", s.Index, err, st.Size(), s.Size)
+		share, err := os.ReadFile(filepath.Join(dir, s.Path))
+		if err != nil || int64(len(share)) != s.Size {
+			t.Fatalf("share %d: %v, size %d, manifest says %d", s.Index, err, len(share), s.Size)
 		}
+		if sum := blake3.Sum256(share); s.BLAKE3 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("share %d: BLAKE3 %x, manifest says %s", s.Index, sum, s.BLAKE3)
+		}
+	}
+}
+
+// A header larger than a stripe record (a long label, the smallest
+// blocks) is stored as any other frame.
+func TestHeaderLargerThanRecord(t *testing.T) {
+	in := data(1000, 3)
+	var st bytes.Buffer
+	info, _, err := shard.SplitStream(context.Background(), bytes.NewReader(in), &st,
+		shard.SplitOptions{K: 1, N: 2, BlockSize: shard.MinBlockSize, Label: strings.Repeat("l", 256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr := (shard.Header{SetInfo: info}).Size(); hdr <= info.RecordSize() {
+		t.Fatalf("header of %d bytes, record of %d: the test needs a larger header", hdr, info.RecordSize())
+	}
+	hosts := folders(t, 2)
+	r := push(t, st.Bytes(), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in))}})
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	checkManifests(t, r.m, hosts)
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
 	}
 }
 

@@ -92,14 +92,26 @@ func (s *StreamReader) payload(p []byte) error {
 // Next returns the next frame. The payload is valid until the next call.
 // At the end of the stream it returns io.EOF.
 func (s *StreamReader) Next() (index int, payload []byte, err error) {
+	return s.NextInto(func(int, int) []byte { return nil })
+}
+
+// NextInto is Next reading the payload straight into the buffer that
+// buffer returns for the frame's share and length, when it has room for
+// it, so that a caller that keeps payloads need not copy them; else (nil)
+// into the reader's own buffer, valid until the next call.
+func (s *StreamReader) NextInto(buffer func(index, length int) []byte) (index int, payload []byte, err error) {
 	index, length, err := s.frame()
 	if err != nil {
 		return 0, nil, err
 	}
-	if cap(s.buf) < length {
-		s.buf = make([]byte, length)
+	p := buffer(index, length)
+	if cap(p) < length {
+		if cap(s.buf) < length {
+			s.buf = make([]byte, length)
+		}
+		p = s.buf
 	}
-	p := s.buf[:length]
+	p = p[:length]
 	if err := s.payload(p); err != nil {
 		return 0, nil, err
 	}
