@@ -4,7 +4,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man/man1
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-TOOLS   := bk-pack bk-restore bk-keygen bk-split bk-join bk-push bk-ls bk-check bk-repair bk-prune bk-backup
+TOOLS   := bk-pack bk-restore bk-find bk-keygen bk-split bk-join bk-push bk-ls bk-check bk-repair bk-prune bk-backup
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/bk-backup/bk/internal/cli.version=$(VERSION)"
 FUZZTIME ?= 30s
 

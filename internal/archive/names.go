@@ -147,3 +147,14 @@ func (s *selector) unused() error {
 	}
 	return nil
 }
+
+// Matcher reports whether restore patterns select a member name, as a
+// restore with them does: the name or one of its parent directories
+// matches a pattern. No patterns select everything.
+func Matcher(patterns []string) (func(name string) bool, error) {
+	s, err := newSelector(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return s.wouldMatch, nil
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/backup"
 	"github.com/bk-backup/bk/internal/command/check"
+	"github.com/bk-backup/bk/internal/command/find"
 	"github.com/bk-backup/bk/internal/command/join"
 	"github.com/bk-backup/bk/internal/command/keygen"
 	"github.com/bk-backup/bk/internal/command/ls"
@@ -31,6 +32,7 @@ func All() []Command {
 		{push.Tool, push.Main},
 		{join.Tool, join.Main},
 		{restore.Tool, restore.Main},
+		{find.Tool, find.Main},
 		{keygen.Tool, keygen.Main},
 		{ls.Tool, ls.Main},
 		{check.Tool, check.Main},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
@@ -157,6 +158,11 @@ func OpenAt(r io.ReaderAt, size int64, keys Keys) (io.ReaderAt, int64, Layers, e
 		ids, pass := identities(keys)
 		plain, n, err := age.DecryptReaderAt(r, size, ids...)
 		layers.Passphrase = pass.used
+		var noMatch *age.NoIdentityMatchError
+		if err != nil && pass.err == nil && !errors.As(err, &noMatch) && !strings.HasPrefix(err.Error(), "failed to read header") {
+			// The header opened: what failed is the final chunk.
+			return nil, 0, layers, fmt.Errorf("decrypting: archive is damaged or truncated: %w", err)
+		}
 		if err != nil {
 			return nil, 0, layers, decryptError(err, keys, pass)
 		}

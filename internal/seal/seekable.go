@@ -137,8 +137,8 @@ func ReadSeekTable(r io.ReaderAt, size int64) (*SeekTable, error) {
 		return nil, ErrNoSeekTable
 	}
 	var foot [seekFooterLen]byte
-	if _, err := r.ReadAt(foot[:], size-seekFooterLen); err != nil {
-		return nil, fmt.Errorf("reading the seek table: %w", eofIsUnexpected(err))
+	if err := readFullAt(r, foot[:], size-seekFooterLen); err != nil {
+		return nil, fmt.Errorf("reading the seek table: %w", err)
 	}
 	if binary.LittleEndian.Uint32(foot[5:]) != seekFooterMagic {
 		return nil, ErrNoSeekTable
@@ -152,8 +152,8 @@ func ReadSeekTable(r io.ReaderAt, size int64) (*SeekTable, error) {
 		return nil, fmt.Errorf("seek table: %d frames do not fit a stream of %d bytes: damaged", n, size)
 	}
 	b := make([]byte, skippableHead+tableLen)
-	if _, err := r.ReadAt(b, size-int64(len(b))); err != nil {
-		return nil, fmt.Errorf("reading the seek table: %w", eofIsUnexpected(err))
+	if err := readFullAt(r, b, size-int64(len(b))); err != nil {
+		return nil, fmt.Errorf("reading the seek table: %w", err)
 	}
 	if binary.LittleEndian.Uint32(b) != seekTableMagic || int64(binary.LittleEndian.Uint32(b[4:])) != tableLen {
 		return nil, errors.New("seek table: its frame header does not match its footer: damaged")
@@ -180,8 +180,8 @@ func (t *SeekTable) Skippable(r io.ReaderAt, i int, magic uint32) ([]byte, error
 		return nil, fmt.Errorf("frame %d is not a skippable frame", i)
 	}
 	b := make([]byte, f.Compressed)
-	if _, err := r.ReadAt(b, t.Offsets[i]); err != nil {
-		return nil, fmt.Errorf("reading frame %d: %w", i, eofIsUnexpected(err))
+	if err := readFullAt(r, b, t.Offsets[i]); err != nil {
+		return nil, fmt.Errorf("reading frame %d: %w", i, err)
 	}
 	if binary.LittleEndian.Uint32(b) != magic || binary.LittleEndian.Uint32(b[4:]) != f.Compressed-skippableHead {
 		return nil, fmt.Errorf("frame %d is not the skippable frame the seek table says", i)
@@ -260,8 +260,8 @@ func (fr *FrameReader) load(i int) error {
 	}
 	f := fr.t.Frames[i]
 	comp := make([]byte, f.Compressed)
-	if _, err := fr.r.ReadAt(comp, fr.t.Offsets[i]); err != nil {
-		return fmt.Errorf("reading zstd frame %d: %w", i, eofIsUnexpected(err))
+	if err := readFullAt(fr.r, comp, fr.t.Offsets[i]); err != nil {
+		return fmt.Errorf("reading zstd frame %d: %w", i, err)
 	}
 	if fr.Count != nil {
 		fr.Count(int64(len(comp)))
@@ -276,4 +276,17 @@ func (fr *FrameReader) load(i int) error {
 	}
 	fr.buf, fr.last = out, i
 	return nil
+}
+
+// readFullAt reads len(p) bytes at off: a ReaderAt may say io.EOF with
+// the last bytes of its input, which is no error here.
+func readFullAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }

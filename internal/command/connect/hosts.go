@@ -53,7 +53,12 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 // that cannot be read. unreachable says whether a host could not be
 // listed. The caller closes the catalog.
 func List(ctx context.Context, env *cli.Env, c *ucli.Context) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
-	hosts, err := Hosts(c.Args().Slice())
+	return ListHosts(ctx, env, c, c.Args().Slice())
+}
+
+// ListHosts is List of the hosts files and folders args.
+func ListHosts(ctx context.Context, env *cli.Env, c *ucli.Context, args []string) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
+	hosts, err := Hosts(args)
 	if err != nil {
 		return nil, nil, false, err
 	}

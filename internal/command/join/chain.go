@@ -43,30 +43,12 @@ func (s *sources) chainOf(ctx context.Context, m *manifest.Manifest) ([]*manifes
 			return nil, err
 		}
 	}
-	want := map[string]bool{}
-	for _, a := range m.Ancestors {
-		want[a.ID] = true
-	}
-	listings := s.cat.List(ctx, s.cat.Hosts(), func(id string) bool { return want[id] })
-	byID := map[string]*catalog.Backup{}
-	for _, b := range s.cat.Backups(listings) {
-		if want[b.ID] && (byID[b.ID] == nil || (b.Counts && !byID[b.ID].Counts)) {
-			byID[b.ID] = b
-		}
-	}
-	var out []*manifest.Manifest
-	for i, a := range m.Ancestors {
-		b := byID[a.ID]
-		switch {
-		case b == nil:
-			return nil, fmt.Errorf("backup %s (level %d of the chain of %s) is missing on the hosts reached", a.ID, i, m.ID)
-		case b.SetID != a.SetID || b.StreamHash != a.StreamHash:
-			return nil, fmt.Errorf("backup %s on %s is not the one %s builds on (set or stream hash differ)", a.ID, b.HolderNames(), m.ID)
-		}
-		out = append(out, b.Manifest)
+	chain, listings, err := s.cat.Chain(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	s.listings = append(s.listings, listings...)
-	return append(out, m), nil
+	return chain, nil
 }
 
 // joinChain writes a chain stream: each backup of the chain rebuilt and

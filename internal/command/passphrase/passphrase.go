@@ -5,6 +5,7 @@ package passphrase
 import (
 	"errors"
 	"os"
+	"sync"
 
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/seal"
@@ -40,4 +41,21 @@ func Hint(err error, identities bool) error {
 		return cli.WithHint(err, "give -i KEYFILE")
 	}
 	return err
+}
+
+// Keys are the keys of the identity files (-i) given, and the passphrase
+// (asked for once, whatever the number of archives, and only when one is
+// encrypted with a passphrase).
+func Keys(identityFiles []string, passphraseFile string) (seal.Keys, error) {
+	var keys seal.Keys
+	ask := func(prompt string) ([]byte, error) { return cli.ReadSecret(prompt, false) }
+	for _, path := range identityFiles {
+		ids, err := seal.ReadIdentitiesFile(path, ask)
+		if err != nil {
+			return keys, err
+		}
+		keys.Identities = append(keys.Identities, ids...)
+	}
+	keys.Passphrase = sync.OnceValues(func() ([]byte, error) { return Load(passphraseFile, false) })
+	return keys, nil
 }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
-	"sync"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/passphrase"
 	"github.com/bk-backup/bk/internal/seal"
+	"github.com/bk-backup/bk/internal/seek"
 	"github.com/bk-backup/bk/internal/units"
 )
 
@@ -54,8 +55,23 @@ the whole chain in one stream; from files, give -f once for each, the full
 one first. bk-restore applies them in order, deletions included, and still
 moves nothing into DIR until every archive of the chain was read and
 authenticated. -t lists the tree as of the last backup of the chain;
---check verifies every archive of it.`,
-		Flags: []ucli.Flag{
+--check verifies every archive of it.
+
+Restoring a few files reads only them. With PATTERNs and -f FILE, or with
+--from HOSTS, bk-restore finds the selected entries in the archive's
+catalogue (bk-pack writes one inside the zstd layer) and reads only the age
+chunks and zstd frames that hold them; from the hosts, only the stripes of
+the shares under those are fetched, each checked as bk-join checks it, and a
+missing host or a bad share is named and costs exit 3, as with bk-join.
+--from picks the newest backup on the hosts, or --name's, or --backup's
+(bk-find says which backups hold a file), and restores through its chain:
+each path from the newest backup holding it as of the one chosen, and what
+was deleted since is not brought back. The entries go through the same
+checks, staging and refusals as a full restore, with their exact metadata.
+An archive without a catalogue (made by an older bk-pack, or by
+tar | zstd | age) is read whole, as bk-join | bk-restore would, and a note
+says why.`,
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "directory", Aliases: []string{"C"}, Usage: "restore into `DIR` (created if absent)"},
 			&ucli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the archive from `FILE` instead of standard input; repeated, the archives of a chain, the full one first"},
 			&ucli.StringSliceFlag{Name: "identity", Aliases: []string{"i"}, Usage: "decrypt with the age identity or SSH private key in `FILE`; repeatable"},
@@ -68,7 +84,7 @@ authenticated. -t lists the tree as of the last backup of the chain;
 			&ucli.BoolFlag{Name: "same-owner", Usage: "restore owners (the default when run as root)"},
 			&ucli.BoolFlag{Name: "no-same-owner", Usage: "do not restore owners, even as root"},
 			&ucli.BoolFlag{Name: "devices", Usage: "create device nodes and FIFOs found in the archive"},
-		},
+		}, fromFlags()...),
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  everything was restored (or listed, or checked) and the archive verified.
 
@@ -96,8 +112,13 @@ The monthly restore drill, from cron, writing nothing:
 
 Restore only one folder from an archive file:
 
-  bk-restore -i key.txt -f docs.bk -C /tmp/r home/me/docs/taxes`},
-			{Title: "SEE ALSO", Body: `bk-pack(1), bk-join(1), age(1), zstd(1), tar(1)`},
+  bk-restore -i key.txt -f docs.bk -C /tmp/r home/me/docs/taxes
+
+One file straight from the hosts, from the backup bk-find named:
+
+  bk-find -i key.txt hosts.txt taxes
+  bk-restore --from hosts.txt --backup ID -i key.txt -C /tmp/r home/me/taxes.pdf`},
+			{Title: "SEE ALSO", Body: `bk-pack(1), bk-join(1), bk-find(1), age(1), zstd(1), tar(1)`},
 		},
 		Progress: true,
 		Action:   run,
@@ -117,9 +138,50 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case !list && !check && dir == "":
 		return cli.Usagef("no -C DIR to restore into")
 	}
-	keys, err := keys(c)
+	keys, err := passphrase.Keys(c.StringSlice("identity"), c.String("passphrase-file"))
 	if err != nil {
 		return err
+	}
+	patterns := c.Args().Slice()
+	opts := archive.RestoreOptions{
+		Patterns:        patterns,
+		Overwrite:       c.Bool("overwrite"),
+		SamePermissions: c.Bool("same-permissions") || os.Geteuid() == 0,
+		Owners:          !c.Bool("no-same-owner") && (c.Bool("same-owner") || os.Geteuid() == 0),
+		Devices:         c.Bool("devices"),
+		Warn:            env.Msg.Warnf,
+	}
+	if len(c.StringSlice("from")) > 0 {
+		switch {
+		case list || check:
+			return cli.Usagef("--from restores selected files: -t and --check read whole backups (bk-join HOSTS | bk-restore -t)")
+		case len(c.StringSlice("file")) > 0:
+			return cli.Usagef("--from and -f exclude each other")
+		case len(patterns) == 0:
+			return cli.WithHint(cli.Usagef("--from restores selected files: give a PATTERN"), "restore a whole backup with: bk-join HOSTS | bk-restore -C DIR")
+		}
+		stats, report, err := restoreFrom(ctx, env, c, keys, dir, opts)
+		if err := finish(env, stats, err, keys, false, false); err != nil {
+			return err
+		}
+		if report.Degraded() {
+			return cli.Degradedf("restored, but not from healthy shares: %s", degradedShares(report))
+		}
+		return nil
+	}
+	for _, f := range []string{"backup", "name"} {
+		if c.IsSet(f) {
+			return cli.Usagef("--%s goes with --from", f)
+		}
+	}
+	if dir != "" && len(patterns) > 0 && len(c.StringSlice("file")) > 0 && !slices.Contains(c.StringSlice("file"), "-") {
+		stats, err := restoreInPieces(ctx, env, c.StringSlice("file"), keys, dir, opts)
+		var whole *seek.NotSeekableError
+		if errors.As(err, &whole) {
+			env.Msg.Notef("reading the archives whole: %v", err)
+		} else {
+			return finish(env, stats, err, keys, false, false)
+		}
 	}
 	progress := env.NewProgress(filesSize(c.StringSlice("file")), "restoring")
 	defer progress.Done()
@@ -129,7 +191,6 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	defer closeAll()
 
-	patterns := c.Args().Slice()
 	var stats archive.RestoreStats
 	switch {
 	case list:
@@ -137,22 +198,20 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case check:
 		stats, err = archive.CheckChain(ctx, members, patterns, env.Msg.Warnf)
 	default:
-		stats, err = archive.ExtractChain(ctx, members, dir, archive.RestoreOptions{
-			Patterns:        patterns,
-			Overwrite:       c.Bool("overwrite"),
-			SamePermissions: c.Bool("same-permissions") || os.Geteuid() == 0,
-			Owners:          !c.Bool("no-same-owner") && (c.Bool("same-owner") || os.Geteuid() == 0),
-			Devices:         c.Bool("devices"),
-			Warn:            env.Msg.Warnf,
-		})
-		if errors.Is(err, archive.ErrNotEmpty) {
-			err = cli.WithHint(err, "restore into a new folder, or give --overwrite to replace entries in this one")
-		}
+		stats, err = archive.ExtractChain(ctx, members, dir, opts)
+	}
+	progress.Done()
+	return finish(env, stats, err, keys, list, check)
+}
+
+// finish reports how a restore, list or check went.
+func finish(env *cli.Env, stats archive.RestoreStats, err error, keys seal.Keys, list, check bool) error {
+	if errors.Is(err, archive.ErrNotEmpty) {
+		err = cli.WithHint(err, "restore into a new folder, or give --overwrite to replace entries in this one")
 	}
 	if err != nil {
 		return passphrase.Hint(err, len(keys.Identities) > 0)
 	}
-	progress.Done()
 	verb := "restored"
 	switch {
 	case list:
@@ -172,6 +231,43 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.Degradedf("%s", strings.Join(degraded, "; "))
 	}
 	return nil
+}
+
+// restoreInPieces restores what the patterns select from the archive
+// files (a chain: the full one first), reading only the frames that hold
+// it. An archive without a seek table or catalogue is a
+// *seek.NotSeekableError, before anything is restored.
+func restoreInPieces(ctx context.Context, env *cli.Env, files []string, keys seal.Keys, dir string, opts archive.RestoreOptions) (archive.RestoreStats, error) {
+	var chain []*seek.Archive
+	defer func() {
+		for _, a := range chain {
+			a.Close()
+		}
+	}()
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return archive.RestoreStats{}, err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return archive.RestoreStats{}, err
+		}
+		if !st.Mode().IsRegular() {
+			return archive.RestoreStats{}, &seek.NotSeekableError{Name: name, Why: "not a regular file"}
+		}
+		a, err := seek.Open(name, f, st.Size(), keys)
+		if err != nil {
+			return archive.RestoreStats{}, err
+		}
+		if len(files) == 1 {
+			a.Name = ""
+		}
+		chain = append(chain, a)
+	}
+	env.Msg.Notef("reading only the selected entries, through the archives' catalogues")
+	return seek.Restore(ctx, chain, dir, opts)
 }
 
 // openMembers opens the archives to restore as a chain: the files given
@@ -273,19 +369,4 @@ func listArchives(ctx context.Context, members archive.Members, chained bool, en
 		return archive.RestoreStats{}, err
 	}
 	return archive.List(ctx, r, env.Stdout, patterns, env.Msg.Warnf)
-}
-
-func keys(c *ucli.Context) (seal.Keys, error) {
-	var keys seal.Keys
-	ask := func(prompt string) ([]byte, error) { return cli.ReadSecret(prompt, false) }
-	for _, path := range c.StringSlice("identity") {
-		ids, err := seal.ReadIdentitiesFile(path, ask)
-		if err != nil {
-			return keys, err
-		}
-		keys.Identities = append(keys.Identities, ids...)
-	}
-	// Asked once, whatever the number of archives in a chain.
-	keys.Passphrase = sync.OnceValues(func() ([]byte, error) { return passphrase.Load(c.String("passphrase-file"), false) })
-	return keys, nil
 }

@@ -1,0 +1,165 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/cli"
+	"github.com/bk-backup/bk/internal/command/connect"
+	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/seal"
+	"github.com/bk-backup/bk/internal/seek"
+	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/units"
+)
+
+// fromFlags pick a backup on the hosts for --from.
+func fromFlags() []ucli.Flag {
+	return append([]ucli.Flag{
+		&ucli.StringSliceFlag{Name: "from", Usage: "restore straight from the hosts of the hosts file (or host folder) `HOSTS`, reading only what the PATTERNs select; repeatable"},
+		&ucli.StringFlag{Name: "backup", Usage: "with --from: restore the backup with this `ID` rather than the newest"},
+		&ucli.StringFlag{Name: "name", Usage: "with --from: restore the newest backup of this `NAME` (bk-push --name)"},
+	}, connect.Flags()...)
+}
+
+// restoreFrom restores what the patterns select from the backup --from,
+// --name and --backup pick on the hosts: with its chain, reading only the
+// stripes that hold the selected entries, or, for a backup without a
+// catalogue, the whole chain as bk-join | bk-restore does.
+func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, keys seal.Keys, dir string, opts archive.RestoreOptions) (archive.RestoreStats, shard.JoinReport, error) {
+	var report shard.JoinReport
+	cat, listings, _, err := connect.ListHosts(ctx, env, c, c.StringSlice("from"))
+	if cat != nil {
+		defer cat.Close()
+	}
+	if err != nil {
+		return archive.RestoreStats{}, report, err
+	}
+	b, err := cat.Pick(cat.Backups(listings), catalog.Query{ID: c.String("backup"), Name: c.String("name")})
+	var notFound *catalog.NotFoundError
+	if errors.As(err, &notFound) {
+		return archive.RestoreStats{}, report, cli.WithHint(err, "bk-ls HOSTS lists the backups found")
+	}
+	if err != nil {
+		return archive.RestoreStats{}, report, err
+	}
+	chain, more, err := cat.Chain(ctx, b.Manifest)
+	if err != nil {
+		return archive.RestoreStats{}, report, err
+	}
+	listings = append(listings, more...)
+	jopts := shard.JoinOptions{Warn: env.Msg.Warnf, Note: env.Msg.Notef}
+
+	var stored []*seek.Stored
+	defer func() {
+		for _, s := range stored {
+			s.Close()
+		}
+	}()
+	var whole *seek.NotSeekableError
+	for _, m := range chain {
+		s, err := seek.OpenStored(ctx, cat, m, listings, keys, jopts)
+		if errors.As(err, &whole) {
+			break
+		}
+		if err != nil {
+			return archive.RestoreStats{}, report, err
+		}
+		stored = append(stored, s)
+	}
+	if whole != nil {
+		env.Msg.Notef("reading the backup whole: %v", whole)
+		return joinAndRestore(ctx, env, cat, chain, listings, keys, dir, opts, jopts)
+	}
+	env.Msg.Notef("restoring from backup %s, reading only the selected entries", b.ID)
+	archives := make([]*seek.Archive, len(stored))
+	for i, s := range stored {
+		archives[i] = s.Archive
+	}
+	stats, err := seek.Restore(ctx, archives, dir, opts)
+	var fetched, total int64
+	for _, s := range stored {
+		st := s.Shares.Stats()
+		fetched += st.Fetched
+		total += st.ShareBytes
+		r := s.Shares.Report()
+		report.Missing = append(report.Missing, r.Missing...)
+		report.Damaged = append(report.Damaged, r.Damaged...)
+	}
+	env.Msg.Notef("read %s of the %s of shares", units.Bytes(fetched), units.Bytes(total))
+	return stats, report, err
+}
+
+// joinAndRestore restores from the whole chain, each backup rebuilt from
+// its shares as bk-join does, and read through as bk-restore reads it.
+func joinAndRestore(ctx context.Context, env *cli.Env, cat *catalog.Catalog, chain []*manifest.Manifest, listings []*catalog.Listing, keys seal.Keys, dir string, opts archive.RestoreOptions, jopts shard.JoinOptions) (archive.RestoreStats, shard.JoinReport, error) {
+	var report shard.JoinReport
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	i := 0
+	var pr *io.PipeReader
+	var done chan struct{}
+	var stream io.ReadCloser
+	finish := func() {
+		if stream != nil {
+			stream.Close()
+			stream = nil
+		}
+		if pr != nil {
+			pr.Close()
+			<-done
+			pr = nil
+		}
+	}
+	defer finish()
+	members := func() (string, io.Reader, error) {
+		finish()
+		if i == len(chain) {
+			return "", nil, io.EOF
+		}
+		m := chain[i]
+		i++
+		sources, err := cat.Sources(m, listings)
+		if err != nil {
+			return m.ID, nil, err
+		}
+		var pw *io.PipeWriter
+		pr, pw = io.Pipe()
+		done = make(chan struct{})
+		go func() {
+			defer close(done)
+			r, err := catalog.Join(ctx, m, sources, pw, jopts)
+			report.Missing = append(report.Missing, r.Missing...)
+			report.Damaged = append(report.Damaged, r.Damaged...)
+			pw.CloseWithError(err)
+		}()
+		s, _, err := seal.Open(pr, keys)
+		if err != nil {
+			return m.ID, nil, fmt.Errorf("backup %s: %w", m.ID, err)
+		}
+		stream = s
+		return m.ID, s, nil
+	}
+	stats, err := archive.ExtractChain(ctx, members, dir, opts)
+	finish()
+	return stats, report, err
+}
+
+// degradedShares says which shares a restore from the hosts did without.
+func degradedShares(r shard.JoinReport) string {
+	var parts []string
+	if len(r.Missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(r.Missing, ", "))
+	}
+	if len(r.Damaged) > 0 {
+		parts = append(parts, "bad "+strings.Join(r.Damaged, ", "))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,293 @@
+// Package seek restores selected entries of archives read in pieces: the
+// age layer through age's ReaderAt, the zstd frames through the seek table,
+// the entries through the catalogue (internal/index), so that restoring one
+// file reads the few frames that hold it, not the whole backup. What it
+// reads goes through the same extractor as a full restore
+// (archive.ExtractChain), with its checks, staging and refusals.
+package seek
+
+import (
+	"archive/tar"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/index"
+	"github.com/bk-backup/bk/internal/seal"
+)
+
+// NotSeekableError says why an archive cannot be read in pieces, so must
+// be read whole: no seek table or catalogue (made before bk wrote them, or
+// by tar | zstd | age), or layers age's ReaderAt cannot read (armor).
+type NotSeekableError struct {
+	Name string // the archive, for messages
+	Why  string
+}
+
+func (e *NotSeekableError) Error() string {
+	if e.Name == "" {
+		return e.Why
+	}
+	return e.Name + ": " + e.Why
+}
+
+// Archive is one archive opened for reading in pieces.
+type Archive struct {
+	Name      string // for messages: a backup ID or a file name
+	Catalogue *index.Catalogue
+	data      *seal.FrameReader
+}
+
+// Open opens the archive r of size bytes for reading in pieces. An archive
+// that has no seek table or catalogue is a *NotSeekableError; a wrong key
+// is seal's error, a catalogue or seek table that does not add up an error
+// saying so.
+func Open(name string, r io.ReaderAt, size int64, keys seal.Keys) (*Archive, error) {
+	zr, zsize, _, err := seal.OpenAt(r, size, keys)
+	if errors.Is(err, seal.ErrNotSeekable) {
+		return nil, &NotSeekableError{name, "not a binary age or zstd stream (armored, or plain tar)"}
+	}
+	if err != nil {
+		return nil, named(name, err)
+	}
+	t, err := seal.ReadSeekTable(zr, zsize)
+	if errors.Is(err, seal.ErrNoSeekTable) {
+		return nil, &NotSeekableError{name, "the archive has no seek table (made by an older bk-pack, or not by bk-pack)"}
+	}
+	if err != nil {
+		return nil, named(name, err)
+	}
+	c, err := index.Open(zr, t)
+	if errors.Is(err, index.ErrNoCatalogue) {
+		return nil, &NotSeekableError{name, "the archive has no catalogue"}
+	}
+	if err != nil {
+		return nil, named(name, err)
+	}
+	fr, err := seal.NewFrameReader(zr, t)
+	if err != nil {
+		return nil, err
+	}
+	if c.End > fr.Size() {
+		fr.Close()
+		return nil, named(name, fmt.Errorf("catalogue: the tar stream ends at %d, not %d: damaged", fr.Size(), c.End))
+	}
+	return &Archive{Name: name, Catalogue: c, data: fr}, nil
+}
+
+func named(name string, err error) error {
+	if name == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// Close releases the archive's decoder.
+func (a *Archive) Close() { a.data.Close() }
+
+// pick is what to read of each archive of a chain.
+type pick struct {
+	entries [][]index.Entry // per archive, in stream order
+}
+
+// plan chooses, from the catalogues, the entries a restore with patterns
+// needs from each archive of the chain (the full backup first):
+//   - each selected entry that is not a directory, from the last archive
+//     that holds its name (its newest version), and the file a hard link
+//     among them points to, from the link's archive;
+//   - each selected directory, and each directory above a selected entry
+//     that records deletions (a GNU.dumpdir), from every archive that holds
+//     it: applying them in order removes what was deleted, as a full
+//     restore of the chain does;
+//   - any symlink of the same archive above a selected entry, so that the
+//     extractor refuses the entry as it would in a full restore.
+func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick, error) {
+	type seen struct {
+		member int
+		e      index.Entry
+	}
+	newest := map[string]int{} // selected name → last archive holding it
+	var kept [][]seen
+	dumpdirs := make([]map[string]index.Entry, len(chain))
+	symlinks := make([]map[string]index.Entry, len(chain))
+	for i, a := range chain {
+		var mine []seen
+		dumpdirs[i], symlinks[i] = map[string]index.Entry{}, map[string]index.Entry{}
+		err := a.Catalogue.Each(func(e *index.Entry) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			switch {
+			case e.Type == tar.TypeDir && e.Flags&index.FlagDumpdir != 0:
+				dumpdirs[i][e.Name] = *e
+			case e.Type == tar.TypeSymlink:
+				symlinks[i][e.Name] = *e
+			}
+			if match(e.Name) {
+				newest[e.Name] = i
+				mine = append(mine, seen{i, *e})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, named(a.Name, err)
+		}
+		kept = append(kept, mine)
+	}
+	p := &pick{entries: make([][]index.Entry, len(chain))}
+	type key struct {
+		member int
+		offset int64
+	}
+	added := map[key]bool{}
+	add := func(i int, e index.Entry) {
+		if !added[key{i, e.Offset}] {
+			added[key{i, e.Offset}] = true
+			p.entries[i] = append(p.entries[i], e)
+		}
+	}
+	var links []seen
+	for i, mine := range kept {
+		for _, s := range mine {
+			e := s.e
+			if e.Type != tar.TypeDir && newest[e.Name] != i {
+				continue
+			}
+			add(i, e)
+			if e.Type == tar.TypeLink {
+				links = append(links, s)
+			}
+			for dir := e.Name; dir != "."; {
+				dir = path.Dir(dir)
+				if l, ok := symlinks[i][dir]; ok {
+					add(i, l)
+				}
+				for j := range chain {
+					if d, ok := dumpdirs[j][dir]; ok {
+						add(j, d)
+					}
+				}
+			}
+		}
+	}
+	// Hard links point to a file earlier in their own archive. One that
+	// does not is left for the extractor to refuse, as a full restore does.
+	for _, l := range links {
+		target := path.Clean(l.e.Link)
+		err := chain[l.member].Catalogue.Each(func(e *index.Entry) error {
+			if e.Offset >= l.e.Offset {
+				return io.EOF
+			}
+			if e.Name == target && e.Type == tar.TypeReg {
+				add(l.member, *e)
+			}
+			return nil
+		})
+		if err != nil && err != io.EOF {
+			return nil, named(chain[l.member].Name, err)
+		}
+	}
+	for i := range p.entries {
+		slices.SortFunc(p.entries[i], func(a, b index.Entry) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	return p, nil
+}
+
+// Restore restores into dir the entries opts.Patterns select from the
+// chain of archives (the full backup first; one archive alone is a chain
+// of one), reading only those entries, as archive.ExtractChain restores
+// the whole chain. Patterns are required: without them the whole archive
+// is read, and a full restore does that better.
+func Restore(ctx context.Context, chain []*Archive, dir string, opts archive.RestoreOptions) (archive.RestoreStats, error) {
+	if len(opts.Patterns) == 0 {
+		return archive.RestoreStats{}, errors.New("restoring in pieces needs patterns")
+	}
+	match, err := archive.Matcher(opts.Patterns)
+	if err != nil {
+		return archive.RestoreStats{}, err
+	}
+	p, err := plan(ctx, chain, match)
+	if err != nil {
+		return archive.RestoreStats{}, err
+	}
+	i := 0
+	members := func() (string, io.Reader, error) {
+		if i == len(chain) {
+			return "", nil, io.EOF
+		}
+		a, entries := chain[i], p.entries[i]
+		i++
+		name := a.Name
+		if len(chain) == 1 {
+			name = ""
+		}
+		return name, &pieces{a: a, entries: entries}, nil
+	}
+	return archive.ExtractChain(ctx, members, dir, opts)
+}
+
+// endOfArchive is the two zero blocks that end a tar stream.
+var endOfArchive = make([]byte, 1024)
+
+// pieces is the tar stream of some entries of an archive: each entry's
+// bytes, read at its offset after checking that the header there is the
+// entry's, then the end-of-archive marker.
+type pieces struct {
+	a       *Archive
+	entries []index.Entry
+	cur     io.Reader
+	ended   bool
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	for {
+		if p.cur != nil {
+			n, err := p.cur.Read(b)
+			if err == io.EOF {
+				p.cur = nil
+				if n > 0 {
+					return n, nil
+				}
+				continue
+			}
+			return n, err
+		}
+		if len(p.entries) == 0 {
+			if p.ended {
+				return 0, io.EOF
+			}
+			p.ended = true
+			p.cur = bytes.NewReader(endOfArchive)
+			continue
+		}
+		e := p.entries[0]
+		p.entries = p.entries[1:]
+		if err := p.check(e); err != nil {
+			return 0, err
+		}
+		p.cur = io.NewSectionReader(p.a.data, e.Offset, e.Length)
+	}
+}
+
+// check reads the header at e's offset: it must be e's, or the catalogue
+// does not describe this archive.
+func (p *pieces) check(e index.Entry) error {
+	if e.Offset+e.Length > p.a.Catalogue.End {
+		return named(p.a.Name, fmt.Errorf("catalogue: entry %q runs past the end of the tar stream: damaged", e.Name))
+	}
+	h, err := tar.NewReader(io.NewSectionReader(p.a.data, e.Offset, e.Length)).Next()
+	if err != nil {
+		return named(p.a.Name, fmt.Errorf("catalogue: no tar entry at byte %d, where it puts %q: %v", e.Offset, e.Name, err))
+	}
+	if name := strings.TrimSuffix(h.Name, "/"); path.Clean(name) != e.Name || h.Typeflag != e.Type {
+		return named(p.a.Name, fmt.Errorf("catalogue: the entry at byte %d is %q, not %q as it says", e.Offset, h.Name, e.Name))
+	}
+	return nil
+}
