@@ -128,7 +128,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			return ctx.Err()
 		}
 		if next != nil {
-			env.Msg.Notef("backup %s: %d shares rebuilt, revision %d of its manifest written", b.ID, len(stored), next.Rev())
+			env.Msg.Notef("backup %s: %s rebuilt, revision %d of its manifest written", b.ID, cli.Count(int64(len(stored)), "share", "shares"), next.Rev())
 		}
 		if err != nil {
 			env.Msg.Errorf("%v", err)
