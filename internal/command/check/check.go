@@ -43,7 +43,9 @@ host is healthy, degraded (a share there is bad or missing) or unreachable.
 Every share that is not good is named in a warning, with its host.
 
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
-one that does not is named in a warning. --name, --backup and --latest
+one that does not is named in a warning. A backup that bk-prune removed
+while a host was down, and whose files that host still holds, is named in a
+note only: the next bk-prune removes them. --name, --backup and --latest
 narrow the check. --max-age DURATION also fails when the newest backup of a
 name is older than DURATION, for monitoring that backups still happen.
 
