@@ -9,12 +9,12 @@
 #   bench/run.sh --quick              the same as BENCH_SCALE=0.1
 #   bench/run.sh --rows "2 3"         only some rows (1 pack, 2 split, 3 join,
 #                                     4 end-to-end backup, 5 restore,
-#                                     6 incremental)
+#                                     6 incremental, 7 check and repair)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5 6"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
+# BENCH_ROWS ("1 2 3 4 5 6 7"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
 #
 # Everything is written below bench/_out/: data/ (the data sets, made again
 # only when the seed or scale changes), work/ (outputs, shares, hosts),
@@ -34,7 +34,7 @@ usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
-ROWS=${BENCH_ROWS:-1 2 3 4 5 6}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7}
 GOBENCH=${BENCH_GO:-0}
 while (($#)); do
 	case $1 in
@@ -612,6 +612,44 @@ row4() {
 	ok e2e-sftp && line mixed "e2e-sftp: the loopback sshd's CPU s (a round)" "" "$sshd_secs s cpu" "-" "-" "info"
 }
 
+row7() {
+	ROW=7 ROWNAME="check and repair"
+	need bk-split bk-push bk-join bk-check bk-repair || return 0
+	local in=$DATA/random.bin up=$WORK/upkeep
+	# One backup of the 1 GiB random file, k=2 n=3, on three folders: 1.5
+	# GiB of shares, made once (untimed).
+	rm -rf "$up" && mkdir -p "$up/h1" "$up/h2" "$up/h3"
+	printf '%s\n' "$up/h1" "$up/h2" "$up/h3" >"$up/hosts.txt"
+	if ! bk-split -k 2 -n 3 <"$in" 2>>"$LOGS/upkeep.log" | bk-push -q --name bench "$up/hosts.txt" >"$up/manifest.json" 2>>"$LOGS/upkeep.log"; then
+		FAILED=1
+		NOTES+=("row 7: storing the backup failed (see bench/_out/logs/upkeep.log)")
+		return 0
+	fi
+	cat "$up"/h?/*.share* >/dev/null # into the page cache, as the reference finds them
+	def cat-shares "" "T cat cat $up/h1/bench-* $up/h2/bench-* $up/h3/bench-* > /dev/null"
+	def check "" "T bk-check bk-check -q $up/hosts.txt > /dev/null"
+	# Each repair starts from the same loss: share 1 gone, no revision.
+	local lose="rm -f $up/h2/*.share1 $up/h?/*.r[0-9]*.manifest.json"
+	def repair-quick "$lose" "T bk-repair bk-repair -q --quick $up/hosts.txt > /dev/null"
+	def repair-full "$lose" "T bk-repair bk-repair -q $up/hosts.txt > /dev/null"
+	# The reference: a restore's read of the same backup, all shares there
+	# (each repair puts share 1 back).
+	def join-backup "" "T bk-join bk-join -q $up/hosts.txt > /dev/null"
+	measure cat-shares check join-backup repair-quick repair-full
+	if ok repair-full && ! bk-check -q "$up/hosts.txt" >/dev/null 2>>"$LOGS/upkeep.log"; then
+		FAILED=1
+		NOTES+=("row 7: after bk-repair the backup does not check healthy (see bench/_out/logs/upkeep.log)")
+	fi
+	compare random "bk-check speed / cat's, the 3 shares (1.5 GiB)" check cat-shares ">=" 0.8 speed
+	cpuline random "bk-check CPU time / cat's" check cat-shares
+	compare random "bk-repair --quick, 1 of 3 shares lost / bk-join" repair-quick join-backup "<=" 1.5
+	cpuline random "bk-repair --quick CPU time / bk-join's" repair-quick join-backup
+	compare random "bk-repair (reads every share first) / bk-join" repair-full join-backup "-" "-"
+	rssline random "bk-check peak RSS" check bk-check
+	rssline random "bk-repair peak RSS" repair-quick bk-repair
+	refline random "cat of the share files (reference alone)" cat-shares cat
+}
+
 row5() {
 	ROW=5 ROWNAME="restore"
 	local labels=()
@@ -758,7 +796,7 @@ START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T0=$SECONDS
 for r in $ROWS; do
 	case $r in
-	[1-6]) "row$r" ;;
+	[1-7]) "row$r" ;;
 	*) echo "bench: error: no row $r" >&2; exit 2 ;;
 	esac
 done
