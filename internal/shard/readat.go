@@ -123,6 +123,7 @@ type ReaderAt struct {
 	keep     int
 	pending  map[int64]*pendingStripe
 	last     int64          // the last stripe read
+	run      int64          // stripes the reads in a row moved across
 	ahead    int            // stripes to read ahead
 	reading  sync.WaitGroup // stripes read ahead
 }
@@ -442,18 +443,22 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // to keep a few round trips to each host in flight.
 const readAtParallel = 4
 
-// readAhead notes that stripes first to last are read; when they follow
-// the last ones read, it starts decoding the stripes after them.
+// readAhead notes that stripes first to last are read. When reads go on
+// from where the last one ended, it starts decoding as many stripes after
+// them as the reads in a row have moved across (up to r.ahead): a run of
+// reads that stays in one stripe (a header parsed) reads nothing ahead,
+// and a short run reads ahead no more than it read.
 func (r *ReaderAt) readAhead(first, last int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sequential := first == r.last || first == r.last+1
-	r.last = last
-	if !sequential {
-		return
+	if first == r.last || first == r.last+1 {
+		r.run += last - r.last
+	} else {
+		r.run = 0
 	}
+	r.last = last
 	stripes := stripesFor(r.Size(), r.info)
-	for s := last + 1; s <= last+int64(min(r.ahead, r.keep/2)) && s < stripes; s++ {
+	for s := last + 1; s <= last+min(int64(r.ahead), int64(r.keep/2), r.run) && s < stripes; s++ {
 		if _, ok := r.pending[s]; ok || slices.ContainsFunc(r.cache, func(c *cachedStripe) bool { return c.s == s }) {
 			continue
 		}
