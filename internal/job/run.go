@@ -38,6 +38,8 @@ type Summary struct {
 	Hosts    []HostShares  `json:"hosts,omitempty"`
 	Steps    []Step        `json:"steps,omitempty"` // hooks, prune, check, repair
 	Errors   []string      `json:"errors,omitempty"`
+
+	began time.Time // Started on the system clock, for Seconds
 }
 
 // HostShares is what one host took of the backup.
@@ -66,12 +68,22 @@ type Options struct {
 	Errorf func(format string, args ...any)
 	Warnf  func(format string, args ...any)
 	Notef  func(format string, args ...any)
+	// Now is the calendar's time (the summary's start, when a full check is
+	// due); nil means the system clock.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
 }
 
 // Run runs the job once, holding its lock, and returns its summary; the
 // summary's Exit is the job's exit code.
 func Run(ctx context.Context, c *Config, opt Options) *Summary {
-	s := &Summary{Format: SummaryFormat, Version: SummaryVersion, Job: c.Name, Started: time.Now().UTC(), Exit: 0}
+	s := &Summary{Format: SummaryFormat, Version: SummaryVersion, Job: c.Name, Started: opt.now().UTC(), Exit: 0, began: time.Now()}
 	fail := func(code int, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		s.Errors = append(s.Errors, msg)
@@ -80,7 +92,7 @@ func Run(ctx context.Context, c *Config, opt Options) *Summary {
 			s.Exit = code
 		}
 	}
-	defer func() { s.Seconds = time.Since(s.Started).Seconds() }()
+	defer func() { s.Seconds = time.Since(s.began).Seconds() }()
 
 	lock, err := TakeLock(c.StateDir)
 	if err != nil {
@@ -247,7 +259,7 @@ func (s *Summary) env(c *Config) []string {
 		"BK_BACKUP_ID=" + s.BackupID,
 		"BK_ARCHIVE_BYTES=" + strconv.FormatInt(bytes, 10),
 		"BK_FILES_SKIPPED=" + strconv.Itoa(s.Skipped),
-		"BK_SECONDS=" + strconv.FormatFloat(time.Since(s.Started).Seconds(), 'f', 1, 64),
+		"BK_SECONDS=" + strconv.FormatFloat(time.Since(s.began).Seconds(), 'f', 1, 64),
 		"BK_ERRORS=" + strings.Join(s.Errors, "\n"),
 		"BK_SUMMARY_JSON=" + string(doc),
 	}
@@ -256,8 +268,8 @@ func (s *Summary) env(c *Config) []string {
 // Drill runs the restore drill: bk-join of the job's newest backup |
 // bk-restore --check with the config's identity.
 func Drill(ctx context.Context, c *Config, opt Options) *Summary {
-	s := &Summary{Format: SummaryFormat, Version: SummaryVersion, Job: c.Name, Started: time.Now().UTC()}
-	defer func() { s.Seconds = time.Since(s.Started).Seconds() }()
+	s := &Summary{Format: SummaryFormat, Version: SummaryVersion, Job: c.Name, Started: opt.now().UTC(), began: time.Now()}
+	defer func() { s.Seconds = time.Since(s.began).Seconds() }()
 	if c.Identity == "" {
 		s.Exit = 2
 		s.Errors = append(s.Errors, "the restore drill needs the key: name it in the config (identity = /root/bk-key.txt)")

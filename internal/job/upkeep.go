@@ -52,8 +52,8 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 	stamp := filepath.Join(c.StateDir, "full-check")
 	full := false
 	if c.FullCheckEvery > 0 {
-		fi, err := os.Stat(stamp)
-		full = err != nil || time.Since(fi.ModTime()) >= c.FullCheckEvery
+		last, err := readStamp(stamp)
+		full = err != nil || opt.now().Sub(last) >= c.FullCheckEvery
 	}
 	args := []string{"bk-check", "--name", c.Name}
 	if !full {
@@ -67,7 +67,7 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 		return
 	}
 	if full && st.Exit != 1 && st.Exit != 2 && st.Exit != 130 {
-		_ = WriteAtomic(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"))
+		_ = WriteAtomic(stamp, []byte(opt.now().UTC().Format(time.RFC3339)+"\n"))
 	}
 	switch {
 	case st.Exit == 3 && c.Repair:
@@ -79,4 +79,14 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 	case st.Exit != 0:
 		fail(1, "bk-check: %s", st.Status)
 	}
+}
+
+// readStamp reads the time a full check last finished, as WriteAtomic left
+// it in the stamp file.
+func readStamp(path string) (time.Time, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
 }

@@ -56,6 +56,8 @@ type Options struct {
 	// bytes expected in all (-1 when unknown), and returns the function
 	// that counts the bytes sent.
 	Progress func(total int64) func(n int)
+	// Now is the time the backup's ID carries; zero means the system clock.
+	Now time.Time
 }
 
 // Push reads a share stream from r and stores its shares. It returns the
@@ -72,7 +74,10 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 			*f = func(string, ...any) {}
 		}
 	}
-	p := &pusher{opt: opt, info: sr.Info(), start: time.Now().UTC().Truncate(time.Second)}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	p := &pusher{opt: opt, info: sr.Info(), start: opt.Now.UTC().Truncate(time.Second)}
 	if err := p.checkParams(); err != nil {
 		return nil, err
 	}

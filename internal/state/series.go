@@ -141,7 +141,10 @@ type Plan struct {
 	Level  int
 	Chain  string
 	Parent string
-	Start  time.Time
+	Start  time.Time // the backup's, on the tools' calendar (PlanOptions.Now)
+	// Walk is when the walk starts on the system clock, which the file
+	// times it is compared with keep.
+	Walk time.Time
 	// Why a full backup, when it could have been incremental; Warn when
 	// that is a problem (a state lost or damaged), not a schedule.
 	Why  string
@@ -154,13 +157,13 @@ type Plan struct {
 
 // Plan decides the next run's level from the state and the options.
 func (s *Series) Plan(o PlanOptions) (*Plan, error) {
-	p := &Plan{Start: o.Now}
+	p := &Plan{Start: o.Now, Walk: time.Now()}
 	full := func(why string, warn bool) (*Plan, error) {
 		id, err := newID()
 		if err != nil {
 			return nil, err
 		}
-		*p = Plan{Chain: id, Start: o.Now, Why: why, Warn: warn}
+		*p = Plan{Chain: id, Start: o.Now, Walk: p.Walk, Why: why, Warn: warn}
 		return p, nil
 	}
 	if o.Full {
@@ -267,7 +270,7 @@ func (s *Series) Begin(p *Plan, paths []string) (*Run, error) {
 		r.close()
 		return nil, err
 	}
-	h := Header{Chain: p.Chain, Level: p.Level, Pack: pack, Parent: p.Parent, Start: p.Start.UTC(), Paths: paths}
+	h := Header{Chain: p.Chain, Level: p.Level, Pack: pack, Parent: p.Parent, Start: p.Walk.UTC(), Paths: paths}
 	if t.new, err = newIndexWriter(f, h); err != nil {
 		f.Close()
 		t.chunks.abort()

@@ -140,7 +140,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		_, err := fmt.Fprintln(env.Stdout, job.ShellLine(stages))
 		return err
 	}
-	opt := job.Options{Job: name, Quiet: env.Msg.Quiet, Stderr: env.Stderr, Errorf: env.Msg.Errorf, Warnf: env.Msg.Warnf, Notef: env.Msg.Notef}
+	opt := job.Options{Job: name, Quiet: env.Msg.Quiet, Stderr: env.Stderr, Errorf: env.Msg.Errorf, Warnf: env.Msg.Warnf, Notef: env.Msg.Notef, Now: cli.Now}
 	var s *job.Summary
 	if c.Bool("restore-drill") {
 		s = job.Drill(ctx, conf, opt)

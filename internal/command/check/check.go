@@ -135,7 +135,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if len(chosen) == 0 {
 		return cli.WithHint(fmt.Errorf("no backup to check found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
 	}
-	now := time.Now()
+	now := cli.Now()
 	out := Report{Format: "bk-check", Version: 1, Time: now.UTC(), Quick: c.Bool("quick")}
 	progress := env.NewProgress(-1, "checking")
 	defer progress.Done()

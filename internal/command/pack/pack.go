@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"filippo.io/age"
 	ucli "github.com/urfave/cli/v2"
@@ -266,7 +265,7 @@ const (
 
 // planOptions checks the incremental flags.
 func planOptions(c *ucli.Context) (state.PlanOptions, error) {
-	o := state.PlanOptions{Full: c.Bool("full"), FullAfter: c.Int("full-after"), Now: time.Now()}
+	o := state.PlanOptions{Full: c.Bool("full"), FullAfter: c.Int("full-after"), Now: cli.Now()}
 	if c.String("state") == "" {
 		for _, f := range []string{"full", "full-after", "full-if-older"} {
 			if c.IsSet(f) {

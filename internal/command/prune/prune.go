@@ -109,7 +109,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		backups = own
 	}
-	plan := prune.Make(backups, listings, policy, time.Now(), cli.Duration(c, "stale-age"))
+	plan := prune.Make(backups, listings, policy, cli.Now(), cli.Duration(c, "stale-age"))
 	for _, b := range backups {
 		if why, ok := plan.Keep[b.ID]; ok {
 			fmt.Fprintf(env.Stdout, "keep %s (%s)\n", b.ID, why)

@@ -228,6 +228,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		MinShares:      c.Int("min-shares"),
 		ExpectSize:     expect,
 		StaleAge:       cli.Duration(c, "stale-age"),
+		Now:            cli.Now(),
 		Warn: func(format string, args ...any) {
 			env.Msg.Warnf(format, args...)
 			if len(args) == 1 && args[0] == push.ErrSizeUnknown {
