@@ -43,7 +43,7 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 	}
 	if len(c.Keep) > 0 {
 		if st, ok := run("prune", append([]string{"bk-prune", "--name", c.Name}, c.Keep...)...); ok && st.Exit != 0 {
-			fail(1, "bk-prune: %s", st.Status)
+			fail(upkeepExit(st.Exit), "bk-prune: %s", st.Status)
 		}
 	}
 	if !c.Check && c.FullCheckEvery == 0 {
@@ -72,7 +72,7 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 	switch {
 	case st.Exit == 3 && c.Repair:
 		if st, ok := run("repair", "bk-repair", "--name", c.Name); ok && st.Exit != 0 {
-			fail(1, "bk-repair: %s", st.Status)
+			fail(upkeepExit(st.Exit), "bk-repair: %s", st.Status)
 		}
 	case st.Exit == 3:
 		fail(3, "bk-check: backups of %s are degraded (repair = no)", c.Name)
@@ -89,4 +89,14 @@ func readStamp(path string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+}
+
+// upkeepExit is what an upkeep tool's exit makes of the job: its 3 (a
+// host unreachable, its files left for the next run) leaves the job
+// degraded, not failed, as a host down does to bk-push.
+func upkeepExit(code int) int {
+	if code == 3 {
+		return 3
+	}
+	return 1
 }
