@@ -99,7 +99,7 @@ func place(ctx context.Context, listings []*catalog.Listing, m *manifest.Manifes
 }
 
 func noRoom(m *manifest.Manifest, index int) error {
-	return fmt.Errorf("backup %s: no host to take share %d: every host reached holds a share of it, failed, or has no room for %d bytes", m.ID, index, shareSize(m))
+	return &NoHostError{ID: m.ID, Index: index, Size: shareSize(m)}
 }
 
 // shareSize is the size of each share of m.
@@ -379,4 +379,18 @@ type progressWriter func(int)
 func (p progressWriter) Write(b []byte) (int, error) {
 	p(len(b))
 	return len(b), nil
+}
+
+// NoHostError is a plan that found no host for a share: every host reached
+// holds a share of the backup, failed, or has no room. The backup stays as it is
+// (restorable, since Plan refuses lost ones) until a host comes back, a
+// spare is added or room is made.
+type NoHostError struct {
+	ID    string
+	Index int
+	Size  int64
+}
+
+func (e *NoHostError) Error() string {
+	return fmt.Sprintf("backup %s: no host to take share %d: every host reached holds a share of it, failed, or has no room for %d bytes", e.ID, e.Index, e.Size)
 }

@@ -61,6 +61,10 @@ output; --dry-run prints it and stores nothing.`,
 rebuilt or stored, or its revision not written on enough hosts: each is
 named.
 
+3  a backup could not be repaired for want of a host: every host reached
+holds a share of it or has no room. It stays restorable, degraded, until a
+host comes back, a spare is added or room is made.
+
 2  usage error.
 
 130  interrupted.`},
@@ -88,7 +92,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	var failed []error
-	found, repaired := 0, 0
+	found, repaired, waiting := 0, 0, 0
 	progress := env.NewProgress(-1, "repairing")
 	defer progress.Done()
 	for _, b := range cat.Backups(listings) {
@@ -112,6 +116,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			continue
 		}
 		moves, err := repair.Plan(ctx, listings, r)
+		if noHost := (*repair.NoHostError)(nil); errors.As(err, &noHost) {
+			env.Msg.Warnf("%v", err)
+			waiting++
+			continue
+		}
 		if err != nil {
 			env.Msg.Errorf("%v", err)
 			failed = append(failed, err)
@@ -142,6 +151,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.WithHint(errors.New("no backup to repair found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
 	case len(failed) > 0:
 		return fmt.Errorf("%d of the backups could not be repaired", len(failed))
+	case waiting > 0:
+		return cli.WithHint(cli.Degradedf("%d of the backups wait for a host to take a share: they stay restorable, degraded", waiting),
+			"add a spare host to the hosts file, make room, or bring the hosts that are down back")
 	}
 	return nil
 }
