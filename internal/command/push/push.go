@@ -15,6 +15,7 @@ import (
 	"github.com/bk-backup/bk/internal/push"
 	"github.com/bk-backup/bk/internal/scrub"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/state"
 )
 
 const description = `bk-push reads a share stream (what bk-split writes to stdout) and sends
@@ -219,6 +220,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		defer hs.close()
 		before = append(before, hs.beforeManifest)
 	}
+	now := cli.Now()
+	if dir := c.String("state"); dir != "" {
+		now = afterLast(env, dir, now)
+	}
 	var progress *cli.Progress
 	m, err := push.Push(ctx, env.Stdin, push.Options{
 		BeforeManifest: chain(before),
@@ -228,7 +233,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		MinShares:      c.Int("min-shares"),
 		ExpectSize:     expect,
 		StaleAge:       cli.Duration(c, "stale-age"),
-		Now:            cli.Now(),
+		Now:            now,
 		Warn: func(format string, args ...any) {
 			env.Msg.Warnf(format, args...)
 			if len(args) == 1 && args[0] == push.ErrSizeUnknown {
@@ -295,4 +300,22 @@ func explain(err error) error {
 		return cli.Degradedf("%s", degraded.Error())
 	}
 	return err
+}
+
+// afterLast keeps a series' backups in the order they were made when the
+// clock went back (daylight saving on a clock kept in local time, a
+// correction): a backup takes a time after the series' last stored one,
+// which it may build on. Ordered by time alone, retention would keep the
+// earlier backup as "the newest of the day" and remove the one the state
+// builds the next incremental on.
+func afterLast(env *cli.Env, dir string, now time.Time) time.Time {
+	id, _ := state.LastStored(dir) // no state: a first backup, any time will do
+	_, last, ok := manifest.ParseID(id)
+	if !ok || now.Truncate(time.Second).After(last) {
+		return now
+	}
+	later := last.Add(time.Second)
+	env.Msg.Warnf("the clock (%s) is not after the last backup of the series (%s): this backup takes the time %s",
+		now.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339), later.UTC().Format(time.RFC3339))
+	return later
 }
