@@ -1,0 +1,205 @@
+package soak
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/bk-backup/bk/internal/s3test"
+	"github.com/bk-backup/bk/internal/sshtest"
+)
+
+// host is one storage host of the simulation. Every kind keeps its files
+// in a folder of this machine (dir): a local folder host is that folder,
+// sshd serves it over SFTP, versitygw serves it as a bucket's prefix. So
+// a host goes offline, dies or comes back stale the same way for all
+// kinds: its folder is moved away or replaced.
+type host struct {
+	name  string
+	kind  string // "folder", "sftp", "s3"
+	dir   string
+	line  string // its hosts-file line, without quota
+	quota string // "quota=…" while one is set
+	state string // "up", "offline", "dead"
+}
+
+func (h *host) hostsLine() string {
+	if h.quota != "" {
+		return h.line + "  " + h.quota
+	}
+	return h.line
+}
+
+// away is where an offline folder host's folder waits.
+func (h *host) away() string { return h.dir + ".offline" }
+
+// goOffline takes the host off the net: its server stops, or (a folder)
+// its disk is unmounted.
+func (h *host) goOffline(srv *servers) error {
+	h.state = "offline"
+	switch h.kind {
+	case "sftp":
+		return srv.ssh.Stop()
+	case "s3":
+		srv.s3.Stop()
+		return nil
+	}
+	return os.Rename(h.dir, h.away())
+}
+
+// comeBack brings it back as it was; a server comes back on a new port,
+// which its hosts-file line follows.
+func (h *host) comeBack(srv *servers) error {
+	h.state = "up"
+	switch h.kind {
+	case "sftp":
+		s, err := sshtest.Start(srv.ssh.Dir)
+		if err != nil {
+			return err
+		}
+		srv.ssh = s
+		h.line = s.HostsLine(h.dir)
+		return nil
+	case "s3":
+		s, err := s3test.StartWithKeys(srv.s3.Dir, srv.s3.Access, srv.s3.Secret)
+		if err != nil {
+			return err
+		}
+		srv.s3 = s
+		h.line = s3Line(s)
+		return nil
+	}
+	return os.Rename(h.away(), h.dir)
+}
+
+func s3Line(s *s3test.Server) string {
+	return fmt.Sprintf("s3://%s/h4 endpoint=%s path-style=yes", bucket, s.Endpoint)
+}
+
+// servers are the sshd and versitygw the SFTP and S3 hosts live on.
+type servers struct {
+	ssh *sshtest.Server
+	s3  *s3test.Server
+	env []string // what the tools need to reach them
+}
+
+func (s *servers) stop() {
+	if s.ssh != nil {
+		_ = s.ssh.Stop()
+	}
+	if s.s3 != nil {
+		s.s3.Stop()
+	}
+}
+
+const bucket = "soak"
+
+// startHosts makes the six hosts under dir: four folders (the last one the
+// spare), one on a real sshd and one on versitygw; a kind whose server is
+// not installed becomes a folder, with a note.
+func startHosts(dir string, note func(string, ...any)) ([]*host, *servers, error) {
+	srv := &servers{}
+	var hosts []*host
+	folder := func(name string) *host {
+		d := filepath.Join(dir, "hosts", name)
+		return &host{name: name, kind: "folder", dir: d, line: d, state: "up"}
+	}
+	for _, n := range []string{"h0", "h1", "h2"} {
+		hosts = append(hosts, folder(n))
+	}
+	sshDir := filepath.Join(dir, "sshd")
+	if err := os.MkdirAll(sshDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	h3 := folder("h3")
+	if s, err := sshtest.Start(sshDir); err == nil {
+		srv.ssh = s
+		h3.kind, h3.line = "sftp", s.HostsLine(h3.dir)
+		srv.env = append(srv.env, "BK_SSH="+strings.Join(s.SSHCommand(), " "))
+	} else {
+		note("no sshd (%v): h3 is a folder", err)
+	}
+	hosts = append(hosts, h3)
+	h4 := folder("h4")
+	s3Dir := filepath.Join(dir, "s3")
+	if err := os.MkdirAll(s3Dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if s, err := s3test.Start(s3Dir); err == nil {
+		srv.s3 = s
+		if err := s.MakeBucket(bucket); err != nil {
+			srv.stop()
+			return nil, nil, fmt.Errorf("versitygw: %w", err)
+		}
+		h4.kind = "s3"
+		h4.dir = filepath.Join(s3Dir, bucket, "h4")
+		h4.line = s3Line(s)
+		srv.env = append(srv.env, s.Env()...)
+	} else {
+		note("no versitygw (%v): h4 is a folder", err)
+	}
+	hosts = append(hosts, h4, folder("h5"))
+	for _, h := range hosts {
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			srv.stop()
+			return nil, nil, err
+		}
+	}
+	return hosts, srv, nil
+}
+
+// writeHostsFile writes the lines of the hosts that are listed (not yet
+// dropped by the admin), in order: the first n take shares, the rest are
+// spares.
+func writeHostsFile(path string, hosts []*host) error {
+	var b strings.Builder
+	b.WriteString("# written by the soak\n")
+	for _, h := range hosts {
+		b.WriteString(h.hostsLine() + "\n")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// shareFiles lists the share files of the up hosts (for bit rot).
+func shareFiles(hosts []*host) []string {
+	var out []string
+	for _, h := range hosts {
+		if h.state != "up" {
+			continue
+		}
+		_ = filepath.WalkDir(h.dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && strings.Contains(d.Name(), ".share") && !strings.HasPrefix(d.Name(), ".") {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// usage is the bytes under a folder.
+func usage(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// copyDir copies a host's folder (a snapshot the host will come back with).
+func copyDir(from, to string) error {
+	out, err := exec.Command("cp", "-a", from, to).CombinedOutput()
+	if err != nil {
+		return errors.New(strings.TrimSpace(string(out)))
+	}
+	return nil
+}

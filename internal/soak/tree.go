@@ -1,0 +1,357 @@
+package soak
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Entry is what a restore must give back of one path: its type, permission
+// bits, modification time (files), content hash and size (files), link
+// target (symlinks) and the other names of its inode (hard links).
+type Entry struct {
+	Type   byte // 'f', 'd', 'l'
+	Mode   fs.FileMode
+	Mtime  int64
+	Size   int64
+	Hash   string
+	Target string
+	Links  string // the other names sharing the inode, sorted, joined by "|"
+}
+
+// Manifest is a tree as hashes: relative path to entry.
+type Manifest map[string]Entry
+
+// Scan hashes the tree at root.
+func Scan(root string) (Manifest, error) {
+	m := Manifest{}
+	inodes := map[uint64][]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		e := Entry{Mode: fi.Mode().Perm()}
+		switch {
+		case fi.IsDir():
+			e.Type = 'd'
+		case fi.Mode()&fs.ModeSymlink != 0:
+			e.Type = 'l'
+			if e.Target, err = os.Readlink(p); err != nil {
+				return err
+			}
+			e.Mode = 0
+		case fi.Mode().IsRegular():
+			e.Type = 'f'
+			e.Size = fi.Size()
+			e.Mtime = fi.ModTime().UnixNano()
+			if e.Hash, err = hashFile(p); err != nil {
+				return err
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				inodes[st.Ino] = append(inodes[st.Ino], rel)
+			}
+		default:
+			return fmt.Errorf("%s: unexpected type %s", p, fi.Mode().Type())
+		}
+		m[rel] = e
+		return nil
+	})
+	for _, names := range inodes {
+		for _, n := range names {
+			e := m[n]
+			e.Links = strings.Join(slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == n }), "|")
+			m[n] = e
+		}
+	}
+	return m, err
+}
+
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Diff lists how got differs from want, at most max lines. growing names
+// a file that was appended to while the backup read it: any length from
+// its size before the run to its size after, with got a prefix of it.
+func Diff(want, got Manifest, growing string, grown []byte, max int) []string {
+	var out []string
+	add := func(format string, args ...any) {
+		if len(out) < max {
+			out = append(out, fmt.Sprintf(format, args...))
+		}
+	}
+	var names []string
+	for n := range want {
+		names = append(names, n)
+	}
+	for n := range got {
+		if _, ok := want[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, inWant := want[n]
+		g, inGot := got[n]
+		switch {
+		case !inGot:
+			add("%s: missing from the restore", n)
+		case !inWant:
+			add("%s: restored, but not in the tree that night", n)
+		case n == growing && g.Type == 'f':
+			// Appended to while read: the restore holds a prefix of what it
+			// became, at least as long as it was before the run.
+			if g.Size < w.Size || g.Size > int64(len(grown)) {
+				add("%s (appended while read): %d bytes, want %d to %d", n, g.Size, w.Size, len(grown))
+			} else if sum := sha256.Sum256(grown[:g.Size]); hex.EncodeToString(sum[:]) != g.Hash {
+				add("%s (appended while read): not a prefix of the file", n)
+			}
+		case w != g:
+			add("%s: want %s, got %s", n, w, g)
+		}
+	}
+	return out
+}
+
+func (e Entry) String() string {
+	switch e.Type {
+	case 'f':
+		s := fmt.Sprintf("file %v %d bytes mtime %d sha256 %.12s", e.Mode, e.Size, e.Mtime, e.Hash)
+		if e.Links != "" {
+			s += " links " + e.Links
+		}
+		return s
+	case 'l':
+		return "symlink -> " + e.Target
+	}
+	return fmt.Sprintf("dir %v", e.Mode)
+}
+
+// tree is the folder backed up, changed a little every night as a user's
+// home is.
+type tree struct {
+	root string
+	rng  *rand.Rand
+	log  func(format string, args ...any)
+}
+
+// Names in the tree that the changes treat specially.
+const (
+	bigFile  = "big.bin"  // rewritten in parts
+	liveFile = "live.log" // appended to while the backup reads it
+)
+
+func (t *tree) path(rel string) string { return filepath.Join(t.root, rel) }
+
+// seed makes the first tree: nested folders of text and binary files, a
+// large file, a log.
+func (t *tree) seed() error {
+	for i := range 6 {
+		if err := os.MkdirAll(t.path(fmt.Sprintf("d%d/sub%d", i, i%3)), 0o755); err != nil {
+			return err
+		}
+	}
+	for range 120 {
+		if err := t.addFile(); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(t.path(bigFile), t.bytes(1<<20, false), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(t.path(liveFile), []byte("log starts\n"), 0o644)
+}
+
+// bytes is n bytes of text (compressible) or noise.
+func (t *tree) bytes(n int, text bool) []byte {
+	b := make([]byte, n)
+	if !text {
+		for i := range b {
+			b[i] = byte(t.rng.Uint32())
+		}
+		return b
+	}
+	words := []string{"backup ", "restore ", "share ", "stripe ", "host ", "night ", "year ", "\n"}
+	for i := 0; i < n; {
+		i += copy(b[i:], words[t.rng.IntN(len(words))])
+	}
+	return b
+}
+
+// all lists the tree's paths of one type ('f', 'd', 'l'), sorted, without
+// the special files and the root.
+func (t *tree) all(typ byte) []string {
+	var out []string
+	_ = filepath.WalkDir(t.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == t.root {
+			return nil
+		}
+		rel, _ := filepath.Rel(t.root, p)
+		if rel == bigFile || rel == liveFile {
+			return nil
+		}
+		switch {
+		case typ == 'd' && d.IsDir(), typ == 'f' && d.Type().IsRegular(), typ == 'l' && d.Type()&fs.ModeSymlink != 0:
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func (t *tree) pick(typ byte) string {
+	all := t.all(typ)
+	if len(all) == 0 {
+		return ""
+	}
+	return all[t.rng.IntN(len(all))]
+}
+
+func (t *tree) newName(prefix string) string {
+	dirs := append(t.all('d'), ".")
+	return filepath.Join(dirs[t.rng.IntN(len(dirs))], fmt.Sprintf("%s%06d", prefix, t.rng.IntN(1_000_000)))
+}
+
+func (t *tree) addFile() error {
+	size := []int{0, 10, 300, 4 << 10, 40 << 10, 200 << 10}[t.rng.IntN(6)]
+	name := t.newName("f")
+	if _, err := os.Lstat(t.path(name)); err == nil {
+		return nil
+	}
+	return os.WriteFile(t.path(name), t.bytes(size, t.rng.IntN(3) > 0), 0o644)
+}
+
+// change makes one of the day's changes, chosen at random.
+func (t *tree) change() error {
+	switch t.rng.IntN(16) {
+	case 0, 1, 2:
+		return t.addFile()
+	case 3, 4: // edit in place: same size
+		if f := t.pick('f'); f != "" {
+			return t.writeAt(f, false)
+		}
+	case 5: // append
+		if f := t.pick('f'); f != "" {
+			return t.appendTo(f, t.bytes(1+t.rng.IntN(5000), true))
+		}
+	case 6: // truncate
+		if f := t.pick('f'); f != "" {
+			fi, err := os.Stat(t.path(f))
+			if err != nil {
+				return err
+			}
+			return os.Truncate(t.path(f), fi.Size()/2)
+		}
+	case 7: // delete
+		if f := t.pick('f'); f != "" {
+			return os.Remove(t.path(f))
+		}
+	case 8: // rename
+		if f := t.pick('f'); f != "" {
+			return os.Rename(t.path(f), t.path(t.newName("r")))
+		}
+	case 9: // move a folder under another (not into itself)
+		d := t.pick('d')
+		to := t.pick('d')
+		if d == "" || to == "" || to == d || strings.HasPrefix(to+"/", d+"/") {
+			return nil
+		}
+		return os.Rename(t.path(d), t.path(filepath.Join(to, fmt.Sprintf("m%06d", t.rng.IntN(1_000_000)))))
+	case 10: // chmod
+		if f := t.pick('f'); f != "" {
+			return os.Chmod(t.path(f), []fs.FileMode{0o600, 0o644, 0o640, 0o755, 0o444}[t.rng.IntN(5)])
+		}
+	case 11: // the large file rewritten in parts
+		return t.writeAt(bigFile, true)
+	case 12: // a hard link made
+		if f := t.pick('f'); f != "" {
+			return os.Link(t.path(f), t.path(t.newName("h")))
+		}
+	case 13: // a symlink made, to a file that may go later (broken)
+		if f := t.pick('f'); f != "" {
+			name := t.newName("s")
+			rel, err := filepath.Rel(filepath.Dir(t.path(name)), t.path(f))
+			if err != nil {
+				return err
+			}
+			return os.Symlink(rel, t.path(name))
+		}
+	case 14: // a new folder, or one removed with what it holds
+		if t.rng.IntN(2) == 0 {
+			return os.MkdirAll(t.path(t.newName("n")), 0o755)
+		}
+		if d := t.pick('d'); d != "" && len(t.all('d')) > 6 {
+			return os.RemoveAll(t.path(d))
+		}
+	case 15: // the log rotated
+		return os.WriteFile(t.path(liveFile), []byte("rotated\n"), 0o644)
+	}
+	return nil
+}
+
+func (t *tree) appendTo(rel string, b []byte) error {
+	f, err := os.OpenFile(t.path(rel), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	return errorsJoin(err, f.Close())
+}
+
+// writeAt overwrites some parts of a file in place, keeping its size.
+func (t *tree) writeAt(rel string, many bool) error {
+	fi, err := os.Stat(t.path(rel))
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	f, err := os.OpenFile(t.path(rel), os.O_WRONLY, 0)
+	if err != nil {
+		if os.IsPermission(err) {
+			return nil
+		}
+		return err
+	}
+	parts := 1
+	if many {
+		parts = 1 + t.rng.IntN(8)
+	}
+	for range parts {
+		n := min(fi.Size(), int64(1+t.rng.IntN(16<<10)))
+		off := t.rng.Int64N(fi.Size() - n + 1)
+		if _, err := f.WriteAt(t.bytes(int(n), false), off); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func errorsJoin(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
