@@ -183,8 +183,11 @@ type packer struct {
 	order  chan *batch
 	jobs   chan *batch
 	inodes map[devIno]bool // walker only: hard-linked inodes queued so far
-	tops   map[string]*top // walker only: the paths given, by member name
-	top    int             // walker only: the index of the path being walked
+	// walker only: names of hard-linked inodes the Index left out as
+	// unchanged, while no name of theirs is in the archive (see keep)
+	kept map[devIno][]keptName
+	tops map[string]*top // walker only: the paths given, by member name
+	top  int             // walker only: the index of the path being walked
 	// walker only: member names whose delta name is taken (see noDelta)
 	deltaTaken map[string]bool
 	cancel     context.CancelFunc
@@ -472,6 +475,9 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	taken := p.takeDeltaNames(kids)
 	for _, k := range kids {
 		if k.listed >= 0 && !store[k.listed] && !k.fi.IsDir() {
+			if !p.keep(k, dev) {
+				return false
+			}
 			continue
 		}
 		if !p.visit(k.disk, k.name, k.fi, dev) {
@@ -480,6 +486,47 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	}
 	for _, name := range taken {
 		delete(p.deltaTaken, name)
+	}
+	return true
+}
+
+// keptName is an unchanged name of a hard-linked file, and the device of
+// its walk.
+type keptName struct {
+	walked
+	dev uint64
+}
+
+// keep sees to an entry the Index left out as unchanged that is one name
+// of a hard-linked file. The names of an inode must come back linked, yet a
+// folder moved gives the files in it new names (stored) without touching
+// their inodes, whose other names stay unchanged (left out). So once one
+// name of an inode is in the archive, every unchanged name of it goes in
+// too, as a hard link to it: now, if one is in already, else when one is.
+func (p *packer) keep(k walked, dev uint64) bool {
+	if !k.fi.Mode().IsRegular() || statOf(k.fi).Nlink < 2 {
+		return true
+	}
+	key := keyOf(k.fi)
+	if p.inodes[key] {
+		return p.visit(k.disk, k.name, k.fi, dev)
+	}
+	if p.kept == nil {
+		p.kept = map[devIno][]keptName{}
+	}
+	p.kept[key] = append(p.kept[key], keptName{k, dev})
+	return true
+}
+
+// linkKept stores the unchanged names kept for an inode whose first name
+// in the archive was just queued, as hard links to it.
+func (p *packer) linkKept(key devIno) bool {
+	kept := p.kept[key]
+	delete(p.kept, key)
+	for _, k := range kept {
+		if !p.visit(k.disk, k.name, k.fi, k.dev) {
+			return false
+		}
 	}
 	return true
 }
@@ -521,7 +568,10 @@ func (p *packer) queueFile(it *item) bool {
 		return false
 	}
 	it.load = true
-	return p.emit(it)
+	if !p.emit(it) {
+		return false
+	}
+	return it.key == (devIno{}) || p.linkKept(it.key)
 }
 
 // CountWriter counts the bytes written through it: Pack's the bytes of
