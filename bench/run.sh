@@ -9,12 +9,15 @@
 #   bench/run.sh --quick              the same as BENCH_SCALE=0.1
 #   bench/run.sh --rows "2 3"         only some rows (1 pack, 2 split, 3 join,
 #                                     4 end-to-end backup, 5 restore,
-#                                     6 incremental, 7 check and repair)
+#                                     6 incremental, 7 check and repair,
+#                                     8 long stream, 9 SFTP throughput,
+#                                     10 S3 upload)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5 6 7"), BENCH_GO (0), BENCH_BIN (bin: where the bk tools are).
+# BENCH_ROWS ("1 2 3 4 5 6 7 8 9 10"), BENCH_GO (0), BENCH_BIN (bin: where the
+# bk tools are), BENCH_STREAM_GIB (64: the size of row 8's stream).
 #
 # Everything is written below bench/_out/: data/ (the data sets, made again
 # only when the seed or scale changes), work/ (outputs, shares, hosts),
@@ -34,7 +37,7 @@ usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
-ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7 8 9 10}
 GOBENCH=${BENCH_GO:-0}
 while (($#)); do
 	case $1 in
@@ -85,7 +88,7 @@ aptget() {
 	fi
 }
 missing=()
-for t in age:age age-keygen:age zstd:zstd tar:tar restic:restic sshd:openssh-server ssh:openssh-client; do
+for t in age:age age-keygen:age zstd:zstd tar:tar restic:restic sshd:openssh-server ssh:openssh-client rclone:rclone; do
 	command -v "${t%%:*}" >/dev/null || [[ -x /usr/sbin/${t%%:*} ]] || missing+=("${t#*:}")
 done
 [[ -x /usr/bin/time ]] || missing+=(time)
@@ -574,17 +577,33 @@ sftp_ready() {
 	return 1
 }
 
+# perGiB SET WHAT LABEL STAGE BYTES: a stage's CPU seconds per GiB of BYTES.
+perGiB() {
+	ok "$3" && [[ -n ${CPU[$3:$4]:-} && ${5:-0} -gt 0 ]] || return 0
+	line "$1" "$2" "$(awk -v c="${CPU[$3:$4]}" -v b="$5" 'BEGIN { printf "%.2f s/GiB", c / (b / 2^30) }')" "" "-" "-" "info"
+}
+
 row4() {
 	ROW=4 ROWNAME="end-to-end backup"
 	need bk-pack || return 0
 	local labels=(pack-null)
 	hostsfiles
+	# The same three folders in tmpfs: what the pipeline costs, without the
+	# disk's time to write 1.5 GiB of shares (which bk-pack > /dev/null
+	# does not write).
+	local shm=/dev/shm
+	[[ -d $shm && -w $shm ]] || shm=$WORK
+	shm=$shm/bk-bench-$$
+	printf '%s\n' "$shm/t1" "$shm/t2" "$shm/t3" >"$WORK/hosts-shm.txt"
 	def pack-null "" "cd $DATA && T bk-pack bk-pack -r $RECIP mixed > /dev/null"
 	def e2e-local "$E2E_PREP" "$E2E_LOCAL"
+	def e2e-shm "rm -rf $shm && mkdir -p $shm/t1 $shm/t2 $shm/t3" \
+		"cd $DATA && T bk-pack bk-pack -r $RECIP mixed | T bk-split bk-split -k 2 -n 3 | T bk-push bk-push $WORK/hosts-shm.txt > $WORK/manifest-shm.json"
 	def e2e-sftp "rm -rf $WORK/hosts/s? && mkdir -p $WORK/hosts/s1 $WORK/hosts/s2 $WORK/hosts/s3" \
 		"cd $DATA && T bk-pack bk-pack -r $RECIP mixed | T bk-split bk-split -k 2 -n 3 | T bk-push bk-push $WORK/hosts-sftp.txt > $WORK/manifest-sftp.json"
 	if need bk-split bk-push; then
-		labels+=(e2e-local)
+		labels+=(e2e-shm e2e-local)
+		CMDLINES+=("(e2e-shm: the three folders in ${shm%/*}, tmpfs where there is one)")
 		if need sshd ssh && start_sshd && sftp_ready; then
 			CMDLINES+=("(sftp: a throwaway sshd on 127.0.0.1; BK_SSH=\"ssh -F bench/_out/work/ssh/ssh_config\")")
 			labels+=(e2e-sftp)
@@ -598,16 +617,28 @@ row4() {
 	local sshd_secs
 	sshd_secs=$(awk -v a="$before" -v b="$(sshd_cpu)" -v n="$REPS" 'BEGIN { printf "%.2f", (b - a) / n }')
 	stop_sshd
-	compare mixed "pack|split -k2 -n3|push 3 folders / pack>null" e2e-local pack-null "<=" 1.10
+	rm -rf "$shm"
+	compare mixed "pack|split -k2 -n3|push 3 tmpfs folders / pack>null" e2e-shm pack-null "<=" 1.50
+	cpuline mixed "the same: CPU time of the 3 stages / pack>null's" e2e-shm pack-null
+	compare mixed "pack|split -k2 -n3|push 3 disk folders / pack>null" e2e-local pack-null - -
 	compare mixed "pack|split -k2 -n3|push 3 sftp / pack>null" e2e-sftp pack-null "<=" 1.50
 	refline mixed "bk-pack > /dev/null (reference alone)" pack-null bk-pack
 	local l s
 	stageline mixed pack-null bk-pack
-	for l in e2e-local e2e-sftp; do
+	for l in e2e-shm e2e-local e2e-sftp; do
 		for s in bk-pack bk-split bk-push; do
 			stageline mixed "$l" "$s"
 		done
 	done
+	# CPU per GiB: bk-pack's of the files it reads, split's and push's of
+	# the archive stream (the manifest's stream_size).
+	local input archive
+	input=$(du -sb "$DATA/mixed" | cut -f1)
+	archive=$(grep -o '"stream_size": [0-9]*' "$WORK/manifest-shm.json" 2>/dev/null | grep -o '[0-9]*$' || echo 0)
+	perGiB mixed "e2e-shm: bk-pack CPU per GiB of files" e2e-shm bk-pack "$input"
+	perGiB mixed "e2e-shm: bk-split CPU per GiB of archive" e2e-shm bk-split "$archive"
+	perGiB mixed "e2e-shm: bk-push CPU per GiB of archive" e2e-shm bk-push "$archive"
+	perGiB mixed "pack-null: bk-pack CPU per GiB of files" pack-null bk-pack "$input"
 	# The server's side shares the same two cores: it counts too.
 	ok e2e-sftp && line mixed "e2e-sftp: the loopback sshd's CPU s (a round)" "" "$sshd_secs s cpu" "-" "-" "info"
 }
@@ -782,6 +813,152 @@ PYEOF
 	rm -rf "$WORK/inc/many"
 }
 
+# row8: a long stream through bk-split | bk-join, from a generator that
+# costs next to nothing (bench/genstream), to /dev/null: memory must stay
+# flat and throughput steady from the first GiB to the last. Not repeated:
+# one pass of BENCH_STREAM_GIB (64) GiB, the RSS of both tools sampled every
+# few seconds.
+row8() {
+	ROW=8 ROWNAME="terabyte stream"
+	need bk-split bk-join || return 0
+	local gib=${BENCH_STREAM_GIB:-64} dir=$WORK/stream sub
+	rm -rf "$dir" && mkdir -p "$dir"
+	go build -o "$OUT/bin/genstream" ./bench/genstream
+	CMDLINES+=("stream: genstream -gib $gib | bk-split -k 4 -n 6 | bk-join > /dev/null (RSS of bk-split and bk-join sampled every 2 s)")
+	note "row 8: $gib GiB through bk-split | bk-join"
+	rm -rf "$TDIR" && mkdir -p "$TDIR"
+	local t0=$EPOCHREALTIME
+	# Each tool writes its PID first (sh execs it), so it can be sampled.
+	(set -o pipefail; genstream -gib "$gib" -marks "$dir/marks" |
+		T bk-split sh -c "echo \$\$ > $dir/bk-split.pid; exec bk-split -q -k 4 -n 6" |
+		T bk-join sh -c "echo \$\$ > $dir/bk-join.pid; exec bk-join -q" >/dev/null) 2>"$LOGS/stream.log" &
+	sub=$!
+	: >"$dir/rss"
+	local s pid kib
+	while kill -0 "$sub" 2>/dev/null; do
+		sleep 2
+		for s in bk-split bk-join; do
+			pid=$(cat "$dir/$s.pid" 2>/dev/null) || continue
+			kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+			[[ -n $kib ]] && echo "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }') $s $kib" >>"$dir/rss"
+		done
+	done
+	if ! wait "$sub"; then
+		FAILED=1
+		NOTES+=("row 8: the stream failed: $(tail -n 2 "$LOGS/stream.log" | tr '\n' ' ')")
+		return 0
+	fi
+	local wall
+	wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	# Throughput of the first GiB and of the last, from the generator's marks.
+	local first last
+	first=$(awk 'NR == 1 { printf "%.0f", 1024 / $2 }' "$dir/marks")
+	last=$(awk '{ p = t; t = $2 } END { printf "%.0f", 1024 / (t - p) }' "$dir/marks")
+	line stream "$gib GiB split|join: MiB/s, first GiB / last GiB" "$first MiB/s" "$last MiB/s" \
+		"$(awk -v a="$last" -v b="$first" 'BEGIN { printf "%.2fx", a / b }')" "-" "info, ${wall} s in all"
+	local firstrss lastrss
+	for s in bk-split bk-join; do
+		firstrss=$(awk -v s="$s" '$2 == s { print $3; exit }' "$dir/rss")
+		lastrss=$(awk -v s="$s" '$2 == s { r = $3 } END { print r }' "$dir/rss")
+		[[ -n $firstrss ]] || continue
+		line stream "$s RSS: first sample / last (peak below)" "$(mib "$firstrss")" "$(mib "$lastrss")" \
+			"$(awk -v a="$lastrss" -v b="$firstrss" 'BEGIN { printf "%.2fx", a / b }')" "-" "info, $(grep -c " $s " "$dir/rss") samples"
+		RSS[stream:$s]=$(tail -n 1 "$TDIR/$s" | awk '{ print $2 }')
+		STAGES[stream]+="$s "
+		BEST[stream]=$wall
+		rssline stream "$s peak RSS over the whole stream" stream "$s"
+	done
+	line stream "extrapolated to 10 TB (10^13 bytes) at the last GiB's rate" \
+		"$(awk -v r="$last" 'BEGIN { printf "%.1f h", 1e13 / (r * 2^20) / 3600 }')" "" "-" "-" "info"
+}
+
+# uploadset DIR: the input of rows 9 and 10, 256 MiB of random.bin (scaled),
+# as a share stream (k=2, n=3) for bk-push and as the share files of the same
+# sizes for sftp and rclone; echoes its size.
+uploadset() {
+	local dir=$1 size
+	size=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 256 * 2^20 * s }')
+	rm -rf "$dir" && mkdir -p "$dir/shares"
+	head -c "$size" "$DATA/random.bin" >"$dir/in.bin"
+	bk-split -q -k 2 -n 3 <"$dir/in.bin" >"$dir/in.bks"
+	bk-split -q -k 2 -n 3 -o "$dir/shares" <"$dir/in.bin"
+	echo "$size"
+}
+
+# row9: bk-push over SFTP against OpenSSH's sftp putting the same share
+# files, at once, on the same loopback sshd through the same ssh config
+# (so the same cipher); one host: bk-push's other shares go to tmpfs.
+row9() {
+	ROW=9 ROWNAME="SFTP throughput"
+	need bk-split bk-push sshd ssh sftp || return 0
+	start_sshd || return 0
+	local dir=$WORK/sftp size shm=/dev/shm i
+	[[ -d $shm && -w $shm ]] || shm=$WORK
+	shm=$shm/bk-bench-$$
+	size=$(uploadset "$dir")
+	printf 'sftp://bkbench%s\n' "$dir/b1" "$dir/b2" "$dir/b3" >"$dir/hosts3"
+	printf '%s\n' "sftp://bkbench$dir/b1" "$shm/one" "$shm/two" >"$dir/hosts1"
+	local shares=("$dir"/shares/*)
+	for i in 0 1 2; do
+		echo "put ${shares[$i]} $dir/p$((i + 1))/share" >"$dir/batch$i"
+	done
+	local prep="rm -rf $dir/b? $dir/p? $shm && mkdir -p $dir/b1 $dir/b2 $dir/b3 $dir/p1 $dir/p2 $dir/p3 $shm/one $shm/two"
+	local sftp="sftp -q -F $SSHDIR/ssh_config -b"
+	def sftp-push3 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts3 < $dir/in.bks > /dev/null"
+	def sftp-ref3 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null & a=\$!; T sftp1 $sftp $dir/batch1 bkbench > /dev/null & b=\$!; T sftp2 $sftp $dir/batch2 bkbench > /dev/null & c=\$!; wait \$a && wait \$b && wait \$c"
+	def sftp-push1 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts1 < $dir/in.bks > /dev/null"
+	def sftp-ref1 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null"
+	CMDLINES+=("(row 9: the loopback sshd of row 4; sftp and bk-push's ssh read the same ssh_config: cipher $($BK_SSH -v bkbench true 2>&1 | grep -m1 -o 'server->client cipher: [^ ]*' | cut -d' ' -f3))")
+	measure sftp-push3 sftp-ref3 sftp-push1 sftp-ref1
+	stop_sshd
+	rm -rf "$shm"
+	compare sftp "bk-push to 3 sftp hosts / 3 sftp puts at once" sftp-push3 sftp-ref3 "<=" 1.0
+	compare sftp "bk-push to 1 sftp host (+2 tmpfs) / 1 sftp put" sftp-push1 sftp-ref1 "<=" 1.0
+	cpuline sftp "bk-push CPU (3 hosts) / the 3 sftp's" sftp-push3 sftp-ref3
+	local mib
+	mib=$(awk -v b="$size" 'BEGIN { print b * 1.5 / 2^20 }')
+	ok sftp-push3 && line sftp "bk-push to 3 sftp hosts: MiB/s of shares" "$(awk -v m="$mib" -v t="${BEST[sftp-push3]}" 'BEGIN { printf "%.0f", m / t }')" "" "-" "-" "info"
+}
+
+# row10: bk-push to an S3 store (versitygw serving a folder on 127.0.0.1)
+# against rclone copy of the same share files to the same server.
+row10() {
+	ROW=10 ROWNAME="S3 upload"
+	local gw
+	gw=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
+	[[ -x $gw ]] && PATH=$PATH:${gw%/*}
+	need bk-split bk-push versitygw rclone || return 0
+	local dir=$WORK/s3 size port ep
+	size=$(uploadset "$dir/set")
+	mkdir -p "$dir/store"
+	port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	ep=http://127.0.0.1:$port
+	export AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret0123456789 AWS_REGION=us-east-1
+	ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+		setsid "$gw" --port "127.0.0.1:$port" --quiet posix "$dir/store" >"$LOGS/versitygw.log" 2>&1 &
+	local gwpid=$!
+	export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BKS3_TYPE=s3 RCLONE_CONFIG_BKS3_PROVIDER=Other \
+		RCLONE_CONFIG_BKS3_ENDPOINT=$ep RCLONE_CONFIG_BKS3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID \
+		RCLONE_CONFIG_BKS3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY RCLONE_CONFIG_BKS3_REGION=us-east-1 \
+		RCLONE_CONFIG_BKS3_FORCE_PATH_STYLE=true
+	# rclone's AWS SDK refuses a CA bundle variable on a plain-HTTP transport.
+	local rc="env -u AWS_CA_BUNDLE rclone" i
+	for ((i = 0; i < 100; i++)); do
+		$rc mkdir bks3:bkbench 2>/dev/null && break
+		sleep 0.2
+	done
+	printf "s3://bkbench/b%s endpoint=$ep path-style=yes\n" 1 2 3 >"$dir/hosts"
+	def s3-push "$rc purge bks3:bkbench/b1; $rc purge bks3:bkbench/b2; $rc purge bks3:bkbench/b3; true" \
+		"T bk-push bk-push -q --expect-size $size $dir/hosts < $dir/set/in.bks > /dev/null"
+	def s3-ref "$rc purge bks3:bkbench/r; true" "T rclone $rc copy --transfers 3 $dir/set/shares bks3:bkbench/r"
+	CMDLINES+=("(row 10: $("$gw" --version 2>&1 | head -n 1) serving bench/_out/work/s3/store on 127.0.0.1; rclone's remote bks3 from RCLONE_CONFIG_BKS3_* variables)")
+	measure s3-push s3-ref
+	kill "$gwpid" 2>/dev/null; wait "$gwpid" 2>/dev/null
+	compare s3 "bk-push to 3 S3 prefixes / rclone copy of the 3 files" s3-push s3-ref "<=" 1.0
+	cpuline s3 "bk-push CPU / rclone copy's" s3-push s3-ref
+	rm -rf "$dir"
+}
+
 # sizeline SET WHAT LABEL REFLABEL LIMIT: output size against a reference's.
 sizeline() {
 	[[ -n ${SIZE[$3]:-} && -n ${SIZE[$4]:-} ]] || return 0
@@ -796,7 +973,7 @@ START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T0=$SECONDS
 for r in $ROWS; do
 	case $r in
-	[1-7]) "row$r" ;;
+	[1-9] | 10) "row$r" ;;
 	*) echo "bench: error: no row $r" >&2; exit 2 ;;
 	esac
 done
