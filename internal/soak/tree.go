@@ -236,7 +236,7 @@ func (t *tree) newName(prefix string) string {
 }
 
 func (t *tree) addFile() error {
-	size := []int{0, 10, 300, 4 << 10, 16 << 10, 64 << 10}[t.rng.IntN(6)]
+	size := []int{0, 10, 300, 4 << 10, 40 << 10, 200 << 10}[t.rng.IntN(6)]
 	name := t.newName("f")
 	if _, err := os.Lstat(t.path(name)); err == nil {
 		return nil
