@@ -48,11 +48,15 @@ type Failure struct {
 	Night int
 	Date  string
 	What  string
+	Short bool
 }
 
 func (f *Failure) Error() string {
-	return fmt.Sprintf("night %d (%s), seed %d: %s\nreplay: make soak SEED=%d FROM=%d NIGHTS=%d",
-		f.Night, f.Date, f.Seed, f.What, f.Seed, f.Night, f.Night+1)
+	replay := fmt.Sprintf("make soak SEED=%d FROM=%d NIGHTS=%d", f.Seed, f.Night, f.Night+1)
+	if f.Short {
+		replay += " SOAKFLAGS=-short"
+	}
+	return fmt.Sprintf("night %d (%s), seed %d: %s\nreplay: %s", f.Night, f.Date, f.Seed, f.What, replay)
 }
 
 // Result is what the summary reports.
@@ -152,7 +156,7 @@ func (s *sim) finish(began time.Time) *Result {
 }
 
 func (s *sim) fail(what string, args ...any) error {
-	return &Failure{Seed: s.cfg.Seed, Night: s.night, Date: s.date.Format("2006-01-02"), What: fmt.Sprintf(what, args...)}
+	return &Failure{Seed: s.cfg.Seed, Night: s.night, Date: s.date.Format("2006-01-02"), What: fmt.Sprintf(what, args...), Short: s.cfg.Short}
 }
 
 func (s *sim) logf(format string, args ...any) {
