@@ -189,46 +189,7 @@ func TestPropertyDishonest(t *testing.T) {
 		honest := perm[len(forgers):]
 		reachable := append(slices.Clone(forgers), honest[:len(honest)-rapid.IntRange(0, len(honest)-k).Draw(t, "lost")]...)
 
-		forged := make([]*sharetest.Share, len(forgers))
-		for x, i := range forgers {
-			var err error
-			if forged[x], err = sharetest.Parse(bytes.Clone(shares[i])); err != nil {
-				t.Fatal(err)
-			}
-		}
-		stripes := int64(stripesFor(int64(size), info))
-		if len(forged) > 0 {
-			for s := range stripes {
-				for _, f := range forged {
-					if rapid.Bool().Draw(t, fmt.Sprintf("alter %d/%d", s, f.Index)) {
-						f.Flip(s, rapid.IntRange(0, bs-1).Draw(t, "at"))
-						sum := f.Rehash(s)
-						for _, g := range forged {
-							copy(g.Checksum(s, f.Index), sum[:])
-						}
-					}
-				}
-				if rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("lie %d", s)) == 0 {
-					lie := honest[rapid.IntRange(0, len(honest)-1).Draw(t, "about")]
-					for _, g := range forged {
-						g.Checksum(s, lie)[0] ^= 0x5a
-					}
-				}
-			}
-			delta := int64(0)
-			if stripes > 0 {
-				room := stripes*info.StripeSize() - int64(size) // zeros after the stream in its last stripe
-				delta = rapid.Int64Range(-min(int64(size)-(stripes-1)*info.StripeSize()-1, 8), min(room, 8)).Draw(t, "delta")
-			}
-			for _, f := range forged {
-				f.SetLength(int64(size) + delta)
-			}
-		}
-		altered := make([][]byte, n)
-		copy(altered, shares)
-		for _, f := range forged {
-			altered[f.Index] = f.Data
-		}
+		altered := forge(t, info, shares, size, forgers, honest)
 
 		check := func(how string, out []byte, err error) {
 			switch {
@@ -253,4 +214,52 @@ func TestPropertyDishonest(t *testing.T) {
 			check("stream", out.Bytes(), err)
 		}
 	})
+}
+
+// forge has the hosts of forgers alter their shares consistently and
+// together, as drawn: blocks (each colluder's record naming the forged
+// checksums), lies in their records about honest blocks, and trailers (a
+// length of the same stripe count, resealed). It returns the shares, the
+// forgers' altered.
+func forge(t *rapid.T, info SetInfo, shares [][]byte, size int, forgers, honest []int) [][]byte {
+	forged := make([]*sharetest.Share, len(forgers))
+	for x, i := range forgers {
+		var err error
+		if forged[x], err = sharetest.Parse(bytes.Clone(shares[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stripes := stripesFor(int64(size), info)
+	if len(forged) > 0 {
+		for s := range stripes {
+			for _, f := range forged {
+				if rapid.Bool().Draw(t, fmt.Sprintf("alter %d/%d", s, f.Index)) {
+					f.Flip(s, rapid.IntRange(0, info.BlockSize-1).Draw(t, "at"))
+					sum := f.Rehash(s)
+					for _, g := range forged {
+						copy(g.Checksum(s, f.Index), sum[:])
+					}
+				}
+			}
+			if rapid.IntRange(0, 4).Draw(t, fmt.Sprintf("lie %d", s)) == 0 {
+				lie := honest[rapid.IntRange(0, len(honest)-1).Draw(t, "about")]
+				for _, g := range forged {
+					g.Checksum(s, lie)[0] ^= 0x5a
+				}
+			}
+		}
+		delta := int64(0)
+		if stripes > 0 {
+			room := stripes*info.StripeSize() - int64(size) // zeros after the stream in its last stripe
+			delta = rapid.Int64Range(-min(int64(size)-(stripes-1)*info.StripeSize()-1, 8), min(room, 8)).Draw(t, "delta")
+		}
+		for _, f := range forged {
+			f.SetLength(int64(size) + delta)
+		}
+	}
+	altered := slices.Clone(shares)
+	for _, f := range forged {
+		altered[f.Index] = f.Data
+	}
+	return altered
 }

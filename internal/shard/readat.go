@@ -40,10 +40,11 @@ type ReadAtOptions struct {
 	// CacheBytes bounds the decoded stripes kept for the next reads; 0
 	// means DefaultCacheBytes. At least two stripes are always kept.
 	CacheBytes int64
-	// ReadAhead is how many stripes after a read that follows the one
-	// before (as age's reader goes through a zstd frame, 64 KiB at a
-	// time) are decoded in the background, so that the next stripe is on
-	// its way while this one is used; within half the cache. 0 means
+	// ReadAhead bounds how many stripes after a read that goes on from
+	// the one before (as age's reader goes through a zstd frame, 64 KiB
+	// at a time) are decoded in the background, so that the next stripe
+	// is on its way while this one is used: as many as the reads in a
+	// row moved across, up to ReadAhead and half the cache. 0 means
 	// DefaultReadAhead; a negative number, none.
 	ReadAhead int
 }
@@ -100,9 +101,11 @@ type ReadStats struct {
 // A RangeSource that can (rclone's) is opened for each range with
 // OpenRange; other sources whose Open returns an io.ReaderAt (local
 // files, SFTP, S3) are opened once and read at offsets; the rest are
-// opened at each range and closed once it is read. A bounded cache keeps recently
-// decoded stripes. ReadAt is safe for concurrent use; concurrent reads of
-// one stripe decode it once.
+// opened at each range and closed once it is read. A bounded cache keeps
+// recently decoded stripes, and reads in order have the next stripes
+// decoded ahead (ReadAtOptions.ReadAhead). ReadAt is safe for concurrent
+// use; concurrent reads of one stripe decode it once. Canceling the
+// context given to NewReaderAt, or Close, ends the reads under way.
 type ReaderAt struct {
 	ctx    context.Context
 	cancel context.CancelFunc

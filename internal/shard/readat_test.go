@@ -14,8 +14,6 @@ import (
 
 	"filippo.io/age"
 	"pgregory.net/rapid"
-
-	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
 type readAtResult struct {
@@ -172,48 +170,14 @@ func TestPropertyReadAtDishonest(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		k := rapid.IntRange(1, 3).Draw(t, "k")
 		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
-		bs := 64
 		size := rapid.IntRange(1, 3000).Draw(t, "size")
 		data := randBytes(rapid.Uint64().Draw(t, "seed"), size)
-		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: bs})
+		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: 64})
 		perm := rapid.Permutation(rangeN(n)).Draw(t, "order")
 		forgers := perm[:rapid.IntRange(0, n-k).Draw(t, "forgers")]
 		honest := perm[len(forgers):]
 		reachable := append(slices.Clone(forgers), honest[:len(honest)-rapid.IntRange(0, len(honest)-k).Draw(t, "lost")]...)
-		var forged []*sharetest.Share
-		for _, i := range forgers {
-			f, err := sharetest.Parse(bytes.Clone(shares[i]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			forged = append(forged, f)
-		}
-		for s := range stripesFor(int64(size), info) {
-			for _, f := range forged {
-				if rapid.Bool().Draw(t, fmt.Sprintf("alter %d/%d", s, f.Index)) {
-					f.Flip(s, rapid.IntRange(0, bs-1).Draw(t, "at"))
-					sum := f.Rehash(s)
-					for _, g := range forged {
-						copy(g.Checksum(s, f.Index), sum[:])
-					}
-				}
-			}
-			if len(forged) > 0 && rapid.IntRange(0, 3).Draw(t, fmt.Sprintf("lie %d", s)) == 0 {
-				lie := honest[rapid.IntRange(0, len(honest)-1).Draw(t, "about")]
-				for _, g := range forged {
-					g.Checksum(s, lie)[0] ^= 0x5a
-				}
-			}
-		}
-		if delta := rapid.IntRange(-1, 1).Draw(t, "delta"); delta != 0 && size > 1 {
-			for _, f := range forged {
-				f.SetLength(int64(size + delta))
-			}
-		}
-		for _, f := range forged {
-			f.Reseal()
-			shares[f.Index] = f.Data
-		}
+		shares = forge(t, info, shares, size, forgers, honest)
 		res, err := openAt(t, memSources(shares, reachable), int64(size))
 		if err != nil {
 			if len(forgers) < k {
