@@ -908,7 +908,7 @@ row9() {
 	def sftp-ref3 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null & a=\$!; T sftp1 $sftp $dir/batch1 bkbench > /dev/null & b=\$!; T sftp2 $sftp $dir/batch2 bkbench > /dev/null & c=\$!; wait \$a && wait \$b && wait \$c"
 	def sftp-push1 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts1 < $dir/in.bks > /dev/null"
 	def sftp-ref1 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null"
-	CMDLINES+=("(row 9: the loopback sshd of row 4; sftp and bk-push's ssh read the same ssh_config: cipher $($BK_SSH -v bkbench true 2>&1 | grep -m1 -o 'server->client cipher: [^ ]*' | cut -d' ' -f3))")
+	CMDLINES+=("(row 9: the loopback sshd of row 4; sftp and bk-push's ssh read the same ssh_config: cipher $($BK_SSH -v bkbench true 2>&1 | awk '/server->client cipher:/ && !c { c = $0; sub(/.*cipher: /, "", c); sub(/ .*/, "", c) } END { print c }'))")
 	measure sftp-push3 sftp-ref3 sftp-push1 sftp-ref1
 	stop_sshd
 	rm -rf "$shm"
@@ -951,7 +951,7 @@ row10() {
 	def s3-push "$rc purge bks3:bkbench/b1; $rc purge bks3:bkbench/b2; $rc purge bks3:bkbench/b3; true" \
 		"T bk-push bk-push -q --expect-size $size $dir/hosts < $dir/set/in.bks > /dev/null"
 	def s3-ref "$rc purge bks3:bkbench/r; true" "T rclone $rc copy --transfers 3 $dir/set/shares bks3:bkbench/r"
-	CMDLINES+=("(row 10: $("$gw" --version 2>&1 | head -n 1) serving bench/_out/work/s3/store on 127.0.0.1; rclone's remote bks3 from RCLONE_CONFIG_BKS3_* variables)")
+	CMDLINES+=("(row 10: versitygw $("$gw" --version 2>&1 | awk 'NR == 1 { print $NF }') serving bench/_out/work/s3/store on 127.0.0.1; rclone's remote bks3 from RCLONE_CONFIG_BKS3_* variables)")
 	measure s3-push s3-ref
 	kill "$gwpid" 2>/dev/null; wait "$gwpid" 2>/dev/null
 	compare s3 "bk-push to 3 S3 prefixes / rclone copy of the 3 files" s3-push s3-ref "<=" 1.0
