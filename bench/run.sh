@@ -11,12 +11,13 @@
 #                                     4 end-to-end backup, 5 restore,
 #                                     6 incremental, 7 check and repair,
 #                                     8 long stream, 9 SFTP throughput,
-#                                     10 S3 upload)
+#                                     10 S3 upload, 11 seekable restore
+#                                     and find)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5 6 7 8 9 10"), BENCH_GO (0), BENCH_BIN (bin: where the
+# BENCH_ROWS ("1 2 3 4 5 6 7 8 9 10 11"), BENCH_GO (0), BENCH_BIN (bin: where the
 # bk tools are), BENCH_STREAM_GIB (64: the size of row 8's stream).
 #
 # Everything is written below bench/_out/: data/ (the data sets, made again
@@ -37,7 +38,7 @@ usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
-ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7 8 9 10}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7 8 9 10 11}
 GOBENCH=${BENCH_GO:-0}
 while (($#)); do
 	case $1 in
@@ -967,13 +968,96 @@ sizeline() {
 	line "$1" "$2" "$(human "${SIZE[$3]}")" "$(human "${SIZE[$4]}")" "${r}x" "<= ${5}x" "$(verdict "$r" "<=" "$5")"
 }
 
+# sharebytes LOG: "FETCHED TOTAL" from the last "(N of M bytes)" a bk tool
+# noted in LOG: the share bytes it read, of those the backups hold.
+sharebytes() {
+	grep -o '([0-9]* of [0-9]* bytes)' "$1" | tail -n 1 | tr -d '()' | awk '{ print $1, $3 }'
+}
+
+# byteline SET WHAT LABEL LIMIT: the share bytes LABEL's last run read, as
+# a fraction of the backups' share bytes, against LIMIT.
+byteline() {
+	ok "$3" || return 0
+	local f t r
+	read -r f t < <(sharebytes "$LOGS/$3.log")
+	[[ -n ${t:-} && $t -gt 0 ]] || { NOTES+=("row $ROW: $3 said nothing of the share bytes it read"); return 0; }
+	r=$(awk -v a="$f" -v b="$t" 'BEGIN { printf "%.4f", a / b }')
+	line "$1" "$2" "$(human "$f")" "$(human "$t")" "${r}x" "<= ${4}x" "$(verdict "$r" "<=" "$4")"
+}
+
+row11() {
+	ROW=11 ROWNAME="seekable restore, find"
+	need bk-pack bk-split bk-push bk-join bk-restore bk-find || return 0
+	hostsfiles
+	if ! ok e2e-local; then
+		def e2e-local "$E2E_PREP" "$E2E_LOCAL"
+		once e2e-local || { FAILED=1; NOTES+=("row 11: the backup to restore failed: ${ERR[e2e-local]}"); return 0; }
+	fi
+	# The file of the mixed set nearest to 1 MiB above it.
+	local file labels=()
+	file=$(cd "$DATA" && find mixed -type f -size +1024k -printf '%s %p\n' | sort -n | head -n 1 | cut -d' ' -f2-)
+	[[ -n $file ]] || { NOTES+=("row 11: the mixed set has no file of 1 MiB or more"); return 0; }
+	def seek-one "rm -rf $WORK/seek-one" \
+		"T bk-restore bk-restore -i $KEY --from $WORK/hosts-local.txt -C $WORK/seek-one $file"
+	def seek-full "rm -rf $WORK/seek-full" \
+		"T bk-join bk-join $WORK/hosts-local.txt | T bk-restore bk-restore -i $KEY -C $WORK/seek-full $file"
+	labels+=(seek-one seek-full)
+	if need restic; then
+		if [[ $(cat "$WORK/restic-mixed.done" 2>/dev/null) != "$SEED $SCALE" ]]; then
+			note "row 11: a restic repository of the mixed set (untimed)"
+			rm -rf "$WORK/restic-mixed" "$WORK/restic-mixed-cache"
+			restic init -q --repo "$WORK/restic-mixed" >/dev/null &&
+				(cd "$DATA" && restic -q --repo "$WORK/restic-mixed" --cache-dir "$WORK/restic-mixed-cache" backup mixed >/dev/null) &&
+				echo "$SEED $SCALE" >"$WORK/restic-mixed.done"
+		fi
+		def restic-one "rm -rf $WORK/restic-one" \
+			"T restic restic -q --repo $WORK/restic-mixed --cache-dir $WORK/restic-mixed-cache restore latest --target $WORK/restic-one --include $file"
+		labels+=(restic-one)
+	fi
+	# 30 backups of the mixed set: a full one and 29 incremental ones
+	# (untimed), for bk-find.
+	local n find=$WORK/hosts-find.txt
+	printf '%s\n' "$WORK/hosts/f1" "$WORK/hosts/f2" "$WORK/hosts/f3" >"$find"
+	if [[ $(cat "$WORK/find.done" 2>/dev/null) != "$SEED $SCALE $(bk-pack --version 2>&1)" ]]; then
+		note "row 11: 30 backups of the mixed set for bk-find (untimed)"
+		rm -rf "$WORK/hosts/f1" "$WORK/hosts/f2" "$WORK/hosts/f3" "$WORK/find-state"
+		mkdir -p "$WORK/hosts/f1" "$WORK/hosts/f2" "$WORK/hosts/f3"
+		for ((n = 0; n < 30; n++)); do
+			(cd "$DATA" && bk-pack -q -r "$RECIP" --state "$WORK/find-state" mixed | bk-split -q -k 2 -n 3 |
+				bk-push -q --state "$WORK/find-state" --name mixed "$find" >/dev/null) || { FAILED=1; NOTES+=("row 11: backup $n for bk-find failed"); return 0; }
+		done
+		echo "$SEED $SCALE $(bk-pack --version 2>&1)" >"$WORK/find.done"
+	fi
+	def find-30 "" "T bk-find bk-find -i $KEY $find ${file##*/} > $WORK/find-30.out"
+	labels+=(find-30)
+	measure "${labels[@]}"
+	compare mixed "restore 1 file: --from hosts / bk-join|bk-restore" seek-one seek-full "<=" 0.05
+	byteline mixed "restore 1 file: share bytes read / backup's" seek-one 0.02
+	compare mixed "restore 1 file: --from hosts / restic --include" seek-one restic-one "<=" 1.0
+	refline mixed "restic restore --include of 1 file (reference alone)" restic-one restic
+	byteline mixed "bk-find over 30 backups: share bytes read / theirs" find-30 0.01
+	refline mixed "bk-find over 30 backups (time alone)" find-30 bk-find
+	if ok seek-one; then
+		if cmp -s "$DATA/$file" "$WORK/seek-one/$file"; then
+			NOTES+=("row 11: checked: the file restored from the hosts ($file, $(stat -c %s "$DATA/$file") bytes) is the data set's")
+		else
+			FAILED=1
+			NOTES+=("row 11: the file restored from the hosts differs from the data set's $file")
+		fi
+	fi
+	if ok find-30 && ! grep -q -- "$file" "$WORK/find-30.out"; then
+		FAILED=1
+		NOTES+=("row 11: bk-find did not find $file")
+	fi
+}
+
 # --- report ------------------------------------------------------------------
 
 START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T0=$SECONDS
 for r in $ROWS; do
 	case $r in
-	[1-9] | 10) "row$r" ;;
+	[1-9] | 10 | 11) "row$r" ;;
 	*) echo "bench: error: no row $r" >&2; exit 2 ;;
 	esac
 done

@@ -19,6 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/bk-backup/bk/internal/archive"
 	"github.com/bk-backup/bk/internal/seal"
 )
 
@@ -45,7 +46,19 @@ const (
 	// FlagDumpdir: a directory with a GNU.dumpdir record (an incremental
 	// backup's), which says what was deleted.
 	FlagDumpdir = 1 << iota
+	// FlagDelta: a delta (a BK.delta record) of the file named as the
+	// entry without its ".bk-delta" suffix, which it changes.
+	FlagDelta
 )
+
+// Target is the name of what the entry restores: for a delta, the file it
+// changes.
+func (e *Entry) Target() string {
+	if e.Flags&FlagDelta != 0 {
+		return strings.TrimSuffix(e.Name, archive.DeltaSuffix)
+	}
+	return e.Name
+}
 
 // Entry is one entry of an archive as the catalogue holds it.
 type Entry struct {
@@ -107,6 +120,9 @@ func (w *Writer) Add(h *tar.Header, offset int64) error {
 	}
 	if _, ok := h.PAXRecords["GNU.dumpdir"]; ok {
 		e.Flags |= FlagDumpdir
+	}
+	if _, ok := h.PAXRecords["BK.delta"]; ok && strings.HasSuffix(e.Name, archive.DeltaSuffix) {
+		e.Flags |= FlagDelta
 	}
 	w.pending = e
 	return nil

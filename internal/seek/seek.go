@@ -99,9 +99,11 @@ type pick struct {
 
 // plan chooses, from the catalogues, the entries a restore with patterns
 // needs from each archive of the chain (the full backup first):
-//   - each selected entry that is not a directory, from the last archive
-//     that holds its name (its newest version), and the file a hard link
-//     among them points to, from the link's archive;
+//   - each selected name that is not a directory, from the last archive
+//     that holds it (its newest version), or, when that is a delta, from
+//     the last archive that holds it whole, with every delta after it;
+//     and the file a hard link among them points to, from the link's
+//     archive;
 //   - each selected directory, and each directory above a selected entry
 //     that records deletions (a GNU.dumpdir), from every archive that holds
 //     it: applying them in order removes what was deleted, as a full
@@ -113,12 +115,11 @@ func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick
 		member int
 		e      index.Entry
 	}
-	newest := map[string]int{} // selected name → last archive holding it
-	var kept [][]seen
+	found := map[string][]seen{} // selected name → its entries, in chain order
+	var names []string           // in the order first found
 	dumpdirs := make([]map[string]index.Entry, len(chain))
 	symlinks := make([]map[string]index.Entry, len(chain))
 	for i, a := range chain {
-		var mine []seen
 		dumpdirs[i], symlinks[i] = map[string]index.Entry{}, map[string]index.Entry{}
 		err := a.Catalogue.Each(func(e *index.Entry) error {
 			if err := ctx.Err(); err != nil {
@@ -130,16 +131,17 @@ func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick
 			case e.Type == tar.TypeSymlink:
 				symlinks[i][e.Name] = *e
 			}
-			if match(e.Name) {
-				newest[e.Name] = i
-				mine = append(mine, seen{i, *e})
+			if name := e.Target(); match(name) {
+				if found[name] == nil {
+					names = append(names, name)
+				}
+				found[name] = append(found[name], seen{i, *e})
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, named(a.Name, err)
 		}
-		kept = append(kept, mine)
 	}
 	p := &pick{entries: make([][]index.Entry, len(chain))}
 	type key struct {
@@ -154,24 +156,30 @@ func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick
 		}
 	}
 	var links []seen
-	for i, mine := range kept {
-		for _, s := range mine {
+	for _, name := range names {
+		all := found[name]
+		// The newest whole version: the last entry that is not a delta.
+		from := len(all) - 1
+		for from > 0 && all[from].e.Flags&index.FlagDelta != 0 {
+			from--
+		}
+		for j, s := range all {
 			e := s.e
-			if e.Type != tar.TypeDir && newest[e.Name] != i {
+			if e.Type != tar.TypeDir && j < from {
 				continue
 			}
-			add(i, e)
+			add(s.member, e)
 			if e.Type == tar.TypeLink {
 				links = append(links, s)
 			}
 			for dir := e.Name; dir != "."; {
 				dir = path.Dir(dir)
-				if l, ok := symlinks[i][dir]; ok {
-					add(i, l)
+				if l, ok := symlinks[s.member][dir]; ok {
+					add(s.member, l)
 				}
-				for j := range chain {
-					if d, ok := dumpdirs[j][dir]; ok {
-						add(j, d)
+				for k := range chain {
+					if d, ok := dumpdirs[k][dir]; ok {
+						add(k, d)
 					}
 				}
 			}

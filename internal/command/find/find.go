@@ -213,7 +213,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
-	env.Msg.Notef("searched %s: read %s of their %s of shares", cli.Count(int64(report.Searched), "backup", "backups"), units.Bytes(fetched), units.Bytes(total))
+	env.Msg.Notef("searched %s: read %s of their %s of shares (%d of %d bytes)", cli.Count(int64(report.Searched), "backup", "backups"), units.Bytes(fetched), units.Bytes(total), fetched, total)
 	if c.Bool("json") {
 		if err := connect.WriteJSON(env.Stdout, report); err != nil {
 			return err

@@ -93,7 +93,7 @@ func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, keys seal.K
 		report.Missing = append(report.Missing, r.Missing...)
 		report.Damaged = append(report.Damaged, r.Damaged...)
 	}
-	env.Msg.Notef("read %s of the %s of shares", units.Bytes(fetched), units.Bytes(total))
+	env.Msg.Notef("read %s of the %s of shares (%d of %d bytes)", units.Bytes(fetched), units.Bytes(total), fetched, total)
 	return stats, report, err
 }
 
