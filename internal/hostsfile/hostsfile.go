@@ -52,8 +52,11 @@ func ParseFile(name string) ([]Host, error) {
 
 // Parse reads a hosts file from r. file names it in errors; relative local
 // folders are taken relative to base. An error names the file and line.
+// Two lines naming one host (the same URL, however written) are an error
+// naming both: a host listed twice is a slip, and would be counted as two.
 func Parse(r io.Reader, file, base string) ([]Host, error) {
 	var hosts []Host
+	lineOf := map[string]int{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		h, ok, err := ParseLine(sc.Text(), base)
@@ -61,10 +64,15 @@ func Parse(r io.Reader, file, base string) ([]Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if ok {
-			h.File, h.Line = file, n
-			hosts = append(hosts, h)
+		if !ok {
+			continue
 		}
+		if first, dup := lineOf[h.URL()]; dup {
+			return nil, fmt.Errorf("%s: %s is on line %d already: list each host once", where, h.URL(), first)
+		}
+		lineOf[h.URL()] = n
+		h.File, h.Line = file, n
+		hosts = append(hosts, h)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -126,6 +126,24 @@ func TestParseErrorNamesFileAndLine(t *testing.T) {
 	}
 }
 
+// A host on two lines is refused, naming both lines, however the two
+// lines write it; different folders of one server are different hosts.
+func TestParseRefusesRepeatedHost(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"/srv/a\nnas:x\n# c\n/srv/a\n", "hosts:4: file:///srv/a is on line 1 already: list each host once"},
+		{"/srv/a quota=1G\nfile:///srv/a/\n", "hosts:2: file:///srv/a is on line 1 already: list each host once"},
+		{"nas:x\nsftp://nas/~/x\n", "hosts:2: sftp://nas/~/x is on line 1 already: list each host once"},
+	} {
+		if _, err := Parse(strings.NewReader(tt.file), "hosts", "/"); err == nil || err.Error() != tt.want {
+			t.Errorf("Parse(%q) = %v, want %s", tt.file, err, tt.want)
+		}
+	}
+	hosts, err := Parse(strings.NewReader("nas:x\nnas:y\nsftp://me@nas/~/x\n"), "hosts", "/")
+	if err != nil || len(hosts) != 3 {
+		t.Fatalf("three different hosts: %d, %v", len(hosts), err)
+	}
+}
+
 func TestHostString(t *testing.T) {
 	for _, tt := range []struct {
 		h    Host
