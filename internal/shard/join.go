@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/reedsolomon"
@@ -31,6 +32,22 @@ type JoinOptions struct {
 	// shares of any other set are bad shares. Without it the set most
 	// shares belong to is rebuilt.
 	SetID [16]byte
+	// EachMissing names every missing share in a warning of its own;
+	// without it more than a few are summed up in one (Summary).
+	EachMissing bool
+}
+
+// namedShares is how many names Summary gives before counting the rest.
+const namedShares = 4
+
+// Summary joins names with commas, or, when there are many, the first few
+// and how many more: "share 0, share 2, share 4, share 6 … (and 124
+// more)". 128 names on a line tell a reader less than the count does.
+func Summary(names []string) string {
+	if len(names) <= namedShares+1 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s … (and %d more)", strings.Join(names[:namedShares], ", "), len(names)-namedShares)
 }
 
 // JoinReport says what a join found.

@@ -339,3 +339,24 @@ func TestStreamWithPaddedShare(t *testing.T) {
 		t.Fatalf("warnings %q", warns)
 	}
 }
+
+// Up to five names are given in full; more are the first four and a count.
+func TestSummary(t *testing.T) {
+	names := func(n int) []string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf("share %d", i))
+		}
+		return s
+	}
+	for n, want := range map[int]string{
+		0: "",
+		1: "share 0",
+		5: "share 0, share 1, share 2, share 3, share 4",
+		6: "share 0, share 1, share 2, share 3 … (and 2 more)",
+	} {
+		if got := Summary(names(n)); got != want {
+			t.Errorf("Summary of %d names = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -201,23 +201,29 @@ func commonInfo(probes []probe, set [16]byte) SetInfo {
 
 func sameInfo(h Header, info SetInfo) bool { return h.SetInfo == info }
 
-// checkCount warns about each missing share and fails early when fewer
-// than K are left.
+// checkCount warns about the missing shares, each in a line of its own
+// when they are few or EachMissing asks, and fails early when fewer than K
+// are left.
 func (j *joiner) checkCount() error {
 	var have, missing []string
 	for i, sh := range j.shares {
 		if sh == nil {
-			name := fmt.Sprintf("share %d", i)
-			missing = append(missing, name)
-			j.report.Missing = append(j.report.Missing, name)
-			j.warn("%s of set %s missing", name, j.info.ShortID())
+			missing = append(missing, fmt.Sprintf("share %d", i))
 		} else {
 			have = append(have, sh.name)
 		}
 	}
+	j.report.Missing = append(j.report.Missing, missing...)
+	if len(missing) > namedShares+1 && !j.opts.EachMissing {
+		j.warn("%d shares of set %s missing: %s", len(missing), j.info.ShortID(), Summary(missing))
+	} else {
+		for _, name := range missing {
+			j.warn("%s of set %s missing", name, j.info.ShortID())
+		}
+	}
 	if len(have) < j.info.K {
 		return fmt.Errorf("set %s needs %d of its %d shares, found %d (%s); missing: %s",
-			j.info.ShortID(), j.info.K, j.info.N, len(have), strings.Join(have, ", "), strings.Join(missing, ", "))
+			j.info.ShortID(), j.info.K, j.info.N, len(have), Summary(have), Summary(missing))
 	}
 	return nil
 }

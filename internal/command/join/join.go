@@ -40,8 +40,10 @@ stream nor stop the restore; K or more can at most make it fail, naming
 the shares of the two versions they make (docs/FORMAT.md, "Reading
 shares").
 
-Missing shares are normal: up to N-K of them cost a warning each, not an
-error, but the exit status is 3. Every damaged share is named in a
+Missing shares are normal: up to N-K of them cost a warning, not an
+error, but the exit status is 3. A few missing shares are named a line
+each; more than five are counted in one line that names the first four,
+and -v names every one. Every damaged share is named in a
 warning. The whole stream's length and checksum are checked against the
 shares' trailers before its last stripe is written, so the output is never
 longer than what verified; a trailer counts only when the rebuilt data
@@ -89,6 +91,7 @@ length and hash; its last stripe is held back until it does, so a stream
 that is not the manifest's never comes out whole.`,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the stream to `FILE`, which appears only when complete and verified"},
+			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "name every missing share in a warning of its own, not only the first few"},
 		}, hostFlags()...),
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  the stream was rebuilt completely and matches its length and checksum,
@@ -153,7 +156,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	defer out.Abort()
-	opts := shard.JoinOptions{Warn: env.Msg.Warnf, Note: env.Msg.Notef}
+	opts := shard.JoinOptions{Warn: env.Msg.Warnf, Note: env.Msg.Notef, EachMissing: c.Bool("verbose")}
 	progress := env.NewProgress(-1, "joining")
 	defer progress.Done()
 	w := progress.Writer(out)
@@ -173,18 +176,22 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	return degraded(report)
+	return degraded(report, opts.EachMissing)
 }
 
 // degraded is exit 3 when the stream, though whole and verified, was
-// rebuilt around a share that was missing or bad.
-func degraded(r shard.JoinReport) error {
+// rebuilt around a share that was missing or bad. Many missing shares are
+// summed up unless each is to be named.
+func degraded(r shard.JoinReport, eachMissing bool) error {
 	if !r.Degraded() {
 		return nil
 	}
 	var parts []string
-	if len(r.Missing) > 0 {
+	switch {
+	case len(r.Missing) > 0 && eachMissing:
 		parts = append(parts, "missing "+strings.Join(r.Missing, ", "))
+	case len(r.Missing) > 0:
+		parts = append(parts, "missing "+shard.Summary(r.Missing))
 	}
 	if len(r.Damaged) > 0 {
 		parts = append(parts, "bad "+strings.Join(r.Damaged, ", "))
