@@ -12,12 +12,12 @@
 #                                     6 incremental, 7 check and repair,
 #                                     8 long stream, 9 SFTP throughput,
 #                                     10 S3 upload, 11 seekable restore
-#                                     and find)
+#                                     and find, 12 large file)
 #   bench/run.sh --go                 also run the Go micro-benchmarks
 #
 # Environment: BENCH_SCALE (1), BENCH_REPS (5 runs of each command, taken
 # alternately with its reference; the best wall time counts), BENCH_SEED (1),
-# BENCH_ROWS ("1 2 3 4 5 6 7 8 9 10 11"), BENCH_GO (0), BENCH_BIN (bin: where the
+# BENCH_ROWS ("1 2 3 4 5 6 7 8 9 10 11 12"), BENCH_GO (0), BENCH_BIN (bin: where the
 # bk tools are), BENCH_STREAM_GIB (64: the size of row 8's stream).
 #
 # Everything is written below bench/_out/: data/ (the data sets, made again
@@ -38,7 +38,7 @@ usage() { sed -n '2,/^$/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 SCALE=${BENCH_SCALE:-1}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-1}
-ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7 8 9 10 11}
+ROWS=${BENCH_ROWS:-1 2 3 4 5 6 7 8 9 10 11 12}
 GOBENCH=${BENCH_GO:-0}
 while (($#)); do
 	case $1 in
@@ -960,6 +960,73 @@ row10() {
 	rm -rf "$dir"
 }
 
+# bigchange PRISTINE FILE SEED: FILE becomes PRISTINE with 64 KiB inserted
+# at the front and 1 MiB rewritten at a quarter, half and three quarters.
+bigchange() {
+	$PY - "$@" <<'PYEOF'
+import os, random, sys
+src, dst, rng = sys.argv[1], sys.argv[2], random.Random(int(sys.argv[3]))
+size = os.path.getsize(src)
+regions = [size * k // 4 for k in (1, 2, 3)]
+with open(src, "rb") as f, open(dst + ".tmp", "wb") as g:
+    g.write(rng.randbytes(64 << 10))
+    pos = 0
+    while b := bytearray(f.read(8 << 20)):
+        for r in regions:
+            lo, hi = max(r, pos), min(r + (1 << 20), pos + len(b))
+            if lo < hi:
+                b[lo - pos:hi - pos] = rng.randbytes(hi - lo)
+        g.write(b)
+        pos += len(b)
+os.replace(dst + ".tmp", dst)
+PYEOF
+}
+
+row12() {
+	ROW=12 ROWNAME="large file"
+	local d=$WORK/big n
+	need bk-pack bk-restore restic || return 0
+	n=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2^30 * s }')
+	if [[ ! -f $DATA/big ]] || (($(stat -c %s "$DATA/big") != n)); then
+		note "row 12: making a $(human "$n") file"
+		$PY -c 'import random, sys
+rng, n = random.Random(int(sys.argv[1])), int(sys.argv[2])
+with open(sys.argv[3], "wb") as f:
+    while n > 0:
+        f.write(rng.randbytes(min(n, 8 << 20)))
+        n -= 8 << 20' "$SEED" "$n" "$DATA/big"
+	fi
+	# A full backup with --state and restic's first snapshot, untimed.
+	rm -rf "$d" && mkdir -p "$d/tree" && cp "$DATA/big" "$d/tree/big"
+	sleep 1.1
+	(cd "$d" && bk-pack -q -r "$RECIP" --state "$d/state" -o "$d/full.bk" tree)
+	restic init -q --repo "$d/restic" >/dev/null
+	(cd "$d" && restic -q --repo "$d/restic" --cache-dir "$d/restic-cache" backup tree >/dev/null)
+	# Each run changes the file afresh (restic would find chunks it has);
+	# bk's runs go to stdout, so each is a delta against the full backup.
+	def big-delta "bigchange $DATA/big $d/tree/big \$RANDOM" "cd $d && T bk-pack bk-pack -q -r $RECIP --state $d/state tree > $d/delta.bk"
+	def restic-big "bigchange $DATA/big $d/tree/big \$RANDOM && du -sb $d/restic | cut -f1 > $d/restic.before" "cd $d && T restic restic -q --repo $d/restic --cache-dir $d/restic-cache backup tree"
+	REPS=3 measure big-delta restic-big
+	ok big-delta && SIZE[big-delta]=$(stat -c %s "$d/delta.bk")
+	ok restic-big && SIZE[restic-big]=$(($(du -sb "$d/restic" | cut -f1) - $(cat "$d/restic.before")))
+	SIZE[big-file]=$n
+	compare big "3 MiB rewritten, 64 KiB inserted: incremental / restic" big-delta restic-big "<=" 1.0
+	sizeline big "the same: output / restic's added repository size" big-delta restic-big 1.0
+	sizeline big "the same: output / the file" big-delta big-file 0.02
+	rssline big "the same: bk-pack peak RSS" big-delta bk-pack restic-big restic
+	# The check: the full backup and a delta restore the changed file.
+	bigchange "$DATA/big" "$d/tree/big" 7
+	if (cd "$d" && bk-pack -q -r "$RECIP" --state "$d/state" tree >"$d/check.bk" &&
+		bk-restore -q -i "$WORK/key.txt" -f "$d/full.bk" -f "$d/check.bk" -C "$d/restored" &&
+		cmp "$d/restored/tree/big" "$d/tree/big"); then
+		NOTES+=("row 12: the full backup and a delta restored the changed file exactly")
+	else
+		NOTES+=("row 12: FAILED: the full backup and a delta did not restore the changed file")
+		FAILED=1
+	fi
+	rm -rf "$d/restored" "$d/restic"
+}
+
 # sizeline SET WHAT LABEL REFLABEL LIMIT: output size against a reference's.
 sizeline() {
 	[[ -n ${SIZE[$3]:-} && -n ${SIZE[$4]:-} ]] || return 0
@@ -1057,7 +1124,7 @@ START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T0=$SECONDS
 for r in $ROWS; do
 	case $r in
-	[1-9] | 10 | 11) "row$r" ;;
+	[1-9] | 1[0-2]) "row$r" ;;
 	*) echo "bench: error: no row $r" >&2; exit 2 ;;
 	esac
 done
