@@ -229,7 +229,7 @@ func (w *writer) tryDelta(it *item, h *tar.Header, size int64, base *FileChunks)
 	h.PAXRecords[deltaBaseHash] = fmt.Sprintf("%x", base.Hash)
 	h.PAXRecords[deltaSize] = strconv.FormatInt(size, 10)
 	h.PAXRecords[deltaHash] = fmt.Sprintf("%x", fc.Hash)
-	if err := w.tw.WriteHeader(h); err != nil {
+	if err := w.writeHeader(h); err != nil {
 		return true, err
 	}
 	changed, err := w.writeOps(it, ops, pieces)
@@ -239,10 +239,8 @@ func (w *writer) tryDelta(it *item, h *tar.Header, size int64, base *FileChunks)
 	if changed {
 		const reason = "changed while read: its delta does not make the file it was read as"
 		w.warnf("%s: %s; marked damaged", it.path, reason)
-		w.stats.Damaged++
 		w.p.unstored(it.name)
-		if err := w.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Format: tar.FormatPAX,
-			PAXRecords: map[string]string{damagedPath: it.name, damagedReason: reason}}); err != nil {
+		if err := w.damageMarker(it, reason); err != nil {
 			return true, err
 		}
 	} else {

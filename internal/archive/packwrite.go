@@ -428,6 +428,11 @@ func (w *writer) markDamaged(it *item, n, size int64, readErr error) error {
 	}
 	reason := fmt.Sprintf("read error after %d of %d bytes: %v", n, size, readErr)
 	w.warnf("%s: %s; stored with zeros for the rest, marked damaged", it.path, reason)
+	return w.damageMarker(it, reason)
+}
+
+// damageMarker writes bk's damage marker for the file just stored.
+func (w *writer) damageMarker(it *item, reason string) error {
 	w.stats.Damaged++
 	return w.tw.WriteHeader(&tar.Header{
 		Typeflag:   tar.TypeXGlobalHeader,
