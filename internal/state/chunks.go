@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/bk-backup/bk/internal/archive"
@@ -44,8 +46,10 @@ type chunkLoc struct{ off, len int64 }
 type chunkStore struct {
 	old     *os.File
 	oldLocs map[string]chunkLoc
-	// Why the old lists are not used, when there is an old index.
+	// Why the old lists are not used, when there is an old index; Older
+	// when the state is simply older than chunk lists.
 	Missing string
+	Older   bool
 
 	mu  sync.Mutex
 	f   *os.File
@@ -79,8 +83,13 @@ func (c *chunkStore) write(b []byte) {
 // large files that changed are then stored whole.
 func (c *chunkStore) openOld(path, pack string) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.Missing = fmt.Sprintf("the state in %s has no chunk lists (a state of an older bk)", filepath.Dir(path))
+		c.Older = true
+		return
+	}
 	if err != nil {
-		c.Missing = fmt.Sprintf("no chunk lists (%v)", err)
+		c.Missing = fmt.Sprintf("the chunk lists in %s cannot be read (%v)", path, err)
 		return
 	}
 	locs, err := readChunkLocs(f, pack)

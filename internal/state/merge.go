@@ -110,12 +110,13 @@ func (t *Tracker) Keep(name string, fc *archive.FileChunks) { t.chunks.keep(name
 
 // DeltasMissing says why the large files that changed are stored whole
 // this time, when the chunk lists of an incremental's parent are missing or
-// damaged; else "".
-func (t *Tracker) DeltasMissing() string {
+// damaged; else "". Worth a warning unless the state is merely older than
+// chunk lists.
+func (t *Tracker) DeltasMissing() (why string, warn bool) {
 	if t.old == nil {
-		return ""
+		return "", false
 	}
-	return t.chunks.Missing
+	return t.chunks.Missing, !t.chunks.Older
 }
 
 // changed says whether an entry must be stored again.

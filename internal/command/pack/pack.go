@@ -176,8 +176,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		opts.Index = run.Tracker
 		opts.Deltas = run.Tracker
 		opts.Dumpdirs = run.Plan.Level > 0
-		if why := run.Tracker.DeltasMissing(); why != "" {
+		if why, warn := run.Tracker.DeltasMissing(); warn {
 			env.Msg.Warnf("%s: large files that changed are stored whole this time", why)
+		} else if why != "" {
+			env.Msg.Notef("%s: large files that changed are stored whole this time", why)
 		}
 	}
 
