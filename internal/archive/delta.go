@@ -70,7 +70,8 @@ type Deltas interface {
 
 // contentReader yields a file's content in order: the head a worker read,
 // then the rest from the descriptor, size bytes at most. A read error ends
-// it early (as io.EOF, for the chunker) and is kept in err.
+// it early (as io.EOF, for the chunker) and is kept in err. It runs in the
+// chunker's goroutine.
 type contentReader struct {
 	w    *writer
 	it   *item
@@ -84,7 +85,6 @@ func (r *contentReader) Read(b []byte) (int, error) {
 		n := copy(b, r.head)
 		r.head = r.head[n:]
 		r.left -= int64(n)
-		r.w.p.opts.Progress(n)
 		return n, nil
 	}
 	if r.left <= 0 || r.err != nil {
@@ -95,7 +95,6 @@ func (r *contentReader) Read(b []byte) (int, error) {
 	}
 	n, err := readContent(r.it.fd, r.it.path, b[:min(int64(len(b)), r.left)])
 	r.left -= int64(n)
-	r.w.p.opts.Progress(n)
 	if err != nil {
 		r.err = err
 		if n == 0 {
@@ -106,32 +105,67 @@ func (r *contentReader) Read(b []byte) (int, error) {
 }
 
 // chunks cuts what r yields into chunks, calling fn with each chunk's
-// bytes and hash, and returns the chunk list of what it read.
+// bytes and hash, and returns the chunk list of what it read. The chunker
+// (reading the file) runs in a goroutine of its own, a chunk ahead of the
+// hashing and fn, on two buffers that take turns.
 func (w *writer) chunks(r io.Reader, fn func(data []byte, sum *[32]byte) error) (*FileChunks, error) {
 	if w.chunker == nil {
 		w.chunker = chunker.NewWithBoundaries(r, chunkPol, chunkMin, chunkMax)
-		w.chunkBuf = make([]byte, chunkMax)
+		w.chunkBufs = [2][]byte{make([]byte, chunkMax), make([]byte, chunkMax)}
 	} else {
 		w.chunker.ResetWithBoundaries(r, chunkPol, chunkMin, chunkMax)
 	}
 	w.chunker.SetAverageBits(chunkAvgBits)
+	free, full := make(chan []byte, 2), make(chan []byte, 2)
+	free <- w.chunkBufs[0]
+	free <- w.chunkBufs[1]
+	stop := make(chan struct{})
+	var chunkErr error
+	go func() {
+		defer close(full)
+		for {
+			var buf []byte
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			c, err := w.chunker.Next(buf)
+			if err != nil {
+				if err != io.EOF {
+					chunkErr = err
+				}
+				return
+			}
+			full <- c.Data
+		}
+	}()
 	whole := blake3.New()
 	fc := &FileChunks{}
-	for {
-		c, err := w.chunker.Next(w.chunkBuf)
-		if err == io.EOF {
-			break
+	var err error
+	for data := range full {
+		if err == nil {
+			w.p.opts.Progress(len(data))
+			sum := blake3.Sum256(data)
+			whole.Write(data)
+			fc.Chunks = append(fc.Chunks, ChunkRef{Len: uint32(len(data)), Hash: sum})
+			fc.Size += int64(len(data))
+			if err = fn(data, &sum); err != nil {
+				close(stop)
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		sum := blake3.Sum256(c.Data)
-		whole.Write(c.Data)
-		fc.Chunks = append(fc.Chunks, ChunkRef{Len: uint32(c.Length), Hash: sum})
-		fc.Size += int64(c.Length)
-		if err := fn(c.Data, &sum); err != nil {
-			return nil, err
-		}
+		free <- data[:cap(data)]
+	}
+	if err == nil {
+		err = chunkErr
+	}
+	if err != nil {
+		return nil, err
 	}
 	whole.Sum(fc.Hash[:0])
 	return fc, nil
@@ -308,7 +342,7 @@ func (w *writer) writeOps(it *item, ops []deltaOp, pieces []piece) (changed bool
 			if err := w.p.ctx.Err(); err != nil {
 				return changed, err
 			}
-			data := w.chunkBuf[:p.len]
+			data := w.chunkBufs[0][:p.len]
 			n := 0
 			if seekFd(it.fd, p.off) == nil {
 				for n < len(data) {

@@ -120,10 +120,10 @@ type writer struct {
 	users  map[uint32]string
 	groups map[uint32]string
 	buf    []byte
-	// Large files: the chunker and its chunk buffer, and delta commands.
-	chunker  *chunker.Chunker
-	chunkBuf []byte
-	cmd      []byte
+	// Large files: the chunker and its chunk buffers, and delta commands.
+	chunker   *chunker.Chunker
+	chunkBufs [2][]byte
+	cmd       []byte
 }
 
 func (w *writer) run() error {

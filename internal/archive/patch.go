@@ -126,6 +126,7 @@ func (x *extractor) patch(e *entry) error {
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
+	delete(x.hashes, d.target)
 	err = x.applyDelta(e, f, old)
 	if err == nil {
 		err = pr.Rename(tmp, base)
@@ -135,7 +136,6 @@ func (x *extractor) patch(e *entry) error {
 		pr.Remove(tmp)
 		return err
 	}
-	delete(x.hashes, d.target)
 	x.setXattrs(d.target, h, func(name, value string) error { return xattr.FSet(f, name, value) })
 	err = x.finishFile(e, f, base)
 	if cerr := f.Close(); err == nil {
