@@ -1013,6 +1013,7 @@ with open(sys.argv[3], "wb") as f:
 	compare big "3 MiB rewritten, 64 KiB inserted: incremental / restic" big-delta restic-big "<=" 1.0
 	sizeline big "the same: output / restic's added repository size" big-delta restic-big 1.0
 	sizeline big "the same: output / the file" big-delta big-file 0.02
+	cpuline big "the same: CPU time (informational)" big-delta restic-big
 	rssline big "the same: bk-pack peak RSS" big-delta bk-pack restic-big restic
 	# The check: the full backup and a delta restore the changed file.
 	bigchange "$DATA/big" "$d/tree/big" 7
