@@ -48,6 +48,18 @@ func TestChunksFile(t *testing.T) {
 		t.Fatalf("carried: %q, %+v, %+v", c3.Missing, c3.base("dir/a"), c3.base("b"))
 	}
 
+	// DeltasMissing: silent when the lists are there, a note for a state
+	// older than chunk lists, a warning when they are damaged.
+	tr := &Tracker{old: &indexReader{}, chunks: c3}
+	if why, warn := tr.DeltasMissing(); why != "" || warn {
+		t.Errorf("lists there: %q, warn %v", why, warn)
+	}
+	tr.chunks = &chunkStore{}
+	tr.chunks.openOld(p("none"), "pack2")
+	if why, warn := tr.DeltasMissing(); !strings.Contains(why, "has no chunk lists (a state of an older bk)") || warn {
+		t.Errorf("no lists: %q, warn %v", why, warn)
+	}
+
 	for _, tc := range []struct {
 		name, pack, want string
 		damage           func([]byte) []byte
@@ -64,8 +76,9 @@ func TestChunksFile(t *testing.T) {
 		os.WriteFile(p("bad"), data, 0o600)
 		c := &chunkStore{}
 		c.openOld(p("bad"), tc.pack)
-		if !strings.Contains(c.Missing, tc.want) || c.base("dir/a") != nil {
-			t.Errorf("%s: %q, want %q", tc.name, c.Missing, tc.want)
+		tr.chunks = c
+		if why, warn := tr.DeltasMissing(); !strings.Contains(why, tc.want) || !warn || c.base("dir/a") != nil {
+			t.Errorf("%s: %q (warn %v), want %q", tc.name, why, warn, tc.want)
 		}
 	}
 }

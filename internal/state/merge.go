@@ -116,7 +116,7 @@ func (t *Tracker) DeltasMissing() (why string, warn bool) {
 	if t.old == nil {
 		return "", false
 	}
-	return t.chunks.Missing, !t.chunks.Older
+	return t.chunks.Missing, t.chunks.Missing != "" && !t.chunks.Older
 }
 
 // changed says whether an entry must be stored again.
