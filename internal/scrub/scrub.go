@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"sync"
@@ -211,12 +212,14 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 	}
 	defer rc.Close()
 	sum, algo := m.ShareHash()
-	counted := io.Reader(io.TeeReader(rc, sum))
+	counted := io.Reader(rc)
 	if opts.Progress != nil {
 		counted = progressReader{counted, opts.Progress}
 	}
-	br := bufio.NewReaderSize(counted, 1<<20)
-	hdr, err := readHeader(br, m, s.Index)
+	// Smaller than a chunk, so the body's reads go past it straight into
+	// the chunk buffers.
+	br := bufio.NewReaderSize(counted, 64<<10)
+	hdr, err := readHeader(io.TeeReader(br, sum), m, s.Index)
 	if err != nil {
 		return false, err
 	}
@@ -227,18 +230,11 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 	if opts.Quick {
 		return false, quickTrailer(ctx, r, s, hdr, m)
 	}
-	record := make([]byte, hdr.RecordSize())
-	own := hdr.BlockSize + s.Index*shard.HashSize
-	for stripe := range stripes {
-		if _, err := io.ReadFull(br, record); err != nil {
-			return false, fmt.Errorf("stripe %d: %w", stripe, err)
-		}
-		if shard.BlockHash(hdr.SetID, stripe, s.Index, record[:hdr.BlockSize]) != [shard.HashSize]byte(record[own:]) {
-			return false, fmt.Errorf("stripe %d: its block does not match its checksum", stripe)
-		}
+	if err := checkBlocks(br, sum, hdr, stripes, s.Index); err != nil {
+		return false, err
 	}
 	tb := make([]byte, shard.TrailerSize)
-	if _, err := io.ReadFull(br, tb); err != nil {
+	if _, err := io.ReadFull(io.TeeReader(br, sum), tb); err != nil {
 		return false, fmt.Errorf("trailer: %w", err)
 	}
 	if err := checkTrailer(tb, hdr, m); err != nil {
@@ -251,6 +247,51 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 		return false, fmt.Errorf("its checksums of the other shares' blocks differ from those stored (%s mismatch)", algo)
 	}
 	return false, nil
+}
+
+// chunkSize is about how much of a share checkBlocks reads at a time:
+// large reads, and hash writes large enough for the hash's SIMD code.
+const chunkSize = 2 << 20
+
+// checkBlocks reads the stripes' records of share index from r and checks
+// each block against its own checksum, while another goroutine feeds the
+// same bytes, in order, to sum, the whole file's hash: every byte is read
+// once and its two hashes run on two cores. Of two buffers, one is read
+// into while the other is still being hashed.
+func checkBlocks(r io.Reader, sum hash.Hash, hdr shard.Header, stripes int64, index int) error {
+	recSize := hdr.RecordSize()
+	perChunk := int64(max(1, chunkSize/recSize))
+	bufs := [2][]byte{make([]byte, int(perChunk)*recSize), make([]byte, int(perChunk)*recSize)}
+	own := hdr.BlockSize + index*shard.HashSize
+	hashed := make(chan struct{}, 1)
+	hashing := false
+	defer func() {
+		if hashing {
+			<-hashed
+		}
+	}()
+	for first, i := int64(0), 0; first < stripes; first, i = first+perChunk, i+1 {
+		n := min(perChunk, stripes-first)
+		chunk := bufs[i%2][:int(n)*recSize]
+		if got, err := io.ReadFull(r, chunk); err != nil {
+			return fmt.Errorf("stripe %d: %w", first+int64(got/recSize), err)
+		}
+		if hashing {
+			<-hashed
+		}
+		hashing = true
+		go func() {
+			sum.Write(chunk)
+			hashed <- struct{}{}
+		}()
+		for j := range n {
+			rec := chunk[int(j)*recSize:][:recSize]
+			if shard.BlockHash(hdr.SetID, first+j, index, rec[:hdr.BlockSize]) != [shard.HashSize]byte(rec[own:]) {
+				return fmt.Errorf("stripe %d: its block does not match its checksum", first+j)
+			}
+		}
+	}
+	return nil
 }
 
 type progressReader struct {
