@@ -9,6 +9,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/bk-backup/bk/internal/hostsfile"
@@ -82,7 +83,7 @@ func (c *Catalog) newHost(h hostsfile.Host) *Host {
 	connect := c.opts.Connect
 	if connect == nil {
 		connect = func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-			return h.Dial(ctx, c.opts.Dial)
+			return h.Dial(ctx, h.DialOptions(c.opts.Dial))
 		}
 	}
 	return &Host{Host: h, connect: connect}
@@ -155,8 +156,13 @@ func (h *Host) Put(ctx context.Context, name string, data []byte) error {
 	return up.Commit(ctx)
 }
 
-// Remove deletes name on the host; a file already gone is no error.
+// Remove deletes name on the host; a file already gone is no error. On an
+// append-only host (append-only=yes) it asks nothing and the error wraps
+// remote.ErrAppendOnly.
 func (h *Host) Remove(ctx context.Context, name string) error {
+	if h.AppendOnly == hostsfile.AppendOnlyClient {
+		return remote.HostError(h.String(), fmt.Errorf("%s: not removed: %w (append-only=yes)", name, remote.ErrAppendOnly))
+	}
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return err

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
@@ -41,8 +44,16 @@ type Listing struct {
 	Damaged []FileError
 	// Files are the other files bk stores (shares among them), by name.
 	Files map[string]remote.Info
-	// Temp are uploads in progress or leftovers of killed runs.
+	// Temp are uploads in progress or leftovers of killed runs, and test
+	// files an append-only host keeps.
 	Temp []remote.Info
+	// Links are temp names that are second names of files stored (the
+	// hard links an append-only host keeps: remote.Used counts them
+	// once); they cost no space.
+	Links []remote.Info
+	// Stored is when the host stored each manifest file (its time on the
+	// host), by name.
+	Stored map[string]time.Time
 }
 
 // Copy is one host's copy of a manifest.
@@ -82,7 +93,7 @@ func (c *Catalog) List(ctx context.Context, hosts []*Host, only func(id string) 
 }
 
 func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
-	l := &Listing{Host: h, Files: map[string]remote.Info{}}
+	l := &Listing{Host: h, Files: map[string]remote.Info{}, Stored: map[string]time.Time{}}
 	r, err := h.Remote(ctx)
 	if err != nil {
 		l.Err = err
@@ -96,6 +107,19 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 		l.Err = remote.HostError(h.String(), err)
 		return l
 	}
+	names := map[string]remote.Info{}
+	for _, fi := range append(infos, l.Temp...) {
+		names[fi.Name] = fi
+	}
+	temps := l.Temp[:0]
+	for _, t := range l.Temp {
+		if remote.SecondName(t, names) {
+			l.Links = append(l.Links, t)
+		} else {
+			temps = append(temps, t)
+		}
+	}
+	l.Temp = temps
 	for _, fi := range infos {
 		id, rev, ok := manifest.ParseManifestPath(fi.Name)
 		buried, isTombstone := tombstone.ParsePath(fi.Name)
@@ -132,6 +156,7 @@ func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
 			}
 			cp.Host = h
 			l.Manifests = append(l.Manifests, cp)
+			l.Stored[fi.Name] = fi.ModTime
 		}
 	}
 	return l
@@ -201,4 +226,42 @@ func HoldsManifests(dir string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// sharePattern matches a share's file name; its group is the backup ID.
+var sharePattern = regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r\d+\.)?share\d+$`)
+
+// ShareBackup is the backup ID in a share's file name; ok is false for a
+// name that is not a share's.
+func ShareBackup(name string) (id string, ok bool) {
+	m := sharePattern.FindStringSubmatch(name)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// OrphanShares are the shares on l's host that no manifest on any host of
+// listings names (a damaged one counts as naming its ID), by name: left by
+// failed runs on append-only hosts, or by a prune cut short.
+func OrphanShares(listings []*Listing, l *Listing) []remote.Info {
+	known := map[string]bool{}
+	for _, l := range listings {
+		for _, cp := range l.Manifests {
+			known[cp.ID] = true
+		}
+		for _, d := range l.Damaged {
+			if id, ok := manifest.IDFromManifestPath(d.Name); ok {
+				known[id] = true
+			}
+		}
+	}
+	var out []remote.Info
+	for _, fi := range l.Files {
+		if id, ok := ShareBackup(fi.Name); ok && !known[id] {
+			out = append(out, fi)
+		}
+	}
+	slices.SortFunc(out, func(a, b remote.Info) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

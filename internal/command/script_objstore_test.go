@@ -13,7 +13,6 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/bk-backup/bk/internal/hostsfile"
-	"github.com/bk-backup/bk/internal/push"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/s3test"
 )
@@ -112,7 +111,7 @@ func remoteTemps(ts *testscript.TestScript, neg bool, args []string) {
 		for _, t := range temps {
 			// bk-push's preflight test file is an upload too, of a few
 			// bytes: it does not say a share's upload has begun.
-			started = started || (t.Size > 0 && !strings.Contains(t.Name, push.ProbePrefix))
+			started = started || (t.Size > 0 && !strings.Contains(t.Name, remote.ProbePrefix))
 		}
 		if !wait || started {
 			for _, t := range temps {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,6 +38,12 @@ func init() {
 	scriptCmds["sshd-stop"] = sshdStop
 	scriptCmds["sshd-cut"] = sshdCut
 	scriptCmds["sshd-hang"] = sshdHang
+	scriptCmds["sshd-appendonly"] = sshdAppendOnly
+	scriptCmds["sshd-down"] = sshdDown
+	scriptConds["appendonly"] = func() (bool, error) {
+		_, err := exec.LookPath("useradd")
+		return sshtest.HaveSSH() && sshtest.SSHDPath() != "" && os.Geteuid() == 0 && err == nil, nil
+	}
 	scriptCmds["remote-ls"] = remoteLs
 }
 
@@ -48,16 +55,43 @@ func sshdStart(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: sshd-start NAME DIR")
 	}
-	name, dir := args[0], ts.MkAbs(args[1])
+	dir := ts.MkAbs(args[1])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	srv := startServer(ts, args[0], sshtest.StartAny, "")
+	ts.Setenv("HOST_"+args[0], srv.HostsLine(dir))
+}
+
+// sshdAppendOnly: sshd-appendonly NAME DIR. Starts the real sshd with an
+// append-only account (sshtest.StartAppendOnly) whose folder DIR links to.
+// Sets $HOST_NAME to the client's hosts-file line (as the account, with
+// its own key, append-only=yes) and $ADMIN_NAME to the admin's (as the
+// test's user, append-only=admin), and $BK_SSH as sshd-start does.
+func sshdAppendOnly(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sshd-appendonly NAME DIR")
+	}
+	start := func(dir string) (*sshtest.Server, error) { return sshtest.StartAppendOnly(dir) }
+	// One ssh connection a host, shared by the runs (ControlMaster): a
+	// night of the job then costs no key exchange; a cut ends it. The
+	// socket lives in the chroot's parent: $WORK is too long a path.
+	srv := startServer(ts, args[0], start, "\tControlMaster auto\n\tControlPath %s/c-%%C\n\tControlPersist 60\n")
+	ts.Check(os.Symlink(srv.AppendOnly.Folder, ts.MkAbs(args[1])))
+	ts.Setenv("HOST_"+args[0], srv.ClientHostsLine())
+	ts.Setenv("ADMIN_"+args[0], srv.AdminHostsLine())
+}
+
+// startServer starts a server named name with start, behind a cut proxy,
+// and adds it to the script's ssh config, with the options of extra (a
+// format taking the append-only account's Top, "" for none).
+func startServer(ts *testscript.TestScript, name string, start func(dir string) (*sshtest.Server, error), extra string) *sshtest.Server {
 	servers := serversOf(ts)
 	if _, ok := servers[name]; ok || strings.ContainsAny(name, "/ \t") || strings.HasPrefix(name, "-") {
-		ts.Fatalf("sshd-start: bad or repeated name %q", name)
+		ts.Fatalf("bad or repeated server name %q", name)
 	}
-	ts.Check(os.MkdirAll(dir, 0o755))
 	base := filepath.Join(ts.Getenv("WORK"), ".sshtest")
 	state := filepath.Join(base, name)
 	ts.Check(os.MkdirAll(state, 0o700))
-	srv, err := sshtest.StartAny(state)
+	srv, err := start(state)
 	ts.Check(err)
 	ts.Defer(func() { srv.Stop() })
 	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(srv.Port))
@@ -67,14 +101,33 @@ func sshdStart(ts *testscript.TestScript, neg bool, args []string) {
 
 	// ssh takes the first value it reads for an option, so the Port
 	// line before the server's own config sends ssh through the proxy.
+	names := name
+	if srv.AppendOnly != nil {
+		names += " " + srv.AppendOnly.Alias
+		extra = fmt.Sprintf(extra, srv.AppendOnly.Top)
+	}
 	cfg := filepath.Join(base, "ssh_config")
 	f, err := os.OpenFile(cfg, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	ts.Check(err)
-	_, err = fmt.Fprintf(f, "Host %s\n\tPort %d\nInclude %q\n", name, proxy.Port(), srv.ConfigPath())
+	_, err = fmt.Fprintf(f, "Host %s\n\tPort %d\n%sInclude %q\n", names, proxy.Port(), extra, srv.ConfigPath())
 	ts.Check(err)
 	ts.Check(f.Close())
 	ts.Setenv("BK_SSH", "ssh -F "+cfg)
-	ts.Setenv("HOST_"+name, srv.HostsLine(dir))
+	return srv
+}
+
+// sshdDown: sshd-down NAME on|off. Drops the connections to the server
+// and makes it refuse new ones, as a host switched off (on), or serve them
+// again (off).
+func sshdDown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || (args[1] != "on" && args[1] != "off") {
+		ts.Fatalf("usage: sshd-down NAME on|off")
+	}
+	p := serverArg(ts, args[0]).proxy
+	p.SetDown(args[1] == "on")
+	if args[1] == "on" {
+		p.Cut()
+	}
 }
 
 func serversOf(ts *testscript.TestScript) map[string]*scriptServer {

@@ -25,6 +25,34 @@ type Host struct {
 	Line int    // 1-based line number
 	remote.Location
 	Quota units.Size // bytes bk may use there, 0 for no limit; as written, for messages
+	// AppendOnly is the line's append-only= option.
+	AppendOnly AppendOnly
+}
+
+// AppendOnly says how a host keeps a compromised client from destroying
+// its backups (README, "Protect backups from the client").
+type AppendOnly int
+
+const (
+	// NotAppendOnly: the account may remove files (append-only=no, the
+	// default).
+	NotAppendOnly AppendOnly = iota
+	// AppendOnlyClient: the account may create files and nothing else
+	// destructive (append-only=yes). bk never removes there, and bk-ls and
+	// bk-check report a host that allows more.
+	AppendOnlyClient
+	// AppendOnlyAdmin: the folder is an append-only host's, reached with
+	// credentials that may remove (append-only=admin, in the admin hosts
+	// file): bk-prune removes there, ordering backups by the time the host
+	// stored them.
+	AppendOnlyAdmin
+)
+
+// DialOptions are opts for dialling h: with AppendOnly set for an
+// append-only=yes line.
+func (h Host) DialOptions(opts remote.DialOptions) remote.DialOptions {
+	opts.AppendOnly = h.AppendOnly == AppendOnlyClient
+	return opts
 }
 
 // Where is "file:line" for messages about this line.
@@ -142,8 +170,15 @@ func (h *Host) setOption(opt string) error {
 			return fmt.Errorf("option quota: must be more than 0")
 		}
 		h.Quota = n
+	case "append-only":
+		modes := map[string]AppendOnly{"no": NotAppendOnly, "yes": AppendOnlyClient, "admin": AppendOnlyAdmin}
+		mode, ok := modes[val]
+		if !ok {
+			return fmt.Errorf("option append-only: %q is not yes, no or admin", val)
+		}
+		h.AppendOnly = mode
 	default:
-		known := []string{"quota"}
+		known := []string{"quota", "append-only"}
 		if c, ok := h.Location.(remote.Configurable); ok {
 			if ok, err := c.SetOption(key, val); ok {
 				return err

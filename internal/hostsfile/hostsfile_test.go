@@ -220,3 +220,18 @@ func TestURLRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendOnlyOption: append-only= takes yes, no or admin, and only yes
+// asks the kind of host to work append-only.
+func TestAppendOnlyOption(t *testing.T) {
+	for val, want := range map[string]AppendOnly{"yes": AppendOnlyClient, "no": NotAppendOnly, "admin": AppendOnlyAdmin} {
+		h, _, err := ParseLine("nas:bk append-only="+val, "")
+		if err != nil || h.AppendOnly != want || h.DialOptions(remote.DialOptions{}).AppendOnly != (val == "yes") {
+			t.Fatalf("append-only=%s: %v, %v", val, h.AppendOnly, err)
+		}
+	}
+	_, _, err := ParseLine("nas:bk append-only=true", "")
+	if err == nil || err.Error() != `option append-only: "true" is not yes, no or admin` {
+		t.Fatalf("append-only=true: %v", err)
+	}
+}

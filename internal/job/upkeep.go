@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bk-backup/bk/internal/hostsfile"
 )
 
 // upkeep runs, after a stored backup, the keyless tools the config asks
@@ -41,7 +43,9 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 		}
 		return st, true
 	}
-	if len(c.Keep) > 0 {
+	if h := appendOnlyHost(c.Hosts); len(c.Keep) > 0 && h != "" {
+		opt.Notef("prune skipped: host %s is append-only, so this account may remove nothing there; run bk-prune with the admin hosts file", h)
+	} else if len(c.Keep) > 0 {
 		if st, ok := run("prune", append([]string{"bk-prune", "--name", c.Name}, c.Keep...)...); ok && st.Exit != 0 {
 			fail(upkeepExit(st.Exit), "bk-prune: %s", st.Status)
 		}
@@ -99,4 +103,20 @@ func upkeepExit(code int) int {
 		return 3
 	}
 	return 1
+}
+
+// appendOnlyHost names a host of the hosts file at path that is marked
+// append-only=yes, "" when there is none (or the file cannot be read:
+// bk-prune then says why).
+func appendOnlyHost(path string) string {
+	hosts, err := hostsfile.ParseFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, h := range hosts {
+		if h.AppendOnly == hostsfile.AppendOnlyClient {
+			return h.String()
+		}
+	}
+	return ""
 }

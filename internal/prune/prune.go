@@ -13,12 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
 	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/retention"
 	"github.com/bk-backup/bk/internal/tombstone"
 )
@@ -40,8 +41,6 @@ type Plan struct {
 	Files  []File            // in the order they are removed
 }
 
-var sharePattern = regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r\d+\.)?share\d+$`)
-
 // Make plans a prune of backups (newest first, as catalog.Backups returns
 // them) on the hosts of listings. The policy chooses among the backups
 // whose manifests count, tombstones or not. A backup whose manifest does
@@ -55,7 +54,7 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 	chosen := map[string]bool{}
 	for _, b := range backups {
 		if counted(b) {
-			counting = append(counting, b.Manifest)
+			counting = append(counting, byStoredTime(b.Manifest, listings))
 			chosen[b.ID] = true
 		}
 	}
@@ -90,17 +89,6 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 			}
 		}
 	}
-	known := map[string]bool{}
-	for _, l := range listings {
-		for _, cp := range l.Manifests {
-			known[cp.ID] = true
-		}
-		for _, d := range l.Damaged {
-			if id, ok := manifest.IDFromManifestPath(d.Name); ok {
-				known[id] = true
-			}
-		}
-	}
 	cutoff := now.Add(-staleAge)
 	// Backup by backup, newest first: an incremental one goes before the
 	// backups it needs, so a prune cut short leaves no whole-looking
@@ -119,8 +107,8 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 				continue
 			}
 			for _, name := range sortedFiles(l) {
-				if m := sharePattern.FindStringSubmatch(name); m != nil && m[1] == b.ID {
-					plan.Files = append(plan.Files, File{l.Host, name, "share of " + b.ID, nil})
+				if id, ok := catalog.ShareBackup(name); ok && id == b.ID {
+					plan.Files = append(plan.Files, withLinks(l, File{l.Host, name, "share of " + b.ID, nil})...)
 				}
 			}
 		}
@@ -128,7 +116,7 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		for _, l := range listings {
 			for _, cp := range l.Manifests {
 				if cp.ID == b.ID && l.Err == nil {
-					manifests = append(manifests, File{l.Host, manifest.RevisionPath(cp.ID, cp.Rev()), "manifest of " + b.ID, nil})
+					manifests = append(manifests, withLinks(l, File{l.Host, manifest.RevisionPath(cp.ID, cp.Rev()), "manifest of " + b.ID, nil})...)
 				}
 			}
 		}
@@ -141,14 +129,14 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		if l.Err != nil {
 			continue
 		}
-		for _, name := range sortedFiles(l) {
-			if m := sharePattern.FindStringSubmatch(name); m != nil && !known[m[1]] && l.Files[name].ModTime.Before(cutoff) {
-				plan.Files = append(plan.Files, File{l.Host, name, "orphan share (no manifest names it)", nil})
+		for _, fi := range catalog.OrphanShares(listings, l) {
+			if fi.ModTime.Before(cutoff) {
+				plan.Files = append(plan.Files, withLinks(l, File{l.Host, fi.Name, "orphan share (no manifest names it)", nil})...)
 			}
 		}
 		for _, t := range l.Temp {
 			if t.ModTime.Before(cutoff) {
-				plan.Files = append(plan.Files, File{l.Host, t.Name, "temp leftover", nil})
+				plan.Files = append(plan.Files, withLinks(l, File{l.Host, t.Name, "temp leftover", nil})...)
 			}
 		}
 		for _, g := range l.Tombstones {
@@ -168,6 +156,49 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 
 // counted is whether b's manifest counts, tombstones aside.
 func counted(b *catalog.Backup) bool { return b.Counts || (b.Pruned != nil && b.Pruned.Counted) }
+
+// withLinks is f and the second names of its file on l's host (the temp
+// names an append-only host keeps): the space comes back with the last.
+func withLinks(l *catalog.Listing, f File) []File {
+	out := []File{f}
+	for _, t := range l.Links {
+		if target, _ := remote.TempTarget(t.Name); target == f.Path {
+			out = append(out, File{l.Host, t.Name, "second name of " + f.Path, nil})
+		}
+	}
+	return out
+}
+
+// byStoredTime is m, with the time the append-only hosts among its
+// holders stored its first manifest (the median of them, so that fewer
+// than half of them cannot move it out of the others' range) in place of
+// the time it claims: a compromised client may push backups with any
+// time, but cannot set the time the host gives a file. m itself without
+// such a host.
+func byStoredTime(m *manifest.Manifest, listings []*catalog.Listing) *manifest.Manifest {
+	var times []time.Time
+	for _, l := range listings {
+		if l.Err != nil || l.Host.AppendOnly == hostsfile.NotAppendOnly {
+			continue
+		}
+		first := -1
+		for _, cp := range l.Manifests {
+			if cp.ID == m.ID && (first < 0 || cp.Rev() < first) {
+				first = cp.Rev()
+			}
+		}
+		if t, ok := l.Stored[manifest.RevisionPath(m.ID, first)]; first >= 0 && ok {
+			times = append(times, t)
+		}
+	}
+	if len(times) == 0 {
+		return m
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	c := *m
+	c.Time = times[(len(times)-1)/2].UTC()
+	return &c
+}
 
 func sortedFiles(l *catalog.Listing) []string {
 	var names []string

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
@@ -273,18 +274,13 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 	if err := p.check(ctx, t); err != nil {
 		return nil, err
 	}
-	name := ProbePrefix + hex.EncodeToString(randomBytes(8))
+	name := remote.ProbePrefix + hex.EncodeToString(randomBytes(8))
 	if err := h.Put(ctx, name, []byte("bk-push test file\n")); err != nil {
 		return nil, fmt.Errorf("%w (the test file written before data flows)", err)
 	}
 	t.probe = name
 	return t, nil
 }
-
-// ProbePrefix starts the name of the test file that bk-push writes to
-// each host before data flows, and removes once it has looked for it on
-// the other hosts.
-const ProbePrefix = ".bk-probe-"
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -313,11 +309,16 @@ func (p *pusher) sameFolders(ctx context.Context, slots []*target) error {
 	return ctx.Err()
 }
 
-// removeProbes removes the test files, even when ctx was cancelled.
+// removeProbes removes the test files, even when ctx was cancelled; on
+// an append-only host they stay, leftovers that bk-prune with the admin
+// hosts file removes.
 func (p *pusher) removeProbes(slots []*target) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, t := range slots {
+		if t != nil && t.probe != "" && t.host.AppendOnly == hostsfile.AppendOnlyClient {
+			t.probe = ""
+		}
 		if t != nil && t.probe != "" {
 			if err := t.host.Remove(ctx, t.probe); err != nil {
 				p.opt.Warn("removing the test file: %v", err)
@@ -328,7 +329,9 @@ func (p *pusher) removeProbes(slots []*target) {
 }
 
 func (p *pusher) check(ctx context.Context, t *target) error {
-	if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.StaleAge); err != nil {
+	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
+		// Its leftovers are for bk-prune with the admin hosts file.
+	} else if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.StaleAge); err != nil {
 		p.opt.Warn("host %s: removing stale temp files: %v", t.host, err)
 	} else if n > 0 {
 		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)
@@ -635,10 +638,21 @@ func (p *pusher) tooFew(ups []*upload, early bool) error {
 
 // removeStored deletes the shares and manifests this run stored, so
 // nothing of a failed backup looks complete. It runs even when ctx was
-// cancelled.
+// cancelled. On an append-only host they stay: shares without a manifest
+// are listed as orphans, and a manifest on too few hosts does not count.
 func (p *pusher) removeStored(ups []*upload) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	kept := 0
+	for _, u := range ups {
+		if u != nil && (u.manifest || u.committed) && u.t.host.AppendOnly == hostsfile.AppendOnlyClient {
+			u.manifest, u.committed = false, false
+			kept++
+		}
+	}
+	if kept > 0 {
+		p.opt.Note("%d append-only hosts keep what this run stored there, as orphans for bk-prune with the admin hosts file", kept)
+	}
 	for _, u := range ups {
 		if u != nil && u.manifest {
 			if err := u.t.host.Remove(ctx, manifest.ManifestPath(p.id)); err != nil {

@@ -580,7 +580,7 @@ func TestPreflightWritesATestFile(t *testing.T) {
 			}
 			folders := slices.DeleteFunc(slices.Clone(hosts), func(h hostsfile.Host) bool { return spare && pathOf(h) == pathOf(hosts[2]) })
 			for _, f := range files(t, folders) {
-				if strings.Contains(f, ProbePrefix) {
+				if strings.Contains(f, remote.ProbePrefix) {
 					t.Fatalf("test file left behind: %s", f)
 				}
 			}

@@ -50,8 +50,8 @@ type Remote interface {
 	// name, without temp files; the error wraps ErrNotExist when dir is
 	// absent.
 	List(ctx context.Context, dir string) ([]Info, error)
-	// ListTemp describes the temp files in dir that List hides, for
-	// CleanTemp.
+	// ListTemp describes the leftovers in dir that List hides (temp
+	// files, test files), for CleanTemp.
 	ListTemp(ctx context.Context, dir string) ([]Info, error)
 	// Remove deletes the file name (or an empty folder); the error wraps
 	// ErrNotExist when it is absent.
@@ -143,6 +143,27 @@ type DialOptions struct {
 	// (NewHash) with what was written before moving it into place; it doubles the
 	// transfer.
 	Verify bool
+	// AppendOnly says the host lets this account create files and nothing
+	// else destructive (hosts-file option append-only=yes): files are
+	// created read-only and given their name by a hard link, and no temp
+	// file is ever removed. A kind of host that cannot work so refuses to
+	// dial.
+	AppendOnly bool
+}
+
+// ErrAppendOnly is what a kind of host that cannot work on an append-only
+// host says when dialled with DialOptions.AppendOnly, and what bk says
+// before it would remove a file there.
+var ErrAppendOnly = errors.New("append-only host")
+
+// AppendOnlyProber is a Remote that can find out whether the host really
+// is append-only for this account.
+type AppendOnlyProber interface {
+	// ProbeAppendOnly creates a test file of its own and tries to remove,
+	// overwrite, truncate, rename and chmod it, and returns what the host
+	// allowed ("remove", "overwrite", ...): empty for an append-only host.
+	// Nothing but the test file is touched; it stays behind, as a leftover.
+	ProbeAppendOnly(ctx context.Context) (allowed []string, err error)
 }
 
 // DefaultTimeout is DialOptions.Timeout when none is given: long enough
@@ -184,6 +205,44 @@ const TempPrefix = ".tmp-"
 
 // IsTemp reports whether base is a temp file's name.
 func IsTemp(base string) bool { return strings.HasPrefix(base, TempPrefix) }
+
+// ProbePrefix starts the name of the test files bk writes to find out what
+// a host allows (bk-push before data flows, bk-ls and bk-check on
+// append-only hosts). Like temp files they are hidden from List and shown
+// by ListTemp: on an append-only host they stay behind.
+const ProbePrefix = ".bk-probe-"
+
+// IsLeftover reports whether base is a temp file's or a test file's name:
+// what List hides and ListTemp shows.
+func IsLeftover(base string) bool { return IsTemp(base) || strings.HasPrefix(base, ProbePrefix) }
+
+// SecondName reports whether temp file t is a second name of the file it
+// was to become, among the files of its folder by name: that file is
+// there with t's size and time (one inode: the hard link an append-only
+// host keeps). It then costs no space.
+func SecondName(t Info, files map[string]Info) bool {
+	target, ok := TempTarget(t.Name)
+	if !ok {
+		return false
+	}
+	fi, ok := files[target]
+	return ok && !fi.Dir && fi.Size == t.Size && fi.ModTime.Equal(t.ModTime)
+}
+
+// TempTarget is the name a temp file was to be moved to, from its own
+// name; ok is false for a name TempName did not make.
+func TempTarget(temp string) (name string, ok bool) {
+	dir, base := path.Split(temp)
+	rest, ok := strings.CutPrefix(base, TempPrefix)
+	if !ok {
+		return "", false
+	}
+	_, target, ok := strings.Cut(rest, "-")
+	if !ok || target == "" {
+		return "", false
+	}
+	return dir + target, true
+}
 
 // TempName returns a fresh temp name in the same folder as name:
 // ".tmp-<random>-<base>", so two uploads never share one.
@@ -228,12 +287,12 @@ func CheckNewName(name string) error {
 	return nil
 }
 
-// Filter keeps the temp files of infos (temp true) or the others, sorted
-// by name, for List and ListTemp.
+// Filter keeps the leftovers of infos (temp files and test files; temp
+// true) or the others, sorted by name, for List and ListTemp.
 func Filter(infos []Info, temp bool) []Info {
 	var out []Info
 	for _, fi := range infos {
-		if IsTemp(fi.Name) == temp && !(temp && fi.Dir) {
+		if IsLeftover(fi.Name) == temp && !(temp && fi.Dir) {
 			out = append(out, fi)
 		}
 	}
@@ -259,7 +318,9 @@ func HostError(host string, err error) error {
 
 // Used adds up the sizes of all files under dir on r, temp files included
 // (they take space too), so bk-push can keep within a quota. A missing dir
-// uses nothing.
+// uses nothing. A temp file is taken for a second name of the file it was
+// to become (a hard link, as an append-only host keeps it) when that file
+// is there with its size and time, and counted once.
 func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 	var total int64
 	temps, err := r.ListTemp(ctx, dir)
@@ -269,12 +330,18 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, t := range temps {
-		total += t.Size
-	}
 	infos, err := r.List(ctx, dir)
 	if err != nil {
 		return 0, err
+	}
+	byName := make(map[string]Info, len(infos)+len(temps))
+	for _, fi := range append(temps, infos...) {
+		byName[fi.Name] = fi
+	}
+	for _, t := range temps {
+		if !SecondName(t, byName) {
+			total += t.Size
+		}
 	}
 	for _, fi := range infos {
 		if !fi.Dir {
@@ -290,8 +357,8 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 	return total, nil
 }
 
-// CleanTemp removes temp files in dir last changed more than olderThan ago:
-// leftovers of killed runs. A live upload keeps its temp file's time fresh.
+// CleanTemp removes temp and test files in dir last changed more than
+// olderThan ago: leftovers of killed runs. A live upload keeps its temp file's time fresh.
 // It returns how many it removed.
 func CleanTemp(ctx context.Context, r Remote, dir string, olderThan time.Duration) (int, error) {
 	temps, err := r.ListTemp(ctx, dir)
@@ -309,4 +376,13 @@ func CleanTemp(ctx context.Context, r Remote, dir string, olderThan time.Duratio
 		removed++
 	}
 	return removed, nil
+}
+
+// RefuseAppendOnly is what Dial returns on a kind of host that cannot work
+// as an append-only host when opts ask for one: nil when they don't.
+func RefuseAppendOnly(host string, opts DialOptions) error {
+	if !opts.AppendOnly {
+		return nil
+	}
+	return HostError(host, fmt.Errorf("append-only=yes works on SFTP hosts only: %w", ErrAppendOnly))
 }

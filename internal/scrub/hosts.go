@@ -3,14 +3,21 @@ package scrub
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
 // Unreachable is the state of a host that could not be listed.
 const Unreachable State = "unreachable"
+
+// NotAppendOnly is the state of a host the hosts file says is append-only
+// (append-only=yes) that let its test file be removed or changed.
+const NotAppendOnly State = "not append-only"
 
 // Host is how one host of the hosts files fares: the shares checked on
 // it, and what it holds.
@@ -30,6 +37,13 @@ type Host struct {
 	Free  int64 `json:"free"`
 	// Temp are leftovers of uploads: in progress, or of killed runs.
 	Temp []TempFile `json:"temp,omitempty"`
+	// Orphans are shares no manifest names: of failed runs, on an
+	// append-only host, or of a prune cut short.
+	Orphans []TempFile `json:"orphans,omitempty"`
+	// Allows is what a host the hosts file says is append-only let its
+	// test file suffer ("remove", "overwrite", "truncate", "chmod",
+	// "rename"); then its State is NotAppendOnly.
+	Allows []string `json:"allows,omitempty"`
 }
 
 // TempFile is an upload's temp file on a host.
@@ -56,7 +70,11 @@ func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) 
 				h.Used += t.Size
 				h.Temp = append(h.Temp, TempFile{t.Name, t.Size, t.ModTime})
 			}
+			for _, o := range catalog.OrphanShares(listings, l) {
+				h.Orphans = append(h.Orphans, TempFile{o.Name, o.Size, o.ModTime})
+			}
 			if r, err := l.Host.Remote(ctx); err == nil {
+				probeAppendOnly(ctx, l.Host, r, &h)
 				if free, err := r.Free(ctx); err == nil {
 					h.Free = free
 				} else if !errors.Is(err, remote.ErrUnknownSpace) {
@@ -82,7 +100,45 @@ func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) 
 		if h.State == Healthy && h.Bad+h.Missing > 0 {
 			h.State = Degraded
 		}
+		if len(h.Allows) > 0 {
+			h.State = NotAppendOnly
+		}
 		out = append(out, h)
 	}
 	return out
+}
+
+// probeAppendOnly tries a host that the hosts file says is append-only,
+// on a test file of its own (remote.AppendOnlyProber).
+func probeAppendOnly(ctx context.Context, host *catalog.Host, r remote.Remote, h *Host) {
+	if host.AppendOnly != hostsfile.AppendOnlyClient {
+		return
+	}
+	p, ok := r.(remote.AppendOnlyProber)
+	if !ok {
+		h.Allows = []string{"anything (it cannot be probed)"}
+		return
+	}
+	allowed, err := p.ProbeAppendOnly(ctx)
+	if err != nil {
+		h.Error = err.Error()
+		h.Allows = []string{"no test (" + err.Error() + ")"}
+		return
+	}
+	h.Allows = allowed
+}
+
+// AppendOnlyError says which hosts marked append-only are not, nil when
+// none.
+func AppendOnlyError(hosts []Host) error {
+	var bad []string
+	for _, h := range hosts {
+		if h.State == NotAppendOnly {
+			bad = append(bad, fmt.Sprintf("%s allows %s", h.Host, strings.Join(h.Allows, ", ")))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("not append-only, though the hosts file says append-only=yes: %s", strings.Join(bad, "; "))
 }

@@ -19,6 +19,7 @@ type Proxy struct {
 	budget int64 // bytes left before a cut; <0 for no cut armed
 	cuts   int
 	stall  bool // accept, then deliver nothing in either direction
+	refuse bool // close new connections at once, as a host that is down
 	dials  int  // connections accepted
 	down   int64
 }
@@ -69,6 +70,14 @@ func (p *Proxy) Stall() {
 	p.stall = true
 }
 
+// SetDown makes the host refuse connections (true) from now on, as a host
+// that is switched off, or serve them again (false).
+func (p *Proxy) SetDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = down
+}
+
 func (p *Proxy) stalled() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -117,7 +126,12 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		p.dials++
+		refuse := p.refuse
 		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
 		if p.stalled() {
 			p.mu.Lock()
 			p.conns[c] = true

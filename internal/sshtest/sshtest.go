@@ -37,6 +37,8 @@ type Server struct {
 	Port  int
 	User  string
 	Real  bool // OpenSSH sshd rather than the in-process server
+	// AppendOnly is the append-only account (StartAppendOnly), else nil.
+	AppendOnly *AppendOnly
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when sshd has exited
@@ -64,7 +66,9 @@ func HaveSSH() bool {
 // Start runs OpenSSH's sshd in the foreground on a free port of 127.0.0.1,
 // with throwaway host and user keys written to dir (which must exist). Its
 // alias is dir's base name. It returns ErrNoSSHD when sshd is not installed.
-func Start(dir string) (*Server, error) {
+func Start(dir string) (*Server, error) { return start(dir, nil) }
+
+func start(dir string, ao *AppendOnly) (*Server, error) {
 	sshd := SSHDPath()
 	if sshd == "" {
 		return nil, ErrNoSSHD
@@ -73,6 +77,7 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.AppendOnly = ao
 	if os.Geteuid() == 0 {
 		// Debian's sshd refuses to start without its privilege-separation
 		// folder, which a fresh machine or container may lack.
@@ -177,13 +182,20 @@ func (s *Server) sshdConfig(penalties bool) string {
 	line("KbdInteractiveAuthentication", "no")
 	line("PermitRootLogin", "prohibit-password")
 	line("UsePAM", "no")
-	line("AllowUsers", s.User)
+	users := s.User
+	if s.AppendOnly != nil {
+		users += " " + s.AppendOnly.User
+	}
+	line("AllowUsers", users)
 	line("MaxStartups", "100")
 	line("MaxSessions", "100")
 	line("LogLevel", "INFO")
 	line("Subsystem", "sftp internal-sftp")
 	if penalties {
 		line("PerSourcePenalties", "no")
+	}
+	if s.AppendOnly != nil {
+		b.WriteString(s.AppendOnly.matchBlock())
 	}
 	return b.String()
 }
@@ -266,7 +278,13 @@ func (s *Server) writeClientFiles() error {
 
 func (s *Server) sshConfig() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Host %s\n", s.Alias)
+	names := s.Alias
+	if s.AppendOnly != nil {
+		// ssh takes the first value it reads: the client's block first.
+		b.WriteString(s.clientConfig())
+		names += " " + s.AppendOnly.Alias
+	}
+	fmt.Fprintf(&b, "Host %s\n", names)
 	line := func(k, v string) { fmt.Fprintf(&b, "\t%s %s\n", k, v) }
 	line("HostName", "127.0.0.1")
 	line("Port", strconv.Itoa(s.Port))
@@ -323,13 +341,17 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
-// Stop ends the server and every connection to it.
+// Stop ends the server and every connection to it, and removes the
+// append-only account's chroot.
 func (s *Server) Stop() error {
 	if s.gsrv != nil {
 		return s.gsrv.stop()
 	}
 	if s.cmd == nil {
 		return nil
+	}
+	if s.AppendOnly != nil {
+		defer os.RemoveAll(s.AppendOnly.Top)
 	}
 	// Each connection is served by a child in a session of its own; find
 	// them before their parent goes and they are handed to init.

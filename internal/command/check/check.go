@@ -39,8 +39,11 @@ hundred bytes per share.
 Each backup is then healthy (every share good), degraded (some shares bad
 or missing, more than k good: restorable, with margin left), at risk
 (exactly k good: one more loss loses it) or lost (fewer than k good). Each
-host is healthy, degraded (a share there is bad or missing) or unreachable.
-Every share that is not good is named in a warning, with its host.
+host is healthy, degraded (a share there is bad or missing), unreachable,
+or not append-only: a host the hosts file marks append-only=yes that let a
+test file of bk-check's be removed, overwritten, truncated, chmodded or
+renamed (the test file stays there). Every share that is not good is named
+in a warning, with its host.
 
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
 one that does not is named in a warning. A backup that bk-prune removed
@@ -67,8 +70,8 @@ JSON document docs/FORMAT.md describes (section 8).`,
 
 2  usage error: a bad flag, or a bad or missing hosts file.
 
-3  a backup is degraded or at risk (bk-repair mends it), or a host is
-unreachable.
+3  a backup is degraded or at risk (bk-repair mends it), a host is
+unreachable, or a host marked append-only is not.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `Check everything, every byte:
@@ -167,6 +170,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		worst = scrub.Worse(worst, out.Backups[i].State)
 	}
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	if err := scrub.AppendOnlyError(out.Hosts); err != nil {
+		env.Msg.Warnf("%v", err)
+	}
 	if age := cli.Duration(c, "max-age"); age > 0 {
 		out.Stale = stale(backups, now.Add(-age))
 	}
@@ -277,6 +283,9 @@ func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) e
 		return cli.WithHint(cli.Degradedf("not every backup is healthy (the worst is %s)", worst), "bk-repair HOSTS rebuilds the shares that are bad or missing")
 	case unreachable:
 		return cli.Degradedf("a host was unreachable; its shares were not checked")
+	case scrub.AppendOnlyError(r.Hosts) != nil:
+		return cli.WithHint(cli.Degradedf("a host marked append-only is not"),
+			"deny the backup account remove, rename, posix-rename, setstat, fsetstat and lsetstat (README, \"Protect backups from the client\")")
 	}
 	return nil
 }

@@ -61,7 +61,7 @@ func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error
 	return catalog.Options{
 		Dial: dial,
 		Connect: func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
-			r, err := h.Dial(ctx, dial)
+			r, err := h.Dial(ctx, h.DialOptions(dial))
 			if err != nil {
 				return nil, hint(err, h, dial)
 			}

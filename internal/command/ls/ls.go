@@ -32,7 +32,13 @@ shows it (a file of the share's name and of the size the manifest records),
 not as the manifest says. A share no host holds is shown missing, and the
 backup healthy, degraded, at risk or lost by the count of shares present.
 Then each host: the bytes bk keeps there against its quota, its free space,
-and temp files that uploads in progress or killed runs left there.
+and temp files that uploads in progress or killed runs left there; then
+the shares that no manifest names (orphans, left by failed runs on
+append-only hosts or by a prune cut short), which are no backups.
+
+On a host marked append-only=yes, bk-ls stores a test file and tries to
+remove, overwrite, truncate, chmod and rename it; a host that allows any of
+it is reported "not append-only" (exit 3). The test file stays there.
 
 A manifest that does not count (docs/FORMAT.md, section 5) is listed with
 the reason; a backup that bk-prune removed while a host was down, and whose
@@ -51,7 +57,8 @@ describes.`,
 
 2  usage error: a bad flag, or a bad or missing hosts file.
 
-3  listed, but a host was unreachable.
+3  listed, but a host was unreachable, or a host the hosts file says is
+append-only (append-only=yes) let bk-ls remove or change its test file.
 
 130  interrupted.`},
 			{Title: "EXAMPLES", Body: `What the hosts hold:
@@ -162,6 +169,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	withChains(env, out.Backups, backups)
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	notAppendOnly := scrub.AppendOnlyError(out.Hosts)
+	if notAppendOnly != nil {
+		env.Msg.Warnf("%v", notAppendOnly)
+	}
 	if c.Bool("json") {
 		if err := connect.WriteJSON(env.Stdout, out); err != nil {
 			return err
@@ -174,6 +185,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.WithHint(fmt.Errorf("no backup found on the hosts reached"), "bk-push stores backups there")
 	case unreachable:
 		return cli.Degradedf("a host was unreachable: the listing lacks what it holds")
+	case notAppendOnly != nil:
+		return cli.Degradedf("a host marked append-only is not")
 	}
 	return nil
 }
@@ -229,6 +242,18 @@ func table(w io.Writer, l Listing) error {
 			quota, free, temp = "unreachable", "", ""
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Host, units.Bytes(h.Used), quota, free, temp)
+	}
+	// Shares of failed runs, which are no backups: only when there are any.
+	header := false
+	for _, h := range l.Hosts {
+		for _, o := range h.Orphans {
+			if !header {
+				fmt.Fprintln(tw)
+				fmt.Fprintln(tw, "ORPHAN SHARE\tHOST\tSIZE\tTIME")
+				header = true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Name, h.Host, units.Bytes(o.Size), o.Time.UTC().Format("2006-01-02 15:04:05Z"))
+		}
 	}
 	return tw.Flush()
 }

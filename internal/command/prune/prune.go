@@ -11,6 +11,7 @@ import (
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/connect"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/prune"
 	"github.com/bk-backup/bk/internal/retention"
 )
@@ -46,7 +47,15 @@ would not keep the backup either: a tombstone never removes a backup the
 policy keeps. Meanwhile the readers (bk-join, bk-ls, bk-check, bk-repair)
 take the backup for pruned, so it does not come back. Tombstones older than
 90 days are removed; a host away for longer keeps its files, which bk-ls
-lists as not counting.`,
+lists as not counting.
+
+An append-only host (append-only=yes in the hosts file) lets the backup
+client's account remove nothing, so bk-prune refuses it: give bk-prune the
+admin hosts file, whose lines reach the same folders with other credentials
+and say append-only=admin, or run it on the host against its folder. On such
+hosts the backups are ordered by the time the hosts stored their manifests,
+not by the time the manifests claim, and each file's second name (the temp
+name it kept) goes with it.`,
 		Flags: append([]ucli.Flag{
 			&ucli.IntFlag{Name: "keep-last", Usage: "keep the `N` newest backups of each name"},
 			&ucli.IntFlag{Name: "keep-daily", Usage: "keep the newest backup of each of the `N` latest days that hold one"},
@@ -98,6 +107,14 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !c.Bool("dry-run") {
+		for _, h := range cat.Hosts() {
+			if h.AppendOnly == hostsfile.AppendOnlyClient {
+				return cli.WithHint(fmt.Errorf("host %s is append-only (%s: append-only=yes): bk-prune removes nothing there", h, h.Where()),
+					"give bk-prune the admin hosts file (append-only=admin lines), or run it on the host against its folder")
+			}
+		}
 	}
 	backups := cat.Backups(listings)
 	if name := c.String("name"); name != "" {

@@ -27,6 +27,9 @@ func (l Location) URL() string { return (&url.URL{Scheme: "file", Path: l.Path})
 
 // Dial opens the folder.
 func (l Location) Dial(_ context.Context, opts remote.DialOptions) (remote.Remote, error) {
+	if err := remote.RefuseAppendOnly(l.Path, opts); err != nil {
+		return nil, err
+	}
 	r, err := New(l.Path, opts)
 	if err != nil {
 		return nil, err // not a nil *Local in a non-nil interface

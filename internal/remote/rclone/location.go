@@ -23,6 +23,9 @@ func (l Location) URL() string { return l.String() }
 
 // Dial checks that rclone runs and knows the remote.
 func (l Location) Dial(ctx context.Context, opts remote.DialOptions) (remote.Remote, error) {
+	if err := remote.RefuseAppendOnly(l.String(), opts); err != nil {
+		return nil, err
+	}
 	r, err := Dial(ctx, l.Path, opts)
 	if err != nil {
 		return nil, err // not a nil *Rclone in a non-nil interface

@@ -114,12 +114,13 @@ func Data(n int, seed uint64) []byte {
 // Put uploads data to name in uneven pieces and commits it.
 func Put(t testing.TB, r remote.Remote, name string, data []byte) {
 	t.Helper()
-	if err := put(r, name, data); err != nil {
+	if err := TryPut(r, name, data); err != nil {
 		t.Fatalf("put %s: %v", name, err)
 	}
 }
 
-func put(r remote.Remote, name string, data []byte) error {
+// TryPut is Put that returns the error.
+func TryPut(r remote.Remote, name string, data []byte) error {
 	ctx := context.Background()
 	up, err := r.Create(ctx, name)
 	if err != nil {
@@ -353,7 +354,7 @@ func testSameNameRace(t *testing.T, r remote.Remote) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { errs[i] = put(r, "same", Data(200<<10, uint64(10+i))) })
+		wg.Go(func() { errs[i] = TryPut(r, "same", Data(200<<10, uint64(10+i))) })
 	}
 	wg.Wait()
 	won := -1
@@ -405,7 +406,7 @@ func testConcurrent(t *testing.T, r remote.Remote) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { errs[i] = put(r, fmt.Sprintf("c/s%d", i), Data(300<<10+i*1000, uint64(20+i))) })
+		wg.Go(func() { errs[i] = TryPut(r, fmt.Sprintf("c/s%d", i), Data(300<<10+i*1000, uint64(20+i))) })
 	}
 	wg.Wait()
 	for i, err := range errs {

@@ -147,8 +147,12 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 		err error
 	}
 	done := make(chan result, 1)
+	var requests io.WriteCloser = stdin
+	if r.opts.AppendOnly {
+		requests = &createMode{w: stdin, perm: 0o444}
+	}
 	go func() {
-		pc, err := psftp.NewClientPipe(answers{stdout, c}, stdin,
+		pc, err := psftp.NewClientPipe(answers{stdout, c}, requests,
 			psftp.UseConcurrentWrites(true),
 			psftp.MaxConcurrentRequestsPerFile(64),
 			psftp.UseConcurrentReads(true))

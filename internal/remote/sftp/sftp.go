@@ -7,6 +7,8 @@ package sftp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -191,6 +193,9 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 			return err
 		}
 		u.f, u.fc = f, c
+		if r.opts.AppendOnly {
+			return nil // created read-only (createMode), never chmodded
+		}
 		// Private like the local backend's; a server that can't do it
 		// still stores the file.
 		if err := f.Chmod(0o600); c.lost(err) {
@@ -244,15 +249,46 @@ func (u *upload) Write(p []byte) (int, error) {
 
 // file returns a handle to the temp file on connection c, reopening it
 // after a reconnect (without O_CREATE: if it vanished, the upload fails).
+// On an append-only host the temp file is read-only and cannot be
+// reopened: the upload goes on in a new one.
 func (u *upload) file(c *conn) (*psftp.File, error) {
 	if u.fc == c {
 		return u.f, nil
+	}
+	if u.r.opts.AppendOnly {
+		return u.restart(c)
 	}
 	f, err := c.c.OpenFile(u.tmp, os.O_WRONLY)
 	if err != nil {
 		return nil, err
 	}
 	u.f, u.fc = f, c
+	return f, nil
+}
+
+// restart moves the upload to a new temp file on c, holding the
+// acknowledged bytes of the old one, read back from the host. The old one
+// stays behind, a leftover for bk-prune with the admin hosts file.
+func (u *upload) restart(c *conn) (*psftp.File, error) {
+	tmp := remote.TempName(u.final)
+	f, err := c.c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return nil, err
+	}
+	src, err := c.c.Open(u.tmp)
+	if err == nil {
+		var n int64
+		n, err = io.Copy(f, io.LimitReader(src, u.acked))
+		_ = src.Close()
+		if err == nil && n != u.acked {
+			err = fmt.Errorf("%s: %w: it holds %d bytes, the host acknowledged %d", u.tmp, errSize, n, u.acked)
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	u.tmp, u.f, u.fc = tmp, f, c
 	return f, nil
 }
 
@@ -348,6 +384,9 @@ func (u *upload) verify(ctx context.Context) error {
 	if remote.SumOf(h) == u.Sum() {
 		return nil
 	}
+	if u.r.opts.AppendOnly {
+		return u.r.err(fmt.Errorf("%s: %w (left as %s)", u.final, remote.ErrChanged, u.tmp))
+	}
 	err := u.r.do(ctx, u.r.pauses, "removed "+u.tmp, func(c *conn) error { return c.c.Remove(u.tmp) })
 	if err != nil {
 		return u.r.err(fmt.Errorf("%s: %w, and removing it failed: %v", u.final, remote.ErrChanged, err))
@@ -374,6 +413,9 @@ func (u *upload) moveIntoPlace(c *conn, retry bool) error {
 		}
 		u.linked = true
 	}
+	if u.r.opts.AppendOnly {
+		return nil // the temp name stays: a second name of the file, costing no space
+	}
 	// After a rename the temp name is gone already. A temp name that
 	// can't be removed is hidden and harmless, unless the connection broke.
 	if err := c.c.Remove(u.tmp); c.lost(err) {
@@ -387,7 +429,19 @@ func (u *upload) moveIntoPlace(c *conn, retry bool) error {
 // rename does the same on OpenSSH and as the protocol demands; never
 // posix-rename, which replaces.
 func (u *upload) link(c *conn) error {
-	if _, ok := c.c.HasExtension("hardlink@openssh.com"); ok {
+	_, ok := c.c.HasExtension("hardlink@openssh.com")
+	if u.r.opts.AppendOnly {
+		// A rename would need a host that allows moving files away.
+		if !ok {
+			return errors.New("the host does not offer hard links (hardlink@openssh.com), which an append-only host needs")
+		}
+		err := c.c.Link(u.tmp, u.final)
+		if err != nil && !c.lost(err) && !exists(c, u.final) {
+			return fmt.Errorf("hard link %s to %s: %w", u.tmp, u.final, err)
+		}
+		return err
+	}
+	if ok {
 		err := c.c.Link(u.tmp, u.final)
 		if err == nil || c.lost(err) || exists(c, u.final) {
 			return err
@@ -412,11 +466,15 @@ func (u *upload) Abort() error {
 	}
 	u.done = true
 	// One quick try: a dead host should not hold up the clean-up of the
-	// others. What is left, CleanTemp removes later.
+	// others. What is left, CleanTemp removes later; on an append-only
+	// host the temp file stays, for bk-prune with the admin hosts file.
 	err := u.r.do(context.Background(), []time.Duration{0}, "removed "+u.tmp, func(c *conn) error {
 		if u.fc == c {
 			_ = u.f.Close()
 			u.fc = nil
+		}
+		if u.r.opts.AppendOnly {
+			return nil
 		}
 		return c.c.Remove(u.tmp)
 	})
@@ -652,4 +710,81 @@ func (r *SFTP) Close() error {
 		c.report(r)
 	}
 	return nil
+}
+
+// ProbeAppendOnly implements remote.AppendOnlyProber. It creates a test
+// file of its own (read-only, on an append-only host) and tries on it
+// what an intruder would try on a backup: open it for writing, truncate
+// it, chmod it, rename it, remove it. A host that refuses all of them and
+// offers hard links is append-only. The test file stays behind on such a
+// host, a leftover among the temp files.
+func (r *SFTP) ProbeAppendOnly(ctx context.Context) ([]string, error) {
+	var allowed []string
+	err := r.do(ctx, r.pauses, "probed the host", func(c *conn) error {
+		allowed = nil
+		if _, ok := c.c.HasExtension("hardlink@openssh.com"); !ok {
+			return errors.New("the host does not offer hard links (hardlink@openssh.com), which an append-only host needs")
+		}
+		name := r.path(remote.ProbePrefix + hexRandom())
+		f, err := c.c.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		if err != nil {
+			return fmt.Errorf("create a test file: %w", err)
+		}
+		_, err = f.Write([]byte("bk append-only test file\n"))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		try := func(what string, op func() error) error {
+			err := op()
+			if c.lost(err) {
+				return err
+			}
+			if err == nil {
+				allowed = append(allowed, what)
+			}
+			return nil
+		}
+		steps := []struct {
+			what string
+			op   func() error
+		}{
+			{"overwrite", func() error {
+				f, err := c.c.OpenFile(name, os.O_WRONLY)
+				if err == nil {
+					_ = f.Close()
+				}
+				return err
+			}},
+			{"truncate", func() error { return c.c.Truncate(name, 1) }},
+			{"chmod", func() error { return c.c.Chmod(name, 0o644) }},
+			{"rename", func() error {
+				moved := r.path(remote.ProbePrefix + hexRandom())
+				err := c.c.Rename(name, moved)
+				if err == nil {
+					name = moved
+				}
+				return err
+			}},
+			{"remove", func() error { return c.c.Remove(name) }},
+		}
+		for _, s := range steps {
+			if err := try(s.what, s.op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, r.err(fmt.Errorf("append-only probe: %w", err))
+	}
+	return allowed, nil
+}
+
+func hexRandom() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -92,12 +92,18 @@ func TestSuite(t *testing.T) {
 // connection; both are closed when the test ends.
 func viaProxy(t *testing.T, s *sshtest.Server, opts remote.DialOptions) (*SFTP, *sshtest.Proxy) {
 	t.Helper()
+	return dialProxied(t, s, at(s, folder(t)), opts)
+}
+
+// dialProxied dials h on s through a proxy that can cut the connection;
+// both are closed when the test ends.
+func dialProxied(t *testing.T, s *sshtest.Server, h Location, opts remote.DialOptions) (*SFTP, *sshtest.Proxy) {
+	t.Helper()
 	p, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(s.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	h := at(s, folder(t))
 	h.Port = p.Port()
 	r := dial(t, s, h, opts)
 	t.Cleanup(func() { r.Close() })
