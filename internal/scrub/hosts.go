@@ -74,7 +74,6 @@ func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) 
 				h.Orphans = append(h.Orphans, TempFile{o.Name, o.Size, o.ModTime})
 			}
 			if r, err := l.Host.Remote(ctx); err == nil {
-				probeAppendOnly(ctx, l.Host, r, &h)
 				if free, err := r.Free(ctx); err == nil {
 					h.Free = free
 				} else if !errors.Is(err, remote.ErrUnknownSpace) {
@@ -100,20 +99,31 @@ func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) 
 		if h.State == Healthy && h.Bad+h.Missing > 0 {
 			h.State = Degraded
 		}
-		if len(h.Allows) > 0 {
-			h.State = NotAppendOnly
-		}
 		out = append(out, h)
 	}
 	return out
 }
 
-// probeAppendOnly tries a host that the hosts file says is append-only,
-// on a test file of its own (remote.AppendOnlyProber).
-func probeAppendOnly(ctx context.Context, host *catalog.Host, r remote.Remote, h *Host) {
-	if host.AppendOnly != hostsfile.AppendOnlyClient {
-		return
+// ProbeAppendOnly tries each reachable host of listings that the hosts
+// file says is append-only, on a test file of its own
+// (remote.AppendOnlyProber), and marks hosts (Hosts' summary of listings,
+// in their order) NotAppendOnly when it allowed anything. Each probe
+// leaves its test file on an append-only host.
+func ProbeAppendOnly(ctx context.Context, listings []*catalog.Listing, hosts []Host) {
+	for i, l := range listings {
+		if l.Err != nil || l.Host.AppendOnly != hostsfile.AppendOnlyClient {
+			continue
+		}
+		if r, err := l.Host.Remote(ctx); err == nil {
+			probeAppendOnly(ctx, r, &hosts[i])
+		}
+		if len(hosts[i].Allows) > 0 {
+			hosts[i].State = NotAppendOnly
+		}
 	}
+}
+
+func probeAppendOnly(ctx context.Context, r remote.Remote, h *Host) {
 	p, ok := r.(remote.AppendOnlyProber)
 	if !ok {
 		h.Allows = []string{"anything (it cannot be probed)"}

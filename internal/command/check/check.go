@@ -42,7 +42,7 @@ or missing, more than k good: restorable, with margin left), at risk
 host is healthy, degraded (a share there is bad or missing), unreachable,
 or not append-only: a host the hosts file marks append-only=yes that let a
 test file of bk-check's be removed, overwritten, truncated, chmodded or
-renamed (the test file stays there). Every share that is not good is named
+renamed (the test file stays there; not tried with --backup). Every share that is not good is named
 in a warning, with its host.
 
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
@@ -170,6 +170,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		worst = scrub.Worse(worst, out.Backups[i].State)
 	}
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	if c.String("backup") == "" {
+		// A question about one backup (bk-backup asks one every night)
+		// is no audit of the hosts: no test file.
+		scrub.ProbeAppendOnly(ctx, listings, out.Hosts)
+	}
 	if err := scrub.AppendOnlyError(out.Hosts); err != nil {
 		env.Msg.Warnf("%v", err)
 	}

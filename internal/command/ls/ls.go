@@ -169,6 +169,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	withChains(env, out.Backups, backups)
 	out.Hosts = scrub.Hosts(ctx, listings, reports)
+	scrub.ProbeAppendOnly(ctx, listings, out.Hosts)
 	notAppendOnly := scrub.AppendOnlyError(out.Hosts)
 	if notAppendOnly != nil {
 		env.Msg.Warnf("%v", notAppendOnly)
