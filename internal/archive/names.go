@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -134,6 +135,9 @@ func matchPrefix(pattern, name string) bool {
 	}
 }
 
+// ErrNotInArchive is the error of patterns that matched no entry.
+var ErrNotInArchive = errors.New("not found in archive")
+
 // unused returns an error naming the patterns that matched no entry.
 func (s *selector) unused() error {
 	var missing []string
@@ -143,7 +147,7 @@ func (s *selector) unused() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("not found in archive: %s", strings.Join(missing, ", "))
+		return fmt.Errorf("%w: %s", ErrNotInArchive, strings.Join(missing, ", "))
 	}
 	return nil
 }

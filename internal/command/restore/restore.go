@@ -209,6 +209,9 @@ func finish(env *cli.Env, stats archive.RestoreStats, err error, keys seal.Keys,
 	if errors.Is(err, archive.ErrNotEmpty) {
 		err = cli.WithHint(err, "restore into a new folder, or give --overwrite to replace entries in this one")
 	}
+	if errors.Is(err, archive.ErrNotInArchive) {
+		err = cli.WithHint(err, "a PATTERN is a path as stored, e.g. home/alice/docs: bk-restore -t lists them, bk-find -i KEY HOSTS FRAGMENT finds them")
+	}
 	if err != nil {
 		return passphrase.Hint(err, len(keys.Identities) > 0)
 	}
