@@ -85,13 +85,11 @@ func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, keys seal.K
 	}
 	stats, err := seek.Restore(ctx, archives, dir, opts)
 	var fetched, total int64
-	for _, s := range stored {
+	for i, s := range stored {
 		st := s.Shares.Stats()
 		fetched += st.Fetched
 		total += st.ShareBytes
-		r := s.Shares.Report()
-		report.Missing = append(report.Missing, r.Missing...)
-		report.Damaged = append(report.Damaged, r.Damaged...)
+		addShares(&report, s.Shares.Report(), chain[i], len(chain) > 1)
 	}
 	env.Msg.Notef("read %s of the %s of shares (%d of %d bytes)", units.Bytes(fetched), units.Bytes(total), fetched, total)
 	return stats, report, err
@@ -136,8 +134,7 @@ func joinAndRestore(ctx context.Context, env *cli.Env, cat *catalog.Catalog, cha
 		go func() {
 			defer close(done)
 			r, err := catalog.Join(ctx, m, sources, pw, jopts)
-			report.Missing = append(report.Missing, r.Missing...)
-			report.Damaged = append(report.Damaged, r.Damaged...)
+			addShares(&report, r, m, len(chain) > 1)
 			pw.CloseWithError(err)
 		}()
 		s, _, err := seal.Open(pr, keys)
@@ -150,6 +147,24 @@ func joinAndRestore(ctx context.Context, env *cli.Env, cat *catalog.Catalog, cha
 	stats, err := archive.ExtractChain(ctx, members, dir, opts)
 	finish()
 	return stats, report, err
+}
+
+// addShares adds one backup's missing and damaged shares to the report of
+// a restore, each named with its set when the restore reads a chain: every
+// backup of it has a "share 2".
+func addShares(report *shard.JoinReport, r shard.JoinReport, m *manifest.Manifest, chained bool) {
+	name := func(shares []string) []string {
+		if !chained {
+			return shares
+		}
+		named := make([]string, len(shares))
+		for i, s := range shares {
+			named[i] = s + " of set " + m.SetID[:8]
+		}
+		return named
+	}
+	report.Missing = append(report.Missing, name(r.Missing)...)
+	report.Damaged = append(report.Damaged, name(r.Damaged)...)
 }
 
 // degradedShares says which shares a restore from the hosts did without.
