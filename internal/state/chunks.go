@@ -267,18 +267,7 @@ func (c *chunkStore) finish() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.write([]byte{recEnd})
-	if c.err == nil {
-		_, c.err = c.bw.Write(c.sum.Sum(nil))
-	}
-	if c.err == nil {
-		c.err = c.bw.Flush()
-	}
-	if c.err == nil {
-		c.err = c.f.Sync()
-	}
-	if err := c.f.Close(); c.err == nil {
-		c.err = err
-	}
+	c.err = closeSummed(c.err, c.bw, c.f, c.sum.Sum(nil))
 	c.close()
 	return c.err
 }

@@ -158,18 +158,7 @@ func (w *indexWriter) poison(name string) {
 func (w *indexWriter) finish() (string, error) {
 	w.write([]byte{recEnd})
 	sum := w.sum.Sum(nil)
-	if w.err == nil {
-		_, w.err = w.bw.Write(sum)
-	}
-	if w.err == nil {
-		w.err = w.bw.Flush()
-	}
-	if w.err == nil {
-		w.err = w.f.Sync()
-	}
-	if err := w.f.Close(); w.err == nil {
-		w.err = err
-	}
+	w.err = closeSummed(w.err, w.bw, w.f, sum)
 	return hex.EncodeToString(sum), w.err
 }
 
@@ -367,4 +356,23 @@ func verifyIndex(path string) (Header, string, map[string]bool, error) {
 			return ir.header, hex.EncodeToString(r.sum), poison, nil
 		}
 	}
+}
+
+// closeSummed ends a state file (index or chunk lists): its checksum last,
+// then flush, sync and close. The file is closed even after an earlier error
+// (err), which is returned first.
+func closeSummed(err error, bw *bufio.Writer, f *os.File, sum []byte) error {
+	if err == nil {
+		_, err = bw.Write(sum)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
