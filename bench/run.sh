@@ -361,7 +361,20 @@ stop_sshd() {
 	wait "$SSHD_PID" 2>/dev/null || true
 	SSHD_PID=
 }
-trap stop_sshd EXIT
+# stop_gw stops row 10's versitygw (its own process group, like sshd).
+GW_PID=
+stop_gw() {
+	[[ -n $GW_PID ]] || return 0
+	kill -TERM -- "-$GW_PID" 2>/dev/null || true
+	wait "$GW_PID" 2>/dev/null || true
+	GW_PID=
+}
+# A row that dies midway, or a run that is interrupted, leaves no server
+# behind: bash runs the EXIT trap on errors, and on a signal only when the
+# signal has a trap of its own.
+trap 'stop_sshd; stop_gw' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # sshd_cpu: CPU seconds of the sshd's finished connections (its reaped
 # children), from /proc.
@@ -950,7 +963,7 @@ row10() {
 	export AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret0123456789 AWS_REGION=us-east-1
 	ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
 		setsid "$gw" --port "127.0.0.1:$port" --quiet posix "$dir/store" >"$LOGS/versitygw.log" 2>&1 &
-	local gwpid=$!
+	GW_PID=$!
 	export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BKS3_TYPE=s3 RCLONE_CONFIG_BKS3_PROVIDER=Other \
 		RCLONE_CONFIG_BKS3_ENDPOINT=$ep RCLONE_CONFIG_BKS3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID \
 		RCLONE_CONFIG_BKS3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY RCLONE_CONFIG_BKS3_REGION=us-east-1 \
@@ -967,7 +980,7 @@ row10() {
 	def s3-ref "$rc purge bks3:bkbench/r; true" "T rclone $rc copy --transfers 3 $dir/set/shares bks3:bkbench/r"
 	CMDLINES+=("(row 10: versitygw $("$gw" --version 2>&1 | awk 'NR == 1 { print $NF }') serving bench/_out/work/s3/store on 127.0.0.1; rclone's remote bks3 from RCLONE_CONFIG_BKS3_* variables)")
 	measure s3-push s3-ref
-	kill "$gwpid" 2>/dev/null; wait "$gwpid" 2>/dev/null
+	stop_gw
 	compare s3 "bk-push to 3 S3 prefixes / rclone copy of the 3 files" s3-push s3-ref "<=" 1.0
 	cpuline s3 "bk-push CPU / rclone copy's" s3-push s3-ref
 	rm -rf "$dir"
