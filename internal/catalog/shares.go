@@ -107,6 +107,10 @@ type hostShare struct {
 
 func (s *hostShare) Name() string { return "host " + s.h.String() }
 
+// File is the share's file on its host, for messages about a file there
+// that is not a share of the set.
+func (s *hostShare) File() string { return s.path }
+
 func (s *hostShare) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
 	r, err := s.h.Remote(ctx)
 	if err == nil {

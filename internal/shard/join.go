@@ -24,6 +24,21 @@ type Source interface {
 	Open(ctx context.Context, offset int64) (io.ReadCloser, error)
 }
 
+// fileNamer is a Source named by its host, which holds many files, that
+// also names the file it reads: messages about a file that is no share of
+// the set, which no share index identifies, name the file too.
+type fileNamer interface {
+	File() string
+}
+
+// fileName names src with the file it reads, when its Name does not.
+func fileName(src Source) string {
+	if f, ok := src.(fileNamer); ok {
+		return fmt.Sprintf("%s (%s)", src.Name(), f.File())
+	}
+	return src.Name()
+}
+
 // JoinOptions receives the messages of a join.
 type JoinOptions struct {
 	Warn func(format string, args ...any) // a share is missing or damaged

@@ -53,10 +53,10 @@ func admit(ctx context.Context, probes []probe, opts JoinOptions) (*joiner, erro
 		case outOfFiles(p.err):
 			return j, openFilesError(p.err, len(probes))
 		case errors.Is(p.err, ErrNotShare) || errors.Is(p.err, ErrIsStream):
-			j.warn("%s: %v; skipped", p.src.Name(), p.err)
+			j.warn("%s: %v; skipped", fileName(p.src), p.err)
 		default:
-			j.warn("%s: %v", p.src.Name(), p.err)
-			j.report.Damaged = append(j.report.Damaged, p.src.Name())
+			j.warn("%s: %v", fileName(p.src), p.err)
+			j.report.Damaged = append(j.report.Damaged, fileName(p.src))
 		}
 	}
 	set, err := pickSet(probes, opts.SetID)
@@ -125,7 +125,7 @@ func pickSet(probes []probe, want [16]byte) ([16]byte, error) {
 		if _, ok := sets[p.h.SetID]; !ok {
 			order = append(order, p.h.SetID)
 		}
-		sets[p.h.SetID] = append(sets[p.h.SetID], p.src.Name())
+		sets[p.h.SetID] = append(sets[p.h.SetID], fileName(p.src))
 	}
 	if len(sets[want]) > 0 {
 		return want, nil
@@ -155,11 +155,11 @@ func (j *joiner) addShares(probes []probe, set [16]byte) {
 		h, name := p.h, p.src.Name()
 		switch {
 		case h.SetID != set:
-			j.report.Damaged = append(j.report.Damaged, name)
-			j.warn("%s: a share of another set (%s), not of set %s; skipped", name, h.ShortID(), j.info.ShortID())
+			j.report.Damaged = append(j.report.Damaged, fileName(p.src))
+			j.warn("%s: a share of another set (%s), not of set %s; skipped", fileName(p.src), h.ShortID(), j.info.ShortID())
 		case !sameInfo(h, j.info):
-			j.report.Damaged = append(j.report.Damaged, name)
-			j.warn("%s: header disagrees with the other shares of set %s; skipped", name, j.info.ShortID())
+			j.report.Damaged = append(j.report.Damaged, fileName(p.src))
+			j.warn("%s: header disagrees with the other shares of set %s; skipped", fileName(p.src), j.info.ShortID())
 		case j.shares[h.Index] != nil:
 			j.note("share %d given twice (%s and %s): reading %s", h.Index, j.shares[h.Index].src.Name(), name, j.shares[h.Index].src.Name())
 		default:
