@@ -36,3 +36,18 @@ func DurationFlag(name string, def time.Duration, usage string) *ucli.GenericFla
 func Duration(c *ucli.Context, name string) time.Duration {
 	return time.Duration(*c.Generic(name).(*units.Duration))
 }
+
+// Time reads the flag name as a point in time (units.ParseTime: RFC 3339,
+// or a date meaning its start in local time), the zero time when it is not
+// given. A bad value is a usage error naming the flag.
+func Time(c *ucli.Context, name string) (time.Time, error) {
+	s := c.String(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := units.ParseTime(s, time.Local)
+	if err != nil {
+		return time.Time{}, Usagef("--%s: %v", name, err)
+	}
+	return t, nil
+}

@@ -144,11 +144,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
-	var since time.Time
-	if s := c.String("since"); s != "" {
-		if since, err = units.ParseTime(s, time.Local); err != nil {
-			return cli.Usagef("--since %s: %v", s, err)
-		}
+	since, err := cli.Time(c, "since")
+	if err != nil {
+		return err
 	}
 	keys, err := passphrase.Keys(c.StringSlice("identity"), c.String("passphrase-file"))
 	if err != nil {

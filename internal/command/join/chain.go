@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
-
-	ucli "github.com/urfave/cli/v2"
 
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/chain"
@@ -17,19 +14,6 @@ import (
 	"github.com/bk-backup/bk/internal/shard"
 	"github.com/bk-backup/bk/internal/units"
 )
-
-// before reads --before, the zero time when not given.
-func before(c *ucli.Context) (time.Time, error) {
-	s := c.String("before")
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := units.ParseTime(s, time.Local)
-	if err != nil {
-		return t, cli.Usagef("--before: %v", err)
-	}
-	return t, nil
-}
 
 // chainOf is the chain that restores m: its ancestors as the manifests on
 // the hosts give them, each checked against what m pins (set ID, stream

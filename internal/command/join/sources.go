@@ -178,7 +178,7 @@ func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, err
 	if len(s.given) > 0 || !s.hosts {
 		return s.given, nil
 	}
-	t, err := before(c)
+	t, err := cli.Time(c, "before")
 	if err != nil {
 		return nil, err
 	}

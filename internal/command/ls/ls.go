@@ -114,12 +114,9 @@ type Pruned struct {
 }
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
-	var before time.Time
-	if s := c.String("before"); s != "" {
-		var err error
-		if before, err = units.ParseTime(s, time.Local); err != nil {
-			return cli.Usagef("--before %s: %v", s, err)
-		}
+	before, err := cli.Time(c, "before")
+	if err != nil {
+		return err
 	}
 	cat, listings, unreachable, err := connect.List(ctx, env, c)
 	if cat != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -26,14 +27,16 @@ func fromFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "from", Usage: "restore straight from the hosts of the hosts file (or host folder) `HOSTS`, reading only what the PATTERNs select; repeatable"},
 		&ucli.StringFlag{Name: "backup", Usage: "with --from: restore the backup with this `ID` rather than the newest"},
 		&ucli.StringFlag{Name: "name", Usage: "with --from: restore the newest backup of this `NAME` (bk-push --name)"},
+		&ucli.StringFlag{Name: "before", Usage: "with --from: restore the newest backup made before `TIME` (2026-11-29 or RFC 3339)"},
 	}, connect.Flags()...)
 }
 
 // restoreFrom restores what the patterns select from the backup --from,
-// --name and --backup pick on the hosts: with its chain, reading only the
-// stripes that hold the selected entries, or, for a backup without a
-// catalogue, the whole chain as bk-join | bk-restore does.
-func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, keys seal.Keys, dir string, opts archive.RestoreOptions) (archive.RestoreStats, shard.JoinReport, error) {
+// --name, --backup and --before (given as before) pick on the hosts: with
+// its chain, reading only the stripes that hold the selected entries, or,
+// for a backup without a catalogue, the whole chain as bk-join |
+// bk-restore does.
+func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time.Time, keys seal.Keys, dir string, opts archive.RestoreOptions) (archive.RestoreStats, shard.JoinReport, error) {
 	var report shard.JoinReport
 	cat, listings, _, err := connect.ListHosts(ctx, env, c, c.StringSlice("from"))
 	if cat != nil {
@@ -42,7 +45,7 @@ func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, keys seal.K
 	if err != nil {
 		return archive.RestoreStats{}, report, err
 	}
-	b, err := cat.Pick(cat.Backups(listings), catalog.Query{ID: c.String("backup"), Name: c.String("name")})
+	b, err := cat.Pick(cat.Backups(listings), catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: before})
 	var notFound *catalog.NotFoundError
 	if errors.As(err, &notFound) {
 		return archive.RestoreStats{}, report, cli.WithHint(err, "bk-ls HOSTS lists the backups found")

@@ -64,7 +64,8 @@ chunks and zstd frames that hold them; from the hosts, only the stripes of
 the shares under those are fetched, each checked as bk-join checks it, and a
 missing host or a bad share is named and costs exit 3, as with bk-join.
 --from picks the newest backup on the hosts, or --name's, or --backup's
-(bk-find says which backups hold a file), and restores through its chain:
+(bk-find says which backups hold a file), or the newest made before
+--before's time, and restores through its chain:
 each path from the newest backup holding it as of the one chosen, and what
 was deleted since is not brought back. The entries go through the same
 checks, staging and refusals as a full restore, with their exact metadata.
@@ -138,6 +139,10 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case !list && !check && dir == "":
 		return cli.Usagef("no -C DIR to restore into")
 	}
+	before, err := cli.Time(c, "before")
+	if err != nil {
+		return err
+	}
 	keys, err := passphrase.Keys(c.StringSlice("identity"), c.String("passphrase-file"))
 	if err != nil {
 		return err
@@ -160,7 +165,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		case len(patterns) == 0:
 			return cli.WithHint(cli.Usagef("--from restores selected files: give a PATTERN"), "restore a whole backup with: bk-join HOSTS | bk-restore -C DIR")
 		}
-		stats, report, err := restoreFrom(ctx, env, c, keys, dir, opts)
+		stats, report, err := restoreFrom(ctx, env, c, before, keys, dir, opts)
 		if err := finish(env, stats, err, keys, false, false); err != nil {
 			return err
 		}
@@ -169,7 +174,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		return nil
 	}
-	for _, f := range []string{"backup", "name"} {
+	for _, f := range []string{"backup", "name", "before"} {
 		if c.IsSet(f) {
 			return cli.Usagef("--%s goes with --from", f)
 		}
