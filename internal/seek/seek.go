@@ -95,6 +95,28 @@ func (a *Archive) Close() { a.data.Close() }
 // pick is what to read of each archive of a chain.
 type pick struct {
 	entries [][]index.Entry // per archive, in stream order
+	added   map[pickKey]bool
+	// pulled are the hard link targets the patterns left out, restored
+	// so that the links can be made.
+	pulled []string
+}
+
+type pickKey struct {
+	member int
+	offset int64
+}
+
+func (p *pick) add(i int, e index.Entry) {
+	if !p.added[pickKey{i, e.Offset}] {
+		p.added[pickKey{i, e.Offset}] = true
+		p.entries[i] = append(p.entries[i], e)
+	}
+}
+
+// seen is an entry of a catalogue, with the archive of the chain it is in.
+type seen struct {
+	member int
+	e      index.Entry
 }
 
 // plan chooses, from the catalogues, the entries a restore with patterns
@@ -102,19 +124,62 @@ type pick struct {
 //   - each selected name that is not a directory, from the last archive
 //     that holds it (its newest version), or, when that is a delta, from
 //     the last archive that holds it whole, with every delta after it;
-//     and the file a hard link among them points to, from the link's
-//     archive;
 //   - each selected directory, and each directory above a selected entry
 //     that records deletions (a GNU.dumpdir), from every archive that holds
 //     it: applying them in order removes what was deleted, as a full
 //     restore of the chain does;
 //   - any symlink of the same archive above a selected entry, so that the
-//     extractor refuses the entry as it would in a full restore.
+//     extractor refuses the entry as it would in a full restore;
+//   - the file each selected hard link points to, from the link's archive
+//     (a hard link names an earlier file of its own archive), and when the
+//     patterns leave that file out, its name too, as above: the file is
+//     restored, as of the chain's last archive, so that the link can be
+//     made.
 func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick, error) {
-	type seen struct {
-		member int
-		e      index.Entry
+	p := &pick{entries: make([][]index.Entry, len(chain)), added: map[pickKey]bool{}}
+	links, err := p.names(ctx, chain, match)
+	if err != nil {
+		return nil, err
 	}
+	pulled := map[string]bool{}
+	for _, l := range links {
+		target := path.Clean(l.e.Link)
+		found := false
+		err := chain[l.member].Catalogue.Each(func(e *index.Entry) error {
+			if e.Offset >= l.e.Offset {
+				return io.EOF
+			}
+			if e.Name == target && e.Type == tar.TypeReg {
+				p.add(l.member, *e)
+				found = true
+			}
+			return nil
+		})
+		if err != nil && err != io.EOF {
+			return nil, named(chain[l.member].Name, err)
+		}
+		// A link to no earlier file is left for the extractor to refuse, as
+		// a full restore does.
+		if found && !match(target) && !pulled[target] {
+			pulled[target] = true
+			p.pulled = append(p.pulled, target)
+		}
+	}
+	if len(pulled) > 0 {
+		// The targets are regular files: no hard links among them.
+		if _, err := p.names(ctx, chain, func(name string) bool { return pulled[name] }); err != nil {
+			return nil, err
+		}
+	}
+	for i := range p.entries {
+		slices.SortFunc(p.entries[i], func(a, b index.Entry) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	return p, nil
+}
+
+// names adds the entries of the names match selects, their directories
+// and symlinks, as plan says, and returns the hard links among them.
+func (p *pick) names(ctx context.Context, chain []*Archive, match func(string) bool) ([]seen, error) {
 	found := map[string][]seen{} // selected name → its entries, in chain order
 	var names []string           // in the order first found
 	dumpdirs := make([]map[string]index.Entry, len(chain))
@@ -143,18 +208,6 @@ func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick
 			return nil, named(a.Name, err)
 		}
 	}
-	p := &pick{entries: make([][]index.Entry, len(chain))}
-	type key struct {
-		member int
-		offset int64
-	}
-	added := map[key]bool{}
-	add := func(i int, e index.Entry) {
-		if !added[key{i, e.Offset}] {
-			added[key{i, e.Offset}] = true
-			p.entries[i] = append(p.entries[i], e)
-		}
-	}
 	var links []seen
 	for _, name := range names {
 		all := found[name]
@@ -168,44 +221,24 @@ func plan(ctx context.Context, chain []*Archive, match func(string) bool) (*pick
 			if e.Type != tar.TypeDir && j < from {
 				continue
 			}
-			add(s.member, e)
+			p.add(s.member, e)
 			if e.Type == tar.TypeLink {
 				links = append(links, s)
 			}
 			for dir := e.Name; dir != "."; {
 				dir = path.Dir(dir)
 				if l, ok := symlinks[s.member][dir]; ok {
-					add(s.member, l)
+					p.add(s.member, l)
 				}
 				for k := range chain {
 					if d, ok := dumpdirs[k][dir]; ok {
-						add(k, d)
+						p.add(k, d)
 					}
 				}
 			}
 		}
 	}
-	// Hard links point to a file earlier in their own archive. One that
-	// does not is left for the extractor to refuse, as a full restore does.
-	for _, l := range links {
-		target := path.Clean(l.e.Link)
-		err := chain[l.member].Catalogue.Each(func(e *index.Entry) error {
-			if e.Offset >= l.e.Offset {
-				return io.EOF
-			}
-			if e.Name == target && e.Type == tar.TypeReg {
-				add(l.member, *e)
-			}
-			return nil
-		})
-		if err != nil && err != io.EOF {
-			return nil, named(chain[l.member].Name, err)
-		}
-	}
-	for i := range p.entries {
-		slices.SortFunc(p.entries[i], func(a, b index.Entry) int { return cmp.Compare(a.Offset, b.Offset) })
-	}
-	return p, nil
+	return links, nil
 }
 
 // Restore restores into dir the entries opts.Patterns select from the
@@ -225,6 +258,11 @@ func Restore(ctx context.Context, chain []*Archive, dir string, opts archive.Res
 	if err != nil {
 		return archive.RestoreStats{}, err
 	}
+	// The hard link targets pulled in are restored as if asked for, each
+	// by its exact name.
+	for _, name := range p.pulled {
+		opts.Patterns = append(slices.Clip(opts.Patterns), globEscape(name))
+	}
 	i := 0
 	members := func() (string, io.Reader, error) {
 		if i == len(chain) {
@@ -239,6 +277,18 @@ func Restore(ctx context.Context, chain []*Archive, dir string, opts archive.Res
 		return name, &pieces{a: a, entries: entries}, nil
 	}
 	return archive.ExtractChain(ctx, members, dir, opts)
+}
+
+// globEscape is a pattern that matches name alone (and what is under it).
+func globEscape(name string) string {
+	var b strings.Builder
+	for _, c := range name {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // endOfArchive is the two zero blocks that end a tar stream.

@@ -69,6 +69,9 @@ missing host or a bad share is named and costs exit 3, as with bk-join.
 each path from the newest backup holding it as of the one chosen, and what
 was deleted since is not brought back. The entries go through the same
 checks, staging and refusals as a full restore, with their exact metadata.
+A selected hard link whose target the PATTERNs leave out brings the target
+along (restored too, linked), where reading a whole stream must skip the
+link (exit 3): the catalogue tells ahead which file it needs.
 An archive without a catalogue (made by an older bk-pack, or by
 tar | zstd | age) is read whole, as bk-join | bk-restore would, and a note
 says why.`,
