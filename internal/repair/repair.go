@@ -1,21 +1,18 @@
 // Package repair rebuilds the missing or damaged shares of a backup from k
-// good ones, without the key: the stream is joined from the good shares
-// and split again with the set's own ID and parameters, which gives every
-// share back byte for byte (docs/FORMAT.md, section 3); only the shares
-// wanted are stored, each checked against the hash the manifest records
-// before it takes its name. A new revision of the manifest, written beside
+// good ones, without the key: the stream is joined from the good shares,
+// and each share wanted is regenerated from the stripes the join verified,
+// which gives it back byte for byte (docs/FORMAT.md, section 3); each is
+// checked against the hash the manifest records before it takes its name. A new revision of the manifest, written beside
 // the old one on every host, records where they now are.
 package repair
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"slices"
-	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/manifest"
@@ -213,24 +210,18 @@ type failure struct {
 	err  error
 }
 
-// rebuild joins the stream from the good shares r found and splits it
-// again, streaming the shares of moves to their hosts. A share whose
+// rebuild joins the stream from the good shares r found, regenerating the
+// shares of moves as it goes, streamed to their hosts. A share whose
 // upload fails is given up, alone, and returned among failed; the others
 // go on. A rebuilt share that differs from the one the manifest records
 // stops it all: nothing is stored.
 func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (done []Move, failed []failure, err error) {
 	m := r.Manifest
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var sources []shard.Source
 	for _, s := range r.Shares {
 		if s.Good {
 			sources = append(sources, s.At.Source(s.Path))
 		}
-	}
-	setID, err := hex.DecodeString(m.SetID)
-	if err != nil {
-		return nil, nil, err
 	}
 	outs := make([]*upload, m.N)
 	defer func() {
@@ -240,16 +231,18 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			}
 		}
 	}()
-	writers := make([]io.Writer, m.N)
-	for i := range writers {
-		writers[i] = io.Discard
-	}
+	writers := map[int]io.Writer{}
 	var live []Move
 	for _, mv := range moves {
-		// Hashed as m pins its shares (SHA-256 in versions 1 and 2), for
-		// the revision.
+		// Hashed as m pins its shares, for the revision: the upload hashes
+		// what it writes with BLAKE3, the hash of version 3; the SHA-256
+		// of versions 1 and 2 is computed here.
 		u := &upload{move: mv}
-		u.sum, u.algo = m.ShareHash()
+		sum, algo := m.ShareHash()
+		if m.Version < manifest.Version {
+			u.sum = sum
+		}
+		u.algo = algo
 		if rm, err := mv.To.Remote(ctx); err != nil {
 			u.err = err
 		} else if u.up, err = rm.Create(ctx, mv.Path); err != nil {
@@ -268,26 +261,11 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	if opts.Progress != nil {
 		writers[live[0].Index] = io.MultiWriter(writers[live[0].Index], progressWriter(opts.Progress))
 	}
-
-	pr, pw := io.Pipe()
-	var joinErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		// Only the good shares are read: the others are known missing.
-		_, joinErr = catalog.Join(ctx, m, sources, pw, shard.JoinOptions{})
-		pw.CloseWithError(joinErr)
-	})
-	_, _, splitErr := shard.Split(ctx, pr, writers, shard.SplitOptions{
-		K: m.K, N: m.N, BlockSize: m.BlockSize, Label: m.Label, SetID: [16]byte(setID),
-		AllowEmpty: m.StreamSize == 0,
-	})
-	pr.CloseWithError(errors.Join(splitErr, errors.New("the split stopped")))
-	wg.Wait()
-	if joinErr != nil {
-		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, joinErr)
-	}
-	if splitErr != nil {
-		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, splitErr)
+	// Only the good shares are read: the others are known missing. The
+	// join verifies the stripes and regenerates the shares of moves from
+	// them as it goes.
+	if _, err := catalog.Join(ctx, m, sources, io.Discard, shard.JoinOptions{Regenerate: writers}); err != nil {
+		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, err)
 	}
 	var whole []Move
 	for _, mv := range live {
@@ -297,7 +275,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			continue
 		}
 		mv.stored = manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m)}
-		m.SetSum(&mv.stored, u.sum.Sum(nil))
+		m.SetSum(&mv.stored, u.digest())
 		if i := slices.IndexFunc(m.Shares, func(s manifest.Share) bool { return s.Index == mv.Index }); i >= 0 && m.Shares[i].Sum() != mv.stored.Sum() {
 			return nil, nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
 				m.ID, mv.Index, u.algo, mv.stored.Sum(), m.Shares[i].Sum())
@@ -327,7 +305,7 @@ type upload struct {
 	move Move
 	up   remote.Upload
 	err  error
-	sum  hash.Hash
+	sum  hash.Hash // nil when the upload's own BLAKE3 is the hash wanted
 	algo string
 }
 
@@ -337,9 +315,20 @@ func (u *upload) Write(p []byte) (int, error) {
 			u.err = err
 			u.up.Abort()
 		}
-		u.sum.Write(p)
+		if u.sum != nil {
+			u.sum.Write(p)
+		}
 	}
 	return len(p), nil
+}
+
+// digest is the hash of what was written, as the manifest pins shares.
+func (u *upload) digest() []byte {
+	if u.sum != nil {
+		return u.sum.Sum(nil)
+	}
+	sum := u.up.Sum()
+	return sum[:]
 }
 
 func (u *upload) abort() {

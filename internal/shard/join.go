@@ -50,6 +50,12 @@ type JoinOptions struct {
 	// EachMissing names every missing share in a warning of its own;
 	// without it more than a few are summed up in one (Summary).
 	EachMissing bool
+	// Regenerate, when not empty, also rebuilds the share files of these
+	// indices from the stripes the join verified, each to its writer, as
+	// bk-split wrote them (regen.go). Nothing here checks such a file as a
+	// whole: the caller holds it against a pin (a manifest's hash) before
+	// it trusts it. Join only; a write that fails fails the join.
+	Regenerate map[int]io.Writer
 }
 
 // namedShares is how many names Summary gives before counting the rest.
@@ -177,6 +183,7 @@ type joiner struct {
 	endErr    error // what was wrong with the stream's end frame
 
 	out    chan *outStripe
+	regen  regenerator
 	stream streamHash // of the stripes rebuilt so far
 	last   [][]byte   // the data blocks of the last stripe rebuilt
 	final  Trailer
@@ -184,10 +191,11 @@ type joiner struct {
 }
 
 type outStripe struct {
-	blocks [][]byte
-	sums   []byte // checksums of the data blocks, for the stream hash
-	items  []*item
-	spares [][]byte
+	blocks  [][]byte
+	sums    []byte // checksums of the data blocks, for the stream hash
+	items   []*item
+	spares  [][]byte
+	records [][]byte // of the shares regenerated, in regen.indices' order
 }
 
 func (o *outStripe) release(j *joiner) {
@@ -200,6 +208,7 @@ func (o *outStripe) release(j *joiner) {
 		default:
 		}
 	}
+	j.regen.release(o)
 }
 
 func (j *joiner) warn(format string, args ...any) {
@@ -235,6 +244,7 @@ func newJoiner(ctx context.Context, info SetInfo, opts JoinOptions) (*joiner, er
 		spares: make(chan []byte, 2*info.K),
 		out:    make(chan *outStripe, 1),
 		report: JoinReport{Info: info},
+		regen:  newRegenerator(info, opts.Regenerate),
 		stream: newStreamHash(),
 	}, nil
 }
@@ -548,6 +558,10 @@ func (j *joiner) rebuild(s int64, good []int) (*outStripe, error) {
 		o.release(j)
 		return nil, err
 	}
+	if err := j.regenerate(o, s, shards, good); err != nil {
+		o.release(j)
+		return nil, err
+	}
 	// The data blocks read as they are go out with the stripe; the rest
 	// are no longer needed.
 	for _, sh := range j.shares {
@@ -634,17 +648,22 @@ func (j *joiner) checkRebuilt(o *outStripe, s int64, shards [][]byte, good []int
 
 // write sends the rebuilt stripes to w, holding back each one until the
 // next is known, so that the last goes out only once a trailer matching
-// the whole stream was found: w gets only verified data.
+// the whole stream was found: w gets only verified data. The shares
+// regenerated get their header first, each stripe's record with it, and
+// the trailer last.
 func (j *joiner) write(w io.Writer) error {
 	var written int64
 	var held *outStripe
-	var err error
+	err := j.regen.headers()
 	for o := range j.out {
 		if held != nil && err == nil {
 			for _, b := range held.blocks {
 				if _, err = w.Write(b); err != nil {
 					break
 				}
+			}
+			if err == nil {
+				err = j.regen.records(held)
 			}
 			written += j.info.StripeSize()
 		}
@@ -670,8 +689,11 @@ func (j *joiner) write(w io.Writer) error {
 			}
 			rest -= n
 		}
+		if err := j.regen.records(held); err != nil {
+			return err
+		}
 	}
-	return nil
+	return j.regen.trailers(t)
 }
 
 // finish runs the joiner and its writer to the end.

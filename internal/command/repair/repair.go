@@ -23,9 +23,10 @@ func Tool() cli.Tool {
 		Description: `bk-repair checks every backup on the hosts as bk-check does (every byte;
 --quick: presence, size, header and trailer), and for each one with shares
 missing or damaged and at least k good ones, rebuilds exactly those shares:
-it joins the stream from the good shares and splits it again with the set's
-own ID and parameters, which gives each share back byte for byte, streaming,
-in the memory of a few stripes. Each rebuilt share is checked against the
+it joins the stream from the good shares and regenerates each share from
+the stripes the join verified (their blocks, the parity blocks encoded from
+them, the checksums of all of them), which gives it back byte for byte,
+streaming, in the memory of a few stripes. Each rebuilt share is checked against the
 hash its manifest records (BLAKE3, or SHA-256 in older manifests) before it
 takes its name, so a share that
 would differ is never stored. Nothing is decrypted: no key is needed.

@@ -1,0 +1,144 @@
+package shard
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// A share is regenerated from what the join has verified anyway: each
+// stripe's data blocks (read, or decoded and matched against a record) and
+// their checksums, and the parity blocks it read. Only parity blocks it
+// did not read are encoded and hashed here: with k=2 n=3 and a share lost,
+// none, where splitting the stream again hashed all N blocks.
+
+// regenerator writes the shares JoinOptions.Regenerate asks for.
+type regenerator struct {
+	info    SetInfo
+	indices []int // ascending
+	writers []io.Writer
+	pool    chan []byte // record buffers
+}
+
+func newRegenerator(info SetInfo, ws map[int]io.Writer) regenerator {
+	r := regenerator{info: info, indices: slices.Sorted(maps.Keys(ws))}
+	for _, i := range r.indices {
+		r.writers = append(r.writers, ws[i])
+	}
+	// Two stripes in flight (the one held back, the next), and one
+	// being built.
+	r.pool = make(chan []byte, 3*len(r.indices))
+	return r
+}
+
+// check refuses an index that is not one of the set's shares.
+func (r regenerator) check() error {
+	for _, i := range r.indices {
+		if i < 0 || i >= r.info.N {
+			return fmt.Errorf("cannot regenerate share %d of a set of %d", i, r.info.N)
+		}
+	}
+	return nil
+}
+
+func (r regenerator) headers() error {
+	for k, i := range r.indices {
+		if _, err := r.writers[k].Write(Header{SetInfo: r.info, Index: i}.Marshal()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r regenerator) records(o *outStripe) error {
+	for k, rec := range o.records {
+		if _, err := r.writers[k].Write(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r regenerator) trailers(t Trailer) error {
+	if len(r.indices) == 0 {
+		return nil
+	}
+	tb := t.Marshal(r.info.SetID)
+	for _, w := range r.writers {
+		if _, err := w.Write(tb); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r regenerator) release(o *outStripe) {
+	for _, rec := range o.records {
+		select {
+		case r.pool <- rec:
+		default:
+		}
+	}
+	o.records = nil
+}
+
+// regenerate builds the records of stripe s of the shares asked for, from
+// the stripe's blocks (shards: the data blocks, and the blocks of good as
+// read) and their checksums: the ones the join computed, and those of the
+// parity blocks it did not read, encoded and hashed here. No record's word
+// is taken for any of them, so the share is the one bk-split made of the
+// stream the join verified.
+func (j *joiner) regenerate(o *outStripe, s int64, shards [][]byte, good []int) error {
+	if len(j.regen.indices) == 0 {
+		return nil
+	}
+	info := j.info
+	sums := make([]byte, info.N*HashSize)
+	copy(sums, o.sums)
+	for _, g := range good {
+		copy(sums[g*HashSize:], j.shares[g].cur.sum[:])
+	}
+	required := make([]bool, info.N)
+	var encode []int
+	for i := info.K; i < info.N; i++ {
+		if shards[i] != nil {
+			continue
+		}
+		var b []byte
+		select {
+		case b = <-j.spares:
+		default:
+			b = make([]byte, info.BlockSize)
+		}
+		o.spares = append(o.spares, b)
+		shards[i], required[i] = b[:0], true
+		encode = append(encode, i)
+	}
+	if len(encode) > 0 {
+		if err := j.enc.ReconstructSome(shards, required); err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		for _, i := range encode {
+			wg.Go(func() {
+				sum := BlockHash(info.SetID, s, i, shards[i])
+				copy(sums[i*HashSize:], sum[:])
+			})
+		}
+		wg.Wait()
+	}
+	for _, i := range j.regen.indices {
+		var rec []byte
+		select {
+		case rec = <-j.regen.pool:
+		default:
+			rec = make([]byte, info.RecordSize())
+		}
+		copy(rec, shards[i])
+		copy(rec[info.BlockSize:], sums)
+		o.records = append(o.records, rec)
+	}
+	return nil
+}
