@@ -190,8 +190,26 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 }
 
 // checkCopy checks the share s of m on host h; missing says the file is
-// not there at all.
+// not there at all. A share of a version-3 manifest is read for the hash
+// of the whole file alone, which pins every byte of it (docs/FORMAT.md,
+// section 8); only a share that fails is read again, block by block, to
+// name what is wrong in it.
 func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, opts Options) (missing bool, err error) {
+	pinned := m.Version >= manifest.Version
+	missing, err = readCopy(ctx, m, s, h, opts, pinned)
+	if pinned && errors.Is(err, errPin) {
+		missing, err = readCopy(ctx, m, s, h, opts, false)
+	}
+	return missing, err
+}
+
+// errPin is a share whose whole file does not have the hash the manifest
+// pins.
+var errPin = errors.New("its checksums of the other shares' blocks differ from those stored")
+
+// readCopy reads the share s of m on host h: its whole file for its hash
+// alone when pinned, else each block against its checksum too.
+func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, opts Options, pinned bool) (missing bool, err error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return true, fmt.Errorf("host unreachable: %w", err)
@@ -230,23 +248,42 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 	if opts.Quick {
 		return false, quickTrailer(ctx, r, s, hdr, m)
 	}
-	if err := checkBlocks(br, sum, hdr, stripes, s.Index); err != nil {
+	if pinned {
+		err = hashBody(br, sum, hdr.Offset(stripes)-hdr.Offset(0))
+	} else {
+		err = checkBlocks(br, sum, hdr, stripes, s.Index)
+	}
+	if err != nil {
 		return false, err
 	}
 	tb := make([]byte, shard.TrailerSize)
 	if _, err := io.ReadFull(io.TeeReader(br, sum), tb); err != nil {
 		return false, fmt.Errorf("trailer: %w", err)
 	}
-	if err := checkTrailer(tb, hdr, m); err != nil {
-		return false, err
-	}
 	if n, err := io.Copy(io.Discard, br); err != nil || n > 0 {
 		return false, fmt.Errorf("%d stray bytes after the trailer (%v)", n, err)
 	}
+	if err := checkTrailer(tb, hdr, m); err != nil {
+		return false, err
+	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != s.Sum() {
-		return false, fmt.Errorf("its checksums of the other shares' blocks differ from those stored (%s mismatch)", algo)
+		return false, fmt.Errorf("%w (%s mismatch)", errPin, algo)
 	}
 	return false, nil
+}
+
+// hashBody feeds the next size bytes of r to sum, a chunk at a time.
+func hashBody(r io.Reader, sum hash.Hash, size int64) error {
+	buf := make([]byte, chunkSize)
+	for size > 0 {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size)])
+		sum.Write(buf[:n])
+		size -= int64(n)
+		if err != nil {
+			return fmt.Errorf("%d bytes short: %w", size, err)
+		}
+	}
+	return nil
 }
 
 // chunkSize is about how much of a share checkBlocks reads at a time:
