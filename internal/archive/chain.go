@@ -159,36 +159,96 @@ func (x *extractor) lastDirs() {
 // ListChain lists the tree as a chain of archives leaves it, like List for
 // one archive, in name order. It holds the tree's headers in memory.
 func ListChain(ctx context.Context, next Members, w io.Writer, patterns []string, warn func(string, ...any)) (RestoreStats, error) {
-	var stats RestoreStats
-	sel, err := newSelector(patterns)
+	t, err := NewTree(patterns)
 	if err != nil {
-		return stats, err
+		return RestoreStats{}, err
 	}
-	root := &node{}
 	for {
 		name, r, err := next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return stats, err
+			return RestoreStats{}, err
 		}
-		if err := root.apply(ctx, r, sel, warn); err != nil {
-			return stats, memberError(name, err)
+		if err := t.apply(ctx, r, warn); err != nil {
+			return RestoreStats{}, memberError(name, err)
 		}
 	}
-	if err := sel.unused(); err != nil {
+	return t.List(w)
+}
+
+// Tree is the tree a chain of archives leaves, built from their headers
+// (content is not needed): ListChain's, or, from the catalogues of
+// archives, bk-restore -t --from's.
+type Tree struct {
+	root node
+	sel  *selector
+}
+
+// NewTree is an empty tree, to be listed with the patterns.
+func NewTree(patterns []string) (*Tree, error) {
+	sel, err := newSelector(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return &Tree{sel: sel}, nil
+}
+
+// Add applies the header of the next entry of the chain, archive after
+// archive, each in stream order: what it makes of its name replaces what
+// was there, and a directory's GNU.dumpdir record removes what it does not
+// list. A delta's header (with its records) stands for the file it
+// changes, at its size after the change.
+func (t *Tree) Add(h *tar.Header) error {
+	name, err := memberName(h.Name)
+	if err != nil {
+		return refuse(h, "%v", err)
+	}
+	e := &entry{h: h, name: name}
+	if e.delta, err = parseDelta(h, name); err != nil {
+		return err
+	}
+	t.sel.match(e.fileName())
+	return t.root.put(e)
+}
+
+// List writes the tree's selected entries as List does, in name order.
+func (t *Tree) List(w io.Writer) (RestoreStats, error) {
+	var stats RestoreStats
+	if err := t.sel.unused(); err != nil {
 		return stats, err
 	}
 	l := newLister(w)
-	root.walk(func(h *tar.Header) {
+	t.root.walk(func(h *tar.Header) {
 		name, _ := memberName(h.Name)
-		if sel.wouldMatch(name) {
+		if t.sel.wouldMatch(name) {
 			stats.count(&entry{h: h})
 			l.line(h)
 		}
 	})
 	return stats, l.w.Flush()
+}
+
+// apply reads one archive of the chain into the tree, with the checks of
+// every reader.
+func (t *Tree) apply(ctx context.Context, r io.Reader, warn func(string, ...any)) error {
+	sc := newMemberScanner(ctx, r, t.sel, nil, warn, true)
+	for {
+		e, err := sc.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := sc.copyContent(io.Discard, e); err != nil {
+			return err
+		}
+		if err := t.root.put(e); err != nil {
+			return err
+		}
+	}
 }
 
 // CheckChain reads and checks every archive of a chain as ExtractChain
@@ -232,47 +292,35 @@ func (n *node) child(name string) *node {
 	return c
 }
 
-// apply reads one archive of the chain into the tree.
-func (n *node) apply(ctx context.Context, r io.Reader, sel *selector, warn func(string, ...any)) error {
-	sc := newMemberScanner(ctx, r, sel, nil, warn, true)
-	for {
-		e, err := sc.next()
-		if err == io.EOF {
-			return nil
+// put makes the entry's name in the tree what the entry says.
+func (n *node) put(e *entry) error {
+	at := n
+	if name := e.fileName(); name != "." {
+		for _, c := range strings.Split(name, "/") {
+			at = at.child(c)
 		}
+	}
+	h := *e.h
+	h.PAXRecords = nil
+	if e.delta != nil {
+		h.Name, h.Size = strings.TrimSuffix(h.Name, DeltaSuffix), e.delta.size
+	}
+	if h.Typeflag != tar.TypeDir {
+		at.kids = nil
+	}
+	at.h = &h
+	if v, ok := e.h.PAXRecords[dumpdirRecord]; ok {
+		listed, err := parseDumpdir(v)
 		if err != nil {
-			return err
+			return refuse(e.h, "%v", err)
 		}
-		if _, err := sc.copyContent(io.Discard, e); err != nil {
-			return err
-		}
-		at := n
-		if name := e.fileName(); name != "." {
-			for _, c := range strings.Split(name, "/") {
-				at = at.child(c)
-			}
-		}
-		h := *e.h
-		h.PAXRecords = nil
-		if e.delta != nil {
-			h.Name, h.Size = strings.TrimSuffix(h.Name, DeltaSuffix), e.delta.size
-		}
-		if h.Typeflag != tar.TypeDir {
-			at.kids = nil
-		}
-		at.h = &h
-		if v, ok := e.h.PAXRecords[dumpdirRecord]; ok {
-			listed, err := parseDumpdir(v)
-			if err != nil {
-				return refuse(e.h, "%v", err)
-			}
-			for name, c := range at.kids {
-				if c.h != nil && gone(listed[name], c.h.Typeflag == tar.TypeDir) {
-					delete(at.kids, name)
-				}
+		for name, c := range at.kids {
+			if c.h != nil && gone(listed[name], c.h.Typeflag == tar.TypeDir) {
+				delete(at.kids, name)
 			}
 		}
 	}
+	return nil
 }
 
 // walk calls fn for each entry in the tree, directories before their

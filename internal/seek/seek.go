@@ -337,15 +337,67 @@ func (p *pieces) Read(b []byte) (int, error) {
 // check reads the header at e's offset: it must be e's, or the catalogue
 // does not describe this archive.
 func (p *pieces) check(e index.Entry) error {
-	if e.Offset+e.Length > p.a.Catalogue.End {
-		return named(p.a.Name, fmt.Errorf("catalogue: entry %q runs past the end of the tar stream: damaged", e.Name))
-	}
-	h, err := tar.NewReader(io.NewSectionReader(p.a.data, e.Offset, e.Length)).Next()
-	if err != nil {
-		return named(p.a.Name, fmt.Errorf("catalogue: no tar entry at byte %d, where it puts %q: %v", e.Offset, e.Name, err))
-	}
-	if name := strings.TrimSuffix(h.Name, "/"); path.Clean(name) != e.Name || h.Typeflag != e.Type {
-		return named(p.a.Name, fmt.Errorf("catalogue: the entry at byte %d is %q, not %q as it says", e.Offset, h.Name, e.Name))
+	if _, err := p.a.header(e); err != nil {
+		return named(p.a.Name, err)
 	}
 	return nil
+}
+
+// header reads the header (and its PAX records) of entry e, which must be
+// e's, or the catalogue does not describe this archive.
+func (a *Archive) header(e index.Entry) (*tar.Header, error) {
+	if e.Offset+e.Length > a.Catalogue.End {
+		return nil, fmt.Errorf("catalogue: entry %q runs past the end of the tar stream: damaged", e.Name)
+	}
+	h, err := tar.NewReader(io.NewSectionReader(a.data, e.Offset, e.Length)).Next()
+	if err != nil {
+		return nil, fmt.Errorf("catalogue: no tar entry at byte %d, where it puts %q: %v", e.Offset, e.Name, err)
+	}
+	if name := strings.TrimSuffix(h.Name, "/"); path.Clean(name) != e.Name || h.Typeflag != e.Type {
+		return nil, fmt.Errorf("catalogue: the entry at byte %d is %q, not %q as it says", e.Offset, h.Name, e.Name)
+	}
+	return h, nil
+}
+
+// List writes the tree the chain of archives leaves (the full backup
+// first), as archive.ListChain does, from their catalogues. Only the
+// headers that change what an earlier archive left are read: those of
+// deltas, and of the directories of later archives that record deletions.
+// A damage marker is not in the catalogue: files marked damaged are not
+// warned about, as a full listing would.
+func List(ctx context.Context, chain []*Archive, w io.Writer, patterns []string) (archive.RestoreStats, error) {
+	t, err := archive.NewTree(patterns)
+	if err != nil {
+		return archive.RestoreStats{}, err
+	}
+	for i, a := range chain {
+		err := a.Catalogue.Each(func(e *index.Entry) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if e.Flags&index.FlagDelta != 0 || (i > 0 && e.Flags&index.FlagDumpdir != 0) {
+				h, err := a.header(*e)
+				if err != nil {
+					return err
+				}
+				return t.Add(h)
+			}
+			return t.Add(catalogued(e))
+		})
+		if err != nil {
+			return archive.RestoreStats{}, named(a.Name, err)
+		}
+	}
+	return t.List(w)
+}
+
+// catalogued is the header of e as its catalogue entry gives it: all a
+// listing shows.
+func catalogued(e *index.Entry) *tar.Header {
+	name := e.Name
+	if e.Type == tar.TypeDir {
+		name += "/"
+	}
+	return &tar.Header{Typeflag: e.Type, Name: name, Mode: e.Mode, Uid: e.Uid, Gid: e.Gid, Uname: e.Uname,
+		Gname: e.Gname, ModTime: e.ModTime, Size: e.Size, Linkname: e.Link}
 }

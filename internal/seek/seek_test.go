@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -475,5 +476,60 @@ func TestCatalogueThatLiesIsCaught(t *testing.T) {
 	p = &pieces{a: a, entries: []index.Entry{e}}
 	if _, err := io.ReadAll(p); err == nil || !strings.Contains(err.Error(), "runs past the end") {
 		t.Fatalf("an entry running past the end: err = %v", err)
+	}
+}
+
+// members is the chain of archives as whole streams, as bk-join gives it.
+func members(t *testing.T, archives [][]byte) archive.Members {
+	i := 0
+	return func() (string, io.Reader, error) {
+		if i == len(archives) {
+			return "", nil, io.EOF
+		}
+		r, _, err := seal.Open(bytes.NewReader(archives[i]), seal.Keys{})
+		check(t, err)
+		t.Cleanup(func() { r.Close() })
+		i++
+		return "a" + strconv.Itoa(i-1), r, nil
+	}
+}
+
+// Listed from the catalogues, a chain gives the tree a listing of the
+// whole archives gives: the newest version of each path, a delta's file at
+// its size after it, deletions applied; a pattern that matches nothing
+// fails both alike.
+func TestListFromCataloguesAsFromWholeArchives(t *testing.T) {
+	t.Parallel()
+	v0 := random(20000, 3)
+	v1 := slices.Concat(v0[:5000], []byte("night 1 wrote this"), v0[5000:])
+	archives := [][]byte{
+		pack(t, dir("d"), file("d/a", []byte("a0")), file("d/b", []byte("b0")), file("big", v0), dir("e"), file("e/x", []byte("x")), hardlink("e/l", "e/x"), symlink("e/s", "../d")),
+		pack(t, dumpdir("d", "Ya", "Nb"), file("d/a", []byte("a, night 1")), delta("big", v0, v1), dumpdir("e", "Nx", "Nl", "Ns")),
+		pack(t, dumpdir("d", "Na"), dumpdir("e", "Nl")), // b, x and s deleted
+	}
+	chain, _ := open(t, archives...)
+	for _, patterns := range [][]string{nil, {"d"}, {"big", "e/*"}} {
+		var got, want bytes.Buffer
+		gs, err := List(context.Background(), chain, &got, patterns)
+		check(t, err)
+		ws, err := archive.ListChain(context.Background(), members(t, archives), &want, patterns, nil)
+		check(t, err)
+		if got.String() != want.String() || gs != ws {
+			t.Fatalf("patterns %q: from the catalogues (%+v):\n%s\nfrom the archives (%+v):\n%s", patterns, gs, got.String(), ws, want.String())
+		}
+	}
+	var got bytes.Buffer
+	_, err := List(context.Background(), chain, &got, nil)
+	check(t, err)
+	for _, want := range []string{" 10 .* d/a\n", " 20018 .* big\n", " e/l link to e/x\n"} {
+		if !regexp.MustCompile(want).MatchString(got.String()) {
+			t.Errorf("listing lacks %q:\n%s", want, got.String())
+		}
+	}
+	if strings.Contains(got.String(), "d/b") || strings.Contains(got.String(), "e/s") || strings.Contains(got.String(), "bk-delta") {
+		t.Errorf("listing shows what was deleted, or a delta:\n%s", got.String())
+	}
+	if _, err := List(context.Background(), chain, io.Discard, []string{"nothing"}); !errors.Is(err, archive.ErrNotInArchive) {
+		t.Errorf("a pattern that matches nothing: err = %v", err)
 	}
 }

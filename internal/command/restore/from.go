@@ -24,19 +24,19 @@ import (
 // fromFlags pick a backup on the hosts for --from.
 func fromFlags() []ucli.Flag {
 	return append([]ucli.Flag{
-		&ucli.StringSliceFlag{Name: "from", Usage: "restore straight from the hosts of the hosts file (or host folder) `HOSTS`, reading only what the PATTERNs select; repeatable"},
+		&ucli.StringSliceFlag{Name: "from", Usage: "restore (or with -t, list) straight from the hosts of the hosts file (or host folder) `HOSTS`, reading only what the PATTERNs select (a listing, the catalogues); repeatable"},
 		&ucli.StringFlag{Name: "backup", Usage: "with --from: restore the backup with this `ID` rather than the newest"},
 		&ucli.StringFlag{Name: "name", Usage: "with --from: restore the newest backup of this `NAME` (bk-push --name)"},
 		&ucli.StringFlag{Name: "before", Usage: "with --from: restore the newest backup made before `TIME` (2026-11-29 or RFC 3339)"},
 	}, connect.Flags()...)
 }
 
-// restoreFrom restores what the patterns select from the backup --from,
-// --name, --backup and --before (given as before) pick on the hosts: with
-// its chain, reading only the stripes that hold the selected entries, or,
-// for a backup without a catalogue, the whole chain as bk-join |
-// bk-restore does.
-func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time.Time, keys seal.Keys, dir string, opts archive.RestoreOptions) (archive.RestoreStats, shard.JoinReport, error) {
+// restoreFrom restores (or with list, lists) what the patterns select from
+// the backup --from, --name, --backup and --before (given as before) pick
+// on the hosts: with its chain, reading only the stripes that hold the
+// selected entries (a listing, the catalogues), or, for a backup without a
+// catalogue, the whole chain as bk-join | bk-restore does.
+func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time.Time, keys seal.Keys, dir string, opts archive.RestoreOptions, list bool) (archive.RestoreStats, shard.JoinReport, error) {
 	var report shard.JoinReport
 	cat, listings, _, err := connect.ListHosts(ctx, env, c, c.StringSlice("from"))
 	if cat != nil {
@@ -77,16 +77,28 @@ func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time
 		}
 		stored = append(stored, s)
 	}
+	read := func(members archive.Members) (archive.RestoreStats, error) {
+		if list {
+			return archive.ListChain(ctx, members, env.Stdout, opts.Patterns, env.Msg.Warnf)
+		}
+		return archive.ExtractChain(ctx, members, dir, opts)
+	}
 	if whole != nil {
 		env.Msg.Notef("reading the backup whole: %v", whole)
-		return joinAndRestore(ctx, env, cat, chain, listings, keys, dir, opts, jopts)
+		return joinWhole(ctx, cat, chain, listings, keys, jopts, read)
 	}
-	env.Msg.Notef("restoring from backup %s, reading only the selected entries", b.ID)
 	archives := make([]*seek.Archive, len(stored))
 	for i, s := range stored {
 		archives[i] = s.Archive
 	}
-	stats, err := seek.Restore(ctx, archives, dir, opts)
+	var stats archive.RestoreStats
+	if list {
+		env.Msg.Notef("listing backup %s from the catalogues of its chain", b.ID)
+		stats, err = seek.List(ctx, archives, env.Stdout, opts.Patterns)
+	} else {
+		env.Msg.Notef("restoring from backup %s, reading only the selected entries", b.ID)
+		stats, err = seek.Restore(ctx, archives, dir, opts)
+	}
 	var fetched, total int64
 	for i, s := range stored {
 		st := s.Shares.Stats()
@@ -98,9 +110,9 @@ func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time
 	return stats, report, err
 }
 
-// joinAndRestore restores from the whole chain, each backup rebuilt from
-// its shares as bk-join does, and read through as bk-restore reads it.
-func joinAndRestore(ctx context.Context, env *cli.Env, cat *catalog.Catalog, chain []*manifest.Manifest, listings []*catalog.Listing, keys seal.Keys, dir string, opts archive.RestoreOptions, jopts shard.JoinOptions) (archive.RestoreStats, shard.JoinReport, error) {
+// joinWhole gives read the whole chain, each backup rebuilt from its
+// shares as bk-join does, to restore or list as bk-restore reads it.
+func joinWhole(ctx context.Context, cat *catalog.Catalog, chain []*manifest.Manifest, listings []*catalog.Listing, keys seal.Keys, jopts shard.JoinOptions, read func(archive.Members) (archive.RestoreStats, error)) (archive.RestoreStats, shard.JoinReport, error) {
 	var report shard.JoinReport
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -147,7 +159,7 @@ func joinAndRestore(ctx context.Context, env *cli.Env, cat *catalog.Catalog, cha
 		stream = s
 		return m.ID, s, nil
 	}
-	stats, err := archive.ExtractChain(ctx, members, dir, opts)
+	stats, err := read(members)
 	finish()
 	return stats, report, err
 }

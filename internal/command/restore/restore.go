@@ -71,7 +71,10 @@ was deleted since is not brought back. The entries go through the same
 checks, staging and refusals as a full restore, with their exact metadata.
 A selected hard link whose target the PATTERNs leave out brings the target
 along (restored too, linked), where reading a whole stream must skip the
-link (exit 3): the catalogue tells ahead which file it needs.
+link (exit 3): the catalogue tells ahead which file it needs. -t with
+--from lists the tree as of the backup picked from the catalogues of its
+chain, reading little more than them (files marked damaged are not flagged
+there: --check reads the whole backup).
 An archive without a catalogue (made by an older bk-pack, or by
 tar | zstd | age) is read whole, as bk-join | bk-restore would, and a note
 says why.`,
@@ -161,15 +164,15 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	if len(c.StringSlice("from")) > 0 {
 		switch {
-		case list || check:
-			return cli.Usagef("--from restores selected files: -t and --check read whole backups (bk-join HOSTS | bk-restore -t)")
+		case check:
+			return cli.WithHint(cli.Usagef("--from restores or lists selected files: --check reads whole backups"), "check a backup with: bk-join HOSTS | bk-restore --check")
 		case len(c.StringSlice("file")) > 0:
 			return cli.Usagef("--from and -f exclude each other")
-		case len(patterns) == 0:
+		case len(patterns) == 0 && !list:
 			return cli.WithHint(cli.Usagef("--from restores selected files: give a PATTERN"), "restore a whole backup with: bk-join HOSTS | bk-restore -C DIR")
 		}
-		stats, report, err := restoreFrom(ctx, env, c, before, keys, dir, opts)
-		if err := finish(env, stats, err, keys, false, false); err != nil {
+		stats, report, err := restoreFrom(ctx, env, c, before, keys, dir, opts, list)
+		if err := finish(env, stats, err, keys, list, false); err != nil {
 			return err
 		}
 		if report.Degraded() {
