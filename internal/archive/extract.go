@@ -443,9 +443,9 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 
 func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	h := e.h
-	var f *os.File
+	var f fdFile
 	err := x.create(e, pr, base, func() (err error) {
-		f, err = createAt(x.parentDir, base)
+		f, err = createFd(x.parentDir, base)
 		return err
 	})
 	if err != nil {
@@ -458,7 +458,7 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 		err = hw.Close()
 	}
 	if err == nil {
-		x.setXattrs(e.name, h, func(name, value string) error { return xattr.FSet(f, name, value) })
+		x.setXattrs(e.name, h, f.SetXattr)
 		err = x.finishFile(e, f, base)
 	}
 	if cerr := f.Close(); err == nil {
@@ -472,9 +472,18 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 	return nil
 }
 
+// restoredFile is a file being written by a restore: an os.File, or a
+// bare descriptor (fdFile).
+type restoredFile interface {
+	io.WriterAt
+	Truncate(size int64) error
+	Chown(uid, gid int) error
+	Chmod(mode fs.FileMode) error
+}
+
 // finishFile sets owner, mode and mtime of a file still open, through its
 // descriptor where it can: a call each, with no path to resolve again.
-func (x *extractor) finishFile(e *entry, f *os.File, base string) error {
+func (x *extractor) finishFile(e *entry, f restoredFile, base string) error {
 	h := e.h
 	if x.opts.Owners {
 		if err := f.Chown(h.Uid, h.Gid); err != nil {

@@ -67,6 +67,8 @@ const (
 	// of small files costs a few channel hand-offs per batch, not per file.
 	batchLen   = 32
 	batchBytes = 256 << 10
+	// Batches kept for reuse: as many as can be queued, read and written.
+	freeBatches = queueLen/batchLen + readWorkers + 2
 )
 
 type kind int
@@ -191,9 +193,12 @@ type packer struct {
 	// walker only: member names whose delta name is taken (see noDelta)
 	deltaTaken map[string]bool
 	cancel     context.CancelFunc
-	err        error     // the walker's own failure (an Index's), read after it ended
-	cur        *batch    // walker only: being filled
-	free       sync.Pool // of *batch
+	err        error  // the walker's own failure (an Index's), read after it ended
+	cur        *batch // walker only: being filled
+	// Batches done with, kept with their buffers for the walker to fill
+	// again: a sync.Pool would drop them at each garbage collection, and
+	// the buffers, made again, were a fifth of the bytes a pack allocated.
+	free chan *batch
 }
 
 // Pack walks paths and writes one PAX tar stream to w. Paths are stored
@@ -222,6 +227,7 @@ func Pack(ctx context.Context, w io.Writer, paths []string, opts PackOptions) (P
 		budget: newBudget(ctx, readBudget),
 		order:  make(chan *batch, queueLen/batchLen),
 		jobs:   make(chan *batch, readWorkers),
+		free:   make(chan *batch, freeBatches),
 		inodes: map[devIno]bool{},
 		cancel: cancel,
 	}
@@ -293,8 +299,9 @@ func (p *packer) fail(err error) {
 // batch; a full batch is sent on.
 func (p *packer) emit(it *item) bool {
 	if p.cur == nil {
-		p.cur, _ = p.free.Get().(*batch)
-		if p.cur == nil {
+		select {
+		case p.cur = <-p.free:
+		default:
 			p.cur = &batch{}
 		}
 	}

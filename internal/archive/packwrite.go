@@ -145,7 +145,10 @@ func (w *writer) run() error {
 		}
 		clear(b.items)
 		*b = batch{items: b.items[:0], buf: b.buf}
-		w.p.free.Put(b)
+		select {
+		case w.p.free <- b:
+		default:
+		}
 	}
 	if err := w.p.ctx.Err(); err != nil {
 		return err

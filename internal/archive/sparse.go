@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -211,7 +210,7 @@ var zeroBlock [holeBlock]byte
 // holeFlush bytes, so a small file takes one write; Close sets the size only
 // when the file ends in a hole, which no write would cover.
 type holeWriter struct {
-	f    *os.File
+	f    restoredFile
 	at   int64  // the offset of pend: everything before it is written or a hole
 	pend []byte // not yet written: whole data blocks, then the start of a block
 	end  int64  // where the written data ends

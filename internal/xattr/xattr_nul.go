@@ -5,6 +5,7 @@ package xattr
 import (
 	"errors"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,12 +13,19 @@ import (
 // List returns the extended attributes of path, not following a symlink,
 // by name. A file system without extended attributes has none.
 func List(path string) ([]Attr, error) {
-	list, err := fill(1024, func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
+	// Most files have none: the list is read into a buffer used again, so
+	// that asking costs a system call and no allocation.
+	bp := listBufs.Get().(*[]byte)
+	defer listBufs.Put(bp)
+	list, err := fillInto(*bp, func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, &os.PathError{Op: "listxattr", Path: path, Err: err}
+	}
+	if len(list) == 0 {
+		return nil, nil
 	}
 	var attrs []Attr
 	for _, name := range splitNUL(list) {
@@ -36,14 +44,21 @@ func List(path string) ([]Attr, error) {
 	return attrs, nil
 }
 
+// listBufs holds the buffers List reads lists of names into.
+var listBufs = sync.Pool{New: func() any { b := make([]byte, 1024); return &b }}
+
 // fill calls read with a buffer of size bytes, and larger ones while the
 // result does not fit (ERANGE), and returns what it read.
 func fill(size int, read func([]byte) (int, error)) ([]byte, error) {
+	return fillInto(make([]byte, size), read)
+}
+
+// fillInto is fill starting with buf.
+func fillInto(buf []byte, read func([]byte) (int, error)) ([]byte, error) {
 	for {
-		buf := make([]byte, size)
 		n, err := read(buf)
 		if errors.Is(err, unix.ERANGE) {
-			size *= 4
+			buf = make([]byte, 4*len(buf))
 			continue
 		}
 		if err != nil {

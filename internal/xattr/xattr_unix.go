@@ -16,12 +16,18 @@ func FSet(f *os.File, name, value string) error {
 	}
 	var serr error
 	if err := c.Control(func(fd uintptr) {
-		serr = unix.Fsetxattr(int(fd), name, []byte(value), 0)
+		serr = FSetFd(int(fd), f.Name(), name, value)
 	}); err != nil {
 		return err
 	}
-	if serr != nil {
-		return &os.PathError{Op: "setxattr " + name, Path: f.Name(), Err: serr}
+	return serr
+}
+
+// FSetFd sets one extended attribute on the file open as fd; path names it
+// in the error.
+func FSetFd(fd int, path, name, value string) error {
+	if err := unix.Fsetxattr(fd, name, []byte(value), 0); err != nil {
+		return &os.PathError{Op: "setxattr " + name, Path: path, Err: err}
 	}
 	return nil
 }
