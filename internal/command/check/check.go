@@ -52,7 +52,8 @@ in a warning, with its host.
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
 one that does not is named in a warning. A backup that bk-prune removed
 while a host was down, and whose files that host still holds, is named in a
-note only: the next bk-prune removes them. --name, --backup and --latest
+note (and under "pruned" in --json), not checked: the next bk-prune removes
+them. --name, --backup and --latest
 narrow the check. --max-age DURATION also fails when the newest backup of a
 name is older than DURATION, for monitoring that backups still happen.
 
@@ -108,6 +109,9 @@ type Report struct {
 	Backups []Backup      `json:"backups"`
 	Hosts   []scrub.Host  `json:"hosts"`
 	Stale   []StaleBackup `json:"stale,omitempty"`
+	// Pruned lists the backups bk-prune removed whose files a host that
+	// was down still holds: not checked, named so a monitor sees them.
+	Pruned []PrunedBackup `json:"pruned,omitempty"`
 }
 
 // Backup is one backup's result.
@@ -120,6 +124,17 @@ type Backup struct {
 	State scrub.State   `json:"state"`
 	Good  int           `json:"good"`
 	Share []scrub.Share `json:"shares"`
+}
+
+// PrunedBackup is a backup whose tombstones count: bk-prune removed it,
+// and the hosts of Holders still hold its files until the next prune.
+type PrunedBackup struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Time       time.Time `json:"time"`
+	Pruned     time.Time `json:"pruned"`
+	Tombstones []string  `json:"tombstones"`
+	Holders    []string  `json:"holders"`
 }
 
 // StaleBackup is a name whose newest backup is older than --max-age.
@@ -138,12 +153,12 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	backups := cat.Backups(listings)
-	chosen := choose(env, backups, c.String("name"), c.String("backup"), c.Bool("latest"))
+	chosen, pruned := choose(env, backups, c.String("name"), c.String("backup"), c.Bool("latest"))
 	if len(chosen) == 0 {
 		return cli.WithHint(fmt.Errorf("no backup to check found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
 	}
 	now := cli.Now()
-	out := Report{Format: "bk-check", Version: 1, Time: now.UTC(), Quick: c.Bool("quick")}
+	out := Report{Format: "bk-check", Version: 1, Time: now.UTC(), Quick: c.Bool("quick"), Pruned: pruned}
 	progress := env.NewProgress(-1, "checking")
 	defer progress.Done()
 	worst := scrub.Healthy
@@ -207,9 +222,10 @@ func where(s scrub.Share) string {
 }
 
 // choose picks the backups to check, newest first; the ones that do not
-// count are named and left out.
-func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest bool) []*catalog.Backup {
+// count are named and left out, the pruned ones returned apart.
+func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest bool) ([]*catalog.Backup, []PrunedBackup) {
 	var out []*catalog.Backup
+	var pruned []PrunedBackup
 	seen := map[string]bool{}
 	for _, b := range backups {
 		if (name != "" && b.Name != name) || (id != "" && b.ID != id) {
@@ -217,6 +233,8 @@ func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest boo
 		}
 		if b.Pruned != nil {
 			env.Msg.Notef("backup %s was pruned (tombstones on %s); the next bk-prune removes what %s still holds of it", b.ID, b.Pruned.HolderNames(), b.HolderNames())
+			pruned = append(pruned, PrunedBackup{ID: b.ID, Name: b.Name, Time: b.Time, Pruned: b.Pruned.Pruned,
+				Tombstones: hostNames(b.Pruned.Holders), Holders: hostNames(b.Holders)})
 			continue
 		}
 		if !b.Counts {
@@ -229,7 +247,15 @@ func choose(env *cli.Env, backups []*catalog.Backup, name, id string, latest boo
 		seen[b.Name] = true
 		out = append(out, b)
 	}
-	return out
+	return out, pruned
+}
+
+func hostNames(hosts []*catalog.Host) []string {
+	names := []string{}
+	for _, h := range hosts {
+		names = append(names, h.String())
+	}
+	return names
 }
 
 // stale lists the names whose newest counting backup was made before
