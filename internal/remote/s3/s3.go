@@ -48,13 +48,19 @@ func credentialsFor(profile string) *credentials.Credentials {
 	return credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvAWS{}, file})
 }
 
-// PartSize is the first part size of an upload: the memory it holds.
-// Parts double every 1000 up to MaxPartSize, so that S3's limit of 10,000
-// parts allows an object of about 490 GB.
+// PartSize is the first part size of an upload. Parts double every 1000
+// up to MaxPartSize, so that S3's limit of 10,000 parts allows an object
+// of about 490 GB.
 const (
 	PartSize    = 8 << 20
 	MaxPartSize = 64 << 20
 )
+
+// Parts bounds the parts an upload holds in memory, the one being filled
+// among them; the others are on their way at once, each on a connection of
+// its own, as rclone sends four. An upload holds at most Parts × the part
+// size: 32 MiB for the first 1000 parts (7.8 GiB).
+const Parts = 4
 
 func partSize(done int) int {
 	return min(PartSize<<(done/1000), MaxPartSize)
@@ -192,21 +198,38 @@ func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err != nil {
 		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
 	}
-	return &upload{s: s, name: name, id: id, sum: remote.NewHash()}, nil
+	u := &upload{s: s, name: name, id: id, sum: remote.NewHash()}
+	u.ctx, u.stop = context.WithCancel(context.Background())
+	return u, nil
 }
 
-// upload buffers one part at a time and sends it when full.
+// upload fills a part at a time and sends it when full, while the parts
+// before it are still on their way.
 type upload struct {
 	s       *S3
 	name    string
 	id      string
 	buf     []byte
+	sending []*part // on their way, in order after parts
+	spare   []byte  // the buffer of a part stored, for the next one
 	parts   []minio.CompletePart
 	sizes   []int64
 	written int64
 	sum     hash.Hash // of all that was written
 	err     error     // sticky: after a failure the upload is given up
 	done    bool      // committed or aborted
+	// stop cancels the parts on their way, when the upload is aborted
+	stop context.CancelFunc
+	ctx  context.Context
+}
+
+// part is one part on its way, sent on a goroutine of its own.
+type part struct {
+	num  int
+	data []byte
+	done chan struct{} // closed when the store has answered, or gave up
+	etag string
+	err  error
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -218,9 +241,12 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		size := partSize(len(u.parts))
+		size := partSize(len(u.parts) + len(u.sending))
 		if u.buf == nil {
-			u.buf = make([]byte, 0, size)
+			u.buf, u.spare = u.spare, nil
+			if cap(u.buf) != size {
+				u.buf = make([]byte, 0, size)
+			}
 		}
 		take := min(len(p), size-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
@@ -228,7 +254,7 @@ func (u *upload) Write(p []byte) (int, error) {
 		p, n = p[take:], n+take
 		u.written += int64(take)
 		if len(u.buf) == size {
-			if err := u.send(context.Background()); err != nil {
+			if err := u.send(); err != nil {
 				return n, err
 			}
 		}
@@ -236,30 +262,55 @@ func (u *upload) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// send uploads the buffer as the next part. The request is signed with
-// the part's SHA-256, so the store refuses a part that arrived changed.
-func (u *upload) send(ctx context.Context) error {
-	sum := sha256.Sum256(u.buf)
-	num := len(u.parts) + 1
+// send puts the buffer on its way as the next part, then waits until
+// there is room to fill another: fewer than Parts on their way.
+func (u *upload) send() error {
+	pt := &part{num: len(u.parts) + len(u.sending) + 1, data: u.buf, done: make(chan struct{})}
+	u.buf = nil
+	u.sending = append(u.sending, pt)
+	go func() {
+		defer close(pt.done)
+		pt.etag, pt.err = u.put(pt)
+	}()
+	return u.settle(Parts - 1)
+}
+
+// put uploads a part. The request is signed with the part's SHA-256, so
+// the store refuses a part that arrived changed.
+func (u *upload) put(pt *part) (etag string, err error) {
+	sum := sha256.Sum256(pt.data)
 	// A store that takes no bytes for the timeout fails the part; the
 	// answer after the last byte is bounded by the transport.
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(u.ctx)
 	defer cancel()
 	watchdog := time.AfterFunc(u.s.timeout, cancel)
 	defer watchdog.Stop()
-	body := &progressReader{Reader: bytes.NewReader(u.buf), progress: func() { watchdog.Reset(u.s.timeout) }}
-	part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, num,
-		body, int64(len(u.buf)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
-	if err != nil {
-		u.err = u.s.err(fmt.Errorf("upload %s part %d: %w", u.name, num, classify(err)))
-		return u.err
-	}
-	u.parts = append(u.parts, minio.CompletePart{PartNumber: num, ETag: part.ETag})
-	u.sizes = append(u.sizes, int64(len(u.buf)))
-	if cap(u.buf) == partSize(len(u.parts)) {
-		u.buf = u.buf[:0]
-	} else {
-		u.buf = nil // the next part is larger
+	body := &progressReader{Reader: bytes.NewReader(pt.data), progress: func() { watchdog.Reset(u.s.timeout) }}
+	stored, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, pt.num,
+		body, int64(len(pt.data)), minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:])})
+	return stored.ETag, err
+}
+
+// settle waits until at most keep parts are on their way. A part that
+// failed (after minio's retries) fails the upload, once the others have
+// ended too: no part is left on its way to an upload given up.
+func (u *upload) settle(keep int) error {
+	for len(u.sending) > keep {
+		pt := u.sending[0]
+		<-pt.done
+		if pt.err != nil {
+			u.stop()
+			for _, other := range u.sending {
+				<-other.done
+			}
+			u.sending = nil
+			u.err = u.s.err(fmt.Errorf("upload %s part %d: %w", u.name, pt.num, classify(pt.err)))
+			return u.err
+		}
+		u.sending = u.sending[1:]
+		u.parts = append(u.parts, minio.CompletePart{PartNumber: pt.num, ETag: pt.etag})
+		u.sizes = append(u.sizes, int64(len(pt.data)))
+		u.spare = pt.data[:0]
 	}
 	return nil
 }
@@ -273,11 +324,16 @@ func (u *upload) Commit(ctx context.Context) error {
 	if u.err != nil {
 		return u.err
 	}
-	if len(u.buf) > 0 || len(u.parts) == 0 {
-		if err := u.send(ctx); err != nil {
+	if len(u.buf) > 0 || len(u.parts)+len(u.sending) == 0 {
+		if err := u.send(); err != nil {
 			return err
 		}
 	}
+	if err := u.settle(0); err != nil {
+		return err
+	}
+	u.stop() // no part is on its way any more
+	u.spare = nil
 	if err := u.checkParts(ctx); err != nil {
 		u.err = u.s.err(err)
 		return u.err
@@ -352,7 +408,13 @@ func (u *upload) Abort() error {
 		return nil
 	}
 	u.done = true
-	u.buf = nil
+	// Parts still on their way are stopped first: one that arrived after
+	// the abort could be kept by some stores.
+	u.stop()
+	for _, pt := range u.sending {
+		<-pt.done
+	}
+	u.buf, u.spare, u.sending = nil, nil, nil
 	err := classify(u.s.core.AbortMultipartUpload(context.Background(), u.s.loc.Bucket, u.s.key(u.name), u.id))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return u.s.err(err)

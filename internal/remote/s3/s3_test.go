@@ -103,6 +103,9 @@ func TestInterruptedUpload(t *testing.T) {
 	if _, err := up.Write(remotetest.Data(2*PartSize+100, 2)); err != nil {
 		t.Fatal(err)
 	}
+	if err := up.(*upload).settle(0); err != nil { // the two parts stored
+		t.Fatal(err)
+	}
 	// A new process sees what the dead one left.
 	r = dial(t, cfg, remote.DialOptions{})
 	if _, err := r.Stat(ctx, "b/share"); !errors.Is(err, remote.ErrNotExist) {
@@ -152,6 +155,37 @@ func TestResumeAfterCut(t *testing.T) {
 	remotetest.Resume(t, r, func() { p.CutAfter(PartSize / 3) })
 	if p.Cuts() != 2 {
 		t.Fatalf("%d cuts, want 2", p.Cuts())
+	}
+}
+
+// TestPartFails: parts on their way at once fail, the store gone; the
+// upload fails naming the host, and its abort leaves nothing under the
+// name and no upload in progress.
+func TestPartFails(t *testing.T) {
+	r, p := viaProxy(t, remote.DialOptions{Retry: remote.Retry{Attempts: 1, First: 10 * time.Millisecond, Max: 10 * time.Millisecond}})
+	ctx := context.Background()
+	up, err := r.Create(ctx, "d/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetDown(true)
+	p.CutAfter(PartSize / 2)
+	_, err = up.Write(remotetest.Data(2*PartSize+100, 3))
+	if err == nil {
+		err = up.Commit(ctx)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "host "+r.String()+": upload d/x part ") {
+		t.Fatalf("got %v, want the host and a part named", err)
+	}
+	p.SetDown(false)
+	if err := up.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Stat(ctx, "d/x"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatalf("Stat after the abort: %v", err)
+	}
+	if temps, err := r.ListTemp(ctx, "d"); err != nil || len(temps) != 0 {
+		t.Fatalf("ListTemp after the abort = %+v, %v; want nothing", temps, err)
 	}
 }
 
@@ -318,6 +352,9 @@ func TestStalledStore(t *testing.T) {
 	}()
 	go func() {
 		_, err := up.Write(data)
+		if err == nil { // the part went on its way: Commit waits for it
+			err = up.Commit(ctx)
+		}
 		done <- err
 	}()
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -144,6 +145,9 @@ func TestAppendOnlyCommit(t *testing.T) {
 	if _, err := up.Write(data); err != nil {
 		t.Fatal(err)
 	}
+	if err := up.(*upload).settle(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	p.Cut()
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -220,13 +224,20 @@ func TestCreateModeSplits(t *testing.T) {
 	want := slices.Concat(write,
 		pkt(fxpOpen, append(append([]byte{0, 0, 0, 7}, path...), 0, 0, 0, fxfCreat|fxfExcl|2, 0, 0, 0, attrPermission, 0, 0, 1, 0x24)...),
 		open(fxfCreat|2), write)
+	inSteps(t, in, want, func(out io.WriteCloser) io.Writer { return &createMode{w: out, perm: 0o444} })
+}
+
+// inSteps writes in to the writer that wrap makes, in pieces of every size
+// from 1 byte to all of it, and checks that what passes is want.
+func inSteps(t *testing.T, in, want []byte, wrap func(io.WriteCloser) io.Writer) {
+	t.Helper()
 	for step := 1; step <= len(in); step++ {
 		var out bufCloser
-		m := &createMode{w: &out, perm: 0o444}
+		w := wrap(&out)
 		for rest := in; len(rest) > 0; {
 			n := min(step, len(rest))
-			if w, err := m.Write(rest[:n]); w != n || err != nil {
-				t.Fatalf("Write = %d, %v", w, err)
+			if m, err := w.Write(rest[:n]); m != n || err != nil {
+				t.Fatalf("Write = %d, %v", m, err)
 			}
 			rest = rest[n:]
 		}

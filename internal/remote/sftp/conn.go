@@ -21,9 +21,10 @@ import (
 
 // conn is one ssh process and the SFTP client speaking over its pipes.
 type conn struct {
-	c    *psftp.Client
-	cmd  *exec.Cmd
-	dead chan struct{} // closed when ssh has exited
+	c      *psftp.Client
+	packet int // the data a read or write request carries
+	cmd    *exec.Cmd
+	dead   chan struct{} // closed when ssh has exited
 
 	timeout  time.Duration
 	alive    atomic.Int64 // UnixNano of the host's last answer, or of the start of a wait for one
@@ -143,8 +144,9 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 	go c.watch()
 
 	type result struct {
-		c   *psftp.Client
-		err error
+		c      *psftp.Client
+		packet int
+		err    error
 	}
 	done := make(chan result, 1)
 	var requests io.WriteCloser = stdin
@@ -152,11 +154,18 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 		requests = &createMode{w: stdin, perm: 0o444}
 	}
 	go func() {
-		pc, err := psftp.NewClientPipe(answers{stdout, c}, requests,
+		version, packet, err := hello(answers{stdout, c}, stdin)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		rd, wr := replayHello(version, answers{stdout, c}, requests)
+		pc, err := psftp.NewClientPipe(rd, wr,
+			psftp.MaxPacketUnchecked(packet),
 			psftp.UseConcurrentWrites(true),
 			psftp.MaxConcurrentRequestsPerFile(64),
 			psftp.UseConcurrentReads(true))
-		done <- result{pc, err}
+		done <- result{pc, packet, err}
 	}()
 	var res result
 	select {
@@ -177,7 +186,7 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 		<-c.dead
 		return nil, fmt.Errorf("host %s: %w", r, c.dialFailure(res.err))
 	}
-	c.c = res.c
+	c.c, c.packet = res.c, res.packet
 	c.report(r) // what ssh said on the way in: "Permanently added…"
 	return c, nil
 }

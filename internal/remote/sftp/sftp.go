@@ -24,19 +24,28 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 )
 
-// ChunkSize is how much an upload holds in memory: data is sent in chunks
-// of this size, each written with concurrent requests and kept until the
-// server has acknowledged all of it, so a chunk can be sent again after a
-// reconnect.
-const ChunkSize = 4 << 20
+// An upload sends data in chunks of ChunkSize, each written with
+// concurrent requests and kept until the server has acknowledged all of
+// it, so that it can be sent again after a reconnect. Up to Window chunks
+// are held, the one being filled among them: the chunks on their way keep
+// the requests flowing while the next one fills, where one chunk at a time
+// left the link idle at each chunk's end. An upload holds at most
+// Window × ChunkSize bytes (4 MiB).
+const (
+	ChunkSize = 1 << 20
+	Window    = 4
+)
 
-// firstChunk is the first read-ahead of a reader.
-const firstChunk = 32 << 10
+// firstChunk is the first read-ahead of a reader, readAhead its largest.
+const (
+	firstChunk = 32 << 10
+	readAhead  = 4 << 20
+)
 
 // chunkAfter is the size of the read-ahead after one of size: it grows
-// from firstChunk to ChunkSize, so that reading a share's header does not
+// from firstChunk to readAhead, so that reading a share's header does not
 // fetch megabytes of it.
-func chunkAfter(size int) int { return max(min(2*size, ChunkSize), firstChunk) }
+func chunkAfter(size int) int { return max(min(2*size, readAhead), firstChunk) }
 
 // SFTP stores files in a folder on an SSH host.
 type SFTP struct {
@@ -133,6 +142,11 @@ func (r *SFTP) broken(c *conn, err error) string {
 // for the timeout has failed: it is not dialled again, and what is left
 // there CleanTemp removes later.
 func (r *SFTP) do(ctx context.Context, pauses []time.Duration, done string, op func(c *conn) error) error {
+	return r.doSaying(ctx, pauses, func() string { return done }, op)
+}
+
+// doSaying is do, with what went on known only once op has succeeded.
+func (r *SFTP) doSaying(ctx context.Context, pauses []time.Duration, done func() string, op func(c *conn) error) error {
 	var lost []string // why each connection was lost
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -143,7 +157,7 @@ func (r *SFTP) do(ctx context.Context, pauses []time.Duration, done string, op f
 			err = c.run(func() error { return op(c) })
 			if !c.lost(err) {
 				if err == nil && len(lost) > 0 {
-					r.warn("connection lost (%s); reconnected, %s", strings.Join(lost, "; "), done)
+					r.warn("connection lost (%s); reconnected, %s", strings.Join(lost, "; "), done())
 				}
 				return err
 			}
@@ -181,7 +195,7 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := r.ready(remote.CheckNewName, name); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, final: r.path(name), buf: make([]byte, 0, ChunkSize), sum: remote.NewHash()}
+	u := &upload{r: r, final: r.path(name), sum: remote.NewHash()}
 	err := r.do(ctx, r.pauses, "upload of "+u.final+" started", func(c *conn) error {
 		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
 			return err
@@ -209,20 +223,33 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	return u, nil
 }
 
-// upload sends data in chunks and keeps each until it is acknowledged.
+// upload sends data in chunks, several on their way at once, and keeps
+// each until it is acknowledged.
 type upload struct {
 	r     *SFTP
 	tmp   string
 	final string
 
-	f      *psftp.File
-	fc     *conn  // the connection f belongs to
-	buf    []byte // written but not yet acknowledged; starts at acked
-	acked  int64
-	sum    hash.Hash // of all that was written
-	err    error     // sticky: after a failure the upload is given up
-	linked bool      // the final name exists
-	done   bool      // committed or aborted
+	f       *psftp.File
+	fc      *conn    // the connection f belongs to
+	sent    []*chunk // on their way, in order from acked
+	buf     []byte   // being filled: the bytes after those sent
+	spare   [][]byte // buffers of acknowledged chunks, for the next ones
+	acked   int64
+	resumed int64     // where the resend after a reconnect started, or -1
+	sum     hash.Hash // of all that was written
+	err     error     // sticky: after a failure the upload is given up
+	linked  bool      // the final name exists
+	done    bool      // committed or aborted
+}
+
+// chunk is a write on its way: one WriteAt, on a goroutine of its own.
+type chunk struct {
+	data []byte
+	off  int64
+	c    *conn         // the connection it was sent on
+	done chan struct{} // closed when the server has answered, or c failed
+	err  error
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -234,17 +261,29 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
+		if u.buf == nil {
+			u.buf = u.newBuffer()
+		}
 		take := min(len(p), ChunkSize-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
 		u.sum.Write(p[:take])
 		p, n = p[take:], n+take
 		if len(u.buf) == ChunkSize {
-			if err := u.flush(context.Background()); err != nil {
+			if err := u.send(context.Background()); err != nil {
 				return n, err
 			}
 		}
 	}
 	return n, nil
+}
+
+func (u *upload) newBuffer() []byte {
+	if k := len(u.spare); k > 0 {
+		b := u.spare[k-1]
+		u.spare = u.spare[:k-1]
+		return b
+	}
+	return make([]byte, 0, ChunkSize)
 }
 
 // file returns a handle to the temp file on connection c, reopening it
@@ -292,27 +331,93 @@ func (u *upload) restart(c *conn) (*psftp.File, error) {
 	return f, nil
 }
 
-// flush sends the buffer at the acknowledged offset, resending all of it
-// after a reconnect, since the server may have stored any part of it.
-func (u *upload) flush(ctx context.Context) error {
-	if len(u.buf) == 0 {
+// send puts the buffer on its way, then waits until there is room to
+// fill another: fewer than Window chunks on their way.
+func (u *upload) send(ctx context.Context) error {
+	if len(u.buf) > 0 {
+		off := u.acked
+		for _, ch := range u.sent {
+			off += int64(len(ch.data))
+		}
+		ch := &chunk{data: u.buf, off: off}
+		u.buf = nil
+		u.sent = append(u.sent, ch)
+		u.start(ch, u.f, u.fc)
+	}
+	return u.settle(ctx, Window-1)
+}
+
+// start writes ch with f, of connection c.
+func (u *upload) start(ch *chunk, f *psftp.File, c *conn) {
+	ch.c, ch.err, ch.done = c, nil, make(chan struct{})
+	go func() {
+		defer close(ch.done)
+		err := c.run(func() error {
+			_, err := f.WriteAt(ch.data, ch.off)
+			return err
+		})
+		// A chunk's file is never closed while it is written: "closed"
+		// is the pipe to ssh, closed by pkg/sftp once the session ended.
+		if errors.Is(err, os.ErrClosed) {
+			err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
+		}
+		ch.err = err
+	}()
+}
+
+// settle waits until at most keep chunks are on their way. After a
+// reconnect it sends again every chunk not acknowledged, since the server
+// may have stored any part of them.
+func (u *upload) settle(ctx context.Context, keep int) error {
+	if len(u.sent) <= keep {
 		return nil
 	}
-	err := u.r.do(ctx, u.r.pauses, fmt.Sprintf("upload of %s resumed at byte %d", u.final, u.acked), func(c *conn) error {
-		f, err := u.file(c)
-		if err != nil {
-			return err
+	resumed := func() string {
+		at := u.resumed
+		if at < 0 { // nothing was lost with the connection
+			at = u.acked
 		}
-		_, err = f.WriteAt(u.buf, u.acked)
-		return err
+		return fmt.Sprintf("upload of %s resumed at byte %d", u.final, at)
+	}
+	err := u.r.doSaying(ctx, u.r.pauses, resumed, func(c *conn) error {
+		u.resumed = -1
+		for len(u.sent) > keep {
+			ch := u.sent[0]
+			<-ch.done
+			if ch.err == nil {
+				u.sent = u.sent[1:]
+				u.acked += int64(len(ch.data))
+				u.spare = append(u.spare, ch.data[:0])
+				continue
+			}
+			u.drain()
+			if ch.c == c || !ch.c.lost(ch.err) {
+				return ch.err // a refusal fails the upload, a loss re-dials
+			}
+			// Lost with an earlier connection: all again on this one.
+			f, err := u.file(c)
+			if err != nil {
+				return err
+			}
+			u.resumed = u.acked
+			for _, ch := range u.sent {
+				u.start(ch, f, c)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		u.err = u.r.err(fmt.Errorf("upload %s: %w", u.tmp, err))
 		return u.err
 	}
-	u.acked += int64(len(u.buf))
-	u.buf = u.buf[:0]
 	return nil
+}
+
+// drain waits for every chunk on its way to be answered or lost.
+func (u *upload) drain() {
+	for _, ch := range u.sent {
+		<-ch.done
+	}
 }
 
 var errSize = errors.New("stored size differs")
@@ -324,9 +429,13 @@ func (u *upload) Commit(ctx context.Context) error {
 	if u.err != nil {
 		return u.err
 	}
-	if err := u.flush(ctx); err != nil {
+	if err := u.send(ctx); err != nil {
 		return err
 	}
+	if err := u.settle(ctx, 0); err != nil {
+		return err
+	}
+	u.spare = nil
 	err := u.r.do(ctx, u.r.pauses, "upload of "+u.final+" checked", u.checkSize)
 	if err != nil {
 		u.err = u.r.err(err)
@@ -465,6 +574,7 @@ func (u *upload) Abort() error {
 		return nil
 	}
 	u.done = true
+	u.buf, u.spare = nil, nil
 	// One quick try: a dead host should not hold up the clean-up of the
 	// others. What is left, CleanTemp removes later; on an append-only
 	// host the temp file stays, for bk-prune with the admin hosts file.
