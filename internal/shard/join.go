@@ -54,7 +54,7 @@ type JoinOptions struct {
 	// indices from the stripes the join verified, each to its writer, as
 	// bk-split wrote them (regen.go). Nothing here checks such a file as a
 	// whole: the caller holds it against a pin (a manifest's hash) before
-	// it trusts it. Join only; a write that fails fails the join.
+	// it trusts it. A write that fails fails the join.
 	Regenerate map[int]io.Writer
 }
 
@@ -238,13 +238,17 @@ func newJoiner(ctx context.Context, info SetInfo, opts JoinOptions) (*joiner, er
 	if err != nil {
 		return nil, err
 	}
+	regen := newRegenerator(info, opts.Regenerate)
+	if err := regen.check(); err != nil {
+		return nil, err
+	}
 	return &joiner{
 		ctx: ctx, info: info, enc: enc, opts: opts,
 		shares: make([]*share, info.N),
 		spares: make(chan []byte, 2*info.K),
 		out:    make(chan *outStripe, 1),
 		report: JoinReport{Info: info},
-		regen:  newRegenerator(info, opts.Regenerate),
+		regen:  regen,
 		stream: newStreamHash(),
 	}, nil
 }

@@ -30,9 +30,6 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 	defer cancel(nil)
 	probes := probeAll(ctx, sources)
 	j, err := admit(ctx, probes, opts)
-	if err == nil {
-		err = j.regen.check()
-	}
 	if err != nil {
 		return j.report, err
 	}

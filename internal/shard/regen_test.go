@@ -101,4 +101,12 @@ func TestRegenerateForgedRecords(t *testing.T) {
 	if _, err := regen(t, paths, 5); err == nil || !strings.Contains(err.Error(), "cannot regenerate share 5 of a set of 5") {
 		t.Errorf("share 5 of 5: %v", err)
 	}
+	var stream bytes.Buffer
+	if _, _, err := SplitStream(context.Background(), bytes.NewReader([]byte("x")), &stream, SplitOptions{K: 1, N: 2, BlockSize: testBlock}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = JoinStream(context.Background(), &stream, io.Discard, JoinOptions{Regenerate: map[int]io.Writer{-1: io.Discard}})
+	if err == nil || !strings.Contains(err.Error(), "cannot regenerate share -1 of a set of 2") {
+		t.Errorf("share -1 of a share stream: %v", err)
+	}
 }
