@@ -3,7 +3,10 @@ package connect
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -25,6 +28,10 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 	var hosts []hostsfile.Host
 	for _, arg := range args {
 		st, err := os.Stat(arg)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("hosts file or folder %s: %w", arg, pe.Err)
+		}
 		if err != nil {
 			return nil, cli.AsUsage(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -154,6 +156,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	cat, listings, _, err := connect.ListHosts(ctx, env, c, args[:len(args)-1])
 	if err != nil {
+		if _, serr := os.Stat(pattern); serr == nil && errors.Is(err, fs.ErrNotExist) {
+			err = cli.WithHint(err, "the PATTERN comes last: bk-find -i KEY HOSTS... PATTERN")
+		}
 		return err
 	}
 	defer cat.Close()

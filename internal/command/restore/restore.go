@@ -176,7 +176,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			return err
 		}
 		if report.Degraded() {
-			return cli.Degradedf("restored, but not from healthy shares: %s", degradedShares(report))
+			verb := "restored"
+			if list {
+				verb = "listed"
+			}
+			return cli.Degradedf("%s, but not from healthy shares: %s", verb, degradedShares(report))
 		}
 		return nil
 	}
@@ -221,7 +225,7 @@ func finish(env *cli.Env, stats archive.RestoreStats, err error, keys seal.Keys,
 		err = cli.WithHint(err, "restore into a new folder, or give --overwrite to replace entries in this one")
 	}
 	if errors.Is(err, archive.ErrNotInArchive) {
-		err = cli.WithHint(err, "a PATTERN is a path as stored, e.g. home/alice/docs: bk-restore -t lists them, bk-find -i KEY HOSTS FRAGMENT finds them")
+		err = cli.WithHint(err, "a PATTERN is a path as stored, e.g. home/alice/docs: bk-restore -t (with --from HOSTS too) lists them, bk-find -i KEY HOSTS FRAGMENT finds them")
 	}
 	if err != nil {
 		return passphrase.Hint(err, len(keys.Identities) > 0)
