@@ -33,6 +33,9 @@ type fileNamer interface {
 
 // fileName names src with the file it reads, when its Name does not.
 func fileName(src Source) string {
+	if o, ok := src.(*opened); ok {
+		src = o.Source
+	}
 	if f, ok := src.(fileNamer); ok {
 		return fmt.Sprintf("%s (%s)", src.Name(), f.File())
 	}
