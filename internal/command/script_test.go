@@ -13,6 +13,7 @@ import (
 
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command"
+	"github.com/bk-backup/bk/internal/seal"
 )
 
 // scriptCmds and scriptConds hold the custom testscript commands and
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 	if _, isTool := tools[filepath.Base(os.Args[0])]; !isTool {
 		moreParallelScripts()
 	}
+	seal.WeakenPassphrasesForTests(10)
 	testscript.Main(m, tools)
 }
 

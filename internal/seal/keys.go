@@ -110,6 +110,15 @@ var scryptLogN = 18
 
 const maxScryptLogN = 20
 
+// WeakenPassphrasesForTests sets the passphrase work factor of this
+// process to 2^logN. Only test binaries call it: the testscripts run bk's
+// tools inside the test binary, where a passphrase round trip at age's
+// factor costs two seconds of CPU and 256 MiB each way; the real factor
+// is checked once, by TestPassphraseDefaultWorkFactor. Streams keep
+// naming their factor, so what a weakened process wrote still opens
+// anywhere.
+func WeakenPassphrasesForTests(logN int) { scryptLogN = logN }
+
 // PassphraseRecipient encrypts to a passphrase (age's scrypt recipient). A
 // passphrase file must be its only recipient.
 func PassphraseRecipient(pass []byte) (age.Recipient, error) {
