@@ -90,9 +90,11 @@ type servers struct {
 func (s *servers) stop() {
 	if s.ssh != nil {
 		_ = s.ssh.Stop()
+		s.ssh = nil
 	}
 	if s.s3 != nil {
 		s.s3.Stop()
+		s.s3 = nil
 	}
 }
 

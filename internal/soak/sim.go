@@ -66,9 +66,26 @@ type Result struct {
 	Repairs                              int
 	HostBytes                            []HostUsage
 	FullEveryNight                       int64 // bytes the kept backups would take as full ones
-	Mismatches, Unexplained              int
-	Wall                                 time.Duration
+	// BigChanged counts the nights the large file changed before a backup
+	// was stored; BigDeltas those of them whose archive was smaller than
+	// the file, so it went as a delta.
+	BigChanged, BigDeltas   int
+	Mismatches, Unexplained int
+	Wall                    time.Duration
+	// CPU is the processor time (user and system) spent by phase: the
+	// tools run in it, and in "soak" this process itself.
+	CPU map[string]time.Duration
 }
+
+// The phases the summary's CPU times are counted by.
+const (
+	phaseJobs     = "bk-backup jobs (stages, prune, check, repair)"
+	phaseRestores = "nightly restores (bk-ls, bk-join, bk-restore)"
+	phasePrunes   = "killed prunes"
+	phaseHosts    = "host events (sshd, versitygw, snapshots)"
+	phaseFinale   = "final check, repair and restores"
+	phaseSoak     = "soak (tree changes, scans, kills)"
+)
 
 // HostUsage is one host's bytes at the end.
 type HostUsage struct {
@@ -102,8 +119,10 @@ type sim struct {
 	key      string
 	attempts []*attempt
 	snapshot map[string]string
-	night    int
-	date     time.Time
+	// bigChanged: the large file changed since the last backup stored.
+	bigChanged bool
+	night      int
+	date       time.Time
 }
 
 // Run runs the simulation and returns its result; a *Failure when a
@@ -119,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &sim{cfg: cfg, res: &Result{Faults: map[string]int{}}, plan: makePlan(cfg.Seed, cfg.Nights, cfg.Short),
+	s := &sim{cfg: cfg, res: &Result{Faults: map[string]int{}, CPU: map[string]time.Duration{}}, plan: makePlan(cfg.Seed, cfg.Nights, cfg.Short),
 		snapshot: map[string]string{}}
 	note := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "soak: "+format+"\n", args...) }
 	var err error
@@ -141,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		s.res.Nights++
 	}
-	if err := s.finale(ctx); err != nil {
+	if err := s.phase(phaseFinale, func() error { return s.finale(ctx) }); err != nil {
 		return s.finish(began), err
 	}
 	return s.finish(began), nil
@@ -152,7 +171,29 @@ func (s *sim) finish(began time.Time) *Result {
 	for _, h := range s.all {
 		s.res.HostBytes = append(s.res.HostBytes, HostUsage{Name: h.name, Kind: h.kind, State: h.state, Bytes: usage(h.dir)})
 	}
+	// The servers' time is counted when they are stopped and waited for.
+	_ = s.phase(phaseHosts, func() error { s.srv.stop(); return nil })
+	s.res.CPU[phaseSoak] = cpuTime(syscall.RUSAGE_SELF)
 	return s.res
+}
+
+// phase runs f and counts the CPU time of the children waited for
+// meanwhile (with theirs) as the phase's.
+func (s *sim) phase(name string, f func() error) error {
+	before := cpuTime(syscall.RUSAGE_CHILDREN)
+	err := f()
+	s.res.CPU[name] += cpuTime(syscall.RUSAGE_CHILDREN) - before
+	return err
+}
+
+// cpuTime is the user and system time of this process (RUSAGE_SELF) or
+// of its children waited for, with theirs (RUSAGE_CHILDREN).
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(who, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (s *sim) fail(what string, args ...any) error {
@@ -373,7 +414,7 @@ func flipByte(path string, rng *rand.Rand) error {
 func (s *sim) runNight(ctx context.Context) error {
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, uint64(s.night)+1))
 	p := s.plan[s.night]
-	if err := s.hostEvents(); err != nil {
+	if err := s.phase(phaseHosts, s.hostEvents); err != nil {
 		return err
 	}
 	changes := 5 + rng.IntN(20)
@@ -385,6 +426,13 @@ func (s *sim) runNight(ctx context.Context) error {
 			return fmt.Errorf("changing the tree: %w", err)
 		}
 	}
+	if s.night > 0 {
+		changed, err := s.tree.changeBig()
+		if err != nil {
+			return fmt.Errorf("changing the large file: %w", err)
+		}
+		s.bigChanged = s.bigChanged || changed
+	}
 	if err := s.damage(rng); err != nil {
 		return err
 	}
@@ -393,9 +441,21 @@ func (s *sim) runNight(ctx context.Context) error {
 		at = at.Add(time.Hour)
 		s.res.Faults[faultClockFwd]++
 	}
-	a, err := s.runJob(ctx, at, rng, p)
+	var a *attempt
+	err := s.phase(phaseJobs, func() (err error) {
+		a, err = s.runJob(ctx, at, rng, p)
+		return err
+	})
 	if err != nil {
 		return err
+	}
+	if s.bigChanged && a.stored != "" {
+		// It changed since the last backup stored: tonight's holds it.
+		s.bigChanged = false
+		s.res.BigChanged++
+		if len(a.summary.Stages) > 0 && a.summary.Stages[0].BytesOut < bigSize {
+			s.res.BigDeltas++
+		}
 	}
 	if p.clockBack && a.stored != "" {
 		// The clock goes back an hour after the run, and the job runs
@@ -406,17 +466,21 @@ func (s *sim) runNight(ctx context.Context) error {
 			}
 		}
 		s.res.Faults[faultClockBack]++
-		if _, err := s.runJob(ctx, at.Add(-50*time.Minute), rng, night{}); err != nil {
+		err := s.phase(phaseJobs, func() error {
+			_, err := s.runJob(ctx, at.Add(-50*time.Minute), rng, night{})
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}
 	if p.pruneKill {
-		if err := s.killedPrune(rng); err != nil {
+		if err := s.phase(phasePrunes, func() error { return s.killedPrune(rng) }); err != nil {
 			return err
 		}
 	}
 	if s.night >= s.cfg.From {
-		return s.restoreOne(ctx, rng)
+		return s.phase(phaseRestores, func() error { return s.restoreOne(ctx, rng) })
 	}
 	return nil
 }
@@ -457,10 +521,11 @@ type summary struct {
 	BackupID string `json:"backup_id"`
 	Stored   bool   `json:"stored"`
 	Stages   []struct {
-		Name    string  `json:"name"`
-		Exit    int     `json:"exit"`
-		Status  string  `json:"status"`
-		Seconds float64 `json:"seconds"`
+		Name     string  `json:"name"`
+		Exit     int     `json:"exit"`
+		Status   string  `json:"status"`
+		Seconds  float64 `json:"seconds"`
+		BytesOut int64   `json:"bytes_out"`
 	} `json:"stages"`
 	Steps []struct {
 		Kind    string  `json:"kind"`
@@ -845,7 +910,21 @@ func (r *Result) WriteSummary(w io.Writer, cfg Config) {
 		fmt.Fprintf(w, "; a full backup every night would store %d (%.1f%%)", r.FullEveryNight, 100*float64(total)/float64(r.FullEveryNight))
 	}
 	fmt.Fprintln(w)
+	if r.BigChanged > 0 {
+		fmt.Fprintf(w, "  large file            changed before %d backups, sent as a delta in %d\n", r.BigChanged, r.BigDeltas)
+	}
 	fmt.Fprintf(w, "  mismatches            %d\n", r.Mismatches)
 	fmt.Fprintf(w, "  unexplained failures  %d\n", r.Unexplained)
 	fmt.Fprintf(w, "  wall time             %s\n", r.Wall.Round(time.Second))
+	var phases []string
+	var cpu time.Duration
+	for p, d := range r.CPU {
+		phases = append(phases, p)
+		cpu += d
+	}
+	sort.Slice(phases, func(i, j int) bool { return r.CPU[phases[i]] > r.CPU[phases[j]] })
+	fmt.Fprintf(w, "  cpu time              %s\n", cpu.Round(time.Second))
+	for _, p := range phases {
+		fmt.Fprintf(w, "    %-48s %s\n", p, r.CPU[p].Round(100*time.Millisecond))
+	}
 }

@@ -2,6 +2,7 @@ package soak
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/bk-backup/bk/internal/archive"
 )
 
 // Entry is what a restore must give back of one path: its type, permission
@@ -164,6 +167,11 @@ const (
 	liveFile = "live.log" // appended to while the backup reads it
 )
 
+// bigSize is the large file's: over archive.DeltaMin, so that bk-pack
+// sends its changes as deltas against the version before, and a chain's
+// restore applies them.
+const bigSize = archive.DeltaMin + 1<<20
+
 func (t *tree) path(rel string) string { return filepath.Join(t.root, rel) }
 
 // seed makes the first tree: nested folders of text and binary files, a
@@ -179,7 +187,7 @@ func (t *tree) seed() error {
 			return err
 		}
 	}
-	if err := os.WriteFile(t.path(bigFile), t.bytes(1<<20, false), 0o644); err != nil {
+	if err := os.WriteFile(t.path(bigFile), t.bytes(bigSize, false), 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(t.path(liveFile), []byte("log starts\n"), 0o644)
@@ -189,8 +197,10 @@ func (t *tree) seed() error {
 func (t *tree) bytes(n int, text bool) []byte {
 	b := make([]byte, n)
 	if !text {
-		for i := range b {
-			b[i] = byte(t.rng.Uint32())
+		for i := 0; i < n; i += 8 {
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], t.rng.Uint64())
+			copy(b[i:], w[:])
 		}
 		return b
 	}
@@ -246,12 +256,12 @@ func (t *tree) addFile() error {
 
 // change makes one of the day's changes, chosen at random.
 func (t *tree) change() error {
-	switch t.rng.IntN(16) {
+	switch t.rng.IntN(15) {
 	case 0, 1, 2:
 		return t.addFile()
 	case 3, 4: // edit in place: same size
 		if f := t.pick('f'); f != "" {
-			return t.writeAt(f, false)
+			return t.writeAt(f, 1)
 		}
 	case 5: // append
 		if f := t.pick('f'); f != "" {
@@ -284,13 +294,11 @@ func (t *tree) change() error {
 		if f := t.pick('f'); f != "" {
 			return os.Chmod(t.path(f), []fs.FileMode{0o600, 0o644, 0o640, 0o755, 0o444}[t.rng.IntN(5)])
 		}
-	case 11: // the large file rewritten in parts
-		return t.writeAt(bigFile, true)
-	case 12: // a hard link made
+	case 11: // a hard link made
 		if f := t.pick('f'); f != "" {
 			return os.Link(t.path(f), t.path(t.newName("h")))
 		}
-	case 13: // a symlink made, to a file that may go later (broken)
+	case 12: // a symlink made, to a file that may go later (broken)
 		if f := t.pick('f'); f != "" {
 			name := t.newName("s")
 			rel, err := filepath.Rel(filepath.Dir(t.path(name)), t.path(f))
@@ -299,17 +307,27 @@ func (t *tree) change() error {
 			}
 			return os.Symlink(rel, t.path(name))
 		}
-	case 14: // a new folder, or one removed with what it holds
+	case 13: // a new folder, or one removed with what it holds
 		if t.rng.IntN(2) == 0 {
 			return os.MkdirAll(t.path(t.newName("n")), 0o755)
 		}
 		if d := t.pick('d'); d != "" && len(t.all('d')) > 6 {
 			return os.RemoveAll(t.path(d))
 		}
-	case 15: // the log rotated
+	case 14: // the log rotated
 		return os.WriteFile(t.path(liveFile), []byte("rotated\n"), 0o644)
 	}
 	return nil
+}
+
+// changeBig rewrites a few parts of the large file on one night in four
+// and reports whether it did: a large file that changed most nights made
+// most incremental backups carry it, and chains cost what full backups do.
+func (t *tree) changeBig() (bool, error) {
+	if t.rng.IntN(4) != 0 {
+		return false, nil
+	}
+	return true, t.writeAt(bigFile, 1+t.rng.IntN(3))
 }
 
 func (t *tree) appendTo(rel string, b []byte) error {
@@ -321,8 +339,8 @@ func (t *tree) appendTo(rel string, b []byte) error {
 	return errorsJoin(err, f.Close())
 }
 
-// writeAt overwrites some parts of a file in place, keeping its size.
-func (t *tree) writeAt(rel string, many bool) error {
+// writeAt overwrites parts of a file in place, keeping its size.
+func (t *tree) writeAt(rel string, parts int) error {
 	fi, err := os.Stat(t.path(rel))
 	if err != nil || fi.Size() == 0 {
 		return err
@@ -333,10 +351,6 @@ func (t *tree) writeAt(rel string, many bool) error {
 			return nil
 		}
 		return err
-	}
-	parts := 1
-	if many {
-		parts = 1 + t.rng.IntN(8)
 	}
 	for range parts {
 		n := min(fi.Size(), int64(1+t.rng.IntN(16<<10)))
