@@ -37,16 +37,15 @@ func (h *host) hostsLine() string {
 // away is where an offline folder host's folder waits.
 func (h *host) away() string { return h.dir + ".offline" }
 
-// goOffline takes the host off the net: its server stops, or (a folder)
-// its disk is unmounted.
-func (h *host) goOffline(srv *servers) error {
+// goOffline takes the host off the net: its server stops (its CPU time
+// counted by phase), or (a folder) its disk is unmounted.
+func (h *host) goOffline(srv *servers, phase func(string, func() error) error) error {
 	h.state = "offline"
 	switch h.kind {
 	case "sftp":
-		return srv.ssh.Stop()
+		return phase(phaseSSHD, srv.ssh.Stop)
 	case "s3":
-		srv.s3.Stop()
-		return nil
+		return phase(phaseS3, func() error { srv.s3.Stop(); return nil })
 	}
 	return os.Rename(h.dir, h.away())
 }
@@ -87,13 +86,18 @@ type servers struct {
 	env []string // what the tools need to reach them
 }
 
-func (s *servers) stop() {
+// uncounted runs f, counting its CPU time nowhere (a setup that failed).
+func uncounted(_ string, f func() error) error { return f() }
+
+// stop stops the servers; phase counts their CPU time, which is known
+// once they are waited for.
+func (s *servers) stop(phase func(string, func() error) error) {
 	if s.ssh != nil {
-		_ = s.ssh.Stop()
+		_ = phase(phaseSSHD, s.ssh.Stop)
 		s.ssh = nil
 	}
 	if s.s3 != nil {
-		s.s3.Stop()
+		_ = phase(phaseS3, func() error { s.s3.Stop(); return nil })
 		s.s3 = nil
 	}
 }
@@ -134,7 +138,7 @@ func startHosts(dir string, note func(string, ...any)) ([]*host, *servers, error
 	if s, err := s3test.Start(s3Dir); err == nil {
 		srv.s3 = s
 		if err := s.MakeBucket(bucket); err != nil {
-			srv.stop()
+			srv.stop(uncounted)
 			return nil, nil, fmt.Errorf("versitygw: %w", err)
 		}
 		h4.kind = "s3"
@@ -147,7 +151,7 @@ func startHosts(dir string, note func(string, ...any)) ([]*host, *servers, error
 	hosts = append(hosts, h4, folder("h5"))
 	for _, h := range hosts {
 		if err := os.MkdirAll(h.dir, 0o755); err != nil {
-			srv.stop()
+			srv.stop(uncounted)
 			return nil, nil, err
 		}
 	}

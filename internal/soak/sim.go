@@ -82,7 +82,9 @@ const (
 	phaseJobs     = "bk-backup jobs (stages, prune, check, repair)"
 	phaseRestores = "nightly restores (bk-ls, bk-join, bk-restore)"
 	phasePrunes   = "killed prunes"
-	phaseHosts    = "host events (sshd, versitygw, snapshots)"
+	phaseHosts    = "host events (snapshots, moves)"
+	phaseSSHD     = "sshd (SFTP host h3)"
+	phaseS3       = "versitygw (S3 host h4)"
 	phaseFinale   = "final check, repair and restores"
 	phaseSoak     = "soak (tree changes, scans, kills)"
 )
@@ -145,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if s.all, s.srv, err = startHosts(cfg.Dir, note); err != nil {
 		return nil, err
 	}
-	defer s.srv.stop()
+	defer s.srv.stop(s.phase)
 	s.hosts = slices.Clone(s.all)
 	if err := s.setup(); err != nil {
 		return nil, err
@@ -171,8 +173,7 @@ func (s *sim) finish(began time.Time) *Result {
 	for _, h := range s.all {
 		s.res.HostBytes = append(s.res.HostBytes, HostUsage{Name: h.name, Kind: h.kind, State: h.state, Bytes: usage(h.dir)})
 	}
-	// The servers' time is counted when they are stopped and waited for.
-	_ = s.phase(phaseHosts, func() error { s.srv.stop(); return nil })
+	s.srv.stop(s.phase)
 	s.res.CPU[phaseSoak] = cpuTime(syscall.RUSAGE_SELF)
 	return s.res
 }
@@ -307,7 +308,7 @@ func (s *sim) hostEvents() error {
 	}
 	for _, n := range p.offline {
 		if h := s.host(n); h.state == "up" {
-			if err := h.goOffline(s.srv); err != nil {
+			if err := h.goOffline(s.srv, s.phase); err != nil {
 				return err
 			}
 			s.res.Faults[faultOffline]++
@@ -813,6 +814,9 @@ func (s *sim) restore(ctx context.Context, id string, newest bool) error {
 	}
 	restoreRun := restore.Wait()
 	joinRun := join.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if c := exitCode(joinRun); c != 0 && c != 3 {
 		s.res.Unexplained++
 		return s.fail("restoring %s: bk-join exit %d: %s", id, c, joinErr.String())
