@@ -33,15 +33,19 @@ type Move struct {
 	stored manifest.Share // as stored, once it is
 }
 
-// ErrLost is a backup with fewer than k good shares: nothing rebuilds it.
+// ErrLost is a backup with fewer than k shares to read, good or damaged:
+// nothing rebuilds it.
 var ErrLost = errors.New("fewer than k good shares")
 
 // Plan decides where each share that r found not good goes: back on its
 // host when that is reachable and has room, else on a spare, a reachable
-// host of the hosts files that holds no share of the backup.
+// host of the hosts files that holds no share of the backup. Fewer than k
+// good shares may still do, with the damaged ones: bit rot in a stripe of
+// one share and in another stripe of the next leaves k good blocks in
+// every stripe, which the join rebuilds the stream from (and checks whole).
 func Plan(ctx context.Context, listings []*catalog.Listing, r *scrub.Report) ([]Move, error) {
 	m := r.Manifest
-	if r.Good < m.K {
+	if r.Good+len(damaged(r)) < m.K {
 		return nil, fmt.Errorf("backup %s: %w (%d of %d): it cannot be repaired", m.ID, ErrLost, r.Good, m.K)
 	}
 	taken := map[*catalog.Host]bool{}
@@ -93,6 +97,18 @@ func place(ctx context.Context, listings []*catalog.Listing, m *manifest.Manifes
 		return mv, true
 	}
 	return mv, false
+}
+
+// damaged lists the shares r found on a host but not good: read too
+// when the good ones are fewer than k, for the stripes they still hold.
+func damaged(r *scrub.Report) []scrub.Share {
+	var out []scrub.Share
+	for _, s := range r.Shares {
+		if !s.Good && !s.Missing && s.At != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func noRoom(m *manifest.Manifest, index int) error {
@@ -223,6 +239,11 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			sources = append(sources, s.At.Source(s.Path))
 		}
 	}
+	if len(sources) < m.K {
+		for _, s := range damaged(r) {
+			sources = append(sources, s.At.Source(s.Path))
+		}
+	}
 	outs := make([]*upload, m.N)
 	defer func() {
 		for _, u := range outs {
@@ -261,7 +282,8 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	if opts.Progress != nil {
 		writers[live[0].Index] = io.MultiWriter(writers[live[0].Index], progressWriter(opts.Progress))
 	}
-	// Only the good shares are read: the others are known missing. The
+	// The good shares are read, and the damaged ones only when the good
+	// are fewer than k. The
 	// join verifies the stripes and regenerates the shares of moves from
 	// them as it goes.
 	if _, err := catalog.Join(ctx, m, sources, io.Discard, shard.JoinOptions{Regenerate: writers}); err != nil {

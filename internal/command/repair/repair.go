@@ -26,7 +26,10 @@ missing or damaged and at least k good ones, rebuilds exactly those shares:
 it joins the stream from the good shares and regenerates each share from
 the stripes the join verified (their blocks, the parity blocks encoded from
 them, the checksums of all of them), which gives it back byte for byte,
-streaming, in the memory of a few stripes. Each rebuilt share is checked against the
+streaming, in the memory of a few stripes. With fewer than k good shares it
+reads the damaged ones too: when every stripe still has k good blocks (bit
+rot in different stripes of different shares), the stream comes back whole.
+Each rebuilt share is checked against the
 hash its manifest records (BLAKE3, or SHA-256 in older manifests) before it
 takes its name, so a share that
 would differ is never stored. Nothing is decrypted: no key is needed.
@@ -58,7 +61,8 @@ output; --dry-run prints it and stores nothing.`,
 		Sections: []cli.Section{
 			{Title: "EXIT STATUS", Body: `0  every backup is healthy now (or, with --dry-run, can be repaired).
 
-1  a backup is lost (fewer than k good shares), or a share could not be
+1  a backup is lost (fewer than k shares, or a stripe with fewer than k
+good blocks), or a share could not be
 rebuilt or stored, or its revision not written on enough hosts: each is
 named.
 
