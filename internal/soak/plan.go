@@ -35,8 +35,9 @@ type night struct {
 	clockFwd       bool // the run an hour late
 }
 
-// makePlan lays out the year from the seed alone, so that a replay meets
-// the same events whatever the tools did. The short form has fewer faults.
+// makePlan lays out the year from the seed and the number of nights alone,
+// so that a replay meets the same events whatever the tools did. The short
+// form has fewer faults.
 func makePlan(seed uint64, nights int, short bool) []night {
 	rng := rand.New(rand.NewPCG(seed, 0x504c414e))
 	p := make([]night, nights+12)

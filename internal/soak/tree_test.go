@@ -92,3 +92,13 @@ func TestPlanFromSeed(t *testing.T) {
 		t.Errorf("a year's plan: %d deaths, %d stale returns, %d bytes rotted", die, stale, rot)
 	}
 }
+
+// A failure's replay runs as many nights: the plan is laid out over them,
+// and a run of fewer (NIGHTS=night+1, as it once said) met other faults.
+func TestReplayKeepsNights(t *testing.T) {
+	t.Parallel()
+	f := &Failure{Seed: 1, Nights: 365, Night: 1, Date: "2030-01-08", What: "bk-backup failed"}
+	if want := "replay: make soak SEED=1 FROM=1 NIGHTS=365\n"; !strings.Contains(f.Error()+"\n", want) {
+		t.Errorf("the replay line of %q is not %q", f.Error(), want)
+	}
+}
