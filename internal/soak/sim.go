@@ -157,7 +157,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for s.night = 0; s.night < cfg.Nights; s.night++ {
 		if err := ctx.Err(); err != nil {
-			return s.res, err
+			// An interrupted run still sums up the nights it ran.
+			return s.finish(began), err
 		}
 		s.date = cfg.Start.AddDate(0, 0, s.night).Add(2*time.Hour + 30*time.Minute)
 		if err := s.runNight(ctx); err != nil {
