@@ -89,20 +89,33 @@ func (c *Catalog) Sources(m *manifest.Manifest, listings []*Listing) ([]shard.So
 			hosts = append([]*Host{p.Named}, hosts...)
 		}
 		for _, h := range hosts {
-			sources = append(sources, h.Source(p.Path))
+			sources = append(sources, h.Source(p.Path, p.VersionOn(h)))
 		}
 	}
 	return sources, nil
 }
 
-// Source is the file path on h as a shard source, dialling h when first
-// read.
-func (h *Host) Source(path string) shard.Source { return &hostShare{h: h, path: path} }
+// VersionOn is the version of the share's file to read on h: the one its
+// upload stored (manifest.Share.ObjectVersion) on the host that took it,
+// and the current one ("") on any other.
+func (p Placed) VersionOn(h *Host) string {
+	if h == p.Named {
+		return p.ObjectVersion
+	}
+	return ""
+}
+
+// Source is the file path on h (of version, unless "": see VersionOn) as
+// a shard source, dialling h when first read.
+func (h *Host) Source(path, version string) shard.Source {
+	return &hostShare{h: h, path: path, version: version}
+}
 
 // hostShare is a share on a host, as a shard.Source.
 type hostShare struct {
-	h    *Host
-	path string
+	h       *Host
+	path    string
+	version string
 }
 
 func (s *hostShare) Name() string { return "host " + s.h.String() }
@@ -115,7 +128,7 @@ func (s *hostShare) Open(ctx context.Context, offset int64) (io.ReadCloser, erro
 	r, err := s.h.Remote(ctx)
 	if err == nil {
 		var rc io.ReadCloser
-		if rc, err = r.Open(ctx, s.path, offset); err == nil {
+		if rc, err = remote.OpenVersion(ctx, r, s.path, s.version, offset); err == nil {
 			return rc, nil
 		}
 	}

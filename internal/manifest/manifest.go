@@ -90,6 +90,12 @@ type Share struct {
 	// SHA-256 in versions 1 and 2; the other is empty (Manifest.ShareHash).
 	BLAKE3 string `json:"blake3,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	// ObjectVersion names the version of the share file that its upload
+	// stored, on a host that keeps every version of a file (an S3 bucket
+	// with versioning on); readers of the share on Host ask for it, so
+	// that what was stored under Path since does not count. Empty
+	// elsewhere, and in manifests of bk before it.
+	ObjectVersion string `json:"object_version,omitempty"`
 }
 
 // Sum is the share file's hash, in hex, whichever the manifest's version
@@ -215,10 +221,26 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("share %d: bad hash %q (a BLAKE3 alone in version %d)", s.Index, s.Sum(), m.Version)
 		case m.Version < Version && (!isHex(s.SHA256, 32) || s.BLAKE3 != ""):
 			return fmt.Errorf("share %d: bad hash %q (a SHA-256 alone in version %d)", s.Index, s.Sum(), m.Version)
+		case !validObjectVersion(s.ObjectVersion):
+			return fmt.Errorf("share %d: bad object version %q", s.Index, s.ObjectVersion)
 		}
 		seen[s.Index] = true
 	}
 	return nil
+}
+
+// validObjectVersion accepts what S3 makes a version ID of: up to 1024
+// printable ASCII characters, none of them a space.
+func validObjectVersion(v string) bool {
+	if len(v) > 1024 {
+		return false
+	}
+	for _, c := range []byte(v) {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(s string, n int) bool {

@@ -20,6 +20,8 @@ func sample() *Manifest {
 		Shares: []Share{
 			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, BLAKE3: strings.Repeat("01", 32)},
 			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, BLAKE3: strings.Repeat("02", 32)},
+			{Index: 1, Host: "s3://bk-nas/home", Path: SharePath(NewID("home", t, setID), 1), Size: 100, BLAKE3: strings.Repeat("03", 32),
+				ObjectVersion: "01M8N2AV4S1Q27P0GBQZXNGW97"},
 		},
 	}
 }
@@ -75,15 +77,16 @@ func TestUnknownFieldsIgnored(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	good, _ := sample().Marshal()
 	cases := map[string]string{
-		`"version": 3`:   `"version": 4`,
-		`"blake3": "01`:  `"sha256": "01`,
-		`"bk-manifest"`:  `"other"`,
-		`"index": 2`:     `"index": 3`,
-		`"index": 0`:     `"index": 2`,
-		`"k": 2`:         `"k": 3`,
-		`"path": "home-`: `"path": "../home-`,
-		`"name": "home"`: `"name": "work"`,
-		`"set_id": "3f`:  `"set_id": "zz`,
+		`"version": 3`:            `"version": 4`,
+		`"blake3": "01`:           `"sha256": "01`,
+		`"bk-manifest"`:           `"other"`,
+		`"index": 2`:              `"index": 3`,
+		`"index": 0`:              `"index": 2`,
+		`"k": 2`:                  `"k": 3`,
+		`"path": "home-`:          `"path": "../home-`,
+		`"name": "home"`:          `"name": "work"`,
+		`"set_id": "3f`:           `"set_id": "zz`,
+		`"object_version": "01M8`: `"object_version": "01 M8`,
 	}
 	for from, to := range cases {
 		b := bytes.Replace(good, []byte(from), []byte(to), 1)
@@ -96,6 +99,23 @@ func TestParseRefuses(t *testing.T) {
 	}
 	if _, err := Parse([]byte("bk-share")); err == nil {
 		t.Error("accepted a non-JSON file")
+	}
+}
+
+// TestObjectVersionOptional: a share without object_version (bk before
+// it, or a host that keeps no versions) is read as before, and one with
+// it keeps it.
+func TestObjectVersionOptional(t *testing.T) {
+	b, _ := sample().Marshal()
+	m, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Shares[0].ObjectVersion != "" || m.Shares[2].ObjectVersion != "01M8N2AV4S1Q27P0GBQZXNGW97" {
+		t.Fatalf("object versions %+v", m.Shares)
+	}
+	if bytes.Count(b, []byte(`"object_version"`)) != 1 {
+		t.Fatalf("object_version written where there is none:\n%s", b)
 	}
 }
 

@@ -573,7 +573,8 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 	}
 	for _, u := range ups {
 		if u != nil && !u.failed.Load() {
-			s := manifest.Share{Index: u.index, Host: u.t.host.URL(), Path: u.path, Size: u.size}
+			s := manifest.Share{Index: u.index, Host: u.t.host.URL(), Path: u.path, Size: u.size,
+				ObjectVersion: remote.UploadVersion(u.up)}
 			sum := u.up.Sum() // hashed as it was written, with BLAKE3 as m.ShareHash wants
 			m.SetSum(&s, sum[:])
 			m.Shares = append(m.Shares, s)

@@ -112,6 +112,61 @@ type Upload interface {
 	Sum() [32]byte
 }
 
+// Versioned is an Upload to a host that keeps every version of a file
+// (an S3 bucket with versioning on): a reader that asks for the version
+// Commit stored gets those bytes, whatever was stored under the name
+// since.
+type Versioned interface {
+	// Version names the version Commit stored; "" before Commit, or when
+	// the host kept no version.
+	Version() string
+}
+
+// UploadVersion is the version up's Commit stored, "" when its host keeps
+// none.
+func UploadVersion(up Upload) string {
+	if v, ok := up.(Versioned); ok {
+		return v.Version()
+	}
+	return ""
+}
+
+// VersionReader is a Remote that reads a given version of a file
+// (Versioned).
+type VersionReader interface {
+	// OpenVersion is Open of version of name; the error wraps ErrNotExist
+	// when the host holds no such version.
+	OpenVersion(ctx context.Context, name, version string, offset int64) (io.ReadCloser, error)
+	// StatVersion is Stat of version of name.
+	StatVersion(ctx context.Context, name, version string) (Info, error)
+}
+
+// OpenVersion reads version of name on r from offset on: r.Open when
+// version is "". A host that keeps no versions holds none: the error
+// wraps ErrNotExist.
+func OpenVersion(ctx context.Context, r Remote, name, version string, offset int64) (io.ReadCloser, error) {
+	if version == "" {
+		return r.Open(ctx, name, offset)
+	}
+	vr, ok := r.(VersionReader)
+	if !ok {
+		return nil, HostError(r.String(), fmt.Errorf("%s version %s: %w (the host keeps no versions)", name, version, ErrNotExist))
+	}
+	return vr.OpenVersion(ctx, name, version, offset)
+}
+
+// StatVersion is Stat of version of name on r, as OpenVersion reads it.
+func StatVersion(ctx context.Context, r Remote, name, version string) (Info, error) {
+	if version == "" {
+		return r.Stat(ctx, name)
+	}
+	vr, ok := r.(VersionReader)
+	if !ok {
+		return Info{}, HostError(r.String(), fmt.Errorf("%s version %s: %w (the host keeps no versions)", name, version, ErrNotExist))
+	}
+	return vr.StatVersion(ctx, name, version)
+}
+
 // Errors that callers test for with errors.Is. ErrNotExist and ErrExist are
 // the fs ones, so wrapped os errors match too.
 var (
@@ -384,5 +439,5 @@ func RefuseAppendOnly(host string, opts DialOptions) error {
 	if !opts.AppendOnly {
 		return nil
 	}
-	return HostError(host, fmt.Errorf("append-only=yes works on SFTP hosts only: %w", ErrAppendOnly))
+	return HostError(host, fmt.Errorf("append-only=yes works on SFTP and S3 hosts only: %w", ErrAppendOnly))
 }

@@ -236,7 +236,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	var sources []shard.Source
 	for _, s := range r.Shares {
 		if s.Good {
-			sources = append(sources, s.At.Source(s.Path))
+			sources = append(sources, s.At.Source(s.Path, s.Version))
 		}
 	}
 	if len(sources) < m.K {
@@ -314,6 +314,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			failed = append(failed, failure{mv, err})
 			continue
 		}
+		mv.stored.ObjectVersion = remote.UploadVersion(outs[mv.Index].up)
 		outs[mv.Index] = nil
 		done = append(done, mv)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,10 @@ type Server struct {
 	Endpoint string // http://127.0.0.1:port
 	Access   string
 	Secret   string
+	// Client is the second account of StartLocked, else empty: the
+	// backup client's keys, which the bucket policy of LockBucket denies
+	// every removal and change of history.
+	ClientAccess, ClientSecret string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -69,6 +74,40 @@ func Start(dir string) (*Server, error) { return StartWithKeys(dir, random(10), 
 // StartWithKeys is Start with the given keys, for servers that one
 // environment reaches together.
 func StartWithKeys(dir, access, secret string) (*Server, error) {
+	return start(dir, access, secret, nil)
+}
+
+// StartLocked is Start with versioning available (posix's versioning
+// folder, beside dir) and a second account, the client's (role user, so
+// bucket policies bind it; the first, root, bypasses them as an admin
+// account does): what LockBucket needs.
+func StartLocked(dir string) (*Server, error) {
+	top := filepath.Dir(filepath.Clean(dir))
+	iam, versions := filepath.Join(top, "iam"), filepath.Join(top, "versions")
+	for _, d := range []string{iam, versions} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	client := map[string]string{"access": random(10), "secret": random(20), "role": "user"}
+	users, err := json.Marshal(map[string]any{"accessAccounts": map[string]any{client["access"]: client}})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(iam, "users.json"), users, 0o600); err != nil {
+		return nil, err
+	}
+	s, err := start(dir, random(10), random(20), []string{"--iam-dir", iam}, "--versioning-dir", versions)
+	if err != nil {
+		return nil, err
+	}
+	s.ClientAccess, s.ClientSecret = client["access"], client["secret"]
+	return s, nil
+}
+
+// start runs versitygw with the global options before the backend's and
+// the posix backend's after.
+func start(dir, access, secret string, global []string, posix ...string) (*Server, error) {
 	bin := Path()
 	if bin == "" {
 		return nil, ErrNoServer
@@ -85,7 +124,8 @@ func StartWithKeys(dir, access, secret string) (*Server, error) {
 	}
 	s := &Server{Dir: dir, Endpoint: "http://" + addr, Access: access, Secret: secret,
 		done: make(chan struct{}), log: log}
-	s.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
+	args := append(append([]string{"--port", addr, "--quiet"}, global...), "posix")
+	s.cmd = exec.Command(bin, append(append(args, posix...), dir)...)
 	// Keys by environment, so they don't show in ps.
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.Access, "ROOT_SECRET_ACCESS_KEY="+s.Secret)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
@@ -122,16 +162,87 @@ func (s *Server) Env() []string {
 	return []string{"AWS_ACCESS_KEY_ID=" + s.Access, "AWS_SECRET_ACCESS_KEY=" + s.Secret, "AWS_REGION=" + Region}
 }
 
-// MakeBucket creates a bucket, as its owner would before the first backup.
-func (s *Server) MakeBucket(name string) error {
-	c, err := minio.New(s.Endpoint[len("http://"):], &minio.Options{
-		Creds:  credentials.NewStaticV4(s.Access, s.Secret, ""),
+// ClientEnv is Env with the client's keys (StartLocked).
+func (s *Server) ClientEnv() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + s.ClientAccess, "AWS_SECRET_ACCESS_KEY=" + s.ClientSecret, "AWS_REGION=" + Region}
+}
+
+// Admin is a client with the first account's keys.
+func (s *Server) Admin() (*minio.Client, error) { return s.clientWith(s.Access, s.Secret) }
+
+// Client is a client with the client account's keys (StartLocked).
+func (s *Server) Client() (*minio.Client, error) { return s.clientWith(s.ClientAccess, s.ClientSecret) }
+
+func (s *Server) clientWith(access, secret string) (*minio.Client, error) {
+	return minio.New(s.Endpoint[len("http://"):], &minio.Options{
+		Creds:  credentials.NewStaticV4(access, secret, ""),
 		Region: Region,
 	})
+}
+
+// MakeBucket creates a bucket, as its owner would before the first backup.
+func (s *Server) MakeBucket(name string) error {
+	c, err := s.Admin()
 	if err != nil {
 		return err
 	}
 	return c.MakeBucket(context.Background(), name, minio.MakeBucketOptions{Region: Region})
+}
+
+// LockBucket makes a bucket for an append-only host (StartLocked), as the
+// README tells its owner to: versioning on, and ClientPolicy for the
+// client's account.
+func (s *Server) LockBucket(name string) error {
+	if err := s.MakeBucket(name); err != nil {
+		return err
+	}
+	c, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := c.EnableVersioning(ctx, name); err != nil {
+		return fmt.Errorf("versioning of %s: %w", name, err)
+	}
+	if err := c.SetBucketPolicy(ctx, name, ClientPolicy(name, `"`+s.ClientAccess+`"`)); err != nil {
+		return fmt.Errorf("policy of %s: %w", name, err)
+	}
+	return nil
+}
+
+// ClientPolicy is the bucket policy of an append-only host, as the README
+// gives it: principal (a JSON string or list; on AWS the client's IAM user
+// ARN) may read, list, and create objects, and is denied every removal,
+// every change of an object's or the bucket's history, and every change of
+// the policy itself. The explicit Deny wins over any Allow elsewhere.
+func ClientPolicy(bucket, principal string) string {
+	return fmt.Sprintf(`{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Sid": "BackupClientCreates",
+      "Effect": "Allow",
+      "Principal": {"AWS": %[2]s},
+      "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads",
+        "s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
+        "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload", "s3:GetBucketVersioning",
+        "s3:GetLifecycleConfiguration", "s3:GetBucketPolicy"],
+      "Resource": ["arn:aws:s3:::%[1]s", "arn:aws:s3:::%[1]s/*"]
+    },
+    {
+      "Sid": "BackupClientNeverDestroys",
+      "Effect": "Deny",
+      "Principal": {"AWS": %[2]s},
+      "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
+        "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
+        "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+        "s3:PutBucketObjectLockConfiguration", "s3:PutObjectRetention",
+        "s3:PutObjectLegalHold", "s3:BypassGovernanceRetention",
+        "s3:PutReplicationConfiguration"],
+      "Resource": ["arn:aws:s3:::%[1]s", "arn:aws:s3:::%[1]s/*"]
+    }
+  ]
+}`, bucket, principal)
 }
 
 // Log is what the server printed.

@@ -76,6 +76,9 @@ type Share struct {
 	Path string `json:"path,omitempty"`
 	// At is the host Host names, when it is known.
 	At *catalog.Host `json:"-"`
+	// Version is the version of the file read on At ("" for the current
+	// one): catalog.Placed.VersionOn.
+	Version string `json:"-"`
 	// Good is whether the share holds what the manifest records; else
 	// Problem says what is wrong, and Missing whether it is simply absent.
 	Good    bool   `json:"good"`
@@ -178,9 +181,9 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 		hosts = append(hosts, p.Named)
 	}
 	for k, h := range hosts {
-		missing, err := checkCopy(ctx, m, p.Share, h, opts)
+		missing, err := checkCopy(ctx, m, p.Share, h, p.VersionOn(h), opts)
 		if err == nil {
-			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Good: true}
+			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Version: p.VersionOn(h), Good: true}
 		}
 		if k == 0 {
 			out.Host, out.At, out.Missing, out.Problem = h.String(), h, missing, err.Error()
@@ -189,16 +192,17 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 	return out
 }
 
-// checkCopy checks the share s of m on host h; missing says the file is
-// not there at all. A share of a version-3 manifest is read for the hash
-// of the whole file alone, which pins every byte of it (docs/FORMAT.md,
-// section 8); only a share that fails is read again, block by block, to
-// name what is wrong in it.
-func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, opts Options) (missing bool, err error) {
+// checkCopy checks the share s of m on host h, of version unless ""
+// (catalog.Placed.VersionOn); missing says the file is not there at all.
+// A share of a version-3 manifest is read for the hash of the whole file
+// alone, which pins every byte of it (docs/FORMAT.md, section 8); only a
+// share that fails is read again, block by block, to name what is wrong
+// in it.
+func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options) (missing bool, err error) {
 	pinned := m.Version >= manifest.Version
-	missing, err = readCopy(ctx, m, s, h, opts, pinned)
+	missing, err = readCopy(ctx, m, s, h, version, opts, pinned)
 	if pinned && errors.Is(err, errPin) {
-		missing, err = readCopy(ctx, m, s, h, opts, false)
+		missing, err = readCopy(ctx, m, s, h, version, opts, false)
 	}
 	return missing, err
 }
@@ -207,14 +211,15 @@ func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *c
 // pins.
 var errPin = errors.New("its checksums of the other shares' blocks differ from those stored")
 
-// readCopy reads the share s of m on host h: its whole file for its hash
-// alone when pinned, else each block against its checksum too.
-func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, opts Options, pinned bool) (missing bool, err error) {
+// readCopy reads the share s of m on host h (of version, unless ""): its
+// whole file for its hash alone when pinned, else each block against its
+// checksum too.
+func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options, pinned bool) (missing bool, err error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return true, fmt.Errorf("host unreachable: %w", err)
 	}
-	st, err := r.Stat(ctx, s.Path)
+	st, err := remote.StatVersion(ctx, r, s.Path, version)
 	if errors.Is(err, remote.ErrNotExist) {
 		return true, errors.New("missing")
 	}
@@ -224,7 +229,7 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 	if st.Size != s.Size {
 		return false, fmt.Errorf("%d bytes, the manifest says %d", st.Size, s.Size)
 	}
-	rc, err := r.Open(ctx, s.Path, 0)
+	rc, err := remote.OpenVersion(ctx, r, s.Path, version, 0)
 	if err != nil {
 		return errors.Is(err, remote.ErrNotExist), err
 	}
@@ -246,7 +251,7 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 		return false, fmt.Errorf("the manifest says %d bytes, its stream makes shares of %d", s.Size, want)
 	}
 	if opts.Quick {
-		return false, quickTrailer(ctx, r, s, hdr, m)
+		return false, quickTrailer(ctx, r, s, version, hdr, m)
 	}
 	if pinned {
 		err = hashBody(br, sum, hdr.Offset(stripes)-hdr.Offset(0))
@@ -361,8 +366,8 @@ func readHeader(r io.Reader, m *manifest.Manifest, index int) (shard.Header, err
 	return h, nil
 }
 
-func quickTrailer(ctx context.Context, r remote.Remote, s manifest.Share, hdr shard.Header, m *manifest.Manifest) error {
-	rc, err := r.Open(ctx, s.Path, s.Size-shard.TrailerSize)
+func quickTrailer(ctx context.Context, r remote.Remote, s manifest.Share, version string, hdr shard.Header, m *manifest.Manifest) error {
+	rc, err := remote.OpenVersion(ctx, r, s.Path, version, s.Size-shard.TrailerSize)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,9 @@ or missing, more than k good: restorable, with margin left), at risk
 host is healthy, degraded (a share there is bad or missing), unreachable,
 or not append-only: a host the hosts file marks append-only=yes that let a
 test file of bk-check's be removed, overwritten, truncated, chmodded or
-renamed (the test file stays there; not tried with --backup). Every share that is not good is named
+renamed, or an S3 bucket without versioning or whose policy lets the keys
+remove an object or a version or change its versioning, lifecycle rules or
+policy (the test file stays there; not tried with --backup). Every share that is not good is named
 in a warning, with its host.
 
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
@@ -320,7 +322,7 @@ func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) e
 		return cli.Degradedf("a host was unreachable; its shares were not checked")
 	case scrub.AppendOnlyError(r.Hosts) != nil:
 		return cli.WithHint(cli.Degradedf("a host marked append-only is not"),
-			"deny the backup account remove, rename, posix-rename, setstat, fsetstat and lsetstat (README, \"Protect backups from the client\")")
+			"deny the backup account remove, rename, posix-rename, setstat, fsetstat and lsetstat over SFTP; on S3 turn versioning on and deny its keys deletes and history changes (README, \"Protect backups from the client\")")
 	}
 	return nil
 }

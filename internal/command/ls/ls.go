@@ -37,8 +37,11 @@ the shares that no manifest names (orphans, left by failed runs on
 append-only hosts or by a prune cut short), which are no backups.
 
 On a host marked append-only=yes, bk-ls stores a test file and tries to
-remove, overwrite, truncate, chmod and rename it; a host that allows any of
-it is reported "not append-only" (exit 3). The test file stays there.
+remove, overwrite, truncate, chmod and rename it (on an S3 bucket: to
+remove it and its version, and to change the bucket's versioning, lifecycle
+rules and policy, each set to what it is; versioning must be on); a host
+that allows any of it is reported "not append-only" (exit 3). The test file
+stays there.
 
 A manifest that does not count (docs/FORMAT.md, section 5) is listed with
 the reason; a backup that bk-prune removed while a host was down, and whose

@@ -135,9 +135,6 @@ func (l *Location) URL() string {
 
 // Dial connects to the store.
 func (l *Location) Dial(ctx context.Context, opts remote.DialOptions) (remote.Remote, error) {
-	if err := remote.RefuseAppendOnly(l.String(), opts); err != nil {
-		return nil, err
-	}
 	r, err := Dial(ctx, *l, opts)
 	if err != nil {
 		return nil, err // not a nil *S3 in a non-nil interface

@@ -10,11 +10,19 @@
 // zero-byte marker object "name/", made by Create for every folder above a
 // file, so that folders can be listed, found missing and removed empty as
 // on the other kinds of host.
+//
+// On an append-only host (a bucket with versioning on and a policy that
+// denies this account every removal and change of history) a file is what
+// was first stored under its name: an upload records the version it
+// stored, which a reader may ask for by ID, and a reader that names no
+// version reads the first version since the name was last free, so an
+// overwrite by someone else changes nothing bk reads.
 package s3
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -76,6 +84,10 @@ type S3 struct {
 	// a request or a transfer without progress
 	timeout time.Duration
 
+	// appendOnly: this account may create and nothing else destructive;
+	// see the package doc
+	appendOnly bool
+
 	mu      sync.Mutex
 	folders map[string]bool // folder markers known to exist
 }
@@ -83,7 +95,8 @@ type S3 struct {
 // Dial connects to the store and checks that the bucket is there: a
 // missing bucket is more likely a typo than a place to start a backup.
 func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
-	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{}}
+	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{},
+		appendOnly: opts.AppendOnly}
 	if s.timeout == 0 {
 		s.timeout = remote.DefaultTimeout
 	}
@@ -155,7 +168,7 @@ func classify(err error) error {
 	}
 	resp := minio.ToErrorResponse(err)
 	switch {
-	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" || resp.Code == "NoSuchBucket" ||
+	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" || resp.Code == "NoSuchBucket" || resp.Code == "NoSuchVersion" ||
 		(resp.Code == "" && resp.StatusCode == http.StatusNotFound):
 		return fmt.Errorf("%w (%v)", fs.ErrNotExist, err)
 	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
@@ -218,6 +231,7 @@ type upload struct {
 	sum     hash.Hash // of all that was written
 	err     error     // sticky: after a failure the upload is given up
 	done    bool      // committed or aborted
+	version string    // that Commit stored, on a bucket with versioning on
 	// stop cancels the parts on their way, when the upload is aborted
 	stop context.CancelFunc
 	ctx  context.Context
@@ -349,13 +363,17 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
-	if _, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, u.parts, opts); err != nil {
+	info, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.s.key(u.name), u.id, u.parts, opts)
+	if err != nil {
 		u.err = u.s.err(fmt.Errorf("complete %s: %w", u.name, classify(err)))
 		return u.err
 	}
-	u.done = true
+	u.done, u.version = true, info.VersionID
 	return nil
 }
+
+// Version implements remote.Versioned.
+func (u *upload) Version() string { return u.version }
 
 // checkParts compares the store's list of parts with what was sent.
 func (u *upload) checkParts(ctx context.Context) error {
@@ -422,16 +440,68 @@ func (u *upload) Abort() error {
 	return nil
 }
 
-// Open implements remote.Remote with a ranged GET.
+// Open implements remote.Remote with a ranged GET; on an append-only
+// host, of the first version stored under the name.
 func (s *S3) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	if err := remote.CheckName(name); err != nil {
 		return nil, s.err(err)
 	}
-	rd := &reader{s: s, name: name, off: offset}
+	version, err := s.firstVersion(ctx, name)
+	if err != nil {
+		return nil, s.err(fmt.Errorf("read %s: %w", name, err))
+	}
+	return s.open(ctx, name, version, offset)
+}
+
+// OpenVersion implements remote.VersionReader.
+func (s *S3) OpenVersion(ctx context.Context, name, version string, offset int64) (io.ReadCloser, error) {
+	if err := remote.CheckName(name); err != nil {
+		return nil, s.err(err)
+	}
+	return s.open(ctx, name, version, offset)
+}
+
+func (s *S3) open(ctx context.Context, name, version string, offset int64) (io.ReadCloser, error) {
+	rd := &reader{s: s, name: name, version: version, off: offset}
 	if err := rd.get(ctx); err != nil {
 		return nil, err
 	}
 	return rd, nil
+}
+
+// firstVersion is, on an append-only host, the version a reader of name
+// gets: the oldest of the versions stored since the newest delete marker
+// (which only an admin account can set), so the one bk's no-clobber
+// upload stored. It is "" elsewhere (the current object), and ""
+// with an error wrapping fs.ErrNotExist when name is absent.
+func (s *S3) firstVersion(ctx context.Context, name string) (string, error) {
+	if !s.appendOnly {
+		return "", nil
+	}
+	key := s.key(name)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first, found := "", false
+	// Versions of a key come newest first.
+	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
+		if obj.Err != nil {
+			return "", fmt.Errorf("versions: %w", classify(obj.Err))
+		}
+		if obj.Key != key {
+			if found {
+				break // on to keys after it
+			}
+			continue
+		}
+		if obj.IsDeleteMarker {
+			break
+		}
+		first, found = obj.VersionID, true
+	}
+	if !found {
+		return "", fs.ErrNotExist
+	}
+	return first, nil
 }
 
 // firstRange is the first range a reader asks for.
@@ -440,19 +510,20 @@ const firstRange = 32 << 10
 // reader reads an object from an offset and, when the connection drops,
 // asks again from where it was, for the same version of the object.
 type reader struct {
-	s      *S3
-	name   string
-	off    int64
-	etag   string
-	body   io.ReadCloser // nil after Close, or once ReadAt dropped it
-	end    int64         // of the range body holds, or -1 for the object's end
-	size   int64         // of the last range asked for
-	closed bool
-	drop   sync.Once
+	s       *S3
+	name    string
+	version string // "" for the current one
+	off     int64
+	etag    string
+	body    io.ReadCloser // nil after Close, or once ReadAt dropped it
+	end     int64         // of the range body holds, or -1 for the object's end
+	size    int64         // of the last range asked for
+	closed  bool
+	drop    sync.Once
 }
 
 func (rd *reader) get(ctx context.Context) error {
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{VersionID: rd.version}
 	if rd.etag != "" {
 		_ = opts.SetMatchETag(rd.etag)
 	}
@@ -463,7 +534,7 @@ func (rd *reader) get(ctx context.Context) error {
 	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
 		// Past the last byte: empty at the end, as a file is.
-		st, serr := rd.s.Stat(ctx, rd.name)
+		st, serr := rd.s.StatVersion(ctx, rd.name, rd.version)
 		if serr != nil {
 			return serr
 		}
@@ -584,7 +655,7 @@ func (rd *reader) getAt(p []byte, off int64) (int, error) {
 	defer cancel()
 	watchdog := time.AfterFunc(rd.s.timeout, cancel)
 	defer watchdog.Stop()
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{VersionID: rd.version}
 	if rd.etag != "" {
 		_ = opts.SetMatchETag(rd.etag)
 	}
@@ -624,11 +695,31 @@ func (rd *reader) Close() error {
 	return nil
 }
 
+// StatVersion implements remote.VersionReader.
+func (s *S3) StatVersion(ctx context.Context, name, version string) (remote.Info, error) {
+	if err := remote.CheckName(name); err != nil {
+		return remote.Info{}, s.err(err)
+	}
+	st, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{VersionID: version})
+	if err != nil {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s version %s: %w", name, version, classify(err)))
+	}
+	return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
+}
+
 // Stat implements remote.Remote; a folder is its marker or any key under
+// it. On an append-only host a file is its first version, as Open reads
 // it.
 func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
 	if err := remote.CheckName(name); err != nil {
 		return remote.Info{}, s.err(err)
+	}
+	version, err := s.firstVersion(ctx, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
+	}
+	if err == nil && version != "" {
+		return s.StatVersion(ctx, name, version)
 	}
 	st, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
 	if err == nil {
@@ -769,7 +860,8 @@ func (s *S3) list(ctx context.Context, dir string, temp bool) ([]remote.Info, er
 }
 
 // Remove implements remote.Remote: a temp name of an upload aborts it; an
-// object is deleted; a folder is deleted when nothing is in it.
+// object is deleted; a folder is deleted when nothing is in it. An
+// append-only host removes no object: aborting an upload is all it does.
 func (s *S3) Remove(ctx context.Context, name string) error {
 	if err := remote.CheckName(name); err != nil {
 		return s.err(err)
@@ -779,6 +871,9 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return s.err(err)
 		}
+	}
+	if s.appendOnly {
+		return s.err(fmt.Errorf("%s: not removed: %w", name, remote.ErrAppendOnly))
 	}
 	_, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
 	if err == nil {
@@ -814,3 +909,97 @@ func (s *S3) Free(ctx context.Context) (int64, error) {
 // Close implements remote.Remote; the client holds only idle HTTP
 // connections, which time out.
 func (s *S3) Close() error { return nil }
+
+// ProbeAppendOnly implements remote.AppendOnlyProber: it reads the
+// bucket's versioning state, stores a test file and tries to remove its
+// version and then it, to change the versioning state, the lifecycle
+// rules and the bucket policy (each set to what it is, so that a host
+// that allows it is left as it was). An overwrite is no test: with
+// versioning on it keeps what bk stored, and readers read that.
+func (s *S3) ProbeAppendOnly(ctx context.Context) ([]string, error) {
+	var allowed []string
+	bucket := s.loc.Bucket
+	versioning, err := s.core.Client.GetBucketVersioning(ctx, bucket)
+	if err != nil {
+		return nil, s.err(fmt.Errorf("read the versioning state: %w", classify(err)))
+	}
+	if !versioning.Enabled() {
+		allowed = append(allowed, "overwrite (versioning is off)")
+	}
+	name := remote.ProbePrefix + hex.EncodeToString(randomID())
+	opts := minio.PutObjectOptions{}
+	opts.SetMatchETagExcept("*")
+	body := []byte("bk append-only test file\n")
+	info, err := s.core.Client.PutObject(ctx, bucket, s.key(name), bytes.NewReader(body), int64(len(body)), opts)
+	if err != nil {
+		return nil, s.err(fmt.Errorf("create a test file: %w", classify(err)))
+	}
+	steps := []struct {
+		what string
+		op   func() error
+	}{
+		{"remove a version", func() error {
+			if info.VersionID == "" {
+				return errRefused // an unversioned bucket: the next step tells
+			}
+			return s.core.RemoveObject(ctx, bucket, s.key(name), minio.RemoveObjectOptions{VersionID: info.VersionID})
+		}},
+		{"remove", func() error {
+			return s.core.RemoveObject(ctx, bucket, s.key(name), minio.RemoveObjectOptions{})
+		}},
+		{"versioning change", func() error {
+			if !versioning.Enabled() {
+				return errRefused // changing it is no test of a host that is not one
+			}
+			return s.core.Client.SetBucketVersioning(ctx, bucket, versioning)
+		}},
+		{"lifecycle change", func() error {
+			rules, err := s.core.Client.GetBucketLifecycle(ctx, bucket)
+			if err != nil && minio.ToErrorResponse(err).Code != "NoSuchLifecycleConfiguration" {
+				return err
+			}
+			// An empty configuration removes none that was not there.
+			return s.core.Client.SetBucketLifecycle(ctx, bucket, rules)
+		}},
+		{"policy change", func() error {
+			policy, err := s.core.Client.GetBucketPolicy(ctx, bucket)
+			if err != nil || policy == "" {
+				return errRefused // none to keep the account from anything, or unreadable: nothing to set back
+			}
+			return s.core.Client.SetBucketPolicy(ctx, bucket, policy)
+		}},
+	}
+	for _, step := range steps {
+		err := step.op()
+		switch {
+		case err == nil:
+			allowed = append(allowed, step.what)
+		case !refused(err):
+			return nil, s.err(fmt.Errorf("test %s: %w", step.what, err))
+		}
+	}
+	return allowed, nil
+}
+
+// errRefused stands for a step of ProbeAppendOnly that is not tried.
+var errRefused = errors.New("not tried")
+
+// refused reports whether err is the store saying no (denied, or not a
+// thing it does), rather than failing to answer.
+func refused(err error) bool {
+	if err == errRefused {
+		return true
+	}
+	resp := minio.ToErrorResponse(err)
+	switch resp.StatusCode {
+	case http.StatusForbidden, http.StatusNotImplemented, http.StatusMethodNotAllowed:
+		return true
+	}
+	return resp.Code == "AccessDenied" || resp.Code == "NotImplemented"
+}
+
+func randomID() []byte {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return b
+}

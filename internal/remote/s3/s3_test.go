@@ -23,11 +23,23 @@ import (
 // keys, the way a user's environment would.
 func server(t testing.TB) *s3test.Server {
 	t.Helper()
+	s := startWith(t, s3test.Start)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return s
+}
+
+// startWith runs start on a fresh folder, skipping the test when
+// versitygw is not installed; the server stops at the test's end.
+func startWith(t testing.TB, start func(dir string) (*s3test.Server, error)) *s3test.Server {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gw")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s, err := s3test.Start(dir)
+	s, err := start(dir)
 	if errors.Is(err, s3test.ErrNoServer) {
 		t.Skip(err)
 	}
@@ -35,10 +47,6 @@ func server(t testing.TB) *s3test.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	return s
 }
 
