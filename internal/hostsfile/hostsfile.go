@@ -49,9 +49,10 @@ const (
 )
 
 // DialOptions are opts for dialling h: with AppendOnly set for an
-// append-only=yes line.
+// append-only=yes line, AppendOnlyAdmin for an append-only=admin one.
 func (h Host) DialOptions(opts remote.DialOptions) remote.DialOptions {
 	opts.AppendOnly = h.AppendOnly == AppendOnlyClient
+	opts.AppendOnlyAdmin = h.AppendOnly == AppendOnlyAdmin
 	return opts
 }
 

@@ -204,6 +204,11 @@ type DialOptions struct {
 	// file is ever removed. A kind of host that cannot work so refuses to
 	// dial.
 	AppendOnly bool
+	// AppendOnlyAdmin says the host is an append-only one reached with
+	// credentials that may remove (append-only=admin): it removes, and
+	// reads what the client stored as the client does, not what someone
+	// stored over it since (an S3 bucket's first versions).
+	AppendOnlyAdmin bool
 }
 
 // ErrAppendOnly is what a kind of host that cannot work on an append-only

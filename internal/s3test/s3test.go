@@ -78,12 +78,12 @@ func StartWithKeys(dir, access, secret string) (*Server, error) {
 }
 
 // StartLocked is Start with versioning available (posix's versioning
-// folder, beside dir) and a second account, the client's (role user, so
+// folder, dir+"-versions") and a second account, the client's (role user, so
 // bucket policies bind it; the first, root, bypasses them as an admin
 // account does): what LockBucket needs.
 func StartLocked(dir string) (*Server, error) {
-	top := filepath.Dir(filepath.Clean(dir))
-	iam, versions := filepath.Join(top, "iam"), filepath.Join(top, "versions")
+	dir = filepath.Clean(dir)
+	iam, versions := dir+"-iam", dir+"-versions"
 	for _, d := range []string{iam, versions} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err

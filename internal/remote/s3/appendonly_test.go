@@ -122,11 +122,26 @@ func TestAppendOnlyBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.PutObject(ctx, "bk-locked", key, bytes.NewReader([]byte("by the admin")), 12, minio.PutObjectOptions{}); err != nil {
+	if _, err := a.PutObject(ctx, "bk-locked", key, bytes.NewReader([]byte("overwritten by the admin")), 24, minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(admin.Open(ctx, "d/share", 0)); got != "by the admin" {
+	if got := read(admin.Open(ctx, "d/share", 0)); got != "overwritten by the admin" {
 		t.Fatalf("the admin's current object reads %q", got)
+	}
+	stored, err := client.StatVersion(ctx, "d/share", version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The admin's hosts-file line (append-only=admin) lists and reads
+	// what the client stored, as the client does.
+	for who, r := range map[string]*S3{"client": client, "admin line": dial(t, admin.loc, remote.DialOptions{AppendOnlyAdmin: true})} {
+		infos, err := r.List(ctx, "d")
+		if err != nil || len(infos) != 1 || infos[0].Size != 12 || !infos[0].ModTime.Equal(stored.ModTime) {
+			t.Fatalf("%s lists %+v (%v), want the first version: %+v", who, infos, err, stored)
+		}
+		if got := read(r.Open(ctx, "d/share", 0)); got != "stored by bk" {
+			t.Fatalf("%s reads %q by the name", who, got)
+		}
 	}
 	if got := read(client.OpenVersion(ctx, "d/share", version, 7)); got != "by bk" {
 		t.Fatalf("the recorded version reads %q", got)

@@ -87,6 +87,10 @@ type S3 struct {
 	// appendOnly: this account may create and nothing else destructive;
 	// see the package doc
 	appendOnly bool
+	// firstVersions: a file is its first version since its name was last
+	// free (appendOnly, or an append-only host's admin); see the package
+	// doc
+	firstVersions bool
 
 	mu      sync.Mutex
 	folders map[string]bool // folder markers known to exist
@@ -96,7 +100,7 @@ type S3 struct {
 // missing bucket is more likely a typo than a place to start a backup.
 func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
 	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{},
-		appendOnly: opts.AppendOnly}
+		appendOnly: opts.AppendOnly, firstVersions: opts.AppendOnly || opts.AppendOnlyAdmin}
 	if s.timeout == 0 {
 		s.timeout = remote.DefaultTimeout
 	}
@@ -469,13 +473,13 @@ func (s *S3) open(ctx context.Context, name, version string, offset int64) (io.R
 	return rd, nil
 }
 
-// firstVersion is, on an append-only host, the version a reader of name
+// firstVersion is, on an append-only host (firstVersions), the version a reader of name
 // gets: the oldest of the versions stored since the newest delete marker
 // (which only an admin account can set), so the one bk's no-clobber
 // upload stored. It is "" elsewhere (the current object), and ""
 // with an error wrapping fs.ErrNotExist when name is absent.
 func (s *S3) firstVersion(ctx context.Context, name string) (string, error) {
-	if !s.appendOnly {
+	if !s.firstVersions {
 		return "", nil
 	}
 	key := s.key(name)
@@ -739,17 +743,39 @@ func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
 }
 
 // objects lists what is directly in folder dir, the marker included (as
-// an entry named ""), at most max entries when max > 0.
+// an entry named ""), at most max entries when max > 0. With
+// firstVersions each file is described by its first version, as
+// firstVersion picks it, so that the times bk-prune orders backups by are
+// the times bk stored them.
 func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, error) {
 	prefix := s.folderKey(dir)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var infos []remote.Info
-	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+	var key string   // of the versions being read
+	var keyDone bool // its first version is found, or it is absent
+	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: prefix, WithVersions: s.firstVersions}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("list %s: %w", dir, classify(obj.Err))
 		}
 		base, isDir := strings.CutSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
+		if s.firstVersions && !isDir {
+			// Versions of a key come newest first.
+			older := obj.Key == key
+			key = obj.Key
+			switch {
+			case older && (keyDone || obj.IsDeleteMarker):
+				keyDone = true
+				continue
+			case older:
+				infos[len(infos)-1].Size, infos[len(infos)-1].ModTime = obj.Size, obj.LastModified
+				continue
+			case obj.IsDeleteMarker:
+				keyDone = true // absent
+				continue
+			}
+			keyDone = false
+		}
 		infos = append(infos, remote.Info{Name: base, Size: obj.Size, ModTime: obj.LastModified, Dir: isDir})
 		if max > 0 && len(infos) == max {
 			break
