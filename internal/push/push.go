@@ -640,7 +640,9 @@ func (p *pusher) tooFew(ups []*upload, early bool) error {
 // removeStored deletes the shares and manifests this run stored, so
 // nothing of a failed backup looks complete. It runs even when ctx was
 // cancelled. On an append-only host they stay: shares without a manifest
-// are listed as orphans, and a manifest on too few hosts does not count.
+// are listed as orphans, and a manifest on fewer than max(2, k) hosts does
+// not count (on more it does: a whole backup below --min-shares;
+// docs/FORMAT.md, append-only hosts).
 func (p *pusher) removeStored(ups []*upload) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
