@@ -241,7 +241,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	}
 	if len(sources) < m.K {
 		for _, s := range damaged(r) {
-			sources = append(sources, s.At.Source(s.Path))
+			sources = append(sources, s.At.Source(s.Path, s.Version))
 		}
 	}
 	outs := make([]*upload, m.N)

@@ -186,7 +186,7 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Version: p.VersionOn(h), Good: true}
 		}
 		if k == 0 {
-			out.Host, out.At, out.Missing, out.Problem = h.String(), h, missing, err.Error()
+			out.Host, out.At, out.Version, out.Missing, out.Problem = h.String(), h, p.VersionOn(h), missing, err.Error()
 		}
 	}
 	return out
