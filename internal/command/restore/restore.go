@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -133,7 +134,22 @@ One file straight from the hosts, from the backup bk-find named:
 }
 
 // Main runs bk-restore and returns its exit code.
-func Main(args []string, stdio cli.Stdio) int { return cli.Main(Tool(), args, stdio) }
+func Main(args []string, stdio cli.Stdio) int {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), minProcs))
+	}
+	return cli.Main(Tool(), args, stdio)
+}
+
+// minProcs is the fewest Go processors a restore runs on: one for each
+// goroutine that may run at once (the extraction, the two zstd decoders,
+// the decryption under them). The extraction makes six short system calls
+// a file; with fewer processors than that, a call the kernel delayed has
+// its processor handed to a decoder, and the extraction waits for one back
+// after every such call. On 2 busy cores (load 65, the 50,000-file set into
+// tmpfs), 4 instead of 2 took the wall time from 8-14 s to 3.9-4.7 s and
+// the CPU time from 2.2-2.7 s to 1.7-2.0 s.
+const minProcs = 4
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	list, check, dir := c.Bool("list"), c.Bool("check"), c.String("directory")
