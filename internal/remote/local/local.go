@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -27,6 +28,11 @@ type Local struct {
 func New(root string, opts remote.DialOptions) (*Local, error) {
 	st, err := os.Stat(root)
 	if err != nil {
+		// The host's name is the path: say it once, as "host /x: no such file or directory".
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return nil, remote.HostError(root, err)
 	}
 	if !st.IsDir() {
