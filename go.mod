@@ -22,6 +22,7 @@ require (
 // Used by tests only.
 require (
 	github.com/rogpeppe/go-internal v1.16.0
+	lukechampine.com/blake3 v1.4.1
 	pgregory.net/rapid v1.3.0
 )
 

@@ -8,8 +8,8 @@ import (
 	"strconv"
 
 	"github.com/restic/chunker"
-	"github.com/zeebo/blake3"
 
+	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/rsdelta"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zeebo/blake3"
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // memDeltas keeps chunk lists in memory, as the state does on disk.

@@ -14,8 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/zeebo/blake3"
-
+	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/rsdelta"
 	"github.com/bk-backup/bk/internal/xattr"
 )

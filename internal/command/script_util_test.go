@@ -8,7 +8,8 @@ import (
 	"strconv"
 
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/zeebo/blake3"
+
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 type errUnknownCond string

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeebo/blake3"
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // Format and Version identify a manifest. Version is the major version:

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
@@ -23,7 +24,6 @@ import (
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
 	"github.com/bk-backup/bk/internal/units"
-	"github.com/zeebo/blake3"
 )
 
 const blockSize = 4096

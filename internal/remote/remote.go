@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeebo/blake3"
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // Info describes a file (or, with Dir, a folder) on a host.

@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeebo/blake3"
-
 	"github.com/bk-backup/bk/internal/archive"
+	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/index"
 	"github.com/bk-backup/bk/internal/rsdelta"
 	"github.com/bk-backup/bk/internal/seal"

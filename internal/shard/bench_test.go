@@ -9,8 +9,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 const benchSize = 32 << 20

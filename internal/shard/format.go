@@ -12,9 +12,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/zeebo/blake3"
 	"io"
 	"unicode/utf8"
+
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // Format constants of version 1.

@@ -3,8 +3,9 @@ package shard
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/zeebo/blake3"
 	"testing"
+
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // This file decodes shares the way section 3 of docs/FORMAT.md describes them,

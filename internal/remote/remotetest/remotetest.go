@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/shard"
-	"github.com/zeebo/blake3"
 )
 
 // Flip changes the byte at offset at of the file name (a slash path under

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/zeebo/blake3"
+	"github.com/bk-backup/bk/internal/blake3"
 )
 
 // The layout of docs/FORMAT.md, section 3.
