@@ -8,6 +8,8 @@ import (
 	"hash/maphash"
 	"io"
 	"strings"
+
+	"github.com/bk-backup/bk/internal/archive/tarread"
 )
 
 // maxEntrySize bounds the size a header may claim (64 TiB): larger sizes
@@ -92,8 +94,10 @@ func (e *entry) fileName() string {
 // reader shares: safe names, known types, no writing through a symlink of
 // the archive, hard links to earlier regular files only, a proper end.
 type scanner struct {
-	src      *source
-	tr       *tar.Reader
+	src *source
+	// archive/tar's reader, with its checks of each header block made
+	// faster: they were a fifth of a restore's instructions on small files.
+	tr       *tarread.Reader
 	sel      *selector
 	progress func(int)
 	devices  bool
@@ -129,7 +133,7 @@ func newMemberScanner(ctx context.Context, r io.Reader, sel *selector, progress 
 		warn = func(string, ...any) {}
 	}
 	src := &source{r: r, ctx: ctx}
-	return &scanner{src: src, tr: tar.NewReader(src), sel: sel, progress: progress, warn: warn, devices: devices,
+	return &scanner{src: src, tr: tarread.NewReader(src), sel: sel, progress: progress, warn: warn, devices: devices,
 		regular: newNameSet(), symlinks: newNameSet(), dirs: newNameSet()}
 }
 
