@@ -8,7 +8,20 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/bk-backup/bk/internal/fsutil"
 )
+
+// growPipes enlarges the pipes a tool reads from and writes to
+// (fsutil.GrowPipe), so that a stage writes a whole unit, or several,
+// without waiting for the next one to read.
+func growPipes(files ...any) {
+	for _, f := range files {
+		if p, ok := f.(syscall.Conn); ok && isPipe(f) {
+			fsutil.GrowPipe(p)
+		}
+	}
+}
 
 // errDownstreamGone replaces a broken-pipe error on stdout: the message
 // says what happened in the pipeline's terms.

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	psftp "github.com/pkg/sftp"
 
+	"github.com/bk-backup/bk/internal/fsutil"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
@@ -117,6 +119,13 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
+	}
+	// Write requests of up to 255 KiB: in a 64 KiB pipe each would wake
+	// ssh four times, and us as often. Both pipes, for downloads.
+	for _, p := range []any{stdin, stdout} {
+		if p, ok := p.(syscall.Conn); ok {
+			fsutil.GrowPipe(p)
+		}
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
