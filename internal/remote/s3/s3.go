@@ -524,6 +524,12 @@ type reader struct {
 	size    int64         // of the last range asked for
 	closed  bool
 	drop    sync.Once
+	// head is the first range Open fetched, kept by the first ReadAt for
+	// the reads it covers (a share's header), from headOff on; headEnd
+	// says the object ends with it.
+	head    []byte
+	headOff int64
+	headEnd bool
 }
 
 func (rd *reader) get(ctx context.Context) error {
@@ -623,20 +629,20 @@ func (rd *reader) readWithin(p []byte) (int, error) {
 
 // ReadAt implements io.ReaderAt with a ranged GET of p's bytes alone, of
 // the version Open found; it is safe for concurrent use, though not
-// alongside Read. The first call drops the GET that Open started, which
-// would otherwise keep the rest of the object coming.
+// alongside Read. The first call ends the GET that Open started: when
+// that is the first range, untouched, it is read to its end and kept for
+// the reads it covers, which also leaves the connection free for the
+// next request (a body closed early closes its connection).
 func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
-	rd.drop.Do(func() {
-		if rd.body != nil {
-			rd.body.Close()
-			rd.body = nil
-		}
-	})
+	rd.drop.Do(rd.keepHead)
 	if rd.closed {
 		return 0, rd.s.err(os.ErrClosed)
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if n, err, ok := rd.fromHead(p, off); ok {
+		return n, err
 	}
 	n, err := rd.getAt(p, off)
 	for _, pause := range rd.s.pauses {
@@ -650,6 +656,46 @@ func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
 		return n, rd.s.err(fmt.Errorf("read %s: %w", rd.name, err))
 	}
 	return n, err
+}
+
+// keepHead reads the rest of Open's first range into head, or drops the
+// body when Read went past it or reading it fails.
+func (rd *reader) keepHead() {
+	body := rd.body
+	if body == nil {
+		return
+	}
+	rd.body = nil
+	defer body.Close()
+	if rd.end < 0 || rd.size != firstRange {
+		return
+	}
+	want := rd.end - rd.off
+	watchdog := time.AfterFunc(rd.s.timeout, func() { body.Close() })
+	defer watchdog.Stop()
+	b, err := io.ReadAll(io.LimitReader(body, want))
+	if err != nil {
+		return
+	}
+	rd.head, rd.headOff, rd.headEnd = b, rd.off, int64(len(b)) < want
+}
+
+// fromHead answers a read that head covers; ok is false for one it does
+// not.
+func (rd *reader) fromHead(p []byte, off int64) (n int, err error, ok bool) {
+	if off < rd.headOff || (rd.head == nil && !rd.headEnd) {
+		return 0, nil, false
+	}
+	end := rd.headOff + int64(len(rd.head))
+	switch {
+	case off+int64(len(p)) <= end:
+		return copy(p, rd.head[off-rd.headOff:]), nil, true
+	case rd.headEnd && off >= end:
+		return 0, io.EOF, true
+	case rd.headEnd:
+		return copy(p, rd.head[off-rd.headOff:]), io.EOF, true
+	}
+	return 0, nil, false
 }
 
 // getAt is one ranged GET for ReadAt; a store that leaves it without an

@@ -380,3 +380,56 @@ func TestStalledStore(t *testing.T) {
 		}
 	}
 }
+
+// ReadAt answers the reads that the first range Open fetched covers (a
+// share's header) from it, without a GET each (issue 16: every share's
+// header cost one more request), and reads past it with a GET; a short
+// object's end shows as io.EOF from the first range alone. The server
+// closes each connection after one request, so the proxy's connections
+// count the requests.
+func TestReadAtKeepsFirstRange(t *testing.T) {
+	r, p := viaProxy(t, remote.DialOptions{})
+	ctx := context.Background()
+	big, small := remotetest.Data(3*firstRange, 7), remotetest.Data(1000, 8)
+	remotetest.Put(t, r, "d/big", big)
+	remotetest.Put(t, r, "d/small", small)
+	readAt := func(rc io.ReadCloser, n int, off int64) ([]byte, error) {
+		t.Helper()
+		b := make([]byte, n)
+		got, err := rc.(io.ReaderAt).ReadAt(b, off)
+		return b[:got], err
+	}
+	before := p.Conns()
+	rc, err := r.Open(ctx, "d/big", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for _, at := range []struct {
+		n   int
+		off int64
+	}{{512, 100}, {1000, 3000}, {60, firstRange + 40}, {100, 2*firstRange + 5}} {
+		if got, err := readAt(rc, at.n, at.off); err != nil || !bytes.Equal(got, big[at.off:at.off+int64(at.n)]) {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d bytes, %v; want the object's", at.n, at.off, len(got), err)
+		}
+	}
+	// The Open, and the two reads past its range (from 100 to 100+32 KiB).
+	if got := p.Conns() - before; got > 3 {
+		t.Errorf("%d requests for an Open and four reads at offsets, two of them inside its first range; want 3", got)
+	}
+	before = p.Conns()
+	rs, err := r.Open(ctx, "d/small", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	if got, err := readAt(rs, 100, 950); err != io.EOF || !bytes.Equal(got, small[950:]) {
+		t.Errorf("ReadAt across a short object's end = %d bytes, %v; want its last 50 and io.EOF", len(got), err)
+	}
+	if got, err := readAt(rs, 10, 1000); err != io.EOF || len(got) != 0 {
+		t.Errorf("ReadAt at a short object's end = %d bytes, %v; want none and io.EOF", len(got), err)
+	}
+	if got := p.Conns() - before; got > 1 {
+		t.Errorf("%d requests for an Open and reads inside a short object's first range; want 1", got)
+	}
+}
