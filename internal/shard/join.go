@@ -324,20 +324,23 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 	}
 }
 
-// checksumWindow is how many stripes' checksums are asked for at once: on
-// a link with long round trips, reading them costs one trip per window,
-// not one per stripe, in 32·N·checksumWindow bytes of buffers.
+// checksumWindow is how many stripes' checksums are asked for at once at
+// most: on a link with long round trips, reading them costs one trip per
+// window, not one per stripe, in 32·N·checksumWindow bytes of buffers.
 const checksumWindow = 64
 
 // readChecksums reads only the checksums of each record of sh from
 // stripe from on, a window of stripes at a time with concurrent reads.
-// The reads past the share's end that a window may hold are wasted, a few
-// small ones once a share.
+// The windows double from one stripe to checksumWindow: the reads past
+// the share's end that the last one holds are wasted (two requests each
+// on a host that makes one of every read), so they stay fewer than the
+// share's stripes, where a share of one stripe (a small incremental
+// backup's) cost a whole window of them.
 func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, from int64, send func(*item) bool) {
 	info := j.info
 	pool := newPool(2 * checksumWindow) // the next window is read while this one is used
-	for s := from; ; s += checksumWindow {
-		window := make([]*item, checksumWindow)
+	for s, size := from, 1; ; s, size = s+int64(size), min(2*size, checksumWindow) {
+		window := make([]*item, size)
 		var wg sync.WaitGroup
 		for i := range window {
 			var b []byte

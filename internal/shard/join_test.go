@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bk-backup/bk/internal/shard/sharetest"
@@ -357,6 +359,54 @@ func TestSummary(t *testing.T) {
 	} {
 		if got := Summary(names(n)); got != want {
 			t.Errorf("Summary of %d names = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// countedSource counts the reads at offsets of the readers it opens.
+type countedSource struct {
+	memSource
+	reads *atomic.Int64
+}
+
+func (c *countedSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := c.memSource.Open(ctx, offset)
+	return countedReader{rc.(seekCloser), c.reads}, err
+}
+
+type countedReader struct {
+	seekCloser
+	reads *atomic.Int64
+}
+
+func (c countedReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads.Add(1)
+	return c.seekCloser.ReadAt(p, off)
+}
+
+// The shares read for their checksums only cost a few reads past their
+// end, not a window of 64 stripes' (issue 16: on S3 each read is a GET,
+// and a small incremental backup's share of one stripe cost 128 of them).
+func TestJoinChecksumReadsStopNearTheEnd(t *testing.T) {
+	t.Parallel()
+	for _, stripes := range []int{1, 3, 70} {
+		data := bytes.Repeat([]byte("0123456789abcdef"), stripes*2*1024/16)
+		info, shares := splitMem(t, data, SplitOptions{K: 2, N: 4, BlockSize: 1024})
+		var reads atomic.Int64
+		var sources []Source
+		for i, b := range shares {
+			sources = append(sources, &countedSource{memSource{fmt.Sprint("m", i), b}, &reads})
+		}
+		var out bytes.Buffer
+		if _, err := Join(context.Background(), sources, &out, JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("%d stripes: join: %v", stripes, err)
+		}
+		// Each of the N-K shares: a read a stripe, and at most as many
+		// again past the end, each with the read that tells the trailer
+		// from a truncated share.
+		limit := int64(info.N-info.K) * int64(stripes+2*(stripes+1))
+		if got := reads.Load(); got > limit {
+			t.Errorf("%d stripes: %d reads at offsets, want at most %d", stripes, got, limit)
 		}
 	}
 }
