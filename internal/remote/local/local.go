@@ -72,11 +72,16 @@ func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) 
 }
 
 // upload writes straight to the temp file: the kernel bounds the memory.
+// Every writebackChunk bytes it has the kernel start writing them to
+// disk, so that Commit's fsync, which a reader waits for, finds most of
+// the file there already (on a 1 GiB backup's share it waited some 0.3 s
+// for all of it).
 type upload struct {
 	l       *Local
 	f       *os.File
 	final   string
 	written int64
+	queued  int64     // bytes whose writeback has been started
 	sum     hash.Hash // of what was written
 	err     error     // first write error, reported again by Commit
 	done    bool      // committed or aborted
@@ -95,8 +100,16 @@ func (u *upload) Write(p []byte) (int, error) {
 	if err != nil {
 		u.err = u.l.err(err)
 	}
+	if u.written-u.queued >= writebackChunk {
+		fsutil.StartWriteback(u.f, u.queued, u.written-u.queued)
+		u.queued = u.written
+	}
 	return n, u.err
 }
+
+// writebackChunk is how many bytes are written between two starts of
+// their writeback: few calls, and little left for the fsync.
+const writebackChunk = 8 << 20
 
 func (u *upload) Commit(ctx context.Context) error {
 	if u.done {

@@ -1,8 +1,10 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"hash"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,4 +105,53 @@ func TestFileSystem(t *testing.T) {
 	if names[0] != names[1] || names[0] == names[2] {
 		t.Fatalf("file systems %q: want the first two equal, the third not", names)
 	}
+}
+
+// A file written past a few writeback starts (in odd-sized writes, so
+// that they fall between records) is stored whole, with its hash.
+func TestWritebackKeepsFileWhole(t *testing.T) {
+	t.Parallel()
+	l, err := New(t.TempDir(), remote.DialOptions{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	up, err := l.Create(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	data := make([]byte, 2*writebackChunk+12345)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	for p := data; len(p) > 0; {
+		n := min(len(p), 1<<20+3)
+		if _, err := up.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if q := up.(*upload).queued; q < 2*writebackChunk {
+		t.Fatalf("writeback started for %d bytes of %d", q, len(data))
+	}
+	if err := up.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(l.path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("stored file differs from what was written")
+	}
+	if sum := up.Sum(); sum != remote.SumOf(hashOf(data)) {
+		t.Fatal("upload's hash is not the file's")
+	}
+}
+
+func hashOf(b []byte) hash.Hash {
+	h := remote.NewHash()
+	h.Write(b)
+	return h
 }
