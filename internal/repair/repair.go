@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/manifest"
@@ -360,25 +361,34 @@ func (u *upload) abort() {
 	}
 }
 
-// writeRevision stores the manifest revision m on every host reached. It
-// counts only on max(2, k) of them: fewer is an error.
+// writeRevision stores the manifest revision m on every host reached, all
+// at once, as bk-push stores its manifests: each waits for its own fsync,
+// not for the others'. It counts only on max(2, k) of them: fewer is an
+// error.
 func writeRevision(ctx context.Context, listings []*catalog.Listing, m *manifest.Manifest) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
 	}
 	path := manifest.RevisionPath(m.ID, m.Rev())
-	stored := 0
-	var errs []error
-	for _, l := range listings {
+	errs := make([]error, len(listings))
+	var wg sync.WaitGroup
+	for i, l := range listings {
 		if l.Err != nil {
 			continue
 		}
-		if err := l.Host.Put(ctx, path, data); err != nil {
-			errs = append(errs, fmt.Errorf("host %s: %w", l.Host, err))
-			continue
+		wg.Go(func() {
+			if err := l.Host.Put(ctx, path, data); err != nil {
+				errs[i] = fmt.Errorf("host %s: %w", l.Host, err)
+			}
+		})
+	}
+	wg.Wait()
+	stored := 0
+	for i, l := range listings {
+		if l.Err == nil && errs[i] == nil {
+			stored++
 		}
-		stored++
 	}
 	if need := min(max(2, m.K), len(listings)); stored < need {
 		return fmt.Errorf("revision %d of %s stored on %d hosts, it counts on %d: %w", m.Rev(), m.ID, stored, need, errors.Join(errs...))
