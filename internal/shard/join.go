@@ -600,14 +600,7 @@ func (j *joiner) decode(o *outStripe, good []int) ([][]byte, error) {
 			continue
 		}
 		missing = true
-		var b []byte
-		select {
-		case b = <-j.spares:
-		default:
-			b = make([]byte, j.info.BlockSize)
-		}
-		o.spares = append(o.spares, b)
-		shards[i] = b[:0]
+		shards[i] = j.blockBuffer(o, i)
 	}
 	if missing {
 		if err := j.enc.ReconstructData(shards); err != nil {

@@ -51,6 +51,7 @@ func TestRegenerate(t *testing.T) {
 		{0, 2, 3, []int{0}, -1},
 		{4000, 2, 5, []int{0, 4}, -1}, // shares 2 and 3 read for their checksums
 		{3000, 3, 5, []int{3}, 0},
+		{3000, 3, 6, []int{1, 5}, 0}, // data blocks 0 and 1 decoded: 1 into its record
 	} {
 		data, paths := setup(t, c.size, c.k, c.n)
 		if c.damage >= 0 {
