@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/bk-backup/bk/internal/soak"
@@ -55,11 +56,17 @@ func main() {
 	if *verbose {
 		cfg.Log = os.Stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// A kill (SIGTERM) too stops the run as ^C does, so that sshd and
+	// versitygw are stopped with it, not left behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := soak.Run(ctx, cfg)
 	if res != nil {
 		res.WriteSummary(os.Stdout, cfg)
+	}
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintf(os.Stderr, "soak: interrupted; the work folder is kept: %s\n", cfg.Dir)
+		os.Exit(130)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "soak: error: %v\n", err)

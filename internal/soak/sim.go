@@ -128,6 +128,8 @@ type sim struct {
 	bigChanged bool
 	night      int
 	date       time.Time
+	// mu guards res's counts while the finale restores two at a time.
+	mu sync.Mutex
 }
 
 // Run runs the simulation and returns its result; a *Failure when a
@@ -562,6 +564,7 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 	s.attempts = append(s.attempts, a)
 	s.res.Runs++
 	cmd := exec.CommandContext(ctx, "bk-backup", "--json", "-q", s.conf)
+	interruptible(cmd)
 	cmd.Env = append(slices.Clone(s.env), clockEnv(at)...)
 	cmd.Dir = s.cfg.Dir
 	var stdout, stderr bytes.Buffer
@@ -600,6 +603,9 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 	}
 	if cut > 0 {
 		a.killed = true
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the run was interrupted, not the job's failure
 	}
 	a.grown, err = os.ReadFile(s.tree.path(liveFile))
 	if err != nil {
@@ -647,6 +653,14 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 		return nil, s.fail("bk-backup exit %d stored nothing: %s", sm.Exit, stderr.String())
 	}
 	return a, nil
+}
+
+// interruptible makes an interrupted run stop cmd as ^C would (bk-backup
+// then stops its stages and upkeep tools), not SIGKILL it, which left its
+// children running on.
+func interruptible(cmd *exec.Cmd) {
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 }
 
 // killChild SIGKILLs the child of pid running stage once delay has passed,
@@ -772,24 +786,35 @@ func (s *sim) restoreOne(ctx context.Context, rng *rand.Rand) error {
 		// The bad day's command: the newest backup, as bk-join finds it.
 		for i := len(s.attempts) - 1; i >= 0; i-- {
 			if id := s.attempts[i].stored; id != "" {
-				return s.restore(ctx, id, true)
+				return s.restore(ctx, id, true, s.restoreDir(0))
 			}
 		}
 	}
-	return s.restore(ctx, kept[rng.IntN(len(kept))].ID, false)
+	return s.restore(ctx, kept[rng.IntN(len(kept))].ID, false, s.restoreDir(0))
 }
 
-// restore restores one backup, chain included, and compares it with the
-// tree the run that made it saw. newest restores it as the newest backup
-// of the job, without naming it.
-func (s *sim) restore(ctx context.Context, id string, newest bool) error {
+// restoreDir is the folder the i-th of the restores at once restores into.
+func (s *sim) restoreDir(i int) string {
+	return filepath.Join(s.cfg.Dir, "restored"+strings.Repeat("+", i))
+}
+
+// count adds one to a count of the result; restores at once share them.
+func (s *sim) count(n *int) {
+	s.mu.Lock()
+	*n++
+	s.mu.Unlock()
+}
+
+// restore restores one backup, chain included, into out and compares it
+// with the tree the run that made it saw. newest restores it as the newest
+// backup of the job, without naming it.
+func (s *sim) restore(ctx context.Context, id string, newest bool, out string) error {
 	a := s.attemptOf(id)
 	if a == nil {
-		s.res.Unexplained++
+		s.count(&s.res.Unexplained)
 		return s.fail("the hosts hold %s, which no run made", id)
 	}
 	t0 := time.Now()
-	out := filepath.Join(s.cfg.Dir, "restored")
 	if err := os.RemoveAll(out); err != nil {
 		return err
 	}
@@ -801,6 +826,7 @@ func (s *sim) restore(ctx context.Context, id string, newest bool) error {
 	restore := exec.CommandContext(ctx, "bk-restore", "-q", "-i", s.key, "-C", out)
 	var joinErr, restoreErr bytes.Buffer
 	for _, c := range []*exec.Cmd{join, restore} {
+		interruptible(c)
 		c.Env = append(slices.Clone(s.env), clockEnv(s.date.Add(2*time.Hour))...)
 		c.Dir = s.cfg.Dir
 	}
@@ -824,22 +850,22 @@ func (s *sim) restore(ctx context.Context, id string, newest bool) error {
 		return err
 	}
 	if c := exitCode(joinRun); c != 0 && c != 3 {
-		s.res.Unexplained++
+		s.count(&s.res.Unexplained)
 		return s.fail("restoring %s: bk-join exit %d: %s", id, c, joinErr.String())
 	}
 	if c := exitCode(restoreRun); c != 0 && c != 3 {
-		s.res.Unexplained++
+		s.count(&s.res.Unexplained)
 		return s.fail("restoring %s: bk-restore exit %d: %s", id, c, restoreErr.String())
 	}
 	got, err := Scan(filepath.Join(out, strings.TrimPrefix(s.tree.root, "/")))
 	if err != nil {
-		s.res.Unexplained++
+		s.count(&s.res.Unexplained)
 		return s.fail("restoring %s: %v", id, err)
 	}
-	s.res.Compared++
+	s.count(&s.res.Compared)
 	s.logf("restored %s in %.1fs", strings.Join(which, " "), time.Since(t0).Seconds())
 	if diff := Diff(a.tree, got, liveFile, a.grown, 12); len(diff) > 0 {
-		s.res.Mismatches++
+		s.count(&s.res.Mismatches)
 		return s.fail("%s (made night %d at %s) does not restore the tree of that night:\n  %s",
 			id, a.night, a.at.Format(time.RFC3339), strings.Join(diff, "\n  "))
 	}
@@ -879,12 +905,50 @@ func (s *sim) finale(ctx context.Context) error {
 		}
 		s.res.FullEveryNight += full * 5 / 3
 	}
-	for _, b := range kept {
-		if err := s.restore(ctx, b.ID, false); err != nil {
-			return err
+	return s.restoreAll(ctx, kept)
+}
+
+// restoreAll restores and compares the backups, two at a time: the hosts
+// only serve reads now, and a restore leaves a CPU idle while it waits on
+// them. The first failure stops the others.
+func (s *sim) restoreAll(ctx context.Context, backups []listed) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ids := make(chan string)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			for id := range ids {
+				if errs[i] = s.restore(ctx, id, false, s.restoreDir(i)); errs[i] != nil {
+					cancel()
+					return
+				}
+			}
+		})
+	}
+feed:
+	for _, b := range backups {
+		select {
+		case ids <- b.ID:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	return nil
+	close(ids)
+	wg.Wait()
+	// A Failure, not the cancellation it caused in the other restore.
+	var first error
+	for _, err := range errs {
+		var f *Failure
+		if errors.As(err, &f) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // WriteSummary prints the result as the end of `make soak` shows it.
