@@ -2,7 +2,7 @@
 // the short form runs in `make test`). It is a test tool, not one of bk's:
 // it runs bin/bk-* as processes, with the tools' clock set by $BK_NOW.
 //
-//	go run ./soak [-seed N] [-nights N] [-from N] [-start DATE] [-short] [-bin DIR] [-dir DIR] [-v]
+//	go run ./soak [-seed N] [-nights N] [-from N] [-start DATE] [-short] [-bin DIR] [-dir DIR] [-v] [-cpuprofile FILE]
 //
 // It exits 0 when every restore matched and every failure had a fault to
 // explain it, else 1 after printing the seed and night to replay.
@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ func main() {
 	flag.StringVar(&cfg.Bin, "bin", "bin", "the folder of the bk-* tools")
 	flag.StringVar(&cfg.Dir, "dir", "", "work folder, emptied first (default: a new temp folder, removed after a run that passed)")
 	verbose := flag.Bool("v", false, "a line for every night")
+	cpuProfile := flag.String("cpuprofile", "", "write the soak's own CPU profile (not the tools') to this file")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "soak: error: no arguments expected")
@@ -60,7 +62,18 @@ func main() {
 	// versitygw are stopped with it, not left behind.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "soak: error: -cpuprofile: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	res, err := soak.Run(ctx, cfg)
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
 	if res != nil {
 		res.WriteSummary(os.Stdout, cfg)
 	}

@@ -569,22 +569,32 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 	cmd.Dir = s.cfg.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// The log written to while the backup reads it, as a logger does:
+	// open all along, a line every 3 ms.
+	live, err := os.OpenFile(s.tree.path(liveFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
+		live.Close()
 		return nil, err
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { // the log written to while the backup reads it
+	go func() {
 		defer wg.Done()
+		defer live.Close()
+		tick := time.NewTicker(3 * time.Millisecond)
+		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			case <-time.After(3 * time.Millisecond):
+			case <-tick.C:
 			}
-			_ = s.tree.appendTo(liveFile, fmt.Appendf(nil, "%s line %d\n", at.Format(time.DateOnly), i))
+			_, _ = live.Write(fmt.Appendf(nil, "%s line %d\n", at.Format(time.DateOnly), i))
 		}
 	}()
 	var killed chan bool
@@ -678,31 +688,32 @@ func killChild(pid int, stage string, delay time.Duration) bool {
 		if syscall.Kill(pid, 0) != nil {
 			return false
 		}
-		// Each look reads every process's stat: on a busy machine, looking
-		// every 2 ms cost seconds of CPU a kill.
+		// Looking every 2 ms cost seconds of CPU a kill when each look
+		// read every process's stat.
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// findChild is the child of pid whose command is comm, or 0. It reads
+// the children lists of pid's threads (a child is listed under the thread
+// that started it), not every process's stat: on a machine running
+// hundreds of processes that cost a third of the soak's own CPU time.
 func findChild(pid int, comm string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, _ := os.ReadDir(dir)
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "children"))
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		open, close := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || close < open || st[open+1:close] != comm {
-			continue
-		}
-		f := strings.Fields(st[close+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			return n
+		for _, f := range strings.Fields(string(b)) {
+			name, err := os.ReadFile("/proc/" + f + "/comm")
+			if err != nil || strings.TrimSuffix(string(name), "\n") != comm {
+				continue
+			}
+			if n, err := strconv.Atoi(f); err == nil {
+				return n
+			}
 		}
 	}
 	return 0
