@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -45,6 +47,14 @@ func (b *Backup) HolderNames() string {
 // k colluding hosts can neither plant a backup nor lower its k. A backup
 // whose tombstones count as much was pruned, and does not count either.
 func (c *Catalog) Backups(listings []*Listing) []*Backup {
+	all := gather(listings)
+	c.judgeAll(all, listings, nil, func(string) bool { return true })
+	return c.settle(all, listings)
+}
+
+// gather makes backups of the manifests of listings, one per distinct
+// copy, oldest first.
+func gather(listings []*Listing) []*Backup {
 	bySum := map[[32]byte]*Backup{}
 	var all []*Backup
 	for _, l := range listings {
@@ -60,14 +70,50 @@ func (c *Catalog) Backups(listings []*Listing) []*Backup {
 			}
 		}
 	}
-	slices.SortFunc(all, func(a, b *Backup) int { return manifest.Newer(b.Manifest, a.Manifest) })
+	slices.SortFunc(all, func(a, b *Backup) int { return older(a, b) })
+	return all
+}
+
+// older orders backups oldest first, as manifest.Newer the other way round;
+// copies of one ID by revision, then by their bytes' sum, so that the same
+// copies sort alike whatever else was read with them.
+func older(a, b *Backup) int {
+	if c := manifest.Newer(b.Manifest, a.Manifest); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Rev(), b.Rev()); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Sum[:], b.Sum[:])
+}
+
+// judgeAll judges backups (oldest first): in order for the names whose
+// every manifest on the hosts of listings was read (whole), alone for the
+// others, where read says which backups' files were read. It returns the
+// names with a backup that could not be judged alone.
+func (c *Catalog) judgeAll(all []*Backup, listings []*Listing, read func(id string) bool, whole func(name string) bool) (undecided []string) {
 	last := map[string]*Backup{} // the last counting backup of each name
-	for _, b := range all {      // oldest first
-		c.judge(b, last[b.Name])
+	for _, b := range all {
+		switch {
+		case whole(b.Name):
+			c.judge(b, last[b.Name])
+		case c.alone(b, all, listings, read):
+			c.judge(b, nil)
+		default:
+			if !slices.Contains(undecided, b.Name) {
+				undecided = append(undecided, b.Name)
+			}
+		}
 		if b.Counts {
 			last[b.Name] = b
 		}
 	}
+	return undecided
+}
+
+// settle orders backups (oldest first) newest first, keeps the newest
+// counting revision of each ID and marks the pruned ones.
+func (c *Catalog) settle(all []*Backup, listings []*Listing) []*Backup {
 	slices.Reverse(all)
 	all = supersede(all)
 	c.bury(all, listings, time.Now())
@@ -114,13 +160,19 @@ func sameBackup(a, b *manifest.Manifest) bool {
 	return strip(a) == strip(b)
 }
 
-func (c *Catalog) judge(b, earlier *Backup) {
+// copies counts the hosts of the catalog that hold b.
+func (c *Catalog) copies(b *Backup) int {
 	copies := 0
 	for _, h := range b.Holders {
 		if slices.Contains(c.hosts, h) {
 			copies++
 		}
 	}
+	return copies
+}
+
+func (c *Catalog) judge(b, earlier *Backup) {
+	copies := c.copies(b)
 	hosts := len(c.hosts)
 	switch need := min(max(2, b.K), hosts); {
 	case copies < need:

@@ -108,6 +108,11 @@ type Host struct {
 	tried bool
 	r     remote.Remote
 	err   error
+
+	listMu sync.Mutex // held while listing: every caller wants the same listing
+	listed *folder
+	readMu sync.Mutex
+	reads  map[string]*read // by file name
 }
 
 // Remote is the connection to the host, dialled on the first call.

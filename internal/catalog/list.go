@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -54,6 +55,10 @@ type Listing struct {
 	// Stored is when the host stored each manifest file (its time on the
 	// host), by name.
 	Stored map[string]time.Time
+
+	// kept are the host's manifests and tombstones, read or not, in name
+	// order.
+	kept []keptFile
 }
 
 // Copy is one host's copy of a manifest.
@@ -79,9 +84,12 @@ type FileError struct {
 
 func (e FileError) Error() string { return e.Name + ": " + e.Err.Error() }
 
-// List reads what each of hosts holds, all at once. only, when not nil,
-// says which manifests to read, by backup ID; the others are not opened.
-// The listings come in the order of hosts.
+// List reads what each of hosts holds, all hosts at once and a few files
+// of each host at once. only, when not nil, says which manifests and
+// tombstones to read, by backup ID; the others are not opened. Each host
+// is listed once per catalog and each file read once: a second List (of
+// other IDs, or for a later phase of the run) asks the hosts only for
+// files not read yet. The listings come in the order of hosts.
 func (c *Catalog) List(ctx context.Context, hosts []*Host, only func(id string) bool) []*Listing {
 	out := make([]*Listing, len(hosts))
 	var wg sync.WaitGroup
@@ -92,71 +100,191 @@ func (c *Catalog) List(ctx context.Context, hosts []*Host, only func(id string) 
 	return out
 }
 
+// readsPerHost bounds the files read at once from one host: enough to
+// keep a few round trips in flight over SFTP or S3, or a few rclone
+// processes, without flooding a host with requests.
+const readsPerHost = 4
+
+// folder is what a host's folder listing shows, made once per catalog.
+type folder struct {
+	err   error
+	files map[string]remote.Info
+	temp  []remote.Info
+	links []remote.Info
+	// kept are the manifests and tombstones, in name order, read only
+	// when asked for.
+	kept []keptFile
+}
+
+// keptFile is a manifest or tombstone on a host, by its name.
+type keptFile struct {
+	remote.Info
+	ID        string
+	Of        string    // the backup's name, from its ID
+	Time      time.Time // the backup's time, from its ID
+	Tombstone bool
+}
+
+// parseKept tells what the file name is: a manifest, a tombstone, or
+// neither.
+func parseKept(fi remote.Info) (keptFile, bool) {
+	id, grave := tombstone.ParsePath(fi.Name)
+	if !grave {
+		var ok bool
+		if id, _, ok = manifest.ParseManifestPath(fi.Name); !ok {
+			return keptFile{}, false
+		}
+	}
+	name, t, _ := manifest.ParseID(id)
+	return keptFile{Info: fi, ID: id, Of: name, Time: t, Tombstone: grave}, true
+}
+
+// folder lists the host's folder on the first call.
+func (h *Host) folder(ctx context.Context) *folder {
+	h.listMu.Lock()
+	defer h.listMu.Unlock()
+	if h.listed != nil {
+		return h.listed
+	}
+	f := &folder{files: map[string]remote.Info{}}
+	h.listed = f
+	r, err := h.Remote(ctx)
+	if err != nil {
+		f.err = err
+		return f
+	}
+	infos, err := r.List(ctx, "")
+	var temp []remote.Info
+	if err == nil {
+		temp, err = r.ListTemp(ctx, "")
+	}
+	if err != nil {
+		f.err = remote.HostError(h.String(), err)
+		return f
+	}
+	names := map[string]remote.Info{}
+	for _, fi := range append(infos, temp...) {
+		names[fi.Name] = fi
+	}
+	for _, t := range temp {
+		if remote.SecondName(t, names) {
+			f.links = append(f.links, t)
+		} else {
+			f.temp = append(f.temp, t)
+		}
+	}
+	for _, fi := range infos {
+		if fi.Dir {
+			continue
+		}
+		if k, ok := parseKept(fi); ok {
+			f.kept = append(f.kept, k)
+		} else {
+			f.files[fi.Name] = fi
+		}
+	}
+	return f
+}
+
+// read is a manifest or tombstone file as read, once per catalog.
+type read struct {
+	once  sync.Once
+	copy  *Copy
+	grave *Grave
+	err   error
+}
+
+// read reads the manifest or tombstone fi on the first call.
+func (h *Host) read(ctx context.Context, r remote.Remote, fi keptFile) *read {
+	h.readMu.Lock()
+	if h.reads == nil {
+		h.reads = map[string]*read{}
+	}
+	rd, ok := h.reads[fi.Name]
+	if !ok {
+		rd = &read{}
+		h.reads[fi.Name] = rd
+	}
+	h.readMu.Unlock()
+	rd.once.Do(func() {
+		if fi.Tombstone {
+			t, err := readTombstone(ctx, r, fi.Name)
+			switch {
+			case err != nil:
+				rd.err = err
+			case t.ID != fi.ID:
+				rd.err = fmt.Errorf("holds the tombstone of %s", t.ID)
+			default:
+				rd.grave = &Grave{t, h}
+			}
+			return
+		}
+		_, rev, _ := manifest.ParseManifestPath(fi.Name)
+		cp, err := readManifest(ctx, r, fi.Name)
+		switch {
+		case err != nil:
+			rd.err = err
+		case cp.ID != fi.ID:
+			rd.err = fmt.Errorf("holds the manifest of %s", cp.ID)
+		case cp.Rev() != rev:
+			rd.err = fmt.Errorf("holds revision %d", cp.Rev())
+		case !cp.Time.Equal(fi.Time):
+			// Readers take the newest backup by the names alone (Find);
+			// a time that says otherwise is a forgery.
+			rd.err = fmt.Errorf("its time %s is not the one its ID carries", cp.Time.UTC().Format(time.RFC3339))
+		default:
+			cp.Host = h
+			rd.copy = cp
+		}
+	})
+	return rd
+}
+
 func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
-	l := &Listing{Host: h, Files: map[string]remote.Info{}, Stored: map[string]time.Time{}}
+	f := h.folder(ctx)
+	l := &Listing{Host: h, Err: f.err, Files: maps.Clone(f.files), Stored: map[string]time.Time{},
+		Temp: slices.Clone(f.temp), Links: slices.Clone(f.links), kept: f.kept}
+	if f.err != nil {
+		return l
+	}
+	var want []keptFile
+	for _, fi := range f.kept {
+		if only == nil || only(fi.ID) {
+			want = append(want, fi)
+		}
+	}
+	if len(want) == 0 {
+		return l
+	}
 	r, err := h.Remote(ctx)
 	if err != nil {
 		l.Err = err
 		return l
 	}
-	infos, err := r.List(ctx, "")
-	if err == nil {
-		l.Temp, err = r.ListTemp(ctx, "")
+	reads := make([]*read, len(want))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(readsPerHost, len(want)) {
+		wg.Go(func() {
+			for i := range next {
+				reads[i] = h.read(ctx, r, want[i])
+			}
+		})
 	}
-	if err != nil {
-		l.Err = remote.HostError(h.String(), err)
-		return l
+	for i := range want {
+		next <- i
 	}
-	names := map[string]remote.Info{}
-	for _, fi := range append(infos, l.Temp...) {
-		names[fi.Name] = fi
-	}
-	temps := l.Temp[:0]
-	for _, t := range l.Temp {
-		if remote.SecondName(t, names) {
-			l.Links = append(l.Links, t)
-		} else {
-			temps = append(temps, t)
-		}
-	}
-	l.Temp = temps
-	for _, fi := range infos {
-		id, rev, ok := manifest.ParseManifestPath(fi.Name)
-		buried, isTombstone := tombstone.ParsePath(fi.Name)
+	close(next)
+	wg.Wait()
+	for i, rd := range reads {
 		switch {
-		case fi.Dir:
-		case isTombstone:
-			if only != nil && !only(buried) {
-				break
-			}
-			t, err := readTombstone(ctx, r, fi.Name)
-			switch {
-			case err != nil:
-				l.Damaged = append(l.Damaged, FileError{fi.Name, err})
-			case t.ID != buried:
-				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds the tombstone of %s", t.ID)})
-			default:
-				l.Tombstones = append(l.Tombstones, &Grave{t, h})
-			}
-		case !ok:
-			l.Files[fi.Name] = fi
-		case only == nil || only(id):
-			cp, err := readManifest(ctx, r, fi.Name)
-			if err != nil {
-				l.Damaged = append(l.Damaged, FileError{fi.Name, err})
-				continue
-			}
-			if cp.ID != id {
-				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds the manifest of %s", cp.ID)})
-				continue
-			}
-			if cp.Rev() != rev {
-				l.Damaged = append(l.Damaged, FileError{fi.Name, fmt.Errorf("holds revision %d", cp.Rev())})
-				continue
-			}
-			cp.Host = h
-			l.Manifests = append(l.Manifests, cp)
-			l.Stored[fi.Name] = fi.ModTime
+		case rd.err != nil:
+			l.Damaged = append(l.Damaged, FileError{want[i].Name, rd.err})
+		case rd.grave != nil:
+			l.Tombstones = append(l.Tombstones, rd.grave)
+		default:
+			l.Manifests = append(l.Manifests, rd.copy)
+			l.Stored[want[i].Name] = want[i].ModTime
 		}
 	}
 	return l

@@ -132,11 +132,7 @@ func (p *pusher) learnSize(ctx context.Context) {
 	size := p.opt.ExpectSize
 	if size < 0 {
 		hosts := p.opt.Catalog.Hosts()[:p.info.N]
-		listings := p.opt.Catalog.List(ctx, hosts, func(id string) bool {
-			name, _, _ := manifest.ParseID(id)
-			return name == p.opt.Name
-		})
-		if b := catalog.Newest(p.opt.Catalog.Backups(listings), p.opt.Name, (*manifest.Manifest).Full); b != nil {
+		if b := p.opt.Catalog.FindNewest(ctx, hosts, p.opt.Name, (*manifest.Manifest).Full); b != nil {
 			size = b.StreamSize
 			p.opt.Note("backup size taken from %s: %s", b.ID, units.Bytes(size))
 		}

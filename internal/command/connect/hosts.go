@@ -75,16 +75,72 @@ func ListHosts(ctx context.Context, env *cli.Env, c *ucli.Context, args []string
 	}
 	cat = catalog.New(hosts, opts)
 	listings = cat.List(ctx, cat.Hosts(), nil)
+	unreachable = Unreachable(env, listings)
+	Damaged(env, listings)
+	return cat, listings, unreachable, ctx.Err()
+}
+
+// Unreachable warns about each host of listings that could not be listed,
+// and reports whether there was one.
+func Unreachable(env *cli.Env, listings []*catalog.Listing) bool {
+	return warnUnreachable(env, listings, "%v")
+}
+
+// Skip warns about each host of listings that could not be listed, as
+// skipped: a reader does without it.
+func Skip(env *cli.Env, listings []*catalog.Listing) {
+	warnUnreachable(env, listings, "%v; skipped")
+}
+
+func warnUnreachable(env *cli.Env, listings []*catalog.Listing, format string) bool {
+	unreachable := false
 	for _, l := range listings {
 		if l.Err != nil {
 			unreachable = true
-			env.Msg.Warnf("%v", l.Err)
+			env.Msg.Warnf(format, l.Err)
 		}
+	}
+	return unreachable
+}
+
+// Damaged warns about each manifest and tombstone of listings that could
+// not be read or parsed.
+func Damaged(env *cli.Env, listings []*catalog.Listing) {
+	for _, l := range listings {
 		for _, d := range l.Damaged {
 			env.Msg.Warnf("host %s: %v", l.Host, d)
 		}
 	}
-	return cat, listings, unreachable, ctx.Err()
+}
+
+// Find makes the catalog of the hosts files and folders args and finds the
+// backup q asks for there (catalog.Find: the manifests of the newest
+// candidates only), warning about each host that cannot be reached and
+// each manifest read that cannot be. The caller closes the catalog.
+func Find(ctx context.Context, env *cli.Env, c *ucli.Context, args []string, q catalog.Query) (*catalog.Catalog, *catalog.Backup, []*catalog.Listing, error) {
+	hosts, err := Hosts(args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, err := Options(env, c, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat := catalog.New(hosts, opts)
+	b, listings, err := FindIn(ctx, env, cat, q)
+	return cat, b, listings, err
+}
+
+// FindIn is Find in the catalog cat.
+func FindIn(ctx context.Context, env *cli.Env, cat *catalog.Catalog, q catalog.Query) (*catalog.Backup, []*catalog.Listing, error) {
+	// The hosts are listed once: this warns before Find's own warnings.
+	Skip(env, cat.List(ctx, cat.Hosts(), func(string) bool { return false }))
+	b, listings, err := cat.Find(ctx, q)
+	Damaged(env, listings)
+	if ctx.Err() != nil {
+		return nil, listings, ctx.Err()
+	}
+	return b, listings, err
 }
 
 // WriteJSON writes v to w as indented JSON, the way the tools' --json

@@ -153,20 +153,16 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 	}
 	s.cat = catalog.New(hosts, opts)
 	s.hosts = len(hosts) > 0
-	if s.hosts {
+	// A backup to pick is found by pick, reading only the manifests it
+	// needs; a list shows them all.
+	if s.hosts && (len(s.given) > 0 || c.Bool("list")) {
 		var only func(string) bool
-		if len(s.given) > 0 && !c.Bool("list") {
+		if !c.Bool("list") {
 			only = func(string) bool { return false }
 		}
 		s.listings = s.cat.List(ctx, s.cat.Hosts(), only)
-		for _, l := range s.listings {
-			if l.Err != nil {
-				env.Msg.Warnf("%v; skipped", l.Err)
-			}
-			for _, d := range l.Damaged {
-				env.Msg.Warnf("host %s: %v", l.Host, d)
-			}
-		}
+		connect.Skip(env, s.listings)
+		connect.Damaged(env, s.listings)
 	}
 	return s, ctx.Err()
 }
@@ -174,7 +170,7 @@ func openSources(ctx context.Context, env *cli.Env, c *ucli.Context, args []stri
 // pick is the backup to join: the manifests given, or the one on the
 // hosts that --backup or --name names, else the newest there. nil when
 // only shares were given.
-func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, error) {
+func (s *sources) pick(ctx context.Context, env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, error) {
 	if len(s.given) > 0 || !s.hosts {
 		return s.given, nil
 	}
@@ -182,7 +178,8 @@ func (s *sources) pick(env *cli.Env, c *ucli.Context) ([]*manifest.Manifest, err
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.cat.Pick(s.cat.Backups(s.listings), catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: t})
+	b, listings, err := connect.FindIn(ctx, env, s.cat, catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: t})
+	s.listings = listings
 	var notFound *catalog.NotFoundError
 	if errors.As(err, &notFound) {
 		return nil, cli.WithHint(err, "bk-join --list HOSTS lists the backups found")
@@ -240,7 +237,7 @@ func joinSources(ctx context.Context, env *cli.Env, c *ucli.Context, w io.Writer
 		return shard.JoinReport{}, err
 	}
 	defer s.cat.Close()
-	chosen, err := s.pick(env, c)
+	chosen, err := s.pick(ctx, env, c)
 	if err != nil {
 		return shard.JoinReport{}, err
 	}

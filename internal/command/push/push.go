@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/manifest"
@@ -213,10 +215,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		if c.IsSet("parent") {
 			return cli.Usagef("--parent goes without --state, which names the parent itself")
 		}
-		hs = &handshake{dir: dir, standing: func(id string) error {
-			listings := cat.List(ctx, cat.Hosts(), nil)
-			return scrub.Standing(cat, listings, cat.Backups(listings), id)
-		}}
+		hs = &handshake{dir: dir, standing: func(id string) error { return standing(ctx, cat, id) }}
 		defer hs.close()
 		before = append(before, hs.beforeManifest)
 	}
@@ -318,4 +317,21 @@ func afterLast(env *cli.Env, dir string, now time.Time) time.Time {
 	env.Msg.Warnf("the clock (%s) is not after the last backup of the series (%s): this backup takes the time %s",
 		now.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339), later.UTC().Format(time.RFC3339))
 	return later
+}
+
+// standing is scrub.Standing of backup id, reading the manifests and
+// tombstones of id and of the backups it builds on only.
+func standing(ctx context.Context, cat *catalog.Catalog, id string) error {
+	want := []string{id}
+	backups, listings := cat.BackupsOf(ctx, cat.Hosts(), func(x string) bool { return slices.Contains(want, x) })
+	for _, b := range backups {
+		if b.ID == id && b.Counts && b.Incremental() {
+			for _, a := range b.Ancestors {
+				want = append(want, a.ID)
+			}
+			backups, listings = cat.BackupsOf(ctx, cat.Hosts(), func(x string) bool { return slices.Contains(want, x) })
+			break
+		}
+	}
+	return scrub.Standing(cat, listings, backups, id)
 }

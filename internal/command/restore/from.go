@@ -38,14 +38,10 @@ func fromFlags() []ucli.Flag {
 // catalogue, the whole chain as bk-join | bk-restore does.
 func restoreFrom(ctx context.Context, env *cli.Env, c *ucli.Context, before time.Time, keys seal.Keys, dir string, opts archive.RestoreOptions, list bool) (archive.RestoreStats, shard.JoinReport, error) {
 	var report shard.JoinReport
-	cat, listings, _, err := connect.ListHosts(ctx, env, c, c.StringSlice("from"))
+	cat, b, listings, err := connect.Find(ctx, env, c, c.StringSlice("from"), catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: before})
 	if cat != nil {
 		defer cat.Close()
 	}
-	if err != nil {
-		return archive.RestoreStats{}, report, err
-	}
-	b, err := cat.Pick(cat.Backups(listings), catalog.Query{ID: c.String("backup"), Name: c.String("name"), Before: before})
 	var notFound *catalog.NotFoundError
 	if errors.As(err, &notFound) {
 		return archive.RestoreStats{}, report, cli.WithHint(err, "bk-ls HOSTS lists the backups found")
