@@ -370,13 +370,19 @@ func ShareBackup(name string) (id string, ok bool) {
 }
 
 // OrphanShares are the shares on l's host that no manifest on any host of
-// listings names (a damaged one counts as naming its ID), by name: left by
-// failed runs on append-only hosts, or by a prune cut short.
+// listings names (a damaged one counts as naming its ID, and one not read
+// as naming the ID of its file name), by name: left by failed runs on
+// append-only hosts, or by a prune cut short.
 func OrphanShares(listings []*Listing, l *Listing) []remote.Info {
 	known := map[string]bool{}
 	for _, l := range listings {
 		for _, cp := range l.Manifests {
 			known[cp.ID] = true
+		}
+		for _, fi := range l.kept {
+			if !fi.Tombstone {
+				known[fi.ID] = true
+			}
 		}
 		for _, d := range l.Damaged {
 			if id, ok := manifest.IDFromManifestPath(d.Name); ok {

@@ -79,6 +79,23 @@ func (c *Catalog) BackupsOf(ctx context.Context, hosts []*Host, ids func(id stri
 	return c.settle(all, listings), listings
 }
 
+// WithAncestors is BackupsOf backup id and, when it counts, of the
+// backups it builds on: what a check of it or of its standing reads.
+func (c *Catalog) WithAncestors(ctx context.Context, hosts []*Host, id string) ([]*Backup, []*Listing) {
+	want := []string{id}
+	ids := func(x string) bool { return slices.Contains(want, x) }
+	backups, listings := c.BackupsOf(ctx, hosts, ids)
+	for _, b := range backups {
+		if b.ID == id && b.Counts && b.Incremental() {
+			for _, a := range b.Ancestors {
+				want = append(want, a.ID)
+			}
+			return c.BackupsOf(ctx, hosts, ids)
+		}
+	}
+	return backups, listings
+}
+
 // walk hands visit the backups on hosts whose IDs fit, as BackupsOf makes
 // them, one second of the IDs' times at a time, newest first, until visit
 // returns true. It returns listings of everything it read.

@@ -91,6 +91,11 @@ func nightly(t *testing.T, d []string, name string, nights int) []*manifest.Mani
 		}
 		full = append(full, m)
 		put(t, m, d[:3]...)
+		for i, dir := range d[:3] {
+			if err := os.WriteFile(filepath.Join(dir, manifest.SharePath(m.ID, i)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		out = append(out, m)
 	}
 	return out
@@ -128,6 +133,15 @@ func TestFindReadsOnlyWhatItNeeds(t *testing.T) {
 		{"newest full", func(c *Catalog) (string, error) {
 			return idOf(c.FindNewest(context.Background(), c.Hosts()[:3], "home", (*manifest.Manifest).Full)), nil
 		}, 3 * int64((nights-1)%7+1)},
+		{"with ancestors", func(c *Catalog) (string, error) {
+			backups, listings := c.WithAncestors(context.Background(), c.Hosts(), ms[nights-1].ID)
+			for _, l := range listings {
+				if orphans := OrphanShares(listings, l); len(orphans) > 0 {
+					return "", fmt.Errorf("orphans %v", orphans)
+				}
+			}
+			return idOf(backups[len(backups)-1]), nil
+		}, 3 * int64((nights-1)%7+1)},
 		{"chain", func(c *Catalog) (string, error) {
 			b, _, err := c.Find(context.Background(), Query{Name: "home"})
 			if err != nil {
@@ -143,7 +157,7 @@ func TestFindReadsOnlyWhatItNeeds(t *testing.T) {
 		got, err := tt.find(c)
 		c.Close()
 		want := map[string]string{"newest": ms[nights-1].ID, "by ID": ms[10].ID, "before": ms[19].ID,
-			"newest of any name": ms[nights-1].ID, "newest full": ms[(nights-1)/7*7].ID, "chain": ms[(nights-1)/7*7].ID}[tt.what]
+			"newest of any name": ms[nights-1].ID, "newest full": ms[(nights-1)/7*7].ID, "with ancestors": ms[(nights-1)/7*7].ID, "chain": ms[(nights-1)/7*7].ID}[tt.what]
 		if tt.what == "newest of any name" && other[2].Time.After(ms[nights-1].Time) {
 			want = other[2].ID
 		}

@@ -147,14 +147,13 @@ type StaleBackup struct {
 }
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
-	cat, listings, _, err := connect.List(ctx, env, c)
+	cat, listings, backups, err := read(ctx, env, c)
 	if cat != nil {
 		defer cat.Close()
 	}
 	if err != nil {
 		return err
 	}
-	backups := cat.Backups(listings)
 	chosen, pruned := choose(env, backups, c.String("name"), c.String("backup"), c.Bool("latest"))
 	if len(chosen) == 0 {
 		return cli.WithHint(fmt.Errorf("no backup to check found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
@@ -210,6 +209,33 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	return verdict(out, worst, cli.Duration(c, "max-age"), now)
+}
+
+// read lists the hosts and reads the manifests the check needs: with
+// --backup (and no --max-age, which looks at the newest of each name),
+// those of the backup and of the backups it builds on only; else all.
+func read(ctx context.Context, env *cli.Env, c *ucli.Context) (*catalog.Catalog, []*catalog.Listing, []*catalog.Backup, error) {
+	id := c.String("backup")
+	if id == "" || cli.Duration(c, "max-age") > 0 {
+		cat, listings, _, err := connect.List(ctx, env, c)
+		if err != nil {
+			return cat, nil, nil, err
+		}
+		return cat, listings, cat.Backups(listings), nil
+	}
+	hosts, err := connect.Hosts(c.Args().Slice())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts, err := connect.Options(env, c, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat := catalog.New(hosts, opts)
+	connect.Unreachable(env, cat.List(ctx, cat.Hosts(), func(string) bool { return false }))
+	backups, listings := cat.WithAncestors(ctx, cat.Hosts(), id)
+	connect.Damaged(env, listings)
+	return cat, listings, backups, ctx.Err()
 }
 
 // where says where share s is, for messages.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -322,16 +321,6 @@ func afterLast(env *cli.Env, dir string, now time.Time) time.Time {
 // standing is scrub.Standing of backup id, reading the manifests and
 // tombstones of id and of the backups it builds on only.
 func standing(ctx context.Context, cat *catalog.Catalog, id string) error {
-	want := []string{id}
-	backups, listings := cat.BackupsOf(ctx, cat.Hosts(), func(x string) bool { return slices.Contains(want, x) })
-	for _, b := range backups {
-		if b.ID == id && b.Counts && b.Incremental() {
-			for _, a := range b.Ancestors {
-				want = append(want, a.ID)
-			}
-			backups, listings = cat.BackupsOf(ctx, cat.Hosts(), func(x string) bool { return slices.Contains(want, x) })
-			break
-		}
-	}
+	backups, listings := cat.WithAncestors(ctx, cat.Hosts(), id)
 	return scrub.Standing(cat, listings, backups, id)
 }
