@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +293,32 @@ func TestCancel(t *testing.T) {
 	}
 	if _, err := os.Lstat(out); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("target left behind: %v", err)
+	}
+}
+
+// memberName refuses what the plain rule refuses (a ".." element) and
+// otherwise returns path.Clean's name, taking its short cut or not.
+func TestMemberNameIsClean(t *testing.T) {
+	t.Parallel()
+	names := []string{"a", "a/", "a//", "a/b/c/", "./a", "a/./b", "a//b", ".", "./", "a/.", "a/..", "../a", "a/../b",
+		"..", "a/b/..", "...", "a/..b", ".a/b.", "a/.../b", "a/b//", "//a"}
+	elems := []string{"a", "bc", ".", "..", "", "...", ".x"}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 3000 {
+		n := make([]string, 1+rng.IntN(4))
+		for i := range n {
+			n[i] = elems[rng.IntN(len(elems))]
+		}
+		names = append(names, strings.Join(n, "/"))
+	}
+	for _, name := range names {
+		if name == "" || strings.HasPrefix(name, "/") {
+			continue
+		}
+		got, err := memberName(name)
+		dotdot := slices.Contains(strings.Split(name, "/"), "..")
+		if dotdot != (err != nil) || (err == nil && got != path.Clean(name)) {
+			t.Fatalf("memberName(%q) = %q, %v; want %q, refused %v", name, got, err, path.Clean(name), dotdot)
+		}
 	}
 }

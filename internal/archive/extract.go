@@ -321,7 +321,10 @@ func (x *extractor) create(e *entry, pr *os.Root, base string, mk func() error) 
 // parentOf opens (or reuses) the staged parent directory of s, creating it
 // if needed, and returns it with the last element of s.
 func (x *extractor) parentOf(s string) (*os.Root, string, error) {
-	dir := path.Dir(s)
+	// s is the staging directory, a slash and a clean member name: split
+	// at the last slash, sparing path.Dir's cleaning on every entry.
+	i := strings.LastIndexByte(s, '/')
+	dir, base := s[:i], s[i+1:]
 	if x.parent == nil || x.parentName != dir {
 		if err := x.noSymlinkIn(dir); err != nil {
 			x.closeParent()
@@ -354,7 +357,7 @@ func (x *extractor) parentOf(s string) (*os.Root, string, error) {
 		}
 		x.parent, x.parentDir, x.parentName = r, d, dir
 	}
-	return x.parent, path.Base(s), nil
+	return x.parent, base, nil
 }
 
 func (x *extractor) closeParent() {

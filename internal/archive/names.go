@@ -47,10 +47,23 @@ func memberName(name string) (string, error) {
 	case strings.IndexByte(name, 0) >= 0:
 		return "", fmt.Errorf("path contains a NUL byte")
 	}
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
+	// One pass over the elements, without allocating: names from bk-pack
+	// and tar are clean but for a directory's trailing slash, and need no
+	// path.Clean then (a tenth of a restore's own work on small files).
+	rest := strings.TrimRight(name, "/")
+	clean := true
+	for e, more := rest, true; more; {
+		var c string
+		c, e, more = strings.Cut(e, "/")
+		switch c {
+		case "..":
 			return "", fmt.Errorf("path contains \"..\"")
+		case "", ".":
+			clean = false
 		}
+	}
+	if clean {
+		return rest, nil
 	}
 	return path.Clean(name), nil
 }
