@@ -25,8 +25,9 @@ import (
 var scriptServers sync.Map // *testscript.TestScript → map[string]*scriptServer
 
 type scriptServer struct {
-	srv   *sshtest.Server
-	proxy *sshtest.Proxy
+	srv    *sshtest.Server
+	proxy  *sshtest.Proxy
+	shared bool // sshd-start -shared: the logins share one connection
 }
 
 func init() {
@@ -47,17 +48,25 @@ func init() {
 	scriptCmds["remote-ls"] = remoteLs
 }
 
-// sshdStart: sshd-start NAME DIR. Starts an SSH server reachable as host
-// NAME that serves folder DIR (made if missing), through a cut proxy. Sets
-// $BK_SSH to an ssh command whose config knows every server of the script,
-// and $HOST_NAME to a hosts-file line for DIR on it. Stopped at script end.
+// sshdStart: sshd-start [-shared] NAME DIR. Starts an SSH server reachable
+// as host NAME that serves folder DIR (made if missing), through a cut
+// proxy. Sets $BK_SSH to an ssh command whose config knows every server of
+// the script, and $HOST_NAME to a hosts-file line for DIR on it. Stopped at
+// script end. With -shared, the script's ssh logins to it share one
+// connection (ControlMaster), which saves each tool run a key exchange and
+// sshd a login; scripts that test logins, host keys, cuts or hangs leave it
+// out, so that each run makes its own connection.
 func sshdStart(ts *testscript.TestScript, neg bool, args []string) {
+	shared := len(args) > 0 && args[0] == "-shared"
+	if shared {
+		args = args[1:]
+	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: sshd-start NAME DIR")
+		ts.Fatalf("usage: sshd-start [-shared] NAME DIR")
 	}
 	dir := ts.MkAbs(args[1])
 	ts.Check(os.MkdirAll(dir, 0o755))
-	srv := startServer(ts, args[0], sshtest.StartAny, "")
+	srv := startServer(ts, args[0], sshtest.StartAny, shared)
 	ts.Setenv("HOST_"+args[0], srv.HostsLine(dir))
 }
 
@@ -71,19 +80,19 @@ func sshdAppendOnly(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: sshd-appendonly NAME DIR")
 	}
 	start := func(dir string) (*sshtest.Server, error) { return sshtest.StartAppendOnly(dir) }
-	// One ssh connection a host, shared by the runs (ControlMaster): a
-	// night of the job then costs no key exchange; a cut ends it. The
-	// socket lives in the chroot's parent: $WORK is too long a path.
-	srv := startServer(ts, args[0], start, "\tControlMaster auto\n\tControlPath %s/c-%%C\n\tControlPersist 60\n")
+	// One ssh connection a host, shared by the runs: a night of the job
+	// then costs no key exchange.
+	srv := startServer(ts, args[0], start, true)
 	ts.Check(os.Symlink(srv.AppendOnly.Folder, ts.MkAbs(args[1])))
 	ts.Setenv("HOST_"+args[0], srv.ClientHostsLine())
 	ts.Setenv("ADMIN_"+args[0], srv.AdminHostsLine())
 }
 
 // startServer starts a server named name with start, behind a cut proxy,
-// and adds it to the script's ssh config, with the options of extra (a
-// format taking the append-only account's Top, "" for none).
-func startServer(ts *testscript.TestScript, name string, start func(dir string) (*sshtest.Server, error), extra string) *sshtest.Server {
+// and adds it to the script's ssh config; shared makes the logins to it
+// share one connection (ControlMaster): a cut ends it, and the next login
+// opens another.
+func startServer(ts *testscript.TestScript, name string, start func(dir string) (*sshtest.Server, error), shared bool) *sshtest.Server {
 	servers := serversOf(ts)
 	if _, ok := servers[name]; ok || strings.ContainsAny(name, "/ \t") || strings.HasPrefix(name, "-") {
 		ts.Fatalf("bad or repeated server name %q", name)
@@ -97,14 +106,20 @@ func startServer(ts *testscript.TestScript, name string, start func(dir string) 
 	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(srv.Port))
 	ts.Check(err)
 	ts.Defer(func() { proxy.Close() })
-	servers[name] = &scriptServer{srv: srv, proxy: proxy}
+	servers[name] = &scriptServer{srv: srv, proxy: proxy, shared: shared}
 
 	// ssh takes the first value it reads for an option, so the Port
 	// line before the server's own config sends ssh through the proxy.
-	names := name
+	names, extra := name, ""
 	if srv.AppendOnly != nil {
 		names += " " + srv.AppendOnly.Alias
-		extra = fmt.Sprintf(extra, srv.AppendOnly.Top)
+	}
+	if shared {
+		// The socket's path must be short (sun_path): $WORK is too long.
+		sockets, err := os.MkdirTemp("", "bkssh")
+		ts.Check(err)
+		ts.Defer(func() { os.RemoveAll(sockets) })
+		extra = "\tControlMaster auto\n\tControlPath " + sockets + "/c-%C\n\tControlPersist 60\n"
 	}
 	cfg := filepath.Join(base, "ssh_config")
 	f, err := os.OpenFile(cfg, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
@@ -160,7 +175,7 @@ func sshdCut(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 || len(args) > 2 {
 		ts.Fatalf("usage: sshd-cut NAME [BYTES]")
 	}
-	s := serverArg(ts, args[0])
+	s := unsharedServer(ts, "sshd-cut", args[0])
 	if len(args) == 1 {
 		s.proxy.Cut()
 		return
@@ -176,7 +191,18 @@ func sshdHang(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: sshd-hang NAME")
 	}
-	serverArg(ts, args[0]).proxy.Stall()
+	unsharedServer(ts, "sshd-hang", args[0]).proxy.Stall()
+}
+
+// unsharedServer is serverArg for a command that tests what a tool does
+// when its own connection fails, which a connection shared with earlier
+// runs would blur.
+func unsharedServer(ts *testscript.TestScript, cmd, name string) *scriptServer {
+	s := serverArg(ts, name)
+	if s.shared {
+		ts.Fatalf("%s %s: the server shares its connections (sshd-start -shared)", cmd, name)
+	}
+	return s
 }
 
 // remoteLs: remote-ls DEST [DIR]. Lists DIR (default the top) on a
@@ -227,7 +253,7 @@ func TestSSHDScriptCommands(t *testing.T) {
 	dir := t.TempDir()
 	script := `[!ssh] skip 'no ssh client'
 sshd-start nas store
-sshd-start attic other
+sshd-start -shared attic other
 exec echo $HOST_nas $BK_SSH
 stdout '^sftp://nas/.*/store ssh -F /.*/.sshtest/ssh_config$'
 mkdir store/b
