@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -108,6 +109,20 @@ func StartLocked(dir string) (*Server, error) {
 // start runs versitygw with the global options before the backend's and
 // the posix backend's after.
 func start(dir, access, secret string, global []string, posix ...string) (*Server, error) {
+	// A free port can be taken between our probe and versitygw's bind, by
+	// another test's server: retry on another port.
+	for range 5 {
+		s, err := startOnFreePort(dir, access, secret, global, posix)
+		if err == nil || !errors.Is(err, errPortTaken) {
+			return s, err
+		}
+	}
+	return nil, fmt.Errorf("versitygw: no free port found")
+}
+
+var errPortTaken = errors.New("port taken")
+
+func startOnFreePort(dir, access, secret string, global, posix []string) (*Server, error) {
 	bin := Path()
 	if bin == "" {
 		return nil, ErrNoServer
@@ -117,6 +132,7 @@ func start(dir, access, secret string, global []string, posix ...string) (*Serve
 		return nil, err
 	}
 	addr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	log, err := os.CreateTemp("", "versitygw-*.log")
 	if err != nil {
@@ -143,14 +159,22 @@ func start(dir, access, secret string, global []string, posix ...string) (*Serve
 		close(s.done)
 	}()
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
+		// Whoever took the port also answers a dial: the server is up when
+		// it holds the listening socket itself.
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
-			return s, nil
+			if listens(s.cmd.Process.Pid, port) {
+				return s, nil
+			}
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("versitygw exited: %s", s.Log())
+			log := s.Log()
+			s.Stop()
+			if strings.Contains(log, "address already in use") {
+				return nil, fmt.Errorf("%s: %w", addr, errPortTaken)
+			}
+			return nil, fmt.Errorf("versitygw exited: %s", log)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -159,6 +183,35 @@ func start(dir, access, secret string, global []string, posix ...string) (*Serve
 			return nil, fmt.Errorf("versitygw did not listen on %s: %s", addr, log)
 		}
 	}
+}
+
+// listens reports whether process pid holds a socket listening on port
+// of 127.0.0.1, by Linux's /proc; where that cannot be read, a dial that
+// got through has to do.
+func listens(pid, port int) bool {
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return true
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+		f := strings.Fields(line)
+		if len(f) >= 10 && f[1] == local && f[3] == "0A" {
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[link] {
+			return true
+		}
+	}
+	return false
 }
 
 // Env is the environment that gives a client the server's keys.
