@@ -325,6 +325,15 @@ func (s *Server) ConfigPath() string { return filepath.Join(s.Dir, "ssh_config")
 // what $BK_SSH or DialOptions.SSHCommand should hold.
 func (s *Server) SSHCommand() []string { return []string{"ssh", "-F", s.ConfigPath()} }
 
+// SharedSSHCommand is SSHCommand with the logins sharing one connection
+// (ControlMaster), its socket in folder dir (a short path: sockets' paths
+// are limited), for tests of what goes on in a session rather than of
+// logins or connections: each login after the first then costs no key
+// exchange. The connection ends with the server.
+func (s *Server) SharedSSHCommand(dir string) []string {
+	return append(s.SSHCommand(), "-o", "ControlMaster=auto", "-o", "ControlPath="+filepath.Join(dir, "%C"), "-o", "ControlPersist=60")
+}
+
 // Host is a hosts-file destination for folder dir (absolute) on this
 // server. The test binary must hold the sftp kind of host (package kinds).
 func (s *Server) Host(dir string) hostsfile.Host {

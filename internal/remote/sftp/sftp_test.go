@@ -78,11 +78,17 @@ func dial(t *testing.T, s *sshtest.Server, h Location, opts remote.DialOptions) 
 	return r
 }
 
+// TestSuite runs the conformance suite, which tests sessions, not logins:
+// its connections share one (the first dial's, open until the suite ends).
 func TestSuite(t *testing.T) {
 	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		ssh := s.SharedSSHCommand(t.TempDir())
+		first := dial(t, s, at(s, folder(t)), remote.DialOptions{SSHCommand: ssh})
+		t.Cleanup(func() { first.Close() })
 		remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 			dir := folder(t)
+			opts.SSHCommand = ssh
 			return dial(t, s, at(s, dir), opts), remotetest.InDir(dir)
 		})
 	})
