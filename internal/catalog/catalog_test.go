@@ -205,7 +205,7 @@ func TestPlaceAndSources(t *testing.T) {
 	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
 	away := t.TempDir()
 	for i, dir := range []string{d[0], d[1], away} {
-		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: 5, BLAKE3: strings.Repeat("cd", 32)}
+		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: 5, MetaBLAKE3: strings.Repeat("cd", 32)}
 		m.Shares = append(m.Shares, s)
 	}
 	// Share 0 also stands on d[2] (a copy), share 1 moved to d[2].
@@ -264,11 +264,11 @@ func TestPlaceAndSources(t *testing.T) {
 func TestRevisions(t *testing.T) {
 	c, d, _ := folders(t, 3)
 	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 3, 1)
-	m.Shares = []manifest.Share{{Index: 0, Host: "file:///a", Path: "x.share0", Size: 1, BLAKE3: strings.Repeat("00", 32)}}
+	m.Shares = []manifest.Share{{Index: 0, Host: "file:///a", Path: "x.share0", Size: 1, MetaBLAKE3: strings.Repeat("00", 32)}}
 	put(t, m, d...)
 	r2 := *m
 	r2.Revision = 2
-	r2.Shares = []manifest.Share{{Index: 0, Host: "file:///b", Path: "x.share0", Size: 1, BLAKE3: strings.Repeat("00", 32)}}
+	r2.Shares = []manifest.Share{{Index: 0, Host: "file:///b", Path: "x.share0", Size: 1, MetaBLAKE3: strings.Repeat("00", 32)}}
 	putRev := func(m *manifest.Manifest, dirs ...string) {
 		for _, dir := range dirs {
 			if err := os.WriteFile(filepath.Join(dir, manifest.RevisionPath(m.ID, m.Rev())), must(m.Marshal()), 0o644); err != nil {
@@ -311,7 +311,7 @@ func backupIn(t *testing.T, data []byte, dirs []string) *manifest.Manifest {
 	m.BlockSize, m.SetID, m.StreamSize = 1024, info.ID(), trailer.Length
 	m.StreamHash = hex.EncodeToString(trailer.StreamHash[:])
 	for i, dir := range dirs {
-		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: int64(bufs[i].Len()), BLAKE3: strings.Repeat("cd", 32)}
+		s := manifest.Share{Index: i, Host: local.Location{Path: dir}.URL(), Path: manifest.SharePath(m.ID, i), Size: int64(bufs[i].Len()), MetaBLAKE3: strings.Repeat("cd", 32)}
 		if err := os.WriteFile(filepath.Join(dir, s.Path), bufs[i].Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -325,7 +325,7 @@ func randomHosts(t *testing.T, rng *rand.Rand, d []string) []*manifest.Manifest 
 		case 1: // a revision, honest or not
 			r := *m
 			r.Revision = 2
-			r.Shares = []manifest.Share{{Index: 0, Host: "file:///x", Path: "p", Size: 1, BLAKE3: strings.Repeat("0", 64)}}
+			r.Shares = []manifest.Share{{Index: 0, Host: "file:///x", Path: "p", Size: 1, MetaBLAKE3: strings.Repeat("0", 64)}}
 			if rng.IntN(2) == 0 {
 				r.StreamSize++
 			}

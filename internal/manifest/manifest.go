@@ -27,15 +27,20 @@ import (
 // ignore the ones they do not know.
 const (
 	Format = "bk-manifest"
-	// Version is the version bk writes: shares pinned by BLAKE3, which
-	// the shares' own checksums use too, so bk-push hashes each byte with
-	// one algorithm; an incremental backup has chain fields.
-	Version = 3
-	// Version1 and VersionIncremental are read, never written: shares
-	// pinned by SHA-256, and version 2 an incremental backup's (so that
-	// readers of version 1 refuse it rather than take it for a whole one).
+	// Version is the version bk writes: each share pinned by the BLAKE3
+	// of its file without the blocks (MetaBLAKE3), which its records'
+	// checksums pin, so neither bk-push nor bk-repair hashes a block a
+	// second time; an incremental backup has chain fields.
+	Version = 4
+	// Version1, VersionIncremental and Version3 are read, never written
+	// by bk-push: shares pinned by the SHA-256 of the whole file, version
+	// 2 an incremental backup's (so that readers of version 1 refuse it
+	// rather than take it for a whole one), and version 3 by the BLAKE3
+	// of the whole file. bk-repair writes a revision in its backup's
+	// version.
 	Version1           = 1
 	VersionIncremental = 2
+	Version3           = 3
 )
 
 // Manifest describes one backup.
@@ -86,10 +91,14 @@ type Share struct {
 	Host  string `json:"host"` // the destination URL, as remote.Location.URL writes it
 	Path  string `json:"path"` // slash path under the host's folder
 	Size  int64  `json:"size"`
-	// The hash of the whole share file, in hex: BLAKE3-256 in version 3,
-	// SHA-256 in versions 1 and 2; the other is empty (Manifest.ShareHash).
-	BLAKE3 string `json:"blake3,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
+	// The hash that pins the share file, in hex, one of three by version
+	// (Manifest.Pin): in version 4 MetaBLAKE3, the BLAKE3-256 of the
+	// file without its blocks (shard.MetaHash); in version 3 BLAKE3, of
+	// the whole file; in versions 1 and 2 SHA256, of the whole file. The
+	// others are empty.
+	MetaBLAKE3 string `json:"meta_blake3,omitempty"`
+	BLAKE3     string `json:"blake3,omitempty"`
+	SHA256     string `json:"sha256,omitempty"`
 	// ObjectVersion names the version of the share file that its upload
 	// stored, on a host that keeps every version of a file (an S3 bucket
 	// with versioning on); readers of the share on Host ask for it, so
@@ -100,33 +109,88 @@ type Share struct {
 
 // Sum is the share file's hash, in hex, whichever the manifest's version
 // uses.
-func (s Share) Sum() string { return cmp.Or(s.BLAKE3, s.SHA256) }
+func (s Share) Sum() string { return cmp.Or(s.MetaBLAKE3, s.BLAKE3, s.SHA256) }
 
-// ShareHash is the hash that pins m's share files, and its name for
-// messages: what to hash a share file with to compare it with Share.Sum,
-// and to record a share stored anew in a revision of m.
-func (m *Manifest) ShareHash() (hash.Hash, string) {
-	if m.Version >= Version {
-		return blake3.New(), "BLAKE3"
+// Pin is how a manifest pins its share files.
+type Pin int
+
+const (
+	// PinMeta: the BLAKE3 of the file without its blocks (version 4),
+	// each block checked against its own checksum.
+	PinMeta Pin = iota
+	// PinBLAKE3: the BLAKE3 of the whole file (version 3).
+	PinBLAKE3
+	// PinSHA256: the SHA-256 of the whole file (versions 1 and 2).
+	PinSHA256
+)
+
+// String names the hash in messages.
+func (p Pin) String() string {
+	switch p {
+	case PinMeta:
+		return "meta BLAKE3"
+	case PinBLAKE3:
+		return "BLAKE3"
 	}
-	return sha256.New(), "SHA-256"
+	return "SHA-256"
 }
 
-// SetSum records sum, the share file's hash as ShareHash made it, in s.
-func (m *Manifest) SetSum(s *Share, sum []byte) {
-	if m.Version >= Version {
-		s.BLAKE3, s.SHA256 = hex.EncodeToString(sum), ""
-	} else {
-		s.BLAKE3, s.SHA256 = "", hex.EncodeToString(sum)
+// WholeFile returns the hash of the whole file that p takes, nil for
+// PinMeta.
+func (p Pin) WholeFile() hash.Hash {
+	switch p {
+	case PinBLAKE3:
+		return blake3.New()
+	case PinSHA256:
+		return sha256.New()
 	}
+	return nil
+}
+
+// Pin is how m pins its share files: by their MetaBLAKE3, BLAKE3 or
+// SHA256.
+func (m *Manifest) Pin() Pin {
+	switch {
+	case m.Version >= Version:
+		return PinMeta
+	case m.Version == Version3:
+		return PinBLAKE3
+	}
+	return PinSHA256
+}
+
+// SetSum records sum, the share file's hash as m.Pin takes it, in s.
+func (m *Manifest) SetSum(s *Share, sum []byte) {
+	s.MetaBLAKE3, s.BLAKE3, s.SHA256 = "", "", ""
+	h := hex.EncodeToString(sum)
+	switch m.Pin() {
+	case PinMeta:
+		s.MetaBLAKE3 = h
+	case PinBLAKE3:
+		s.BLAKE3 = h
+	default:
+		s.SHA256 = h
+	}
+}
+
+// sumField is the field of s that m.Pin fills, and whether the others
+// are empty.
+func (m *Manifest) sumField(s Share) (string, bool) {
+	switch m.Pin() {
+	case PinMeta:
+		return s.MetaBLAKE3, s.BLAKE3 == "" && s.SHA256 == ""
+	case PinBLAKE3:
+		return s.BLAKE3, s.MetaBLAKE3 == "" && s.SHA256 == ""
+	}
+	return s.SHA256, s.MetaBLAKE3 == "" && s.BLAKE3 == ""
 }
 
 // Incremental reports whether the backup is an incremental one that names
-// its chain: version 2, or version 3 with chain fields.
+// its chain: version 2, or a later one with chain fields.
 func (m *Manifest) Incremental() bool { return m.Level > 0 }
 
 // known reports whether this bk reads manifests of version v.
-func known(v int) bool { return v == Version1 || v == VersionIncremental || v == Version }
+func known(v int) bool { return v >= Version1 && v <= Version }
 
 // Marshal encodes m as indented JSON ending in a newline.
 func (m *Manifest) Marshal() ([]byte, error) {
@@ -217,16 +281,21 @@ func (m *Manifest) Check() error {
 			return fmt.Errorf("share %d: bad path %q", s.Index, s.Path)
 		case s.Size < 0:
 			return fmt.Errorf("share %d: negative size", s.Index)
-		case m.Version >= Version && (!isHex(s.BLAKE3, 32) || s.SHA256 != ""):
-			return fmt.Errorf("share %d: bad hash %q (a BLAKE3 alone in version %d)", s.Index, s.Sum(), m.Version)
-		case m.Version < Version && (!isHex(s.SHA256, 32) || s.BLAKE3 != ""):
-			return fmt.Errorf("share %d: bad hash %q (a SHA-256 alone in version %d)", s.Index, s.Sum(), m.Version)
+		case !m.hasOwnSum(s):
+			return fmt.Errorf("share %d: bad hash %q (a %s alone in version %d)", s.Index, s.Sum(), m.Pin(), m.Version)
 		case !validObjectVersion(s.ObjectVersion):
 			return fmt.Errorf("share %d: bad object version %q", s.Index, s.ObjectVersion)
 		}
 		seen[s.Index] = true
 	}
 	return nil
+}
+
+// hasOwnSum reports whether s carries the hash of m's version, and no
+// other.
+func (m *Manifest) hasOwnSum(s Share) bool {
+	sum, alone := m.sumField(s)
+	return alone && isHex(sum, 32)
 }
 
 // validObjectVersion accepts what S3 makes a version ID of: up to 1024
@@ -359,14 +428,14 @@ func Newer(a, b *Manifest) int {
 }
 
 // checkChain checks the fields of an incremental backup: none in version 1,
-// all in version 2, all or none in version 3; the last ancestor the parent,
-// one ancestor per level.
+// all in version 2, all or none from version 3 on; the last ancestor the
+// parent, one ancestor per level.
 func (m *Manifest) checkChain() error {
 	none := m.Chain == "" && m.Level == 0 && len(m.Ancestors) == 0
 	switch {
 	case m.Version == Version1 && !none:
 		return errors.New("chain fields in a version 1 manifest")
-	case m.Version == Version && none:
+	case m.Version >= Version3 && none:
 		return nil
 	case m.Version == Version1:
 		return nil

@@ -18,9 +18,9 @@ func sample() *Manifest {
 		StreamSize: 1234,
 		StreamHash: strings.Repeat("ab", 32),
 		Shares: []Share{
-			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, BLAKE3: strings.Repeat("01", 32)},
-			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, BLAKE3: strings.Repeat("02", 32)},
-			{Index: 1, Host: "s3://bk-nas/home", Path: SharePath(NewID("home", t, setID), 1), Size: 100, BLAKE3: strings.Repeat("03", 32),
+			{Index: 0, Host: "file:///mnt/usb/bk", Path: SharePath(NewID("home", t, setID), 0), Size: 100, MetaBLAKE3: strings.Repeat("01", 32)},
+			{Index: 2, Host: "sftp://bk@nas:2222/srv/bk", Path: SharePath(NewID("home", t, setID), 2), Size: 100, MetaBLAKE3: strings.Repeat("02", 32)},
+			{Index: 1, Host: "s3://bk-nas/home", Path: SharePath(NewID("home", t, setID), 1), Size: 100, MetaBLAKE3: strings.Repeat("03", 32),
 				ObjectVersion: "01M8N2AV4S1Q27P0GBQZXNGW97"},
 		},
 	}
@@ -77,8 +77,10 @@ func TestUnknownFieldsIgnored(t *testing.T) {
 func TestParseRefuses(t *testing.T) {
 	good, _ := sample().Marshal()
 	cases := map[string]string{
-		`"version": 3`:            `"version": 4`,
-		`"blake3": "01`:           `"sha256": "01`,
+		`"version": 4`:            `"version": 5`,
+		`"meta_blake3": "01`:      `"blake3": "01`,
+		`"meta_blake3": "02`:      `"sha256": "02`,
+		`"meta_blake3": "03`:      `"blake3": "04", "meta_blake3": "03`,
 		`"bk-manifest"`:           `"other"`,
 		`"index": 2`:              `"index": 3`,
 		`"index": 0`:              `"index": 2`,
@@ -210,13 +212,30 @@ func TestNewerWithinOneSecond(t *testing.T) {
 	}
 }
 
-// Manifests of versions 1 and 2, which pin their shares by SHA-256, still
-// read; each version takes only its own hash.
+// Manifests of versions 1 and 2, which pin their shares by SHA-256, and
+// of version 3, by the BLAKE3 of the whole file, still read; each version
+// takes only its own hash.
 func TestOlderVersions(t *testing.T) {
+	v3 := sample()
+	v3.Version = Version3
+	for i := range v3.Shares {
+		v3.Shares[i].BLAKE3, v3.Shares[i].MetaBLAKE3 = v3.Shares[i].MetaBLAKE3, ""
+	}
+	b3, err := v3.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Parse(b3); err != nil || m.Pin() != PinBLAKE3 || m.Shares[0].Sum() != strings.Repeat("01", 32) {
+		t.Fatalf("version 3: %v", err)
+	}
+	if _, err := Parse(bytes.Replace(b3, []byte(`"blake3": "0101`), []byte(`"meta_blake3": "0101`), 1)); err == nil {
+		t.Error("a meta BLAKE3 accepted in version 3")
+	}
+
 	v1 := sample()
 	v1.Version = Version1
 	for i := range v1.Shares {
-		v1.Shares[i].SHA256, v1.Shares[i].BLAKE3 = v1.Shares[i].BLAKE3, ""
+		v1.Shares[i].SHA256, v1.Shares[i].MetaBLAKE3 = v1.Shares[i].MetaBLAKE3, ""
 	}
 	b, err := v1.Marshal()
 	if err != nil {
@@ -229,20 +248,20 @@ func TestOlderVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, name := m.ShareHash(); name != "SHA-256" || h.Size() != 32 || m.Shares[0].Sum() != strings.Repeat("01", 32) || m.Incremental() {
-		t.Fatalf("version 1: hash %s, sum %s, incremental %v", name, m.Shares[0].Sum(), m.Incremental())
+	if p := m.Pin(); p.String() != "SHA-256" || p.WholeFile().Size() != 32 || m.Shares[0].Sum() != strings.Repeat("01", 32) || m.Incremental() {
+		t.Fatalf("version 1: hash %s, sum %s, incremental %v", p, m.Shares[0].Sum(), m.Incremental())
 	}
 	s := Share{}
 	m.SetSum(&s, bytes.Repeat([]byte{7}, 32))
-	if s.SHA256 != strings.Repeat("07", 32) || s.BLAKE3 != "" {
+	if s.SHA256 != strings.Repeat("07", 32) || s.BLAKE3 != "" || s.MetaBLAKE3 != "" {
 		t.Fatalf("SetSum in version 1: %+v", s)
 	}
 	if _, err := Parse(bytes.Replace(b, []byte(`"sha256": "0101`), []byte(`"blake3": "0101`), 1)); err == nil {
 		t.Error("a BLAKE3 accepted in version 1")
 	}
 
-	// Version 2 is an incremental backup's, chain fields required; version
-	// 3 has them or not.
+	// Version 2 is an incremental backup's, chain fields required; from
+	// version 3 on they are there or not.
 	inc := sample()
 	inc.Parent, inc.Chain, inc.Level = "home-20261121T035200Z-00000000", strings.Repeat("cc", 16), 1
 	inc.Ancestors = []Ancestor{{ID: inc.Parent, SetID: strings.Repeat("dd", 16), StreamHash: strings.Repeat("ee", 32)}}
@@ -251,7 +270,7 @@ func TestOlderVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m, err := Parse(b); err != nil || !m.Incremental() {
-		t.Fatalf("version 3 incremental: %v", err)
+		t.Fatalf("version 4 incremental: %v", err)
 	}
 	v2 := *v1
 	v2.Version, v2.Parent, v2.Chain, v2.Level, v2.Ancestors = VersionIncremental, inc.Parent, inc.Chain, inc.Level, inc.Ancestors

@@ -381,6 +381,9 @@ type upload struct {
 	size   int64
 	frames chan []byte
 	free   chan []byte // empty buffers, so frames are copied without garbage
+	// meta hashes the share's frames, a unit each, as the manifest pins
+	// the share: the uploads need not hash what they send.
+	meta   *shard.MetaHash
 	failed atomic.Bool
 	err    error // set by the worker before failed
 	// committed: the share is in place; manifest: so is the manifest.
@@ -416,6 +419,7 @@ func (p *pusher) work(u *upload) {
 				p.fail(u, err)
 			} else {
 				u.size += int64(len(buf))
+				u.meta.Write(buf)
 			}
 		}
 		u.free <- buf
@@ -441,7 +445,8 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 			continue
 		}
 		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i),
-			frames: make(chan []byte, queue), free: make(chan []byte, queue+1)}
+			frames: make(chan []byte, queue), free: make(chan []byte, queue+1),
+			meta: shard.NewMetaHash(p.info.BlockSize)}
 		ups[i] = u
 		for range queue + 1 {
 			u.free <- nil
@@ -571,7 +576,7 @@ func (p *pusher) finish(ctx context.Context, ups []*upload, trailer shard.Traile
 		if u != nil && !u.failed.Load() {
 			s := manifest.Share{Index: u.index, Host: u.t.host.URL(), Path: u.path, Size: u.size,
 				ObjectVersion: remote.UploadVersion(u.up)}
-			sum := u.up.Sum() // hashed as it was written, with BLAKE3 as m.ShareHash wants
+			sum := u.meta.Sum()
 			m.SetSum(&s, sum[:])
 			m.Shares = append(m.Shares, s)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,13 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bk-backup/bk/internal/blake3"
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/shard/sharetest"
 	"github.com/bk-backup/bk/internal/units"
 )
 
@@ -193,8 +194,14 @@ func checkManifests(t *testing.T, m *manifest.Manifest, hosts []hostsfile.Host) 
 		if err != nil || int64(len(share)) != s.Size {
 			t.Fatalf("share %d: %v, size %d, manifest says %d", s.Index, err, len(share), s.Size)
 		}
-		if sum := blake3.Sum256(share); s.BLAKE3 != hex.EncodeToString(sum[:]) {
-			t.Fatalf("share %d: BLAKE3 %x, manifest says %s", s.Index, sum, s.BLAKE3)
+		// Computed from the layout of docs/FORMAT.md alone, without
+		// package shard.
+		f, err := sharetest.Parse(share)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := f.MetaSum(); got.Version != 4 || s.MetaBLAKE3 != hex.EncodeToString(sum[:]) || s.BLAKE3 != "" {
+			t.Fatalf("share %d: meta BLAKE3 %x, manifest of version %d says %q (blake3 %q)", s.Index, sum, got.Version, s.MetaBLAKE3, s.BLAKE3)
 		}
 	}
 }
@@ -742,6 +749,44 @@ func TestQueuedFramesBoundedAtLargeN(t *testing.T) {
 		}
 		if queued := int64(got) * c.info.StripeMemory(); got > 1 && queued > queueBytes {
 			t.Errorf("k=%d n=%d block %d: %d bytes queued, over %d", c.info.K, c.info.N, c.info.BlockSize, queued, queueBytes)
+		}
+	}
+}
+
+// The recipe of docs/FORMAT.md (section 5) that computes a share's
+// meta_blake3 with python3 and b3sum prints what the manifest records,
+// for a share of a few stripes and one of one.
+func TestMetaHashRecipe(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"python3", "b3sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: the meta hash is still checked against sharetest's in checkManifests", tool)
+		}
+	}
+	doc, err := os.ReadFile("../../docs/FORMAT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := bytes.Cut(doc, []byte("<!-- meta_blake3 recipe"))
+	_, after, ok2 := bytes.Cut(after, []byte("```sh\n"))
+	recipe, _, ok3 := bytes.Cut(after, []byte("```\n"))
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/FORMAT.md has no meta_blake3 recipe")
+	}
+	for _, size := range []int{3*blockSize + 100, 1} {
+		hosts := folders(t, 3)
+		r := push(t, stream(t, data(size, 9), 2, 3), setup{Hosts: hosts})
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		s := r.m.Shares[2]
+		file := filepath.Join(urlPath(t, s.Host), s.Path)
+		out, err := exec.Command("sh", "-c", strings.ReplaceAll(string(recipe), "ID.shareI", file)).Output()
+		if err != nil {
+			t.Fatalf("the recipe: %v", err)
+		}
+		if got := strings.TrimSpace(string(out)); got != s.MetaBLAKE3 {
+			t.Errorf("stream of %d bytes: the recipe prints %q, the manifest says %s", size, got, s.MetaBLAKE3)
 		}
 	}
 }

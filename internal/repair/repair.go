@@ -256,15 +256,10 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	writers := map[int]io.Writer{}
 	var live []Move
 	for _, mv := range moves {
-		// Hashed as m pins its shares, for the revision: the upload hashes
-		// what it writes with BLAKE3, the hash of version 3; the SHA-256
-		// of versions 1 and 2 is computed here.
-		u := &upload{move: mv}
-		sum, algo := m.ShareHash()
-		if m.Version < manifest.Version {
-			u.sum = sum
-		}
-		u.algo = algo
+		// Hashed as m pins its shares, for the revision: in version 4
+		// the share's units without their blocks, which the join
+		// checked or computed; before, the whole file.
+		u := &upload{move: mv, pin: m.Pin(), whole: m.Pin().WholeFile(), meta: shard.NewMetaHash(m.BlockSize)}
 		if rm, err := mv.To.Remote(ctx); err != nil {
 			u.err = err
 		} else if u.up, err = rm.Create(ctx, mv.Path); err != nil {
@@ -301,7 +296,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 		m.SetSum(&mv.stored, u.digest())
 		if i := slices.IndexFunc(m.Shares, func(s manifest.Share) bool { return s.Index == mv.Index }); i >= 0 && m.Shares[i].Sum() != mv.stored.Sum() {
 			return nil, nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
-				m.ID, mv.Index, u.algo, mv.stored.Sum(), m.Shares[i].Sum())
+				m.ID, mv.Index, u.pin, mv.stored.Sum(), m.Shares[i].Sum())
 		}
 		whole = append(whole, mv)
 	}
@@ -322,15 +317,17 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	return done, failed, nil
 }
 
-// upload is one rebuilt share on its way to its host. A write that fails
-// gives the upload up (its temp file removed, nothing under its name) and
-// swallows the rest, so the other shares go on.
+// upload is one rebuilt share on its way to its host, written a unit
+// (header, record, trailer) at a time. A write that fails gives the
+// upload up (its temp file removed, nothing under its name) and swallows
+// the rest, so the other shares go on.
 type upload struct {
-	move Move
-	up   remote.Upload
-	err  error
-	sum  hash.Hash // nil when the upload's own BLAKE3 is the hash wanted
-	algo string
+	move  Move
+	up    remote.Upload
+	err   error
+	pin   manifest.Pin
+	whole hash.Hash       // the whole file's hash, before version 4; else nil
+	meta  *shard.MetaHash // version 4's, of the units without their blocks
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -339,8 +336,10 @@ func (u *upload) Write(p []byte) (int, error) {
 			u.err = err
 			u.up.Abort()
 		}
-		if u.sum != nil {
-			u.sum.Write(p)
+		if u.whole != nil {
+			u.whole.Write(p)
+		} else {
+			u.meta.Write(p)
 		}
 	}
 	return len(p), nil
@@ -348,10 +347,10 @@ func (u *upload) Write(p []byte) (int, error) {
 
 // digest is the hash of what was written, as the manifest pins shares.
 func (u *upload) digest() []byte {
-	if u.sum != nil {
-		return u.sum.Sum(nil)
+	if u.whole != nil {
+		return u.whole.Sum(nil)
 	}
-	sum := u.up.Sum()
+	sum := u.meta.Sum()
 	return sum[:]
 }
 

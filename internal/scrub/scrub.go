@@ -7,6 +7,7 @@ package scrub
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -197,24 +198,24 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 // A share of a version-3 manifest is read for the hash of the whole file
 // alone, which pins every byte of it (docs/FORMAT.md, section 8); only a
 // share that fails is read again, block by block, to name what is wrong
-// in it.
+// in it. Other versions are read once, each block checked against its
+// checksum.
 func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options) (missing bool, err error) {
-	pinned := m.Version >= manifest.Version
-	missing, err = readCopy(ctx, m, s, h, version, opts, pinned)
-	if pinned && errors.Is(err, errPin) {
+	wholeOnly := m.Pin() == manifest.PinBLAKE3
+	missing, err = readCopy(ctx, m, s, h, version, opts, wholeOnly)
+	if wholeOnly && errors.Is(err, errPin) {
 		missing, err = readCopy(ctx, m, s, h, version, opts, false)
 	}
 	return missing, err
 }
 
-// errPin is a share whose whole file does not have the hash the manifest
-// pins.
+// errPin is a share whose file does not have the hash the manifest pins.
 var errPin = errors.New("its checksums of the other shares' blocks differ from those stored")
 
 // readCopy reads the share s of m on host h (of version, unless ""): its
-// whole file for its hash alone when pinned, else each block against its
-// checksum too.
-func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options, pinned bool) (missing bool, err error) {
+// whole file for its hash alone when wholeOnly, else each block against
+// its checksum too, and the rest for the hash m pins it by.
+func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options, wholeOnly bool) (missing bool, err error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return true, fmt.Errorf("host unreachable: %w", err)
@@ -234,7 +235,6 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 		return errors.Is(err, remote.ErrNotExist), err
 	}
 	defer rc.Close()
-	sum, algo := m.ShareHash()
 	counted := io.Reader(rc)
 	if opts.Progress != nil {
 		counted = progressReader{counted, opts.Progress}
@@ -242,7 +242,8 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 	// Smaller than a chunk, so the body's reads go past it straight into
 	// the chunk buffers.
 	br := bufio.NewReaderSize(counted, 64<<10)
-	hdr, err := readHeader(io.TeeReader(br, sum), m, s.Index)
+	var head bytes.Buffer
+	hdr, err := readHeader(io.TeeReader(br, &head), m, s.Index)
 	if err != nil {
 		return false, err
 	}
@@ -253,26 +254,40 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 	if opts.Quick {
 		return false, quickTrailer(ctx, r, s, version, hdr, m)
 	}
-	if pinned {
-		err = hashBody(br, sum, hdr.Offset(stripes)-hdr.Offset(0))
+	// The units of the file go to whole, the hash of the whole file of
+	// versions 1 to 3, or else to meta, version 4's.
+	pin := m.Pin()
+	whole, meta := pin.WholeFile(), shard.NewMetaHash(hdr.BlockSize)
+	sum := io.Writer(meta)
+	if whole != nil {
+		sum = whole
+	}
+	sum.Write(head.Bytes())
+	if wholeOnly {
+		err = hashBody(br, whole, hdr.Offset(stripes)-hdr.Offset(0))
 	} else {
-		err = checkBlocks(br, sum, hdr, stripes, s.Index)
+		err = checkBlocks(br, hdr, stripes, s.Index, whole, meta)
 	}
 	if err != nil {
 		return false, err
 	}
 	tb := make([]byte, shard.TrailerSize)
-	if _, err := io.ReadFull(io.TeeReader(br, sum), tb); err != nil {
+	if _, err := io.ReadFull(br, tb); err != nil {
 		return false, fmt.Errorf("trailer: %w", err)
 	}
+	sum.Write(tb)
 	if n, err := io.Copy(io.Discard, br); err != nil || n > 0 {
 		return false, fmt.Errorf("%d stray bytes after the trailer (%v)", n, err)
 	}
 	if err := checkTrailer(tb, hdr, m); err != nil {
 		return false, err
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != s.Sum() {
-		return false, fmt.Errorf("%w (%s mismatch)", errPin, algo)
+	got := meta.Sum()
+	if whole != nil {
+		got = [shard.HashSize]byte(whole.Sum(nil))
+	}
+	if hex.EncodeToString(got[:]) != s.Sum() {
+		return false, fmt.Errorf("%w (%s mismatch)", errPin, pin)
 	}
 	return false, nil
 }
@@ -296,20 +311,32 @@ func hashBody(r io.Reader, sum hash.Hash, size int64) error {
 const chunkSize = 2 << 20
 
 // checkBlocks reads the stripes' records of share index from r and checks
-// each block against its own checksum, while another goroutine feeds the
-// same bytes, in order, to sum, the whole file's hash: every byte is read
-// once and its two hashes run on two cores. Of two buffers, one is read
-// into while the other is still being hashed.
-func checkBlocks(r io.Reader, sum hash.Hash, hdr shard.Header, stripes int64, index int) error {
+// each block against its own checksum. Another goroutine works on each
+// chunk read beside this one: with whole (the hash of the whole file of
+// versions 1 and 2) it feeds it the same bytes, in order; without, it
+// checks the blocks of the chunk's second half, while this one feeds each
+// record's checksums to meta. Every byte is read once, and the hashing
+// runs on two cores. Of two buffers, one is read into while the other is
+// still being worked on. The error names the first bad stripe.
+func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole hash.Hash, meta *shard.MetaHash) error {
 	recSize := hdr.RecordSize()
 	perChunk := int64(max(1, chunkSize/recSize))
 	bufs := [2][]byte{make([]byte, int(perChunk)*recSize), make([]byte, int(perChunk)*recSize)}
 	own := hdr.BlockSize + index*shard.HashSize
-	hashed := make(chan struct{}, 1)
-	hashing := false
+	check := func(chunk []byte, first, from, to int64) error {
+		for j := from; j < to; j++ {
+			rec := chunk[int(j)*recSize:][:recSize]
+			if shard.BlockHash(hdr.SetID, first+j, index, rec[:hdr.BlockSize]) != [shard.HashSize]byte(rec[own:]) {
+				return fmt.Errorf("stripe %d: its block does not match its checksum", first+j)
+			}
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	working := false
 	defer func() {
-		if hashing {
-			<-hashed
+		if working {
+			<-done
 		}
 	}()
 	for first, i := int64(0), 0; first < stripes; first, i = first+perChunk, i+1 {
@@ -318,20 +345,37 @@ func checkBlocks(r io.Reader, sum hash.Hash, hdr shard.Header, stripes int64, in
 		if got, err := io.ReadFull(r, chunk); err != nil {
 			return fmt.Errorf("stripe %d: %w", first+int64(got/recSize), err)
 		}
-		if hashing {
-			<-hashed
-		}
-		hashing = true
-		go func() {
-			sum.Write(chunk)
-			hashed <- struct{}{}
-		}()
-		for j := range n {
-			rec := chunk[int(j)*recSize:][:recSize]
-			if shard.BlockHash(hdr.SetID, first+j, index, rec[:hdr.BlockSize]) != [shard.HashSize]byte(rec[own:]) {
-				return fmt.Errorf("stripe %d: its block does not match its checksum", first+j)
+		if working {
+			working = false
+			if err := <-done; err != nil {
+				return err
 			}
 		}
+		split := n
+		if whole == nil {
+			split = (n + 1) / 2
+		}
+		working = true
+		go func() {
+			if whole != nil {
+				whole.Write(chunk)
+				done <- nil
+				return
+			}
+			done <- check(chunk, first, split, n)
+		}()
+		if err := check(chunk, first, 0, split); err != nil {
+			return err
+		}
+		if whole == nil {
+			for j := range n {
+				meta.Write(chunk[int(j)*recSize:][:recSize])
+			}
+		}
+	}
+	if working {
+		working = false
+		return <-done
 	}
 	return nil
 }

@@ -27,14 +27,15 @@ func Tool() cli.Tool {
 		Description: `bk-check reads every share of every backup on the hosts of the hosts files
 (or host folders) given, and checks each against what the backup's manifest
 records of it: its size, its header (set, k, n, index), its trailer (the
-stream's length and hash), and the hash of the whole file that the manifest
-records (BLAKE3; SHA-256 in manifests of versions 1 and 2), which pins every
-byte bk-push stored: every block, which matched its checksum then, and the
-checksums the share keeps of every other share's blocks. So the BLAKE3 of a
-version-3 manifest vouches for every block, and only a share that fails it
-is read again block by block, to name its first bad stripe; shares of
-older manifests are checked block by block in the same read
-(docs/FORMAT.md, section 8). It needs no key: nothing is decrypted. Unlike
+stream's length and hash), every block against its checksum (naming the
+first bad stripe), and the hash the manifest records of the rest of the
+file (meta_blake3: its header, trailer and the checksums the share keeps
+of every share's blocks), in one read; together they pin every byte
+bk-push stored. Manifests of version 3 record the BLAKE3 of the whole
+file, which vouches for every block: only a share that fails it is read
+again block by block, to name its first bad stripe; those of versions 1
+and 2 the SHA-256 of the whole file, checked in the same read as the
+blocks (docs/FORMAT.md, section 8). It needs no key: nothing is decrypted. Unlike
 a restore, which reads only k shares, it finds rot on the others too.
 
 --quick checks presence, size, header and trailer only, reading a few

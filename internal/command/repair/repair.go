@@ -30,8 +30,8 @@ streaming, in the memory of a few stripes. With fewer than k good shares it
 reads the damaged ones too: when every stripe still has k good blocks (bit
 rot in different stripes of different shares), the stream comes back whole.
 Each rebuilt share is checked against the
-hash its manifest records (BLAKE3, or SHA-256 in older manifests) before it
-takes its name, so a share that
+hash its manifest records (meta_blake3, or the BLAKE3 or SHA-256 of the
+whole file in older manifests) before it takes its name, so a share that
 would differ is never stored. Nothing is decrypted: no key is needed.
 
 A share goes back to its host when that host is reachable and has room

@@ -155,3 +155,17 @@ func BlockSum(set [16]byte, stripe int64, index int, block []byte) [HashSize]byt
 	d.Write(block)
 	return [HashSize]byte(d.Sum(nil))
 }
+
+// MetaSum is what a version-4 manifest pins the share by, as section 5
+// of docs/FORMAT.md defines it: BLAKE3-256 of header ‖ the 32·N checksums
+// of each record, in stripe order ‖ trailer, the blocks left out. The
+// stripes are counted from the file's size, not from its trailer.
+func (s *Share) MetaSum() [HashSize]byte {
+	d := blake3.New()
+	d.Write(s.Data[:s.Hlen])
+	for st := range int64(len(s.Data)-s.Hlen-TrailerSize) / int64(s.RecordSize()) {
+		d.Write(s.Record(st)[s.B:])
+	}
+	d.Write(s.Trailer())
+	return [HashSize]byte(d.Sum(nil))
+}
