@@ -37,6 +37,12 @@ type Rclone struct {
 	root    string // "REMOTE:PATH"
 	command []string
 	verify  bool
+
+	mu     sync.Mutex
+	unseen map[*upload]bool // uploads whose temp file no listing waited for
+	// settling makes a listing of temp files wait for the uploads that
+	// another one is waiting for.
+	settling sync.Mutex
 }
 
 // commits serializes the check-then-move of every upload of this process
@@ -46,7 +52,7 @@ var commits sync.Map // root -> *sync.Mutex
 // Dial checks that rclone runs and knows the remote. The folder need not
 // exist: on bucket stores folders appear with their first file.
 func Dial(ctx context.Context, root string, opts remote.DialOptions) (*Rclone, error) {
-	r := &Rclone{root: root, command: opts.RcloneCommand, verify: opts.Verify}
+	r := &Rclone{root: root, command: opts.RcloneCommand, verify: opts.Verify, unseen: map[*upload]bool{}}
 	if len(r.command) == 0 {
 		r.command = []string{"rclone"}
 	}
@@ -158,8 +164,9 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 		return nil, err
 	}
 	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: remote.NewHash(), exited: make(chan struct{})}
-	// The upload outlives ctx; Abort ends it. rclone's own check after the
-	// upload is left out: Commit checks the size, and with Verify the bytes.
+	// The upload outlives ctx; Abort ends it. --ignore-checksum leaves out
+	// rclone's hash of the upload, not its check of the size; with Verify,
+	// Commit compares the bytes.
 	u.cmd = r.cmd(nil, "rcat", "--streaming-upload-cutoff", "0", "--ignore-checksum", r.path(u.tmp))
 	u.cmd.Stderr = &u.stderr
 	stdin, err := u.cmd.StdinPipe()
@@ -174,18 +181,47 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 		u.waitErr = u.cmd.Wait()
 		close(u.exited)
 	}()
-	if err := u.appear(ctx); err != nil {
-		u.Abort()
-		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
-	}
+	r.mu.Lock()
+	r.unseen[u] = true
+	r.mu.Unlock()
 	return u, nil
 }
 
-// appear waits for rcat to make the temp file, so that the upload is
-// listed from the start and a clean-up that removes the file fails the
-// upload. Folder-like backends make it when rcat starts; bucket-like ones
-// only at the end, and there an empty placeholder takes its place.
+// settle waits for the temp files of this process's uploads to the host
+// to be there to list, once for each upload: a listing of temp files then
+// shows every upload Create started, and a clean-up that removes one
+// fails that upload. Uploads nothing lists cost no wait.
+func (r *Rclone) settle(ctx context.Context) error {
+	r.settling.Lock()
+	defer r.settling.Unlock()
+	r.mu.Lock()
+	ups := make([]*upload, 0, len(r.unseen))
+	for u := range r.unseen {
+		ups = append(ups, u)
+	}
+	clear(r.unseen)
+	r.mu.Unlock()
+	for _, u := range ups {
+		// An upload that failed says so at its Commit.
+		_ = u.appear(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appear waits for rcat to make the temp file. Folder-like backends make
+// it when rcat starts; bucket-like ones only at the end, and there an
+// empty placeholder takes its place until then. An upload that Commit or
+// Abort has begun to end is left alone, and they wait for appear, so
+// that no placeholder comes after the upload.
 func (u *upload) appear(ctx context.Context) error {
+	u.ending.Lock()
+	defer u.ending.Unlock()
+	if u.ended {
+		return nil
+	}
 	for pause := 10 * time.Millisecond; pause < 2*time.Second; pause *= 2 {
 		// Any error means not yet: rclone's lsjson --stat of a name that
 		// becomes a file while it looks fails as "not a directory".
@@ -204,6 +240,16 @@ func (u *upload) appear(ctx context.Context) error {
 	return err
 }
 
+// end marks the upload as ending, after any appear under way.
+func (u *upload) end() {
+	u.r.mu.Lock()
+	delete(u.r.unseen, u)
+	u.r.mu.Unlock()
+	u.ending.Lock()
+	u.ended = true
+	u.ending.Unlock()
+}
+
 type upload struct {
 	r       *Rclone
 	name    string
@@ -217,6 +263,8 @@ type upload struct {
 	sum     hash.Hash // of all that was written
 	err     error     // sticky: after a failure the upload is given up
 	done    bool      // committed or aborted
+	ending  sync.Mutex
+	ended   bool // Commit or Abort began: appear leaves it alone
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -264,6 +312,7 @@ func (u *upload) Commit(ctx context.Context) error {
 }
 
 func (u *upload) commit(ctx context.Context) error {
+	u.end()
 	if err := u.stdin.Close(); err != nil {
 		return err
 	}
@@ -272,15 +321,11 @@ func (u *upload) commit(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// rcat exits cleanly only when it read all that was written and the
+	// stored file has that size (rclone's own check, which
+	// --ignore-checksum leaves on): asking the size again buys nothing.
 	if u.waitErr != nil {
 		return fmt.Errorf("upload %s: %w", u.name, runError("rcat", u.waitErr, u.stderr.String()))
-	}
-	st, err := u.r.stat(ctx, u.tmp)
-	if err != nil {
-		return err
-	}
-	if st.Size != u.written {
-		return fmt.Errorf("%s: stored %d bytes, wrote %d", u.tmp, st.Size, u.written)
 	}
 	if u.r.verify {
 		if err := u.verify(ctx); err != nil {
@@ -293,7 +338,7 @@ func (u *upload) commit(ctx context.Context) error {
 // verify reads the temp file back and compares it with what was written;
 // one that differs is removed at once.
 func (u *upload) verify(ctx context.Context) error {
-	rc, err := u.r.open(ctx, u.tmp, 0)
+	rc, err := u.r.open(u.tmp, u.tmp, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -314,26 +359,27 @@ func (u *upload) verify(ctx context.Context) error {
 	return fmt.Errorf("%s: %w", u.name, remote.ErrChanged)
 }
 
-// moveIntoPlace moves the temp file to its name if that is absent. The
-// temp file still there after moveto means rclone found the name taken.
+// moveIntoPlace moves the temp file to its name if that is absent:
+// `moveto --ignore-existing` checks the name and moves, and leaves the temp
+// file where it was when the name is taken. Its exit status is the same
+// either way, so a temp file still there afterwards says the name was
+// taken (and one that moveto failed to find fails it: a clean-up removed
+// it).
 func (u *upload) moveIntoPlace(ctx context.Context) error {
 	mu, _ := commits.LoadOrStore(u.r.root, new(sync.Mutex))
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
-	_, err := u.r.stat(ctx, u.name)
-	if err == nil {
-		return fmt.Errorf("%s: %w", u.name, fs.ErrExist)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
 	if _, err := u.r.run(ctx, "moveto", "--ignore-existing", u.r.path(u.tmp), u.r.path(u.name)); err != nil {
 		return err
 	}
-	if _, err := u.r.stat(ctx, u.tmp); err == nil {
+	_, err := u.r.stat(ctx, u.tmp)
+	switch {
+	case err == nil:
 		return fmt.Errorf("%s: %w", u.name, fs.ErrExist)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
 	}
-	return nil
+	return err
 }
 
 func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
@@ -344,6 +390,7 @@ func (u *upload) Abort() error {
 		return nil
 	}
 	u.done = true
+	u.end()
 	select {
 	case <-u.exited:
 	default:
@@ -357,12 +404,26 @@ func (u *upload) Abort() error {
 	return nil
 }
 
-// Open implements remote.Remote with `rclone cat --offset`.
+// Open implements remote.Remote with `rclone cat --offset`, the file named
+// in --files-from-raw so that a folder reads as nothing rather than as its
+// files one after another. Open waits for the first bytes and asks what
+// name is only when none come: a missing file, a folder and the end of a
+// file all read as nothing (a missing file with exit status 0 on bucket
+// stores), and one request is saved on every other read.
 func (r *Rclone) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	if err := remote.CheckName(name); err != nil {
 		return nil, r.err(err)
 	}
-	// cat of a missing file prints nothing and may exit 0: ask first.
+	if !strings.ContainsAny(name, "\r\n") { // one line of --files-from-raw
+		rd, err := r.open(name, "", offset, []byte(name+"\n"), "--files-from-raw", "-")
+		if err != nil {
+			return nil, r.err(err)
+		}
+		if rd.first(ctx) {
+			return rd, nil
+		}
+		rd.Close()
+	}
 	st, err := r.stat(ctx, name)
 	if err == nil && st.IsDir {
 		err = fmt.Errorf("%s is a folder", name)
@@ -370,7 +431,7 @@ func (r *Rclone) Open(ctx context.Context, name string, offset int64) (io.ReadCl
 	if err != nil {
 		return nil, r.err(fmt.Errorf("open %s: %w", name, err))
 	}
-	rc, err := r.open(ctx, name, offset)
+	rc, err := r.open(name, name, offset, nil)
 	return rc, r.err(err)
 }
 
@@ -382,14 +443,19 @@ func (r *Rclone) OpenRange(ctx context.Context, name string, offset, length int6
 	if err := remote.CheckName(name); err != nil {
 		return nil, r.err(err)
 	}
-	rc, err := r.open(ctx, name, offset, "--count", fmt.Sprint(length))
+	rc, err := r.open(name, name, offset, nil, "--count", fmt.Sprint(length))
 	return rc, r.err(err)
 }
 
-func (r *Rclone) open(_ context.Context, name string, offset int64, more ...string) (io.ReadCloser, error) {
-	// The read outlives the Open call; Close ends it.
+// open starts `rclone cat` of the rclone path of at from offset on, with
+// stdin (when not nil) on its standard input, to read name. The read
+// outlives the Open call; Close ends it.
+func (r *Rclone) open(name, at string, offset int64, stdin []byte, more ...string) (*reader, error) {
 	args := append([]string{"cat", "--offset", fmt.Sprint(offset)}, more...)
-	rd := &reader{name: name, cmd: r.cmd(nil, append(args, r.path(name))...)}
+	rd := &reader{name: name, cmd: r.cmd(nil, append(args, r.path(at))...)}
+	if stdin != nil {
+		rd.cmd.Stdin = bytes.NewReader(stdin)
+	}
 	rd.cmd.Stderr = &rd.stderr
 	out, err := rd.cmd.StdoutPipe()
 	if err != nil {
@@ -408,13 +474,37 @@ type reader struct {
 	name   string
 	cmd    *exec.Cmd
 	out    io.ReadCloser
+	head   []byte       // read by first, not yet by the caller
 	stderr bytes.Buffer // read only after rclone has exited
 	done   bool         // the process has been waited for
+}
+
+// first waits for the first bytes and keeps them for Read; false when the
+// read ended (or failed, or ctx ended) before any came.
+func (rd *reader) first(ctx context.Context) bool {
+	stop := context.AfterFunc(ctx, func() { _ = rd.cmd.Process.Kill() })
+	defer stop()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rd.Read(buf)
+		if n > 0 {
+			rd.head = buf[:n]
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // Read reports rclone's failure at the end of the stream, so a cut-short
 // read never looks like a whole file.
 func (rd *reader) Read(p []byte) (int, error) {
+	if len(rd.head) > 0 {
+		n := copy(p, rd.head)
+		rd.head = rd.head[n:]
+		return n, nil
+	}
 	if rd.done {
 		return 0, io.EOF
 	}
@@ -429,6 +519,7 @@ func (rd *reader) Read(p []byte) (int, error) {
 }
 
 func (rd *reader) Close() error {
+	rd.head = nil
 	if !rd.done {
 		rd.done = true
 		_ = rd.cmd.Process.Kill()
@@ -463,6 +554,11 @@ func (r *Rclone) list(ctx context.Context, dir string, temp bool) ([]remote.Info
 	if err := remote.CheckDir(dir); err != nil {
 		return nil, r.err(err)
 	}
+	if temp {
+		if err := r.settle(ctx); err != nil {
+			return nil, err
+		}
+	}
 	out, err := r.run(ctx, "lsjson", r.path(dir))
 	if errors.Is(err, fs.ErrNotExist) && (dir == "" || dir == ".") {
 		return nil, nil // the top appears with the first file
@@ -482,20 +578,24 @@ func (r *Rclone) list(ctx context.Context, dir string, temp bool) ([]remote.Info
 }
 
 // Remove implements remote.Remote: deletefile for a file, rmdir for an
-// empty folder.
+// empty folder. deletefile says the same of a folder and of a missing
+// name, so only a failed one asks which it was.
 func (r *Rclone) Remove(ctx context.Context, name string) error {
 	if err := remote.CheckName(name); err != nil {
 		return r.err(err)
 	}
-	e, err := r.stat(ctx, name)
+	_, err := r.run(ctx, "deletefile", r.path(name))
+	if err == nil {
+		return nil
+	}
+	e, serr := r.stat(ctx, name)
+	switch {
+	case serr != nil:
+		err = serr
+	case e.IsDir:
+		_, err = r.run(ctx, "rmdir", r.path(name))
+	}
 	if err != nil {
-		return r.err(fmt.Errorf("remove %s: %w", name, err))
-	}
-	op := "deletefile"
-	if e.IsDir {
-		op = "rmdir"
-	}
-	if _, err := r.run(ctx, op, r.path(name)); err != nil {
 		return r.err(fmt.Errorf("remove %s: %w", name, err))
 	}
 	return nil

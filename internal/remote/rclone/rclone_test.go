@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,4 +209,67 @@ type localUploads struct {
 
 func (l localUploads) Create(ctx context.Context, name string) (remote.Upload, error) {
 	return l.store.Create(ctx, name)
+}
+
+// TestStarts counts the rclone processes each operation starts, what a
+// host of this kind costs: about 0.1 s of CPU each.
+func TestStarts(t *testing.T) {
+	config(t)
+	argv := filepath.Join(t.TempDir(), "argv")
+	script := filepath.Join(t.TempDir(), "rclone-logging")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$1\" >> \"$BK_TEST_ARGV\"\nexec rclone \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BK_TEST_ARGV", argv)
+	starts := func() string {
+		b, _ := os.ReadFile(argv)
+		if err := os.Remove(argv); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	ctx := context.Background()
+	r := dial(t, "nas:"+folder(t), remote.DialOptions{RcloneCommand: []string{script}})
+	if got := starts(); got != "lsjson" {
+		t.Errorf("dial started rclone %q, want lsjson", got)
+	}
+	data := remotetest.Data(100<<10, 50)
+	for _, step := range []struct {
+		what, want string
+		do         func() error
+	}{
+		{"upload", "rcat moveto lsjson", func() error { return remotetest.TryPut(r, "d/f", data) }},
+		{"read", "cat", func() error {
+			if got := remotetest.Get(t, r, "d/f", 10); !bytes.Equal(got, data[10:]) {
+				return fmt.Errorf("read %d bytes, want %d", len(got), len(data)-10)
+			}
+			return nil
+		}},
+		{"read a folder", "cat lsjson", func() error {
+			rc, err := r.Open(ctx, "d", 0)
+			if err == nil {
+				rc.Close()
+				return errors.New("opened a folder")
+			}
+			if !strings.Contains(err.Error(), "d is a folder") {
+				return err
+			}
+			return nil
+		}},
+		{"list", "lsjson", func() error {
+			infos, err := r.List(ctx, "d")
+			if err == nil && (len(infos) != 1 || infos[0].Size != int64(len(data))) {
+				err = fmt.Errorf("listed %+v", infos)
+			}
+			return err
+		}},
+		{"remove", "deletefile", func() error { return r.Remove(ctx, "d/f") }},
+	} {
+		if err := step.do(); err != nil {
+			t.Errorf("%s: %v", step.what, err)
+		}
+		if got := starts(); got != step.want {
+			t.Errorf("%s started rclone %q, want %q", step.what, got, step.want)
+		}
+	}
 }
