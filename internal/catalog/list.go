@@ -153,11 +153,7 @@ func (h *Host) folder(ctx context.Context) *folder {
 		f.err = err
 		return f
 	}
-	infos, err := r.List(ctx, "")
-	var temp []remote.Info
-	if err == nil {
-		temp, err = r.ListTemp(ctx, "")
-	}
+	infos, temp, err := remote.ListBoth(ctx, r, "")
 	if err != nil {
 		f.err = remote.HostError(h.String(), err)
 		return f

@@ -84,6 +84,30 @@ func OpenRange(ctx context.Context, r Remote, name string, offset, length int64)
 	return ro.OpenRange(ctx, name, offset, length)
 }
 
+// BothLister is a Remote that lists a folder's files and its leftovers in
+// one request (one rclone start), where List and ListTemp make two.
+type BothLister interface {
+	// ListBoth is ListTemp and List of dir from one listing.
+	ListBoth(ctx context.Context, dir string) (files, leftovers []Info, err error)
+}
+
+// ListBoth is List and ListTemp of dir on r, in one request where r is a
+// BothLister. Otherwise the leftovers are listed first: an upload
+// committed in between shows as its temp file and as its file (the same
+// size and time: a SecondName), never as neither.
+func ListBoth(ctx context.Context, r Remote, dir string) (files, leftovers []Info, err error) {
+	if bl, ok := r.(BothLister); ok {
+		return bl.ListBoth(ctx, dir)
+	}
+	if leftovers, err = r.ListTemp(ctx, dir); err != nil {
+		return nil, nil, err
+	}
+	if files, err = r.List(ctx, dir); err != nil {
+		return nil, nil, err
+	}
+	return files, leftovers, nil
+}
+
 // FileSystemer is a Remote that can name the file system its folder is
 // on, so that hosts on one file system are checked against its free space
 // together.
@@ -383,14 +407,10 @@ func HostError(host string, err error) error {
 // is there with its size and time, and counted once.
 func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 	var total int64
-	temps, err := r.ListTemp(ctx, dir)
+	infos, temps, err := ListBoth(ctx, r, dir)
 	if errors.Is(err, ErrNotExist) {
 		return 0, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	infos, err := r.List(ctx, dir)
 	if err != nil {
 		return 0, err
 	}

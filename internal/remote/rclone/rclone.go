@@ -52,14 +52,20 @@ var commits sync.Map // root -> *sync.Mutex
 // Dial checks that rclone runs and knows the remote. The folder need not
 // exist: on bucket stores folders appear with their first file.
 func Dial(ctx context.Context, root string, opts remote.DialOptions) (*Rclone, error) {
-	r := &Rclone{root: root, command: opts.RcloneCommand, verify: opts.Verify, unseen: map[*upload]bool{}}
-	if len(r.command) == 0 {
-		r.command = []string{"rclone"}
-	}
+	r := newRclone(root, opts)
 	if _, err := r.stat(ctx, ""); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, r.err(err)
 	}
 	return r, nil
+}
+
+// newRclone is Dial without its check.
+func newRclone(root string, opts remote.DialOptions) *Rclone {
+	r := &Rclone{root: root, command: opts.RcloneCommand, verify: opts.Verify, unseen: map[*upload]bool{}}
+	if len(r.command) == 0 {
+		r.command = []string{"rclone"}
+	}
+	return r
 }
 
 func (r *Rclone) String() string { return Scheme + r.root }
@@ -542,14 +548,27 @@ func (r *Rclone) Stat(ctx context.Context, name string) (remote.Info, error) {
 
 // List implements remote.Remote.
 func (r *Rclone) List(ctx context.Context, dir string) ([]remote.Info, error) {
-	return r.list(ctx, dir, false)
+	infos, err := r.list(ctx, dir, false)
+	return remote.Filter(infos, false), err
 }
 
 // ListTemp implements remote.Remote.
 func (r *Rclone) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
-	return r.list(ctx, dir, true)
+	infos, err := r.list(ctx, dir, true)
+	return remote.Filter(infos, true), err
 }
 
+// ListBoth implements remote.BothLister: one lsjson serves both.
+func (r *Rclone) ListBoth(ctx context.Context, dir string) (files, leftovers []remote.Info, err error) {
+	infos, err := r.list(ctx, dir, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return remote.Filter(infos, false), remote.Filter(infos, true), nil
+}
+
+// list is what `rclone lsjson` says is in dir; temp waits first for this
+// process's temp files (settle), for a listing that shows them.
 func (r *Rclone) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
 	if err := remote.CheckDir(dir); err != nil {
 		return nil, r.err(err)
@@ -574,7 +593,7 @@ func (r *Rclone) list(ctx context.Context, dir string, temp bool) ([]remote.Info
 	for _, e := range entries {
 		infos = append(infos, e.info(e.Name))
 	}
-	return remote.Filter(infos, temp), nil
+	return infos, nil
 }
 
 // Remove implements remote.Remote: deletefile for a file, rmdir for an

@@ -52,11 +52,13 @@ func dial(t *testing.T, root string, opts remote.DialOptions) *Rclone {
 	return r
 }
 
+// TestSuite leaves Dial's check out, one rclone start a test: TestStarts,
+// TestDialErrors and TestReplacedCommand dial.
 func TestSuite(t *testing.T) {
 	config(t)
 	remotetest.Run(t, func(t *testing.T, opts remote.DialOptions) (remote.Remote, remotetest.Flip) {
 		dir := folder(t)
-		return dial(t, "nas:"+dir, opts), remotetest.InDir(dir)
+		return newRclone("nas:"+dir, opts), remotetest.InDir(dir)
 	})
 }
 
@@ -260,6 +262,13 @@ func TestStarts(t *testing.T) {
 			infos, err := r.List(ctx, "d")
 			if err == nil && (len(infos) != 1 || infos[0].Size != int64(len(data))) {
 				err = fmt.Errorf("listed %+v", infos)
+			}
+			return err
+		}},
+		{"list files and leftovers", "lsjson", func() error {
+			files, leftovers, err := remote.ListBoth(ctx, r, "d")
+			if err == nil && (len(files) != 1 || len(leftovers) != 0) {
+				err = fmt.Errorf("listed %+v and %+v", files, leftovers)
 			}
 			return err
 		}},

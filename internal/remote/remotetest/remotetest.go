@@ -295,6 +295,9 @@ func testAtomic(t *testing.T, r remote.Remote) {
 	if err != nil || len(temps) != 1 || !remote.IsTemp(temps[0].Name) || !strings.HasSuffix(temps[0].Name, "-s") {
 		t.Fatalf("ListTemp during upload = %q, %v; want one temp file", names(temps), err)
 	}
+	if files, leftovers, err := remote.ListBoth(ctx, r, "b"); err != nil || len(files) != 0 || names(leftovers) != names(temps) {
+		t.Fatalf("ListBoth during upload = %q and %q, %v; want nothing and %q", names(files), names(leftovers), err, names(temps))
+	}
 	if err := write(up, data[1<<20:]); err != nil {
 		t.Fatal(err)
 	}
