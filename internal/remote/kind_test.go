@@ -82,7 +82,7 @@ func (h *memHost) Create(_ context.Context, name string) (remote.Upload, error) 
 	}
 	tmp := remote.TempName(name)
 	h.files[tmp] = &memFile{modTime: time.Now()}
-	return &memUpload{h: h, name: name, tmp: tmp, sum: remote.NewHash()}, nil
+	return &memUpload{h: h, name: name, tmp: tmp, sum: remote.VerifyHash(remote.DialOptions{Verify: h.verify})}, nil
 }
 
 func (h *memHost) Open(_ context.Context, name string, offset int64) (io.ReadCloser, error) {
@@ -203,11 +203,11 @@ func (u *memUpload) Write(p []byte) (int, error) {
 	}
 	f.data = append(f.data, p...)
 	f.modTime = time.Now()
-	u.sum.Write(p)
+	if u.sum != nil {
+		u.sum.Write(p)
+	}
 	return len(p), nil
 }
-
-func (u *memUpload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 func (u *memUpload) Commit(context.Context) error {
 	u.h.mu.Lock()
@@ -216,7 +216,7 @@ func (u *memUpload) Commit(context.Context) error {
 	switch {
 	case u.done || !ok:
 		return u.h.err(fmt.Errorf("upload %s: %w", u.name, remote.ErrNotExist))
-	case u.h.verify && remote.SumOf(sumOf(f.data)) != u.Sum():
+	case u.h.verify && remote.SumOf(sumOf(f.data)) != remote.SumOf(u.sum):
 		delete(u.h.files, u.tmp)
 		u.done = true
 		return u.h.err(fmt.Errorf("%s: %w", u.name, remote.ErrChanged))

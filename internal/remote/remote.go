@@ -130,10 +130,10 @@ type Upload interface {
 	// and the error wraps ErrChanged.
 	Commit(ctx context.Context) error
 	// Abort removes the temp file, unless Commit has moved it into place.
+	// An upload hashes what it writes only for DialOptions.Verify: a
+	// caller that wants a hash of a file computes the one it needs
+	// (bk-push the shares' meta hash, from the units it sends).
 	Abort() error
-	// Sum is the BLAKE3-256 (NewHash) of the bytes written so far, hashed
-	// as they were written, so a caller need not hash them again.
-	Sum() [32]byte
 }
 
 // Versioned is an Upload to a host that keeps every version of a file
@@ -337,12 +337,21 @@ func TempName(name string) string {
 	return dir + TempPrefix + hex.EncodeToString(b[:]) + "-" + base
 }
 
-// NewHash returns the hash of Upload.Sum and of the checks of
-// DialOptions.Verify: BLAKE3-256, which the shares' checksums and the
-// manifests use too, and which takes half the CPU of SHA-256 here.
+// NewHash returns the hash of the checks of DialOptions.Verify, which an
+// upload keeps of what it writes and its Commit of what it reads back:
+// BLAKE3-256, which takes half the CPU of SHA-256 here.
 func NewHash() hash.Hash { return blake3.New() }
 
-// SumOf returns h's sum as an array, for Upload.Sum.
+// VerifyHash is NewHash when opts ask for Verify, else nil: an upload
+// without Verify hashes nothing.
+func VerifyHash(opts DialOptions) hash.Hash {
+	if opts.Verify {
+		return NewHash()
+	}
+	return nil
+}
+
+// SumOf returns h's sum as an array, for comparing two.
 func SumOf(h hash.Hash) [32]byte {
 	var sum [32]byte
 	h.Sum(sum[:0])

@@ -68,7 +68,7 @@ func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) 
 	if err != nil {
 		return nil, l.err(err)
 	}
-	return &upload{l: l, f: f, final: final, sum: remote.NewHash()}, nil
+	return &upload{l: l, f: f, final: final, sum: remote.VerifyHash(remote.DialOptions{Verify: l.verify})}, nil
 }
 
 // upload writes straight to the temp file: the kernel bounds the memory.
@@ -85,7 +85,7 @@ type upload struct {
 	queued  int64         // bytes whose writeback has been asked for
 	wb      chan [2]int64 // offset and length of each, to the writeback goroutine
 	wbDone  chan struct{} // closed when that goroutine has ended
-	sum     hash.Hash     // of what was written
+	sum     hash.Hash     // of what was written, with Verify; else nil
 	err     error         // first write error, reported again by Commit
 	done    bool          // committed or aborted
 }
@@ -99,7 +99,9 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	n, err := u.f.Write(p)
 	u.written += int64(n)
-	u.sum.Write(p[:n])
+	if u.sum != nil {
+		u.sum.Write(p[:n])
+	}
 	if err != nil {
 		u.err = u.l.err(err)
 	}
@@ -203,7 +205,7 @@ func (u *upload) verify(tmp string) error {
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("reading %s back: %w", tmp, err)
 	}
-	if remote.SumOf(h) == u.Sum() {
+	if remote.SumOf(h) == remote.SumOf(u.sum) {
 		return nil
 	}
 	if err := os.Remove(tmp); err != nil {
@@ -211,8 +213,6 @@ func (u *upload) verify(tmp string) error {
 	}
 	return fmt.Errorf("%s: %w", u.final, remote.ErrChanged)
 }
-
-func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 func (u *upload) Abort() error {
 	if u.done {

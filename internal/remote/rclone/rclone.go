@@ -169,7 +169,7 @@ func (r *Rclone) Create(ctx context.Context, name string) (remote.Upload, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: remote.NewHash(), exited: make(chan struct{})}
+	u := &upload{r: r, name: name, tmp: remote.TempName(name), sum: remote.VerifyHash(remote.DialOptions{Verify: r.verify}), exited: make(chan struct{})}
 	// The upload outlives ctx; Abort ends it. --ignore-checksum leaves out
 	// rclone's hash of the upload, not its check of the size; with Verify,
 	// Commit compares the bytes.
@@ -266,7 +266,7 @@ type upload struct {
 	exited  chan struct{}
 	waitErr error // set before exited closes
 	written int64
-	sum     hash.Hash // of all that was written
+	sum     hash.Hash // of all that was written, with Verify; else nil
 	err     error     // sticky: after a failure the upload is given up
 	done    bool      // committed or aborted
 	ending  sync.Mutex
@@ -282,7 +282,9 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	n, err := u.stdin.Write(p)
 	u.written += int64(n)
-	u.sum.Write(p[:n])
+	if u.sum != nil {
+		u.sum.Write(p[:n])
+	}
 	if err != nil {
 		u.err = u.r.err(fmt.Errorf("upload %s: %w", u.name, u.exitError(err)))
 	}
@@ -356,7 +358,7 @@ func (u *upload) verify(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading %s back: %w", u.tmp, err)
 	}
-	if remote.SumOf(h) == u.Sum() {
+	if remote.SumOf(h) == remote.SumOf(u.sum) {
 		return nil
 	}
 	if _, err := u.r.run(ctx, "deletefile", u.r.path(u.tmp)); err != nil {
@@ -387,8 +389,6 @@ func (u *upload) moveIntoPlace(ctx context.Context) error {
 	}
 	return err
 }
-
-func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 // Abort stops rcat and removes the temp file, unless Commit has moved it.
 func (u *upload) Abort() error {

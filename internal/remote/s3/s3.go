@@ -27,7 +27,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -215,7 +214,7 @@ func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err != nil {
 		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
 	}
-	u := &upload{s: s, name: name, id: id, sum: remote.NewHash()}
+	u := &upload{s: s, name: name, id: id}
 	u.ctx, u.stop = context.WithCancel(context.Background())
 	return u, nil
 }
@@ -232,10 +231,9 @@ type upload struct {
 	parts   []minio.CompletePart
 	sizes   []int64
 	written int64
-	sum     hash.Hash // of all that was written
-	err     error     // sticky: after a failure the upload is given up
-	done    bool      // committed or aborted
-	version string    // that Commit stored, on a bucket with versioning on
+	err     error  // sticky: after a failure the upload is given up
+	done    bool   // committed or aborted
+	version string // that Commit stored, on a bucket with versioning on
 	// stop cancels the parts on their way, when the upload is aborted
 	stop context.CancelFunc
 	ctx  context.Context
@@ -268,7 +266,6 @@ func (u *upload) Write(p []byte) (int, error) {
 		}
 		take := min(len(p), size-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
-		u.sum.Write(p[:take])
 		p, n = p[take:], n+take
 		u.written += int64(take)
 		if len(u.buf) == size {
@@ -420,8 +417,6 @@ func (r *progressReader) Read(p []byte) (int, error) {
 	r.progress()
 	return r.Reader.Read(p)
 }
-
-func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 // Abort aborts the multipart upload, once and quickly: a dead store should
 // not hold up the others. What is left, CleanTemp removes later.

@@ -195,7 +195,7 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := r.ready(remote.CheckNewName, name); err != nil {
 		return nil, err
 	}
-	u := &upload{r: r, final: r.path(name), sum: remote.NewHash()}
+	u := &upload{r: r, final: r.path(name), sum: remote.VerifyHash(r.opts)}
 	err := r.do(ctx, r.pauses, "upload of "+u.final+" started", func(c *conn) error {
 		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
 			return err
@@ -237,7 +237,7 @@ type upload struct {
 	spare   [][]byte // buffers of acknowledged chunks, for the next ones
 	acked   int64
 	resumed int64     // where the resend after a reconnect started, or -1
-	sum     hash.Hash // of all that was written
+	sum     hash.Hash // of all that was written, with Verify; else nil
 	err     error     // sticky: after a failure the upload is given up
 	linked  bool      // the final name exists
 	done    bool      // committed or aborted
@@ -266,7 +266,9 @@ func (u *upload) Write(p []byte) (int, error) {
 		}
 		take := min(len(p), ChunkSize-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
-		u.sum.Write(p[:take])
+		if u.sum != nil {
+			u.sum.Write(p[:take])
+		}
 		p, n = p[take:], n+take
 		if len(u.buf) == ChunkSize {
 			if err := u.send(context.Background()); err != nil {
@@ -490,7 +492,7 @@ func (u *upload) verify(ctx context.Context) error {
 	if _, err := io.Copy(h, rd); err != nil {
 		return err
 	}
-	if remote.SumOf(h) == u.Sum() {
+	if remote.SumOf(h) == remote.SumOf(u.sum) {
 		return nil
 	}
 	if u.r.opts.AppendOnly {
@@ -502,8 +504,6 @@ func (u *upload) verify(ctx context.Context) error {
 	}
 	return u.r.err(fmt.Errorf("%s: %w", u.final, remote.ErrChanged))
 }
-
-func (u *upload) Sum() [32]byte { return remote.SumOf(u.sum) }
 
 // moveIntoPlace gives the temp file its name without ever replacing a file,
 // then removes the temp name. retry says an earlier try was cut off.
