@@ -48,7 +48,7 @@ func (b *Backup) HolderNames() string {
 // whose tombstones count as much was pruned, and does not count either.
 func (c *Catalog) Backups(listings []*Listing) []*Backup {
 	all := gather(listings)
-	c.judgeAll(all, listings, nil, func(string) bool { return true })
+	c.judgeAll(all, listings, nil, nil, func(string) bool { return true })
 	return c.settle(all, listings)
 }
 
@@ -89,26 +89,42 @@ func older(a, b *Backup) int {
 
 // judgeAll judges backups (oldest first): in order for the names whose
 // every manifest on the hosts of listings was read (whole), alone for the
-// others, where read says which backups' files were read. It returns the
-// names with a backup that could not be judged alone.
-func (c *Catalog) judgeAll(all []*Backup, listings []*Listing, read func(id string) bool, whole func(name string) bool) (undecided []string) {
+// backups that want accepts of the others, where read says which backups'
+// files were read. It returns the names with a backup that could not be
+// judged alone, and the IDs of unread manifests that might settle them.
+func (c *Catalog) judgeAll(all []*Backup, listings []*Listing, want, read func(id string) bool, whole func(name string) bool) (undecided, taller []string) {
 	last := map[string]*Backup{} // the last counting backup of each name
+	history := false             // a backup read could hold one to its k
 	for _, b := range all {
 		switch {
 		case whole(b.Name):
 			c.judge(b, last[b.Name])
-		case c.alone(b, all, listings, read):
-			c.judge(b, nil)
+		case !want(b.ID):
+			continue // read for its k only
 		default:
+			ok, more := c.alone(b, all, listings, read)
+			if ok {
+				c.judge(b, nil)
+				break
+			}
 			if !slices.Contains(undecided, b.Name) {
 				undecided = append(undecided, b.Name)
+			}
+			history = history || more == nil
+			for _, id := range more {
+				if !slices.Contains(taller, id) {
+					taller = append(taller, id)
+				}
 			}
 		}
 		if b.Counts {
 			last[b.Name] = b
 		}
 	}
-	return undecided
+	if history {
+		return undecided, nil // reading them would not settle it
+	}
+	return undecided, taller
 }
 
 // settle orders backups (oldest first) newest first, keeps the newest

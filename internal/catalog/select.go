@@ -20,20 +20,23 @@ import (
 // alone reports whether b's judgement cannot depend on the backups of its
 // name before it, so that it is judged without them: when too few hosts
 // hold it to count, when every host of the catalog holds it, or when no
-// other manifest of its name that may sort before it stands on more hosts
-// than b does. An earlier backup changes b's judgement only by counting
-// with a k (and so on a number of hosts) above b's copies (reading rule
-// 3). all are the backups read, read says which backups' files were read,
-// and listings hold the names of the others.
-func (c *Catalog) alone(b *Backup, all []*Backup, listings []*Listing, read func(id string) bool) bool {
+// other manifest of its name that may sort before it could hold it to a
+// k above its copies (reading rule 3). Only a manifest standing on more
+// hosts than b could: one that counts stands on at least its k hosts, or
+// on all. all are the backups read, read says which backups' files were
+// read, and listings hold the names of the others. When b is not judged
+// alone, taller are the IDs of the unread manifests that stand on more
+// hosts than b (their k may settle it); none means every manifest of the
+// name must be read.
+func (c *Catalog) alone(b *Backup, all []*Backup, listings []*Listing, read func(id string) bool) (ok bool, taller []string) {
 	copies := c.copies(b)
 	hosts := len(c.hosts)
 	if copies < min(max(2, b.K), hosts) || copies >= hosts {
-		return true
+		return true, nil
 	}
 	for _, o := range all {
-		if o != b && o.Name == b.Name && manifest.Newer(o.Manifest, b.Manifest) >= 0 && c.copies(o) > copies {
-			return false
+		if o != b && o.Name == b.Name && manifest.Newer(o.Manifest, b.Manifest) >= 0 && c.copies(o) > copies && min(o.K, hosts) > copies {
+			return false, nil
 		}
 	}
 	listed := map[string]int{} // unread manifest files of b's name, by the hosts listing them
@@ -45,27 +48,41 @@ func (c *Catalog) alone(b *Backup, all []*Backup, listings []*Listing, read func
 			// Time and name are the ID's: a later one sorts after b.
 			if !fi.Tombstone && fi.Of == b.Name && !fi.Time.After(b.Time) && !read(fi.ID) {
 				listed[fi.Name]++
-				if listed[fi.Name] > copies {
-					return false
+				if listed[fi.Name] == copies+1 {
+					taller = append(taller, fi.ID)
 				}
 			}
 		}
 	}
-	return true
+	return len(taller) == 0, taller
 }
 
 // BackupsOf is what Backups makes of the backups whose IDs ids accepts on
 // hosts, judged as Backups judges them over every manifest there, but
-// reading only their manifests and tombstones, and every manifest of a
-// name only where an unread one could change a judgement. The listings
-// show every file by name, the manifests and tombstones read, and the
-// ones that could not be read.
+// reading only their manifests and tombstones; where an unread manifest
+// could change a judgement, those of the name standing on more hosts
+// (whose k settles it, as a rule), and every manifest of the name only
+// where they do not. The listings show every file by name, the manifests
+// and tombstones read, and the ones that could not be read.
 func (c *Catalog) BackupsOf(ctx context.Context, hosts []*Host, ids func(id string) bool) ([]*Backup, []*Listing) {
 	listings := c.List(ctx, hosts, ids)
 	all := gather(listings)
-	undecided := c.judgeAll(all, listings, ids, func(string) bool { return false })
+	none := func(string) bool { return false }
+	undecided, taller := c.judgeAll(all, listings, ids, ids, none)
 	if len(undecided) == 0 {
 		return c.settle(all, listings), listings
+	}
+	if len(taller) > 0 {
+		// A spare or a host down on some nights leaves most backups on
+		// fewer hosts than the few made or repaired onto all of them:
+		// reading those few usually settles it.
+		wider := func(id string) bool { return ids(id) || slices.Contains(taller, id) }
+		listings = c.List(ctx, hosts, wider)
+		all = gather(listings)
+		if undecided, _ = c.judgeAll(all, listings, ids, wider, none); len(undecided) == 0 {
+			all = slices.DeleteFunc(all, func(b *Backup) bool { return !ids(b.ID) })
+			return c.settle(all, listings), listings
+		}
 	}
 	whole := func(name string) bool { return slices.Contains(undecided, name) }
 	wider := func(id string) bool {
@@ -74,7 +91,7 @@ func (c *Catalog) BackupsOf(ctx context.Context, hosts []*Host, ids func(id stri
 	}
 	listings = c.List(ctx, hosts, wider)
 	all = gather(listings)
-	c.judgeAll(all, listings, wider, whole)
+	c.judgeAll(all, listings, wider, wider, whole)
 	all = slices.DeleteFunc(all, func(b *Backup) bool { return !ids(b.ID) })
 	return c.settle(all, listings), listings
 }

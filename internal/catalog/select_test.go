@@ -212,6 +212,61 @@ func TestFindReadsHistoryForRule3(t *testing.T) {
 	}
 }
 
+// With a spare, backups stand on n of the hosts, and a revision bk-repair
+// stored on all of them stands taller than every later backup: Find reads
+// that revision to learn its k, not the name's whole history, and still
+// chooses as reading everything does; a taller one whose k is above the
+// backup's copies sends it to the history.
+func TestFindReadsTallerRevisionsOnly(t *testing.T) {
+	_, d, _ := folders(t, 4) // three take each backup, the fourth is a spare
+	const nights = 30
+	ms := nightly(t, d, "home", nights)
+	r2 := *ms[3]
+	r2.Revision = 2
+	data, err := r2.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range d {
+		if err := os.WriteFile(filepath.Join(dir, manifest.RevisionPath(r2.ID, 2)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(q Query) (*Backup, int64, string) {
+		var n counter
+		var warnings strings.Builder
+		c := countedCatalog(d, &n, &warnings)
+		defer c.Close()
+		b, _, err := c.Find(context.Background(), q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		return b, n.opens.Load(), warnings.String()
+	}
+	b, opens, warned := find(Query{ID: ms[20].ID})
+	if warned != "" {
+		t.Errorf("warned %s", warned)
+	}
+	if b.ID != ms[20].ID || !b.Counts || opens != 3+3+4 {
+		t.Errorf("got %s counts=%v after %d opens; want %s after 10 (its 3 copies, the revised backup's 3 and 4)", b.ID, b.Counts, opens, ms[20].ID)
+	}
+	// The same revision with k=4: it could hold later backups to k=4.
+	r2.K, r2.N = 4, 6
+	data, err = r2.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range d {
+		if err := os.WriteFile(filepath.Join(dir, manifest.RevisionPath(r2.ID, 2)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, opens, warned = find(Query{ID: ms[20].ID})
+	if b.Counts || !strings.Contains(warned, "its k=2 n=3 differ from k=4 n=6") || opens != 3*nights+4 {
+		t.Errorf("counts=%v after %d opens, warned %q; want every manifest of the name read (%d), and the backup held to k=4", b.Counts, opens, warned, 3*nights+4)
+	}
+}
+
 // A manifest whose time is not its ID's is damaged: readers go by the
 // names, and a forger could otherwise sort an old ID first.
 func TestManifestTimeOfID(t *testing.T) {
