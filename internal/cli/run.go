@@ -93,6 +93,7 @@ func commonFlags(t Tool) []ucli.Flag {
 // Main runs t with args (args[0] is the program name) and returns the exit
 // code. It is the only place a tool decides how it exits.
 func Main(t Tool, args []string, stdio Stdio) int {
+	defer profile(t.Name)()
 	msg := &Messages{Tool: t.Name, W: stdio.Stderr}
 	if t.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(t.MemoryLimit)
