@@ -207,6 +207,16 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // Parse decodes and checks a manifest. Unknown fields are ignored, so a
 // newer bk of the same major version may add some.
 func Parse(data []byte) (*Manifest, error) {
+	// One pass for a manifest that reads; the head alone, for the error,
+	// only for one that does not (a chain's manifest lists every ancestor,
+	// and the catalog reads every manifest of a name).
+	m := new(Manifest)
+	if err := json.Unmarshal(data, m); err == nil && m.Format == Format && known(m.Version) {
+		if err := m.Check(); err != nil {
+			return nil, fmt.Errorf("damaged manifest: %w", err)
+		}
+		return m, nil
+	}
 	var head struct {
 		Format  string `json:"format"`
 		Version int    `json:"version"`
@@ -220,7 +230,7 @@ func Parse(data []byte) (*Manifest, error) {
 	if !known(head.Version) {
 		return nil, fmt.Errorf("manifest version %d, this bk reads versions %d to %d", head.Version, Version1, Version)
 	}
-	m := new(Manifest)
+	m = new(Manifest)
 	if err := json.Unmarshal(data, m); err != nil {
 		return nil, fmt.Errorf("damaged manifest: %w", err)
 	}
@@ -259,7 +269,7 @@ func (m *Manifest) Check() error {
 		return fmt.Errorf("bad stream hash %q", m.StreamHash)
 	case m.Revision < 0:
 		return fmt.Errorf("revision %d", m.Revision)
-	case m.Parent != "" && !idPattern.MatchString(m.Parent):
+	case m.Parent != "" && !validID(m.Parent):
 		return fmt.Errorf("bad parent ID %q", m.Parent)
 	}
 	if name, _, ok := ParseID(m.ID); !ok || name != m.Name {
@@ -323,12 +333,29 @@ func validPath(p string) bool {
 	return p != "" && !path.IsAbs(p) && path.Clean(p) == p && p != ".." && !strings.HasPrefix(p, "../")
 }
 
-// namePattern keeps backup names safe as file names on every host.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validName keeps backup names safe as file names on every host: up to
+// 64 of [A-Za-z0-9_.-], the first a letter or digit. It and splitID test
+// by hand what a regexp would: the catalog checks every ancestor ID of
+// every manifest it reads, and a regexp's matching was a third of Parse.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 || !isAlnum(name[0]) {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // CheckName reports whether name can name backups.
 func CheckName(name string) error {
-	if !namePattern.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("bad backup name %q: use up to 64 letters, digits, '.', '_' and '-', starting with a letter or digit", name)
 	}
 	return nil
@@ -336,7 +363,56 @@ func CheckName(name string) error {
 
 const timeLayout = "20060102T150405Z"
 
-var idPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(\d{8}T\d{6}Z)-([0-9a-f]{8})$`)
+// idTail is what NewID puts after the name: "-", the time, "-", 8 hex
+// digits.
+const idTail = 1 + len(timeLayout) + 1 + 8
+
+// splitID splits id into its name and time stamp, when it is laid out as
+// NewID lays IDs out: name-20060102T150405Z-0123abcd.
+func splitID(id string) (name, stamp string, ok bool) {
+	if len(id) <= idTail {
+		return "", "", false
+	}
+	name, tail := id[:len(id)-idTail], id[len(id)-idTail:]
+	stamp = tail[1 : 1+len(timeLayout)]
+	if tail[0] != '-' || tail[1+len(timeLayout)] != '-' || !validName(name) || !isStamp(stamp) {
+		return "", "", false
+	}
+	for _, c := range []byte(tail[2+len(timeLayout):]) {
+		if !isDigit(c) && (c < 'a' || c > 'f') {
+			return "", "", false
+		}
+	}
+	return name, stamp, true
+}
+
+// isStamp reports whether s has timeLayout's shape: 8 digits, T, 6
+// digits, Z.
+func isStamp(s string) bool {
+	for i := range len(s) {
+		switch i {
+		case 8:
+			if s[i] != 'T' {
+				return false
+			}
+		case 15:
+			if s[i] != 'Z' {
+				return false
+			}
+		default:
+			if !isDigit(s[i]) {
+				return false
+			}
+		}
+	}
+	return len(s) == len(timeLayout)
+}
+
+// validID reports whether id is laid out as NewID lays IDs out.
+func validID(id string) bool {
+	_, _, ok := splitID(id)
+	return ok
+}
 
 // NewID names a backup: its name, the UTC time to the second, and the
 // first 8 hex digits of its set ID, so two backups started in the same
@@ -347,12 +423,12 @@ func NewID(name string, t time.Time, setID [16]byte) string {
 
 // ParseID splits an ID into its name and time.
 func ParseID(id string) (name string, t time.Time, ok bool) {
-	m := idPattern.FindStringSubmatch(id)
-	if m == nil {
+	name, stamp, ok := splitID(id)
+	if !ok {
 		return "", time.Time{}, false
 	}
-	t, err := time.Parse(timeLayout, m[2])
-	return m[1], t, err == nil
+	t, err := time.Parse(timeLayout, stamp)
+	return name, t, err == nil
 }
 
 // On a host, every file of a backup sits in the host's folder, named after
@@ -398,7 +474,7 @@ func ParseManifestPath(base string) (id string, rev int, ok bool) {
 			return "", 0, false
 		}
 	}
-	if !idPattern.MatchString(id) {
+	if !validID(id) {
 		return "", 0, false
 	}
 	return id, rev, true
@@ -449,7 +525,7 @@ func (m *Manifest) checkChain() error {
 		return fmt.Errorf("parent %q is not the last ancestor", m.Parent)
 	}
 	for _, a := range m.Ancestors {
-		if !idPattern.MatchString(a.ID) || !isHex(a.SetID, 16) || !isHex(a.StreamHash, 32) {
+		if !validID(a.ID) || !isHex(a.SetID, 16) || !isHex(a.StreamHash, 32) {
 			return fmt.Errorf("bad ancestor %q", a.ID)
 		}
 	}
