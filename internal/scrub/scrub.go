@@ -294,7 +294,7 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 
 // hashBody feeds the next size bytes of r to sum, a chunk at a time.
 func hashBody(r io.Reader, sum hash.Hash, size int64) error {
-	buf := make([]byte, chunkSize)
+	buf := make([]byte, min(chunkSize, size)) // most shares are smaller: a chunk's allocation was cleared for each
 	for size > 0 {
 		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size)])
 		sum.Write(buf[:n])
@@ -320,7 +320,7 @@ const chunkSize = 2 << 20
 // still being worked on. The error names the first bad stripe.
 func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole hash.Hash, meta *shard.MetaHash) error {
 	recSize := hdr.RecordSize()
-	perChunk := int64(max(1, chunkSize/recSize))
+	perChunk := min(int64(max(1, chunkSize/recSize)), max(1, stripes))
 	bufs := [2][]byte{make([]byte, int(perChunk)*recSize), make([]byte, int(perChunk)*recSize)}
 	own := hdr.BlockSize + index*shard.HashSize
 	check := func(chunk []byte, first, from, to int64) error {
