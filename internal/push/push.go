@@ -371,92 +371,164 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 	return nil
 }
 
-// upload is one share on its way to its host. Frames reach it through a
-// bounded queue, so a slow host slows the stream rather than filling memory.
+// upload is one share on its way to its host. The stream's frames are read
+// straight into batches, several whole frames of the share each, which
+// reach the upload through a bounded queue, so a slow host slows the
+// stream rather than filling memory. An upload that can keep what it is
+// given (remote.Keeper, SFTP) sends the batches themselves, without a copy.
 type upload struct {
-	index  int
-	t      *target
-	path   string
-	up     remote.Upload
-	size   int64
-	frames chan []byte
-	free   chan []byte // empty buffers, so frames are copied without garbage
+	index   int
+	t       *target
+	path    string
+	up      remote.Upload
+	keeper  remote.Keeper // up, when it keeps the batches it is lent; else nil
+	size    int64
+	batch   []byte      // being filled by the stream's reader
+	batches chan []byte // full ones, for the worker
 	// meta hashes the share's frames, a unit each, as the manifest pins
 	// the share: the uploads need not hash what they send.
 	meta   *shard.MetaHash
 	failed atomic.Bool
-	err    error // set by the worker before failed
+	mu     sync.Mutex
+	err    error // the first failure, set before failed
 	// committed: the share is in place; manifest: so is the manifest.
 	committed, manifest bool
 }
 
-// queueBytes bounds the frames queued for all hosts together: eight a host
-// smooth out a slow host's pauses at small N, but at 256 hosts of 1 MiB
-// blocks eight a host would be 2 GiB.
+// queueBytes bounds the frames queued for all hosts together: a batch of
+// about a MiB and one more a host smooth out a slow host's pauses at
+// small N, but at 256 hosts of 1 MiB blocks even one frame a host is 256
+// MiB.
 const queueBytes = 32 << 20
 
-// queueLen is how many frames may wait for each host: 8, fewer when that
-// many stripes would pass queueBytes, never below 1.
+// batchBytes is the size a batch reaches at small N: an SFTP upload sends
+// it in four requests, a folder in one write.
+const batchBytes = 1 << 20
+
+// batchFrames is how many frames of a share make a batch: about
+// batchBytes, fewer when two batches a host would pass queueBytes, never
+// below 1.
+func batchFrames(info shard.SetInfo) int {
+	return int(max(1, min(batchBytes/int64(info.RecordSize()), queueBytes/(2*info.StripeMemory()))))
+}
+
+// queueLen is how many batches may wait for each host, the one being
+// filled among them: 2, fewer when that many would pass queueBytes,
+// never below 1.
 func queueLen(info shard.SetInfo) int {
-	return int(max(1, min(8, queueBytes/info.StripeMemory())))
+	return int(max(1, min(2, queueBytes/(info.StripeMemory()*int64(batchFrames(info))))))
+}
+
+// pool holds the emptied batches of all uploads, for the next ones: there
+// are only as many as the queues, the batches being written and those the
+// uploads keep hold at once.
+type pool struct {
+	mu   sync.Mutex
+	bufs [][]byte
+}
+
+// get returns an empty buffer of at least size bytes.
+func (p *pool) get(size int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.bufs) - 1; i >= 0; i-- {
+		if b := p.bufs[i]; cap(b) >= size {
+			p.bufs = slices.Delete(p.bufs, i, i+1)
+			return b
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+// put takes b back: it may be handed out again at once.
+func (p *pool) put(b []byte) {
+	p.mu.Lock()
+	p.bufs = append(p.bufs, b[:0])
+	p.mu.Unlock()
 }
 
 // fail gives the share up: it says why at once and removes the temp file.
+// Only the goroutine writing the upload may call it.
 func (p *pusher) fail(u *upload, err error) {
-	u.err = err
-	u.failed.Store(true)
+	p.stop(u, err)
 	if u.up != nil {
 		u.up.Abort()
 	}
-	p.opt.Warn("share %d: %v", u.index, err)
 }
 
-// work writes queued frames until the queue closes.
-func (p *pusher) work(u *upload) {
-	for buf := range u.frames {
-		if !u.failed.Load() {
-			if err := u.t.write(u.up, buf); err != nil {
-				p.fail(u, err)
-			} else {
-				u.size += int64(len(buf))
-				u.meta.Write(buf)
-			}
-		}
-		u.free <- buf
+// stop gives the share up, from any goroutine: it says why at once, the
+// first time; the worker removes the temp file.
+func (p *pusher) stop(u *upload, err error) {
+	u.mu.Lock()
+	first := u.err == nil
+	if first {
+		u.err = err
+	}
+	u.mu.Unlock()
+	u.failed.Store(true)
+	if first {
+		p.opt.Warn("share %d: %v", u.index, err)
 	}
 }
 
-// write sends p to w within the host's quota: running over it fails the
+// work writes queued batches until the queue closes. Each goes back to
+// the pool once written, or, lent to an upload that keeps it, once
+// the host has acknowledged it.
+func (p *pusher) work(u *upload, free *pool) {
+	release := free.put
+	for buf := range u.batches {
+		if u.failed.Load() {
+			free.put(buf)
+			continue
+		}
+		var err error
+		if u.keeper != nil {
+			err = u.keeper.WriteKept(buf, release)
+		} else {
+			_, err = u.up.Write(buf)
+			free.put(buf)
+		}
+		if err != nil {
+			p.fail(u, err)
+		} else {
+			u.size += int64(len(buf))
+		}
+	}
+	if u.failed.Load() && u.up != nil { // stopped by the stream's reader
+		u.up.Abort()
+	}
+}
+
+// charge takes n bytes from the host's quota: running over it fails the
 // upload, as a full disk would.
-func (t *target) write(w io.Writer, p []byte) error {
-	if t.budget.Load() >= 0 && t.budget.Add(-int64(len(p))) < 0 {
+func (t *target) charge(n int) error {
+	if t.budget.Load() >= 0 && t.budget.Add(-int64(n)) < 0 {
 		return remote.HostError(t.host.String(), fmt.Errorf("quota %s reached", t.host.Quota))
 	}
-	_, err := w.Write(p)
-	return err
+	return nil
 }
 
 func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*target) (*manifest.Manifest, error) {
 	ups := make([]*upload, p.info.N)
-	queue := queueLen(p.info)
+	// The batch being filled is one of the queue's: the channel holds
+	// the others.
+	queue := queueLen(p.info) - 1
+	free := &pool{}
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		if t == nil {
 			continue
 		}
-		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i),
-			frames: make(chan []byte, queue), free: make(chan []byte, queue+1),
+		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i), batches: make(chan []byte, queue),
 			meta: shard.NewMetaHash(p.info.BlockSize)}
 		ups[i] = u
-		for range queue + 1 {
-			u.free <- nil
-		}
 		if up, err := t.r.Create(ctx, u.path); err != nil {
 			p.fail(u, err)
 		} else {
 			u.up = up
+			u.keeper, _ = up.(remote.Keeper)
 		}
-		wg.Go(func() { p.work(u) })
+		wg.Go(func() { p.work(u, free) })
 	}
 	defer func() {
 		for _, u := range ups {
@@ -473,10 +545,14 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 	if p.opt.Progress != nil {
 		progress = p.opt.Progress(total)
 	}
-	err := p.feed(ctx, sr, ups, progress)
+	err := p.feed(ctx, sr, ups, free, progress)
 	for _, u := range ups {
 		if u != nil {
-			close(u.frames)
+			if err == nil && len(u.batch) > 0 {
+				u.batches <- u.batch
+			}
+			u.batch = nil
+			close(u.batches)
 		}
 	}
 	wg.Wait()
@@ -497,9 +573,12 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 // errTooFew stops the stream once too many shares have failed.
 var errTooFew = errors.New("too few shares left")
 
-// feed copies each frame of the stream to its share's queue. It stops
-// early when too many shares have failed for the backup to be kept.
-func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload, progress func(int)) error {
+// feed reads each frame of the stream into its share's batch, and queues
+// the batch once it has no room for another record. It stops early when
+// too many shares have failed for the backup to be kept.
+func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload, free *pool, progress func(int)) error {
+	record := p.info.RecordSize()
+	size := batchFrames(p.info) * record
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -507,16 +586,22 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 		if p.countOK(ups) < p.min {
 			return errTooFew
 		}
-		// Payloads are read straight into the buffers the uploads queue.
-		var taken []byte
-		index, payload, err := sr.NextInto(func(index, length int) []byte {
-			if u := ups[index]; u != nil && !u.failed.Load() {
-				taken = <-u.free
-				if cap(taken) < length {
-					taken = make([]byte, 0, max(length, p.info.RecordSize()))
-				}
+		// Payloads are read straight into the batches, after the frames
+		// there already.
+		var into *upload
+		_, payload, err := sr.NextInto(func(index, length int) []byte {
+			u := ups[index]
+			if u == nil || u.failed.Load() {
+				return nil
 			}
-			return taken
+			if cap(u.batch)-len(u.batch) < length {
+				if len(u.batch) > 0 {
+					u.batches <- u.batch
+				}
+				u.batch = free.get(max(size, length))
+			}
+			into = u
+			return u.batch[len(u.batch):cap(u.batch)]
 		})
 		if err == io.EOF {
 			return nil
@@ -525,8 +610,20 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 			return &StreamError{err}
 		}
 		progress(len(payload))
-		if taken != nil {
-			ups[index].frames <- payload
+		if u := into; u != nil {
+			// The quota is kept as frames are read, not as batches go:
+			// a share over it stops at once, the stream too when too
+			// few are left.
+			if err := u.t.charge(len(payload)); err != nil {
+				p.stop(u, err)
+				continue
+			}
+			u.batch = u.batch[:len(u.batch)+len(payload)]
+			u.meta.Write(payload)
+			if cap(u.batch)-len(u.batch) < record {
+				u.batches <- u.batch
+				u.batch = nil
+			}
 		}
 	}
 }
@@ -626,7 +723,7 @@ func (p *pusher) writeManifests(ctx context.Context, ups []*upload, data []byte)
 
 // put stores a small file within the host's quota.
 func (t *target) put(ctx context.Context, name string, data []byte) error {
-	if err := t.write(io.Discard, data); err != nil {
+	if err := t.charge(len(data)); err != nil {
 		return err
 	}
 	return t.host.Put(ctx, name, data)

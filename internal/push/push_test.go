@@ -731,23 +731,25 @@ func (f flipping) Commit(ctx context.Context) error {
 }
 
 // At N = 256 eight queued frames a host were up to 2 GiB (1 MiB blocks)
-// and 256 MiB at the default block size; the queues now stay within
-// queueBytes unless one stripe alone is larger, and then take one a host.
+// and 256 MiB at the default block size; the queues, in batches of
+// frames, now stay within queueBytes unless one stripe alone is larger,
+// and then take one frame a host.
 func TestQueuedFramesBoundedAtLargeN(t *testing.T) {
 	for _, c := range []struct {
-		info shard.SetInfo
-		want int
+		info          shard.SetInfo
+		frames, queue int
 	}{
-		{shard.SetInfo{K: 2, N: 3, BlockSize: shard.DefaultBlockSize}, 8},
-		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.DefaultBlockSize}, 1},
-		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.FittingBlockSize(256)}, 1},
-		{shard.SetInfo{K: 16, N: 32, BlockSize: shard.DefaultBlockSize}, 7},
+		{shard.SetInfo{K: 2, N: 3, BlockSize: shard.DefaultBlockSize}, 7, 2},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.DefaultBlockSize}, 1, 1},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.FittingBlockSize(256)}, 1, 1},
+		{shard.SetInfo{K: 16, N: 32, BlockSize: shard.DefaultBlockSize}, 3, 2},
 	} {
-		got := queueLen(c.info)
-		if got != c.want {
-			t.Errorf("k=%d n=%d block %d: queue of %d frames a host, want %d", c.info.K, c.info.N, c.info.BlockSize, got, c.want)
+		frames, queue := batchFrames(c.info), queueLen(c.info)
+		if frames != c.frames || queue != c.queue {
+			t.Errorf("k=%d n=%d block %d: queue of %d batches of %d frames a host, want %d of %d",
+				c.info.K, c.info.N, c.info.BlockSize, queue, frames, c.queue, c.frames)
 		}
-		if queued := int64(got) * c.info.StripeMemory(); got > 1 && queued > queueBytes {
+		if queued := int64(queue*frames) * c.info.StripeMemory(); queue*frames > 1 && queued > queueBytes {
 			t.Errorf("k=%d n=%d block %d: %d bytes queued, over %d", c.info.K, c.info.N, c.info.BlockSize, queued, queueBytes)
 		}
 	}

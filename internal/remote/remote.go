@@ -136,6 +136,15 @@ type Upload interface {
 	Abort() error
 }
 
+// Keeper is an Upload that can send a buffer without copying it.
+type Keeper interface {
+	// WriteKept is Write, but it keeps p itself, not a copy, until the
+	// host has acknowledged it, and then passes it to release, once. The
+	// caller must not touch p before that. An upload that fails may keep
+	// p for good.
+	WriteKept(p []byte, release func([]byte)) error
+}
+
 // Versioned is an Upload to a host that keeps every version of a file
 // (an S3 bucket with versioning on): a reader that asks for the version
 // Commit stored gets those bytes, whatever was stored under the name

@@ -12,12 +12,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	psftp "github.com/pkg/sftp"
 
-	"github.com/bk-backup/bk/internal/fsutil"
 	"github.com/bk-backup/bk/internal/remote"
 )
 
@@ -112,26 +110,20 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 	}
 	args := sshArgs(r.host, r.opts.SSHCommand, timeout)
 	cmd := exec.Command(args[0], args[1:]...)
-	stdin, err := cmd.StdinPipe()
+	replies, toSSH, closeAfterStart, closeAfterWait, err := sshStdio(cmd)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	// Write requests of up to 255 KiB: in a 64 KiB pipe each would wake
-	// ssh four times, and us as often. Both pipes, for downloads.
-	for _, p := range []any{stdin, stdout} {
-		if p, ok := p.(syscall.Conn); ok {
-			fsutil.GrowPipe(p)
-		}
-	}
+	// Answers to writes are 28 bytes, read as a length and the rest.
+	stdout := bufio.NewReaderSize(replies, 32<<10)
+	stdin := &wholeRequests{w: toSSH}
 	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
+	closeAfterStart()
+	if err != nil {
+		closeAfterWait()
 		return nil, fmt.Errorf("host %s: %w", r, err)
 	}
 	c := &conn{cmd: cmd, dead: make(chan struct{}), timeout: timeout}
@@ -148,6 +140,7 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 	go func() {
 		<-stderrDone // Wait closes the pipe, so read it to the end first
 		_ = cmd.Wait()
+		closeAfterWait()
 		close(c.dead)
 	}()
 	go c.watch()

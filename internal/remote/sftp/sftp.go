@@ -26,11 +26,12 @@ import (
 
 // An upload sends data in chunks of ChunkSize, each written with
 // concurrent requests and kept until the server has acknowledged all of
-// it, so that it can be sent again after a reconnect. Up to Window chunks
-// are held, the one being filled among them: the chunks on their way keep
-// the requests flowing while the next one fills, where one chunk at a time
-// left the link idle at each chunk's end. An upload holds at most
-// Window × ChunkSize bytes (4 MiB).
+// it, so that it can be sent again after a reconnect. Chunks of up to
+// Window × ChunkSize bytes are held, the one being filled among them: the
+// chunks on their way keep the requests flowing while the next one fills,
+// where one chunk at a time left the link idle at each chunk's end. An
+// upload holds at most Window × ChunkSize bytes (4 MiB), and those it is
+// lent (WriteKept) in chunks of their own count in them.
 const (
 	ChunkSize = 1 << 20
 	Window    = 4
@@ -233,6 +234,7 @@ type upload struct {
 	f       *psftp.File
 	fc      *conn    // the connection f belongs to
 	sent    []*chunk // on their way, in order from acked
+	unacked int64    // the bytes of sent
 	buf     []byte   // being filled: the bytes after those sent
 	spare   [][]byte // buffers of acknowledged chunks, for the next ones
 	acked   int64
@@ -243,13 +245,18 @@ type upload struct {
 	done    bool      // committed or aborted
 }
 
-// chunk is a write on its way: one WriteAt, on a goroutine of its own.
+// chunk is a write on its way: a request of at most the connection's
+// packet size each, on goroutines of their own.
 type chunk struct {
 	data []byte
 	off  int64
-	c    *conn         // the connection it was sent on
-	done chan struct{} // closed when the server has answered, or c failed
-	err  error
+	// release takes data back once it is acknowledged: the caller's,
+	// lent with WriteKept; nil for the upload's own buffers.
+	release func([]byte)
+	c       *conn          // the connection it was sent on
+	pending sync.WaitGroup // of its requests until answered, or c failed
+	mu      sync.Mutex
+	err     error // of the first request that failed
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -271,12 +278,30 @@ func (u *upload) Write(p []byte) (int, error) {
 		}
 		p, n = p[take:], n+take
 		if len(u.buf) == ChunkSize {
-			if err := u.send(context.Background()); err != nil {
+			if err := u.flush(context.Background()); err != nil {
 				return n, err
 			}
 		}
 	}
 	return n, nil
+}
+
+// WriteKept implements remote.Keeper: p is sent as a chunk of its own,
+// after the bytes Write has gathered.
+func (u *upload) WriteKept(p []byte, release func([]byte)) error {
+	if u.done {
+		return u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if err := u.flush(context.Background()); err != nil {
+		return err
+	}
+	if u.sum != nil {
+		u.sum.Write(p)
+	}
+	return u.send(context.Background(), p, release)
 }
 
 func (u *upload) newBuffer() []byte {
@@ -333,45 +358,63 @@ func (u *upload) restart(c *conn) (*psftp.File, error) {
 	return f, nil
 }
 
-// send puts the buffer on its way, then waits until there is room to
-// fill another: fewer than Window chunks on their way.
-func (u *upload) send(ctx context.Context) error {
-	if len(u.buf) > 0 {
-		off := u.acked
-		for _, ch := range u.sent {
-			off += int64(len(ch.data))
-		}
-		ch := &chunk{data: u.buf, off: off}
-		u.buf = nil
+// flush sends the bytes Write has gathered.
+func (u *upload) flush(ctx context.Context) error {
+	if len(u.buf) == 0 {
+		return nil
+	}
+	data := u.buf
+	u.buf = nil
+	return u.send(ctx, data, nil)
+}
+
+// send puts data on its way, then waits until there is room to fill
+// another chunk: at most Window-1 chunks' bytes on their way.
+func (u *upload) send(ctx context.Context, data []byte, release func([]byte)) error {
+	if len(data) > 0 {
+		ch := &chunk{data: data, off: u.acked + u.unacked, release: release}
 		u.sent = append(u.sent, ch)
+		u.unacked += int64(len(data))
 		u.start(ch, u.f, u.fc)
 	}
-	return u.settle(ctx, Window-1)
+	return u.settle(ctx, (Window-1)*ChunkSize)
 }
 
-// start writes ch with f, of connection c.
+// start writes ch with f, of connection c, in requests of equal size: a
+// chunk of 4 packets and a few bytes is not sent as 4 and a small one.
 func (u *upload) start(ch *chunk, f *psftp.File, c *conn) {
-	ch.c, ch.err, ch.done = c, nil, make(chan struct{})
-	go func() {
-		defer close(ch.done)
-		err := c.run(func() error {
-			_, err := f.WriteAt(ch.data, ch.off)
-			return err
+	ch.c, ch.err = c, nil
+	requests := (len(ch.data) + c.packet - 1) / c.packet
+	size := (len(ch.data) + requests - 1) / requests
+	for at := 0; at < len(ch.data); at += size {
+		data := ch.data[at:min(at+size, len(ch.data))]
+		ch.pending.Go(func() {
+			err := c.run(func() error {
+				_, err := f.WriteAt(data, ch.off+int64(at))
+				return err
+			})
+			// A chunk's file is never closed while it is written:
+			// "closed" is the pipe to ssh, closed by pkg/sftp once the
+			// session ended.
+			if errors.Is(err, os.ErrClosed) {
+				err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
+			}
+			if err != nil {
+				ch.mu.Lock()
+				if ch.err == nil {
+					ch.err = err
+				}
+				ch.mu.Unlock()
+			}
 		})
-		// A chunk's file is never closed while it is written: "closed"
-		// is the pipe to ssh, closed by pkg/sftp once the session ended.
-		if errors.Is(err, os.ErrClosed) {
-			err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
-		}
-		ch.err = err
-	}()
+	}
 }
 
-// settle waits until at most keep chunks are on their way. After a
+// settle waits until at most keep bytes are on their way. After a
 // reconnect it sends again every chunk not acknowledged, since the server
 // may have stored any part of them.
-func (u *upload) settle(ctx context.Context, keep int) error {
-	if len(u.sent) <= keep {
+func (u *upload) settle(ctx context.Context, keep int64) error {
+	if u.unacked <= keep {
 		return nil
 	}
 	resumed := func() string {
@@ -383,13 +426,18 @@ func (u *upload) settle(ctx context.Context, keep int) error {
 	}
 	err := u.r.doSaying(ctx, u.r.pauses, resumed, func(c *conn) error {
 		u.resumed = -1
-		for len(u.sent) > keep {
+		for u.unacked > keep {
 			ch := u.sent[0]
-			<-ch.done
+			ch.pending.Wait()
 			if ch.err == nil {
 				u.sent = u.sent[1:]
 				u.acked += int64(len(ch.data))
-				u.spare = append(u.spare, ch.data[:0])
+				u.unacked -= int64(len(ch.data))
+				if ch.release != nil {
+					ch.release(ch.data)
+				} else {
+					u.spare = append(u.spare, ch.data[:0])
+				}
 				continue
 			}
 			u.drain()
@@ -418,7 +466,7 @@ func (u *upload) settle(ctx context.Context, keep int) error {
 // drain waits for every chunk on its way to be answered or lost.
 func (u *upload) drain() {
 	for _, ch := range u.sent {
-		<-ch.done
+		ch.pending.Wait()
 	}
 }
 
@@ -431,7 +479,7 @@ func (u *upload) Commit(ctx context.Context) error {
 	if u.err != nil {
 		return u.err
 	}
-	if err := u.send(ctx); err != nil {
+	if err := u.flush(ctx); err != nil {
 		return err
 	}
 	if err := u.settle(ctx, 0); err != nil {

@@ -1,0 +1,55 @@
+//go:build unix
+
+package sftp
+
+import (
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// sshStdio connects ssh's stdin and stdout to one end of a socket pair,
+// as OpenSSH's sftp does, and returns the other end: answers and
+// requests, and the end to close once ssh has exited. A full pipe wakes
+// its writer each time ssh reads 32 KiB of it (with 255 KiB write
+// requests, most writes then wait); a socket wakes it only once ssh has
+// read three quarters of what it holds.
+func sshStdio(cmd *exec.Cmd) (answers io.Reader, requests io.WriteCloser, closeAfterStart, closeAfterWait func(), err error) {
+	// Close-on-exec under ForkLock, as os.Pipe does where the socket
+	// call cannot set it: no other child may inherit either end.
+	syscall.ForkLock.RLock()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, nil, nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "ssh stdio")
+	ours := os.NewFile(uintptr(fds[0]), "sftp session")
+	conn, err := net.FileConn(ours) // a duplicate, on the poller
+	_ = ours.Close()
+	if err != nil {
+		_ = child.Close()
+		return nil, nil, nil, nil, err
+	}
+	uc := conn.(*net.UnixConn)
+	cmd.Stdin, cmd.Stdout = child, child
+	return uc, halfClose{uc}, func() { _ = child.Close() }, func() { _ = uc.Close() }, nil
+}
+
+// halfClose ends the requests but not the answers: ssh reads the end of
+// its input, and the session ends as when its stdin pipe is closed.
+type halfClose struct{ *net.UnixConn }
+
+func (h halfClose) Close() error { return h.CloseWrite() }
+
+// WriteBuffers writes bufs in one writev.
+func (h halfClose) WriteBuffers(bufs net.Buffers) error {
+	_, err := bufs.WriteTo(h.UnixConn)
+	return err
+}
