@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,16 +20,51 @@ import (
 	"github.com/bk-backup/bk/internal/sshtest"
 )
 
-// server starts versitygw on a fresh folder and gives this process its
-// keys, the way a user's environment would.
+// shared is the versitygw that the tests share, each in buckets of its
+// own: a server a test would cost a start, and keys set by t.Setenv would
+// keep the tests from running in parallel.
+var shared struct {
+	once sync.Once
+	s    *s3test.Server
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.s != nil {
+		shared.s.Stop()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// server starts the shared versitygw, once, and gives this process its
+// keys, the way a user's environment would; tests that change the keys
+// do so with t.Setenv, which puts them back.
 func server(t testing.TB) *s3test.Server {
 	t.Helper()
-	s := startWith(t, s3test.Start)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "bk-s3-test-"); shared.err != nil {
+			return
+		}
+		if shared.s, shared.err = s3test.Start(shared.dir); shared.err != nil {
+			return
+		}
+		for _, kv := range shared.s.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			shared.err = errors.Join(shared.err, os.Setenv(k, v))
+		}
+	})
+	if errors.Is(shared.err, s3test.ErrNoServer) {
+		t.Skip(shared.err)
 	}
-	return s
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.s
 }
 
 // startWith runs start on a fresh folder, skipping the test when
@@ -72,6 +108,7 @@ func dial(t testing.TB, loc Location, opts remote.DialOptions) *S3 {
 }
 
 func TestSuite(t *testing.T) {
+	t.Parallel()
 	s := server(t)
 	for what, prefix := range map[string]string{"top": "", "prefix": "backups/nas"} {
 		t.Run(what, func(t *testing.T) {
@@ -103,6 +140,7 @@ var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 
 // TestManyParts sends an object of several parts, the last one short, and
 // reads it back from inside its second part.
 func TestManyParts(t *testing.T) {
+	t.Parallel()
 	s := server(t)
 	r := dial(t, bucket(t, s, "p"), remote.DialOptions{})
 	data := remotetest.Data(2*PartSize+12345, 1)
@@ -116,6 +154,7 @@ func TestManyParts(t *testing.T) {
 // stored, never completed nor aborted. Nothing appears under its name; it
 // is listed as a temp file holding its parts, and CleanTemp aborts it.
 func TestInterruptedUpload(t *testing.T) {
+	t.Parallel()
 	s := server(t)
 	cfg := bucket(t, s, "p")
 	r := dial(t, cfg, remote.DialOptions{})
@@ -175,6 +214,7 @@ func viaProxy(t *testing.T, opts remote.DialOptions) (*S3, *sshtest.Proxy) {
 }
 
 func TestResumeAfterCut(t *testing.T) {
+	t.Parallel()
 	r, p := viaProxy(t, remote.DialOptions{Retry: fastRetry})
 	remotetest.Resume(t, r, func() { p.CutAfter(PartSize / 3) })
 	if p.Cuts() != 2 {
@@ -186,6 +226,7 @@ func TestResumeAfterCut(t *testing.T) {
 // upload fails naming the host, and its abort leaves nothing under the
 // name and no upload in progress.
 func TestPartFails(t *testing.T) {
+	t.Parallel()
 	r, p := viaProxy(t, remote.DialOptions{Retry: remote.Retry{Attempts: 1, First: 10 * time.Millisecond, Max: 10 * time.Millisecond}})
 	ctx := context.Background()
 	up, err := r.Create(ctx, "d/x")
@@ -216,6 +257,7 @@ func TestPartFails(t *testing.T) {
 // A join with all n shares in the bucket downloads the blocks of k shares
 // and only the checksums of the others.
 func TestJoinReadsChecksumsOnly(t *testing.T) {
+	t.Parallel()
 	r, p := viaProxy(t, remote.DialOptions{})
 	// Beyond the header, a share costs the first range of the probe and of
 	// the Open whose reader is then read at offsets, and the HTTP
@@ -226,6 +268,7 @@ func TestJoinReadsChecksumsOnly(t *testing.T) {
 // A ranged read of the stream downloads the stripes it covers: a GET of
 // each range, after the first range of the Open that reads the header.
 func TestReaderAtReadsStripesOnly(t *testing.T) {
+	t.Parallel()
 	r, p := viaProxy(t, remote.DialOptions{})
 	remotetest.ReaderAtReadsStripesOnly(t, r, p.Down, firstRange, 1024)
 }
@@ -339,6 +382,7 @@ func TestSetOption(t *testing.T) {
 // network would: uploads, reads and requests fail within bounds instead of
 // hanging bk.
 func TestStalledStore(t *testing.T) {
+	t.Parallel()
 	s := server(t)
 	loc := bucket(t, s, "")
 	p, err := sshtest.NewProxy(strings.TrimPrefix(s.Endpoint, "http://"))
@@ -395,6 +439,10 @@ func TestStalledStore(t *testing.T) {
 			t.Fatal("an operation on a stalled store still hangs after 2 minutes")
 		}
 	}
+	// The store switched off: the deferred abort and close fail at once
+	// instead of waiting out the timeout again.
+	p.SetDown(true)
+	p.Cut()
 }
 
 // ReadAt answers the reads that the first range Open fetched covers (a
@@ -404,6 +452,7 @@ func TestStalledStore(t *testing.T) {
 // closes each connection after one request, so the proxy's connections
 // count the requests.
 func TestReadAtKeepsFirstRange(t *testing.T) {
+	t.Parallel()
 	r, p := viaProxy(t, remote.DialOptions{})
 	ctx := context.Background()
 	big, small := remotetest.Data(3*firstRange, 7), remotetest.Data(1000, 8)
