@@ -1,12 +1,8 @@
 package command_test
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -14,6 +10,7 @@ import (
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command"
 	"github.com/bk-backup/bk/internal/seal"
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 // scriptCmds and scriptConds hold the custom testscript commands and
@@ -33,7 +30,7 @@ func TestMain(m *testing.M) {
 		tools[c.Tool().Name] = tool(c.Main)
 	}
 	if _, isTool := tools[filepath.Base(os.Args[0])]; !isTool {
-		moreParallelScripts()
+		sshtest.MoreParallel(scriptsParallel)
 	}
 	seal.WeakenPassphrasesForTests(10)
 	testscript.Main(m, tools)
@@ -44,17 +41,6 @@ func TestMain(m *testing.M) {
 // ssh logins and child processes rather than computing, so more than
 // GOMAXPROCS of them at once keep two cores busy.
 const scriptsParallel = 6
-
-func moreParallelScripts() {
-	for _, a := range os.Args[1:] {
-		if strings.HasPrefix(a, "-test.parallel") || strings.HasPrefix(a, "--test.parallel") {
-			return
-		}
-	}
-	if f := flag.Lookup("test.parallel"); f != nil {
-		_ = f.Value.Set(strconv.Itoa(max(scriptsParallel, runtime.GOMAXPROCS(0))))
-	}
-}
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{

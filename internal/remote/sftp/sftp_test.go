@@ -23,6 +23,13 @@ import (
 
 var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 * time.Millisecond}
 
+// TestMain lets more tests run at once than GOMAXPROCS: they wait on ssh
+// logins and on timeouts of silent hosts far more than they compute.
+func TestMain(m *testing.M) {
+	sshtest.MoreParallel(8)
+	os.Exit(m.Run())
+}
+
 // forEachServer runs f against the real sshd (where installed) and the
 // in-process server, both at once; the tests themselves run in parallel
 // too: they wait on ssh handshakes far more than on the CPU.
