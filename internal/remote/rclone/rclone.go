@@ -412,10 +412,10 @@ func (u *upload) Abort() error {
 
 // Open implements remote.Remote with `rclone cat --offset`, the file named
 // in --files-from-raw so that a folder reads as nothing rather than as its
-// files one after another. Open waits for the first bytes and asks what
-// name is only when none come: a missing file, a folder and the end of a
-// file all read as nothing (a missing file with exit status 0 on bucket
-// stores), and one request is saved on every other read.
+// files one after another. Open waits for the first bytes and asks
+// lsjson what name is only when none come: a missing file, a folder and
+// the end of a file all read as nothing (a missing file with exit status
+// 0 on bucket stores). Every other read starts rclone once.
 func (r *Rclone) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	if err := remote.CheckName(name); err != nil {
 		return nil, r.err(err)
