@@ -39,7 +39,8 @@ type RestoreOptions struct {
 	// Warn receives warnings: attributes the file system refused, hard links
 	// left out because their target was not selected, files marked damaged.
 	Warn func(format string, args ...any)
-	// Progress receives the number of bytes of file content read.
+	// Progress receives the number of bytes of file content read, on the
+	// goroutine that reads the archive ahead of the extraction.
 	Progress func(n int)
 }
 
@@ -67,6 +68,7 @@ type extractor struct {
 	root        *os.Root
 	stage       string // staging directory, relative to root
 	sc          *scanner
+	ahead       *ahead // sc, read on a goroutine of its own
 	stats       RestoreStats
 	dirs        []dirMeta
 	pend        []byte // a holeWriter's buffer, reused from file to file
@@ -215,7 +217,9 @@ func (x *extractor) read() error {
 			return err
 		}
 		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
+		x.ahead = newAhead(x.sc, x.opts.Warn)
 		err = x.readMember()
+		x.ahead.close()
 		x.stats.Damaged += x.sc.damaged
 		if err != nil {
 			return memberError(name, err)
@@ -227,7 +231,7 @@ func (x *extractor) read() error {
 // readMember extracts one archive into the staging directory.
 func (x *extractor) readMember() error {
 	for {
-		e, err := x.sc.next()
+		e, err := x.ahead.next()
 		if err != nil && err != io.EOF {
 			return err
 		}
@@ -244,9 +248,6 @@ func (x *extractor) readMember() error {
 				if err := x.purge(e); err != nil {
 					return err
 				}
-			}
-			if _, err := x.sc.copyContent(io.Discard, e); err != nil {
-				return err
 			}
 			continue
 		}
@@ -455,7 +456,7 @@ func (x *extractor) file(e *entry, pr *os.Root, base string) error {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
 	hw := &holeWriter{f: f, pend: x.pend[:0]}
-	n, err := x.sc.copyContent(hw, e)
+	n, err := x.ahead.copyContent(hw, e)
 	x.pend = hw.pend
 	if err == nil {
 		err = hw.Close()

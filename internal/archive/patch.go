@@ -78,7 +78,7 @@ type unverified struct {
 func (x *extractor) settleUnverified() error {
 	u := x.unverified
 	x.unverified = nil
-	if u == nil || x.sc.marked == u.target {
+	if u == nil || x.ahead.marked == u.target {
 		return nil
 	}
 	return u.err
@@ -114,7 +114,7 @@ func (x *extractor) patch(e *entry) error {
 	defer old.Close()
 	sum, ok := x.hashes[d.target]
 	if !ok {
-		if sum, err = hashFile(old, x.sc.buffer()); err != nil {
+		if sum, err = hashFile(old, x.ahead.buffer()); err != nil {
 			return fmt.Errorf("%s: %w", d.target, err)
 		}
 	}
@@ -153,7 +153,7 @@ func (x *extractor) applyDelta(e *entry, f *os.File, old *os.File) error {
 	d := e.delta
 	hw := &holeWriter{f: f, pend: x.pend[:0]}
 	sum := blake3.New()
-	br := bufio.NewReaderSize(&entryReader{s: x.sc, e: e}, 64<<10)
+	br := bufio.NewReaderSize(x.ahead.content(), 64<<10)
 	n, err := rsdelta.Apply(io.MultiWriter(hw, sum), old, d.baseSize, br, d.size, make([]byte, 256<<10))
 	x.pend = hw.pend
 	if err == nil {
@@ -166,7 +166,7 @@ func (x *extractor) applyDelta(e *entry, f *os.File, old *os.File) error {
 	}
 	if err == nil {
 		var rest int64
-		if rest, err = x.sc.copyContent(io.Discard, e); err == nil && rest > 0 {
+		if rest, err = x.ahead.copyContent(io.Discard, e); err == nil && rest > 0 {
 			err = errors.New("data after the delta's end")
 		}
 	}

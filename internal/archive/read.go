@@ -155,13 +155,7 @@ func (s *scanner) next() (*entry, error) {
 			return nil, io.EOF
 		}
 		if err != nil && !errors.Is(err, tar.ErrInsecurePath) {
-			if ctxErr := s.src.ctx.Err(); ctxErr != nil {
-				return nil, ctxErr
-			}
-			if err == io.ErrUnexpectedEOF {
-				return nil, errors.New("archive is truncated")
-			}
-			return nil, fmt.Errorf("reading archive: %w", err)
+			return nil, s.readError(err)
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			// Other global headers would not apply to us anyway.
@@ -391,18 +385,43 @@ type entryReader struct {
 }
 
 func (r *entryReader) Read(b []byte) (int, error) {
-	n, err := r.s.tr.Read(b)
-	r.s.progress(n)
+	n, err := r.s.readContent(b)
 	if err != nil && err != io.EOF {
-		if ctxErr := r.s.src.ctx.Err(); ctxErr != nil {
-			return n, ctxErr
-		}
-		if err == io.ErrUnexpectedEOF {
-			return n, fmt.Errorf("archive is truncated (in %q)", r.e.h.Name)
-		}
-		return n, fmt.Errorf("reading archive (in %q): %w", r.e.h.Name, err)
+		err = r.s.contentError(r.e, err)
 	}
 	return n, err
+}
+
+// readContent reads the current entry's content, reporting progress; its
+// errors are the tar reader's.
+func (s *scanner) readContent(b []byte) (int, error) {
+	n, err := s.tr.Read(b)
+	s.progress(n)
+	return n, err
+}
+
+// readError says what the tar reader's error err, met reading a header or
+// skipping content, means.
+func (s *scanner) readError(err error) error {
+	if ctxErr := s.src.ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if err == io.ErrUnexpectedEOF {
+		return errors.New("archive is truncated")
+	}
+	return fmt.Errorf("reading archive: %w", err)
+}
+
+// contentError says what the tar reader's error err, met reading the
+// content of e, means.
+func (s *scanner) contentError(e *entry, err error) error {
+	if ctxErr := s.src.ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("archive is truncated (in %q)", e.h.Name)
+	}
+	return fmt.Errorf("reading archive (in %q): %w", e.h.Name, err)
 }
 
 func (st *RestoreStats) count(e *entry) {

@@ -142,8 +142,8 @@ func Main(args []string, stdio cli.Stdio) int {
 }
 
 // minProcs is the fewest Go processors a restore runs on: one for each
-// goroutine that may run at once (the extraction, the two zstd decoders,
-// the decryption under them). The extraction makes six short system calls
+// goroutine that may run at once (the extraction, the tar reader ahead of
+// it, the two zstd decoders, the decryption under them). The extraction makes six short system calls
 // a file; with fewer processors than that, a call the kernel delayed has
 // its processor handed to a decoder, and the extraction waits for one back
 // after every such call. On 2 busy cores (load 65, the 50,000-file set into
