@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // ahead runs a scanner on a goroutine of its own, a few batches of entries
@@ -43,8 +44,9 @@ const (
 	// many to a batch; a bigger one in pieces over several.
 	aheadBytes = 256 << 10
 	// aheadBatches is how many batches exist: one filled, one taken apart,
-	// the rest waiting, so the reader may run ahead about 1 MiB.
-	aheadBatches = 4
+	// the rest waiting or held by the file writers, so the reader may run
+	// ahead about 1 MiB.
+	aheadBatches = 6
 	// aheadItems hands a batch over early when it holds this many items,
 	// so that a run of empty files or directories does not wait.
 	aheadItems = 256
@@ -57,6 +59,9 @@ const (
 type aheadBatch struct {
 	items []aheadItem
 	buf   []byte
+	// refs counts who holds it: the extractor while it takes it apart,
+	// and each file writer given content in it (keep).
+	refs atomic.Int32
 }
 
 // aheadItem is one thing the scanner said: an entry (with the first piece
@@ -222,11 +227,12 @@ func rawError(err error) error {
 // item returns the next item, without taking it.
 func (a *ahead) item() *aheadItem {
 	if a.cur != nil && a.pos == len(a.cur.items) {
-		a.free <- a.cur
+		a.release(a.cur)
 		a.cur = nil
 	}
 	if a.cur == nil {
 		a.cur, a.pos = <-a.full, 0
+		a.cur.refs.Add(1)
 	}
 	return &a.cur.items[a.pos]
 }
@@ -288,6 +294,36 @@ func (a *ahead) piece() ([]byte, error) {
 		return nil, a.contentErr
 	}
 	return it.data, nil
+}
+
+// whole returns the content of the entry next returned last, if it is in
+// one piece and none of it was read yet.
+func (a *ahead) whole() ([]byte, bool) {
+	if !a.open || a.contentErr != nil {
+		return nil, false
+	}
+	it := &a.cur.items[a.pos]
+	if it.e != a.entry || !it.last || it.err != nil {
+		return nil, false
+	}
+	return it.data, true
+}
+
+// keep takes the content whole returned, for a file writer: its batch is
+// not reused until the writer releases it.
+func (a *ahead) keep() *aheadBatch {
+	a.pos++
+	a.open = false
+	a.cur.refs.Add(1)
+	return a.cur
+}
+
+// release gives a batch back to be filled again once nothing holds it.
+// It never blocks: free has room for every batch.
+func (a *ahead) release(b *aheadBatch) {
+	if b.refs.Add(-1) == 0 {
+		a.free <- b
+	}
 }
 
 // copyContent copies the current entry's content to w, as the scanner's

@@ -69,9 +69,13 @@ type extractor struct {
 	stage       string // staging directory, relative to root
 	sc          *scanner
 	ahead       *ahead // sc, read on a goroutine of its own
-	stats       RestoreStats
-	dirs        []dirMeta
-	pend        []byte // a holeWriter's buffer, reused from file to file
+	writers     *writers
+	// failed is a file writer's error met when a warning of the scanner
+	// was to be given: the restore stops there.
+	failed error
+	stats  RestoreStats
+	dirs   []dirMeta
+	pend   []byte // a holeWriter's buffer, reused from file to file
 	// The parent directory of the last entry, open: entries come directory
 	// by directory, and each name resolved from the root costs a system call
 	// per path element.
@@ -150,7 +154,9 @@ func (x *extractor) run(dir string) error {
 	}
 	defer root.Close()
 	x.root = root
+	x.writers = startWriters(x)
 	err = x.read()
+	x.writers.stop()
 	x.closeParent()
 	if err == nil {
 		err = x.place()
@@ -217,8 +223,13 @@ func (x *extractor) read() error {
 			return err
 		}
 		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
-		x.ahead = newAhead(x.sc, x.opts.Warn)
+		x.ahead = newAhead(x.sc, x.scannerWarn)
 		err = x.readMember()
+		// A writer's error comes first: its file is earlier in the
+		// archive than anything that failed in line.
+		if werr := x.writers.drain(); werr != nil {
+			err = werr
+		}
 		x.ahead.close()
 		x.stats.Damaged += x.sc.damaged
 		if err != nil {
@@ -232,6 +243,9 @@ func (x *extractor) read() error {
 func (x *extractor) readMember() error {
 	for {
 		e, err := x.ahead.next()
+		if x.failed != nil {
+			return x.failed
+		}
 		if err != nil && err != io.EOF {
 			return err
 		}
@@ -245,6 +259,9 @@ func (x *extractor) readMember() error {
 			if e.h.Typeflag == tar.TypeDir {
 				// Deletions apply whatever is selected: a selected entry
 				// may sit under a directory that is not.
+				if err := x.writers.drain(); err != nil {
+					return err
+				}
 				if err := x.purge(e); err != nil {
 					return err
 				}
@@ -274,8 +291,24 @@ func (x *extractor) perm(h *tar.Header) fs.FileMode {
 	return m
 }
 
+// scannerWarn gives a warning of the scanner in its place: after those of
+// the files before it.
+func (x *extractor) scannerWarn(format string, args ...any) {
+	if x.failed != nil {
+		return
+	}
+	if err := x.writers.drain(); err != nil {
+		x.failed = err
+		return
+	}
+	x.opts.Warn(format, args...)
+}
+
 func (x *extractor) entry(e *entry) error {
 	if e.delta != nil {
+		if err := x.writers.drain(); err != nil {
+			return err
+		}
 		return x.patch(e)
 	}
 	h := e.h
@@ -284,11 +317,23 @@ func (x *extractor) entry(e *entry) error {
 	}
 	s := x.staged(e.name)
 	if e.name == "." {
+		if err := x.writers.drain(); err != nil {
+			return err
+		}
 		return x.entry1(e, s, nil, "")
 	}
 	pr, base, err := x.parentOf(s)
 	if err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	if h.Typeflag == tar.TypeReg && !hasXattrs(h.PAXRecords) {
+		if data, ok := x.ahead.whole(); ok {
+			x.writers.hand(e, pr, x.parentDir, base, data, x.ahead, x.ahead.keep())
+			return nil
+		}
+	}
+	if err := x.writers.drain(); err != nil {
+		return err
 	}
 	return x.entry1(e, s, pr, base)
 }
@@ -327,6 +372,10 @@ func (x *extractor) parentOf(s string) (*os.Root, string, error) {
 	i := strings.LastIndexByte(s, '/')
 	dir, base := s[:i], s[i+1:]
 	if x.parent == nil || x.parentName != dir {
+		// The writers use the directory open now.
+		if err := x.writers.drain(); err != nil {
+			return nil, "", err
+		}
 		if err := x.noSymlinkIn(dir); err != nil {
 			x.closeParent()
 			return nil, "", err
@@ -446,34 +495,49 @@ func (x *extractor) entry1(e *entry, s string, pr *os.Root, base string) error {
 }
 
 func (x *extractor) file(e *entry, pr *os.Root, base string) error {
-	h := e.h
-	var f fdFile
-	err := x.create(e, pr, base, func() (err error) {
-		f, err = createFd(x.parentDir, base)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("archive entry %q: %w", h.Name, err)
+	content := func(hw *holeWriter) (int64, error) {
+		n, err := x.ahead.copyContent(hw, e)
+		if err == nil {
+			err = hw.Close()
+		}
+		return n, err
 	}
-	hw := &holeWriter{f: f, pend: x.pend[:0]}
-	n, err := x.ahead.copyContent(hw, e)
-	x.pend = hw.pend
-	if err == nil {
-		err = hw.Close()
-	}
-	if err == nil {
-		x.setXattrs(e.name, h, f.SetXattr)
-		err = x.finishFile(e, f, base)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	n, err := x.makeFile(e, pr, x.parentDir, base, content, &x.pend, x.opts.Warn)
 	if err != nil {
 		return err
 	}
 	x.stats.Files++
 	x.stats.Bytes += n
 	return nil
+}
+
+// makeFile creates the file e at base in pr (dir, open), has content
+// write all of it and close the holeWriter, and sets its metadata; it
+// returns the size of the content. pend is a buffer to reuse. A file
+// writer calls it as well: it changes nothing of x.
+func (x *extractor) makeFile(e *entry, pr *os.Root, dir *os.File, base string, content func(*holeWriter) (int64, error), pend *[]byte, warn func(string, ...any)) (int64, error) {
+	h := e.h
+	var f fdFile
+	err := x.create(e, pr, base, func() (err error) {
+		f, err = createFd(dir, base)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("archive entry %q: %w", h.Name, err)
+	}
+	hw := &holeWriter{f: f, pend: (*pend)[:0]}
+	n, err := content(hw)
+	*pend = hw.pend
+	if err == nil {
+		if hasXattrs(h.PAXRecords) {
+			x.setXattrs(e.name, h, f.SetXattr)
+		}
+		err = x.finishFile(e, f, dir, base, warn)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
 
 // restoredFile is a file being written by a restore: an os.File, or a
@@ -487,17 +551,17 @@ type restoredFile interface {
 
 // finishFile sets owner, mode and mtime of a file still open, through its
 // descriptor where it can: a call each, with no path to resolve again.
-func (x *extractor) finishFile(e *entry, f restoredFile, base string) error {
+func (x *extractor) finishFile(e *entry, f restoredFile, dir *os.File, base string, warn func(string, ...any)) error {
 	h := e.h
 	if x.opts.Owners {
 		if err := f.Chown(h.Uid, h.Gid); err != nil {
-			x.opts.Warn("%s: %v", e.name, err)
+			warn("%s: %v", e.name, err)
 		}
 	}
 	if err := f.Chmod(x.perm(h)); err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
-	if err := fsutil.LutimesAt(x.parentDir, base, h.ModTime); err != nil {
+	if err := fsutil.LutimesAt(dir, base, h.ModTime); err != nil {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
 	return nil

@@ -136,7 +136,7 @@ func (x *extractor) patch(e *entry) error {
 		return err
 	}
 	x.setXattrs(d.target, h, func(name, value string) error { return xattr.FSet(f, name, value) })
-	err = x.finishFile(e, f, base)
+	err = x.finishFile(e, f, x.parentDir, base, x.opts.Warn)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

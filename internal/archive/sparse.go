@@ -303,4 +303,27 @@ func (w *holeWriter) Close() error {
 	return w.f.Truncate(size)
 }
 
+// writeAll writes p, all of the file's content, as Write(p) then Close
+// would; with no whole block of zeros in it, in one write, without
+// gathering it first.
+func (w *holeWriter) writeAll(p []byte) error {
+	whole := len(p) / holeBlock * holeBlock
+	for i := 0; i < whole; i += holeBlock {
+		if bytes.Equal(p[i:i+holeBlock], zeroBlock[:]) {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+			return w.Close()
+		}
+	}
+	data := p
+	if bytes.Equal(p[whole:], zeroBlock[:len(p)-whole]) {
+		data = p[:whole]
+	}
+	if err := w.write(data); err != nil || w.end == int64(len(p)) {
+		return err
+	}
+	return w.f.Truncate(int64(len(p)))
+}
+
 var _ io.WriteCloser = (*holeWriter)(nil)

@@ -148,6 +148,53 @@ func TestHoleWriter(t *testing.T) {
 	}
 }
 
+// writeAll, the whole content at once, makes the same file as Write and
+// Close: the same bytes, size and holes, for content with and without
+// blocks of zeros, ending in zeros or not.
+func TestHoleWriterWriteAll(t *testing.T) {
+	dataBlock := bytes.Repeat([]byte{7}, holeBlock)
+	zeros := make([]byte, 3*holeBlock)
+	cases := map[string][]byte{
+		"empty":           {},
+		"small":           []byte("hello"),
+		"zeros only":      make([]byte, 100),
+		"data, zero tail": append(append([]byte{}, dataBlock...), make([]byte, 100)...),
+		"data blocks":     bytes.Repeat(dataBlock, 5),
+		"a hole inside":   append(append(append([]byte{}, dataBlock...), zeros...), "end"...),
+		"ends in a hole":  append(append([]byte{}, dataBlock...), zeros...),
+	}
+	for name, content := range cases {
+		var files [2]string
+		for i := range files {
+			files[i] = filepath.Join(t.TempDir(), "f")
+			f, err := os.Create(files[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &holeWriter{f: f}
+			if i == 0 {
+				_, err = w.Write(content)
+				if err == nil {
+					err = w.Close()
+				}
+			} else {
+				err = w.writeAll(content)
+			}
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := os.ReadFile(files[1])
+		if !bytes.Equal(got, content) {
+			t.Errorf("%s: writeAll made %d bytes, not the content", name, len(got))
+		}
+		if a, b := allocated(t, files[0]), allocated(t, files[1]); a != b {
+			t.Errorf("%s: %d bytes allocated, not %d", name, b, a)
+		}
+	}
+}
+
 // A GNU sparse 1.0 entry written by hand from docs/FORMAT.md: a map of two
 // regions (and the final empty one of a file ending in a hole), then data.
 func TestSparseFromFormatDoc(t *testing.T) {

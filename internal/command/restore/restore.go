@@ -141,14 +141,15 @@ func Main(args []string, stdio cli.Stdio) int {
 	return cli.Main(Tool(), args, stdio)
 }
 
-// minProcs is the fewest Go processors a restore runs on: one for each
-// goroutine that may run at once (the extraction, the tar reader ahead of
-// it, the two zstd decoders, the decryption under them). The extraction makes six short system calls
-// a file; with fewer processors than that, a call the kernel delayed has
-// its processor handed to a decoder, and the extraction waits for one back
-// after every such call. On 2 busy cores (load 65, the 50,000-file set into
-// tmpfs), 4 instead of 2 took the wall time from 8-14 s to 3.9-4.7 s and
-// the CPU time from 2.2-2.7 s to 1.7-2.0 s.
+// minProcs is the fewest Go processors a restore runs on. Its goroutines
+// are the tar reader, the two zstd decoders with the decryption under
+// them, two file writers making six short system calls a file, and the
+// extraction handing them the files. With fewer processors than the ones
+// busy at once, a system call the kernel delayed has its processor handed
+// to another goroutine, and its own waits for one back after every such
+// call. On 2 busy cores (load 65, the 50,000-file set into tmpfs, when one
+// goroutine did all of it), 4 instead of 2 took the wall time from 8-14 s
+// to 3.9-4.7 s and the CPU time from 2.2-2.7 s to 1.7-2.0 s.
 const minProcs = 4
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
