@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -58,6 +59,18 @@ func init() {
 		_, err = io.CopyBuffer(h, f, make([]byte, 1<<20))
 		ts.Check(err)
 		fmt.Fprintf(ts.Stdout(), "%x\n", h.Sum(nil))
+	}
+	// nextsecond: waits for the clock's next whole second and 50 ms more
+	// (file times come from a coarser clock, a few ms behind). Backup IDs
+	// and the state's rule for files changed during a walk have whole
+	// seconds: what follows falls in a later second than anything before,
+	// after half of a "sleep 1.1" on average.
+	scriptCmds["nextsecond"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 0 {
+			ts.Fatalf("usage: nextsecond")
+		}
+		now := time.Now()
+		time.Sleep(now.Truncate(time.Second).Add(time.Second + 50*time.Millisecond).Sub(now))
 	}
 	// large: BK_TEST_LARGE=1 asks for the tests at full size, which make
 	// test runs as a step of their own.
