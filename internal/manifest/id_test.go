@@ -3,6 +3,7 @@ package manifest
 import (
 	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"testing"
 )
 
@@ -59,5 +60,25 @@ func TestIDsAsRegexp(t *testing.T) {
 	}
 	if accepted < 100 {
 		t.Errorf("only %d of %d IDs accepted: the test has too few good ones", accepted, len(ids))
+	}
+}
+
+// ParseManifestPath takes a revision's suffix as the regexp it replaced did.
+func TestRevisionsAsRegexp(t *testing.T) {
+	revision := regexp.MustCompile(`^(.*)\.r([1-9][0-9]{0,8})$`)
+	id := "home-20260101T023000Z-0123abcd"
+	for _, suffix := range []string{"", ".r1", ".r2", ".r17", ".r0", ".r02", ".r123456789", ".r1234567890", ".rx", ".r", ".r2.r3", ".r2x", "r2"} {
+		base := id + suffix
+		wantID, wantRev, wantOK := base, 1, true
+		if m := revision.FindStringSubmatch(base); m != nil {
+			wantID = m[1]
+			wantRev, _ = strconv.Atoi(m[2])
+			wantOK = wantRev >= 2
+		}
+		wantOK = wantOK && idPattern.MatchString(wantID)
+		gotID, gotRev, gotOK := ParseManifestPath(base + ManifestSuffix)
+		if gotOK != wantOK || gotOK && (gotID != wantID || gotRev != wantRev) {
+			t.Errorf("ParseManifestPath(%q) = %q %d %v, the regexp says %q %d %v", base+ManifestSuffix, gotID, gotRev, gotOK, wantID, wantRev, wantOK)
+		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"hash"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -457,8 +456,6 @@ func RevisionPath(id string, rev int) string {
 // Rev is a manifest's revision, 1 for the first.
 func (m *Manifest) Rev() int { return max(1, m.Revision) }
 
-var revisionPattern = regexp.MustCompile(`^(.*)\.r([1-9][0-9]{0,8})$`)
-
 // ParseManifestPath returns the ID of the backup whose manifest (of
 // revision rev) is named base, or false when base is not a manifest's name.
 func ParseManifestPath(base string) (id string, rev int, ok bool) {
@@ -467,11 +464,15 @@ func ParseManifestPath(base string) (id string, rev int, ok bool) {
 		return "", 0, false
 	}
 	rev = 1
-	if m := revisionPattern.FindStringSubmatch(id); m != nil {
-		id = m[1]
-		rev, _ = strconv.Atoi(m[2])
-		if rev < 2 {
-			return "", 0, false
+	// A revision's suffix, .rN: N of 1 to 9 digits, the first not 0 (by
+	// hand, as splitID: no regexp compiled at every tool start).
+	if i := strings.LastIndex(id, ".r"); i >= 0 {
+		if n := id[i+2:]; len(n) >= 1 && len(n) <= 9 && n[0] != '0' && strings.Trim(n, "0123456789") == "" {
+			id = id[:i]
+			rev, _ = strconv.Atoi(n)
+			if rev < 2 {
+				return "", 0, false
+			}
 		}
 	}
 	if !validID(id) {
