@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -135,22 +134,8 @@ One file straight from the hosts, from the backup bk-find named:
 
 // Main runs bk-restore and returns its exit code.
 func Main(args []string, stdio cli.Stdio) int {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), minProcs))
-	}
 	return cli.Main(Tool(), args, stdio)
 }
-
-// minProcs is the fewest Go processors a restore runs on. Its goroutines
-// are the tar reader, the two zstd decoders with the decryption under
-// them, two file writers making six short system calls a file, and the
-// extraction handing them the files. With fewer processors than the ones
-// busy at once, a system call the kernel delayed has its processor handed
-// to another goroutine, and its own waits for one back after every such
-// call. On 2 busy cores (load 65, the 50,000-file set into tmpfs, when one
-// goroutine did all of it), 4 instead of 2 took the wall time from 8-14 s
-// to 3.9-4.7 s and the CPU time from 2.2-2.7 s to 1.7-2.0 s.
-const minProcs = 4
 
 func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	list, check, dir := c.Bool("list"), c.Bool("check"), c.String("directory")
