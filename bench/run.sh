@@ -5,6 +5,7 @@
 #
 #   make bench                        build, then run everything at full size
 #   bench/run.sh                      the same, with the tools already in bin/
+#                                     (refused when the source is newer)
 #   BENCH_SCALE=0.1 bench/run.sh      a quick run on data sets 10x smaller
 #   bench/run.sh --quick              the same as BENCH_SCALE=0.1
 #   bench/run.sh --rows "2 3"         only some rows (1 pack, 2 split, 3 join,
@@ -64,6 +65,19 @@ PY=/usr/bin/python3 # Debian's python3-zfec lives with the system python
 mkdir -p "$DATA" "$WORK" "$LOGS" "$OUT/bin"
 # The bk tools are copied once, so that a "make build" by someone else
 # during the run cannot change them halfway.
+# bin/ as last built is what gets measured: refuse it when the source is
+# newer, since figures of yesterday's code under today's name mislead.
+# Naming BENCH_BIN measures whatever is there.
+if [[ -z ${BENCH_BIN:-} ]]; then
+	oldest=$(ls -tr "$ROOT"/bin/bk-* 2>/dev/null | head -n 1 || true)
+	if [[ -n $oldest ]]; then
+		newer=$(find cmd internal go.mod go.sum -newer "$oldest" \( -name '*.go' -o -name 'go.*' \) ! -name '*_test.go' -print -quit)
+		if [[ -n $newer ]]; then
+			echo "bench: error: ${oldest#"$ROOT"/} is older than $newer: run make build first (make bench does), or set BENCH_BIN=bin to measure it as it is" >&2
+			exit 1
+		fi
+	fi
+fi
 rm -rf "$OUT/tools" && mkdir -p "$OUT/tools"
 cp "${BENCH_BIN:-$ROOT/bin}"/bk-* "$OUT/tools/" 2>/dev/null || true
 export PATH=$OUT/tools:$OUT/bin:$PATH
