@@ -23,6 +23,9 @@ type Backup struct {
 	// earlier backups of its name. Doubt says why not.
 	Counts bool
 	Doubt  string
+	// Base is the revision it was compared with (reading rule 6): the
+	// oldest revision of its ID that counts; its own when none counts.
+	Base int
 	// Pruned, when not nil, says that bk-prune removed the backup:
 	// tombstones of it count (docs/FORMAT.md, section 5), so it does not.
 	// Its files are left on a host that was down during the prune, until
@@ -159,6 +162,12 @@ func supersede(all []*Backup) []*Backup {
 		}
 		if best[b.ID] == nil || b.Rev() > best[b.ID].Rev() {
 			best[b.ID] = b
+		}
+	}
+	for _, b := range all {
+		b.Base = b.Rev()
+		if base[b.ID] != nil {
+			b.Base = base[b.ID].Rev()
 		}
 	}
 	return slices.DeleteFunc(all, func(b *Backup) bool { return best[b.ID] != nil && best[b.ID] != b })

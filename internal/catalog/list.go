@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -352,17 +353,39 @@ func HoldsManifests(dir string) (bool, error) {
 	return false, nil
 }
 
-// sharePattern matches a share's file name; its group is the backup ID.
-var sharePattern = regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r\d+\.)?share\d+$`)
+// sharePattern matches a share's file name; its groups are the backup ID
+// and, for a share bk-repair stored beside a damaged file, the revision it
+// stored it for.
+var sharePattern = regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r(\d+)\.)?share\d+$`)
 
 // ShareBackup is the backup ID in a share's file name; ok is false for a
 // name that is not a share's.
 func ShareBackup(name string) (id string, ok bool) {
+	id, _, ok = ShareRevision(name)
+	return id, ok
+}
+
+// ShareRevision is ShareBackup, and the manifest revision the share was
+// stored for: rev of ID.rREV.shareI, 1 for ID.shareI (the name bk-push
+// gives, which every revision may name).
+func ShareRevision(name string) (id string, rev int, ok bool) {
 	m := sharePattern.FindStringSubmatch(name)
 	if m == nil {
-		return "", false
+		return "", 0, false
 	}
-	return m[1], true
+	rev, _ = strconv.Atoi(m[2])
+	return m[1], max(1, rev), true
+}
+
+// Unread reports whether l's host holds a manifest file of backup id that
+// was not read, or could not be: what it names is unknown.
+func (l *Listing) Unread(id string) bool {
+	for _, fi := range l.kept {
+		if _, read := l.Stored[fi.Name]; fi.ID == id && !fi.Tombstone && !read {
+			return true
+		}
+	}
+	return false
 }
 
 // OrphanShares are the shares on l's host that no manifest on any host of

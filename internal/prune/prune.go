@@ -6,7 +6,9 @@
 // one, which bk-ls and bk-check list with shares missing. Before its
 // files, a removed backup gets a tombstone on every host reached, which
 // tells a later prune to remove what a host that was down still holds of
-// it, and readers not to take it.
+// it, and readers not to take it. Of the backups kept, the manifest
+// revisions a later one supersedes go, and then the shares only they
+// named.
 package prune
 
 import (
@@ -125,6 +127,11 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		slices.SortStableFunc(manifests, func(a, b File) int { return rev(b) - rev(a) })
 		plan.Files = append(plan.Files, manifests...)
 	}
+	for _, b := range backups {
+		if !removed[b.ID] {
+			plan.Files = append(plan.Files, superseded(b, listings, cutoff)...)
+		}
+	}
 	for _, l := range listings {
 		if l.Err != nil {
 			continue
@@ -152,6 +159,92 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 		}
 	}
 	return plan
+}
+
+// superseded are the files of b's superseded manifest revisions that a
+// prune removes (docs/FORMAT.md, section 5, rule 8): on each host that
+// holds b, the revision readers take, a revision between its first and b,
+// when both were stored there longer than the stale age ago and b finds
+// every share the older one finds. A host that lacks b keeps its older
+// revisions: then only the hosts that say so lose theirs, so no host,
+// forging b, gets a revision removed from another. Then, once no revision
+// on any host (all reached) names it, a share bk-repair stored for one of
+// them (ID.rR.shareI, R up to b's) goes too, when older than the stale
+// age: the next prune's, as the revisions naming it go in this one.
+func superseded(b *catalog.Backup, listings []*catalog.Listing, cutoff time.Time) []File {
+	if !b.Counts || b.Rev() == 1 {
+		return nil
+	}
+	var out []File
+	newest := manifest.RevisionPath(b.ID, b.Rev())
+	for _, l := range listings {
+		if l.Err != nil || !stale(l, newest, cutoff) || !slices.ContainsFunc(l.Manifests, func(cp *catalog.Copy) bool { return cp.Sum == b.Sum }) {
+			continue
+		}
+		for _, cp := range l.Manifests {
+			path := manifest.RevisionPath(cp.ID, cp.Rev())
+			if cp.ID != b.ID || cp.Rev() == 1 || cp.Rev() == b.Base || cp.Rev() >= b.Rev() || !stale(l, path, cutoff) || !findsAll(b.Manifest, cp.Manifest, listings) {
+				continue
+			}
+			why := fmt.Sprintf("revision %d of %s, superseded by revision %d", cp.Rev(), b.ID, b.Rev())
+			out = append(out, withLinks(l, File{l.Host, path, why, nil})...)
+		}
+	}
+	named := map[string]bool{}
+	for _, l := range listings {
+		if l.Err != nil || l.Unread(b.ID) {
+			return out // what a revision there names is unknown
+		}
+		for _, cp := range l.Manifests {
+			if cp.ID == b.ID {
+				for _, s := range cp.Shares {
+					named[s.Path] = true
+				}
+			}
+		}
+	}
+	for _, l := range listings {
+		for _, name := range sortedFiles(l) {
+			id, rev, _ := catalog.ShareRevision(name)
+			if id == b.ID && rev > 1 && rev <= b.Rev() && !named[name] && l.Files[name].ModTime.Before(cutoff) {
+				out = append(out, withLinks(l, File{l.Host, name, fmt.Sprintf("share stored for revision %d of %s, which no revision names", rev, b.ID), nil})...)
+			}
+		}
+	}
+	return out
+}
+
+// stale is whether the manifest file path on l's host was stored before
+// cutoff.
+func stale(l *catalog.Listing, path string, cutoff time.Time) bool {
+	t, ok := l.Stored[path]
+	return ok && t.Before(cutoff)
+}
+
+// findsAll is whether every share of old that stands on a host of
+// listings (a file of its path and size) stands there as m has it: m
+// (the revision readers take) is at least as whole as old.
+func findsAll(m, old *manifest.Manifest, listings []*catalog.Listing) bool {
+	for _, s := range old.Shares {
+		if !found(s, listings) {
+			continue
+		}
+		i := slices.IndexFunc(m.Shares, func(n manifest.Share) bool { return n.Index == s.Index })
+		if i < 0 || !found(m.Shares[i], listings) {
+			return false
+		}
+	}
+	return true
+}
+
+// found is whether a host of listings holds a file of s's path and size.
+func found(s manifest.Share, listings []*catalog.Listing) bool {
+	for _, l := range listings {
+		if fi, ok := l.Files[s.Path]; ok && l.Err == nil && fi.Size == s.Size {
+			return true
+		}
+	}
+	return false
 }
 
 // counted is whether b's manifest counts, tombstones aside.

@@ -36,6 +36,15 @@ removed or weigh in the choice. Share files that no manifest names (orphans)
 and temp files of uploads are removed too, but only when older than
 --stale-age (a day by default), so a push in flight is never touched.
 
+Of the backups kept, the manifest revisions that bk-repair wrote and a later
+one supersedes go too (ID.r2.manifest.json when ID.r3.manifest.json is
+taken), so that readers do not read more of them every night: on each host
+that holds the revision readers take, once both are older than --stale-age
+and it finds every share the older one finds. Revision 1 stays; a host that
+lacks the newest revision keeps its older ones, so a host forging a
+revision gets nothing removed elsewhere. A share bk-repair stored for a
+revision (ID.r2.share1) goes on a later run, once no revision names it.
+
 The plan, one line per backup kept or removed and per file removed, goes to
 standard output; --dry-run prints it and removes nothing.
 
@@ -62,7 +71,7 @@ name it kept) goes with it.`,
 			&ucli.IntFlag{Name: "keep-weekly", Usage: "keep the newest backup of each of the `N` latest weeks that hold one"},
 			&ucli.IntFlag{Name: "keep-monthly", Usage: "keep the newest backup of each of the `N` latest months that hold one"},
 			cli.DurationFlag("keep-within", 0, "keep the backups made within `DURATION` (e.g. 2w) of now"),
-			cli.DurationFlag("stale-age", 24*time.Hour, "remove orphan shares and temp files only when older than `DURATION`"),
+			cli.DurationFlag("stale-age", 24*time.Hour, "remove orphan shares, temp files and superseded manifest revisions only when older than `DURATION`"),
 			&ucli.StringFlag{Name: "name", Usage: "prune only the backups of this `NAME`"},
 			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print the plan and remove nothing"},
 		}, connect.Flags()...),
