@@ -170,7 +170,8 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 // forging b, gets a revision removed from another. Then, once no revision
 // on any host (all reached) names it, a share bk-repair stored for one of
 // them (ID.rR.shareI, R up to b's) goes too, when older than the stale
-// age: the next prune's, as the revisions naming it go in this one.
+// age and not on an append-only host: the next prune's, as the revisions
+// naming it go in this one.
 func superseded(b *catalog.Backup, listings []*catalog.Listing, cutoff time.Time) []File {
 	if !b.Counts || b.Rev() == 1 {
 		return nil
@@ -204,6 +205,12 @@ func superseded(b *catalog.Backup, listings []*catalog.Listing, cutoff time.Time
 		}
 	}
 	for _, l := range listings {
+		if l.Host.AppendOnly != hostsfile.NotAppendOnly {
+			// A compromised client may have written the revision that
+			// superseded the one naming the share (THREATS.md): what it
+			// committed stays.
+			continue
+		}
 		for _, name := range sortedFiles(l) {
 			id, rev, _ := catalog.ShareRevision(name)
 			if id == b.ID && rev > 1 && rev <= b.Rev() && !named[name] && l.Files[name].ModTime.Before(cutoff) {

@@ -28,6 +28,7 @@ type revHosts struct {
 	// in place of the revision.
 	forged [3]map[string]*manifest.Manifest
 	down   [3]bool
+	mode   hostsfile.AppendOnly
 }
 
 var (
@@ -75,7 +76,7 @@ func (r *revHosts) plan(t *testing.T) Plan {
 	t.Helper()
 	var hosts []hostsfile.Host
 	for h := range 3 {
-		hosts = append(hosts, hostsfile.Host{Location: local.Location{Path: fmt.Sprintf("/h%d", h)}})
+		hosts = append(hosts, hostsfile.Host{Location: local.Location{Path: fmt.Sprintf("/h%d", h)}, AppendOnly: r.mode})
 	}
 	cat := catalog.New(hosts, catalog.Options{})
 	var listings []*catalog.Listing
@@ -193,6 +194,12 @@ func TestSupersededRevisionsKept(t *testing.T) {
 		{"revision 1 on one host: revision 2, the one the others are compared with, stays", func(r *revHosts) {
 			delete(r.files[1], manifest.RevisionPath(r.id, 1))
 			delete(r.files[2], manifest.RevisionPath(r.id, 1))
+		}, nil},
+		{"append-only hosts: the share only revision 2 named stays (a compromised client may have written revision 3)", func(r *revHosts) {
+			r.mode = hostsfile.AppendOnlyAdmin
+			for h := range 3 {
+				delete(r.files[h], manifest.RevisionPath(r.id, 2))
+			}
 		}, nil},
 		{"a share the newest names missing, the older one's there", func(r *revHosts) {
 			delete(r.files[2], r.id+".r3.share2")
