@@ -43,7 +43,8 @@ that holds the revision readers take, once both are older than --stale-age
 and it finds every share the older one finds. Revision 1 stays; a host that
 lacks the newest revision keeps its older ones, so a host forging a
 revision gets nothing removed elsewhere. A share bk-repair stored for a
-revision (ID.r2.share1) goes on a later run, once no revision names it.
+revision (ID.r2.share1) goes on a later run, once no revision names it
+(never on an append-only host).
 
 The plan, one line per backup kept or removed and per file removed, goes to
 standard output; --dry-run prints it and removes nothing.
