@@ -329,19 +329,48 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 // window, not one per stripe, in 32·N·checksumWindow bytes of buffers.
 const checksumWindow = 64
 
+// RequestSizer is a reader of a Source (an io.ReaderAt) whose every
+// ReadAt is a request to a server, an S3 ranged GET, that costs about as
+// much as RequestSize bytes more would: the checksums of several records
+// are then read in one call, the blocks between them included, as long as
+// that call reads no more than RequestSize bytes.
+type RequestSizer interface {
+	RequestSize() int
+}
+
+// spanReads is how many reads of several records' checksums are under way
+// at once for one share: it bounds their buffers to a few RequestSizes.
+const spanReads = 4
+
+// checksumSpan is how many records' checksums one ReadAt of at reads:
+// one, unless at is a RequestSizer and more fit its RequestSize.
+func checksumSpan(at io.ReaderAt, info SetInfo) int {
+	rs, ok := at.(RequestSizer)
+	if !ok {
+		return 1
+	}
+	return 1 + max(0, rs.RequestSize()-info.N*HashSize)/info.RecordSize()
+}
+
 // readChecksums reads only the checksums of each record of sh from
 // stripe from on, a window of stripes at a time with concurrent reads.
 // The windows double from one stripe to checksumWindow: the reads past
 // the share's end that the last one holds are wasted (two requests each
 // on a host that makes one of every read), so they stay fewer than the
 // share's stripes, where a share of one stripe (a small incremental
-// backup's) cost a whole window of them.
+// backup's) cost a whole window of them. Where a read is a request
+// (RequestSizer), a window is read in spans of records, a read each.
 func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, from int64, send func(*item) bool) {
 	info := j.info
-	pool := newPool(2 * checksumWindow) // the next window is read while this one is used
-	for s, size := from, 1; ; s, size = s+int64(size), min(2*size, checksumWindow) {
+	span := checksumSpan(at, info)
+	widest := checksumWindow
+	if span > 1 {
+		widest = min(checksumWindow, spanReads*span)
+	}
+	spans := make(chan []byte, spanReads)
+	pool := newPool(2 * widest) // the next window is read while this one is used
+	for s, size := from, 1; ; s, size = s+int64(size), min(2*size, widest) {
 		window := make([]*item, size)
-		var wg sync.WaitGroup
 		for i := range window {
 			var b []byte
 			select {
@@ -355,9 +384,11 @@ func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, f
 			if b == nil {
 				b = make([]byte, info.N*HashSize)
 			}
-			it := &item{buf: b, pool: pool}
-			window[i] = it
-			wg.Go(func() { checksumsAt(at, it, info, sh.hdrSize, s+int64(i)) })
+			window[i] = &item{buf: b, pool: pool}
+		}
+		var wg sync.WaitGroup
+		for first := 0; first < size; first += span {
+			wg.Go(func() { checksumsIn(at, window[first:min(first+span, size)], info, sh.hdrSize, s+int64(first), spans) })
 		}
 		wg.Wait()
 		for i, it := range window {
@@ -370,6 +401,55 @@ func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, f
 				}
 				return
 			}
+		}
+	}
+}
+
+// errNotRead marks the stripes of a span after one that is no record:
+// the share ends there for the join, which looks no further.
+var errNotRead = errors.New("not read: the share ends before")
+
+// checksumsIn reads the checksums of the records of stripes s, s+1, …
+// into its: with several, in one read from the first one's checksums to
+// the last one's, the blocks between included (a buffer of spans, which
+// holds spanReads of them). A stripe whose checksums that read did not
+// give whole is read alone (checksumsAt), which tells a trailer from a
+// truncated share or a failed read; the ones after it are read only
+// while it is a record.
+func checksumsIn(at io.ReaderAt, its []*item, info SetInfo, hdrSize, s int64, spans chan []byte) {
+	if len(its) == 1 {
+		checksumsAt(at, its[0], info, hdrSize, s)
+		return
+	}
+	record, sums := info.RecordSize(), info.N*HashSize
+	length := (len(its)-1)*record + sums
+	var buf []byte
+	select {
+	case buf = <-spans:
+	default:
+	}
+	if cap(buf) < length {
+		buf = make([]byte, length)
+	}
+	defer func() {
+		select {
+		case spans <- buf:
+		default:
+		}
+	}()
+	n, _ := at.ReadAt(buf[:length], hdrSize+s*int64(record)+int64(info.BlockSize))
+	for i, it := range its {
+		if end := i*record + sums; end <= n {
+			copy(it.buf, buf[i*record:end])
+			it.kind = kindRecord
+			continue
+		}
+		checksumsAt(at, it, info, hdrSize, s+int64(i))
+		if it.kind != kindRecord {
+			for _, rest := range its[i+1:] {
+				rest.kind, rest.err = kindBad, errNotRead
+			}
+			return
 		}
 	}
 }

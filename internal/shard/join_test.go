@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"pgregory.net/rapid"
+
 	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
@@ -408,5 +410,106 @@ func TestJoinChecksumReadsStopNearTheEnd(t *testing.T) {
 		if got := reads.Load(); got > limit {
 			t.Errorf("%d stripes: %d reads at offsets, want at most %d", stripes, got, limit)
 		}
+	}
+}
+
+// sizedSource is a share whose reads are requests (RequestSizer): the
+// join reads several records' checksums in one of them.
+type sizedSource struct {
+	memSource
+	size  int
+	reads *atomic.Int64
+}
+
+func (s *sizedSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := s.memSource.Open(ctx, offset)
+	return sizedReader{countedReader{rc.(seekCloser), s.reads}, s.size}, err
+}
+
+type sizedReader struct {
+	countedReader
+	size int
+}
+
+func (r sizedReader) RequestSize() int { return r.size }
+
+// A share whose reads are requests is read for its checksums a span of
+// records a request (issue 16: bk-join made an S3 GET a stripe), with the
+// same result as one read a record: the same stream, the same warnings,
+// the same failures, whatever is cut, padded or rotten where.
+func TestPropertyJoinChecksumSpans(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		k := rapid.IntRange(1, 3).Draw(t, "k")
+		n := rapid.IntRange(k+1, k+3).Draw(t, "n")
+		bs := rapid.SampledFrom([]int{64, 128}).Draw(t, "blocksize")
+		size := rapid.IntRange(0, 6000).Draw(t, "size")
+		data := randBytes(rapid.Uint64().Draw(t, "seed"), size)
+		info, shares := splitMem(t, data, SplitOptions{K: k, N: n, BlockSize: bs})
+		damaged := make([][]byte, n)
+		for i := range shares {
+			damaged[i] = bytes.Clone(shares[i])
+		}
+		for range rapid.IntRange(0, 4).Draw(t, "flips") {
+			i := rapid.IntRange(0, n-1).Draw(t, "share")
+			if len(damaged[i]) > 0 {
+				damaged[i][rapid.IntRange(0, len(damaged[i])-1).Draw(t, "at")] ^= 1
+			}
+		}
+		for i := range damaged {
+			switch rapid.IntRange(0, 5).Draw(t, fmt.Sprint("end", i)) {
+			case 0:
+				damaged[i] = damaged[i][:rapid.IntRange(0, len(damaged[i])).Draw(t, "cut")]
+			case 1:
+				damaged[i] = append(damaged[i], make([]byte, rapid.IntRange(1, 3*info.RecordSize()).Draw(t, "pad"))...)
+			}
+		}
+		span := rapid.IntRange(2, 9).Draw(t, "span")
+		requestSize := (span-1)*info.RecordSize() + info.N*HashSize + rapid.IntRange(0, info.BlockSize-1).Draw(t, "slack")
+		joinWith := func(sized bool) (string, []byte, JoinReport, []string) {
+			var reads atomic.Int64
+			var sources []Source
+			for i, b := range damaged {
+				m := memSource{fmt.Sprint("m", i), b}
+				if sized {
+					sources = append(sources, &sizedSource{m, requestSize, &reads})
+				} else {
+					sources = append(sources, &countedSource{m, &reads})
+				}
+			}
+			var out bytes.Buffer
+			var warns []string
+			report, err := Join(context.Background(), sources, &out, JoinOptions{
+				Warn: func(f string, a ...any) { warns = append(warns, fmt.Sprintf(f, a...)) },
+			})
+			return fmt.Sprint(err), out.Bytes(), report, warns
+		}
+		err1, out1, rep1, warns1 := joinWith(false)
+		err2, out2, rep2, warns2 := joinWith(true)
+		if err1 != err2 || !bytes.Equal(out1, out2) || fmt.Sprint(rep1) != fmt.Sprint(rep2) || fmt.Sprint(warns1) != fmt.Sprint(warns2) {
+			t.Fatalf("a read a record: %s, %d bytes, %+v, %q\na span of %d a read: %s, %d bytes, %+v, %q",
+				err1, len(out1), rep1, warns1, span, err2, len(out2), rep2, warns2)
+		}
+	})
+}
+
+// With spans of 8 records a read, the N-K shares read for their checksums
+// cost about an eighth of the reads: and a read for each of the first
+// windows, which double from one stripe, and the few past the end.
+func TestJoinChecksumSpansReadLess(t *testing.T) {
+	t.Parallel()
+	const stripes = 200
+	data := bytes.Repeat([]byte("0123456789abcdef"), stripes*2*1024/16)
+	info, shares := splitMem(t, data, SplitOptions{K: 2, N: 4, BlockSize: 1024})
+	var reads atomic.Int64
+	var sources []Source
+	for i, b := range shares {
+		sources = append(sources, &sizedSource{memSource{fmt.Sprint("m", i), b}, 7*info.RecordSize() + info.N*HashSize, &reads})
+	}
+	var out bytes.Buffer
+	if _, err := Join(context.Background(), sources, &out, JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("join: %v", err)
+	}
+	if limit := int64(info.N-info.K) * (stripes/8 + 12); reads.Load() > limit {
+		t.Errorf("%d reads at offsets, want at most %d", reads.Load(), limit)
 	}
 }

@@ -29,9 +29,10 @@ stream is read as one too.
 
 It reads the blocks of K shares, data shares first, which need no
 decoding, and the checksums that every other reachable share keeps of them
-(skipping their blocks in files; from SFTP hosts, whose reads cannot skip
-yet, whole shares are read), and checks every block used against all those
-records. A missing, damaged, truncated or padded part of a share is treated
+(skipping their blocks, except on S3, where one GET reads the checksums of
+the records in 128 KiB, blocks of less than 128 KiB between them included;
+through rclone whole shares are read), and checks every block used against
+all those records. A missing, damaged, truncated or padded part of a share is treated
 as missing for that stripe only, and another share's block is read there
 instead, so two shares damaged in different stripes still rebuild. A share
 altered together with its own checksums is caught through the others'

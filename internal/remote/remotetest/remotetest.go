@@ -662,12 +662,22 @@ func (s remoteShare) OpenRange(ctx context.Context, offset, length int64) (io.Re
 // and checks that what the host sent (down counts it) is close to k/n of
 // the share bytes plus the other shares' checksums: the shares not needed
 // for their blocks are read for their records, and that must not cost
-// their blocks. probe is what opening a share to read its header may
-// cost beyond the header.
+// their blocks, but where a read is a request (shard.RequestSizer), those
+// between the checksums of the records of a span that one read gets.
+// probe is what opening a share to read its header may cost beyond the
+// header.
 func JoinReadsChecksumsOnly(t *testing.T, r remote.Remote, down func() int64, probe int64) {
 	ctx := context.Background()
 	const k, n = 2, 4
 	data, info, sources, shareBytes := storeShares(t, r, "join", k, n)
+	// As many records' checksums a read as fit in its RequestSize.
+	span := int64(1)
+	if rc, err := sources[0].Open(ctx, 0); err == nil {
+		if rs, ok := rc.(shard.RequestSizer); ok {
+			span = 1 + int64(rs.RequestSize()-info.N*shard.HashSize)/int64(info.RecordSize())
+		}
+		rc.Close()
+	}
 	before := down()
 	var out bytes.Buffer
 	if _, err := shard.Join(ctx, sources, &out, shard.JoinOptions{}); err != nil || !bytes.Equal(out.Bytes(), data) {
@@ -675,7 +685,9 @@ func JoinReadsChecksumsOnly(t *testing.T, r remote.Remote, down func() int64, pr
 	}
 	read := down() - before
 	stripes := int64(len(data)) / int64(k*info.BlockSize)
-	records := int64(n-k) * stripes * int64(n*shard.HashSize)
+	spans := (stripes + span - 1) / span
+	records := int64(n-k) * (stripes*int64(n*shard.HashSize) + spans*(span-1)*int64(info.BlockSize))
+	t.Logf("checksums read %d records a read", span)
 	// A few per cent for the framing of each request.
 	limit := (shareBytes*k/n + records + n*probe) * 21 / 20
 	t.Logf("read %d bytes of %d in shares (%.2f); limit %d", read, shareBytes, float64(read)/float64(shareBytes), limit)

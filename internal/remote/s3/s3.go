@@ -663,6 +663,17 @@ func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// requestSize is what a ranged GET is worth in bytes: a small one costs
+// a request (signing, headers, a round trip, the server's open and
+// stat) that reading this much more would not. It is a block at the
+// default block size, so shares of smaller blocks have the checksums of
+// several records read in one GET (shard.RequestSizer), and others each
+// record's alone.
+const requestSize = 128 << 10
+
+// RequestSize implements shard.RequestSizer: every ReadAt is a GET.
+func (rd *reader) RequestSize() int { return requestSize }
+
 // keepHead reads the rest of Open's first range into head, or drops the
 // body when Read went past it or reading it fails.
 func (rd *reader) keepHead() {
