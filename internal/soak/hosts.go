@@ -84,6 +84,8 @@ type servers struct {
 	ssh *sshtest.Server
 	s3  *s3test.Server
 	env []string // what the tools need to reach them
+	// shared: the tools' logins to sshd share a connection a night
+	shared bool
 }
 
 // uncounted runs f, counting its CPU time nowhere (a setup that failed).
@@ -92,6 +94,7 @@ func uncounted(_ string, f func() error) error { return f() }
 // stop stops the servers; phase counts their CPU time, which is known
 // once they are waited for.
 func (s *servers) stop(phase func(string, func() error) error) {
+	_ = phase(phaseSSHD, closeMasters)
 	if s.ssh != nil {
 		_ = phase(phaseSSHD, s.ssh.Stop)
 		s.ssh = nil
@@ -103,6 +106,24 @@ func (s *servers) stop(phase func(string, func() error) error) {
 }
 
 const bucket = "soak"
+
+// sshCommand is the ssh command the tools reach the sshd host with: its
+// logins share a connection a night (mux.go), the sockets in folder mux.
+// A socket's path has room for about 100 bytes: where mux is too long for
+// it, each login is a connection of its own, with a note.
+func sshCommand(s *sshtest.Server, mux string, note func(string, ...any)) []string {
+	// The socket's name: %C is 40 hex digits; ssh adds a dot and 16
+	// characters to it while it makes the socket.
+	if len(mux)+1+40+17 > 100 {
+		note("%s is too long a folder for ssh's control sockets: each login to h3 is a connection of its own", mux)
+		return s.SSHCommand()
+	}
+	if err := os.MkdirAll(mux, 0o700); err != nil {
+		note("no folder for ssh's control sockets (%v): each login to h3 is a connection of its own", err)
+		return s.SSHCommand()
+	}
+	return s.SharedSSHCommand(mux)
+}
 
 // startHosts makes the six hosts under dir: four folders (the last one the
 // spare), one on a real sshd and one on versitygw; a kind whose server is
@@ -125,7 +146,9 @@ func startHosts(dir string, note func(string, ...any)) ([]*host, *servers, error
 	if s, err := sshtest.Start(sshDir); err == nil {
 		srv.ssh = s
 		h3.kind, h3.line = "sftp", s.HostsLine(h3.dir)
-		srv.env = append(srv.env, "BK_SSH="+strings.Join(s.SSHCommand(), " "))
+		ssh := sshCommand(s, filepath.Join(dir, "mux"), note)
+		srv.shared = len(ssh) > len(s.SSHCommand())
+		srv.env = append(srv.env, "BK_SSH="+strings.Join(ssh, " "))
 	} else {
 		note("no sshd (%v): h3 is a folder", err)
 	}

@@ -72,7 +72,11 @@ type Result struct {
 	// BigChanged counts the nights the large file changed before a backup
 	// was stored; BigDeltas those of them whose archive was smaller than
 	// the file, so it went as a delta.
-	BigChanged, BigDeltas   int
+	BigChanged, BigDeltas int
+	// SSHShared says the tools' ssh logins to h3 shared a connection a
+	// night (ssh's ControlMaster), the first login of each night a real
+	// one.
+	SSHShared               bool
 	Mismatches, Unexplained int
 	Wall                    time.Duration
 	// CPU is the processor time (user and system) spent by phase: the
@@ -86,7 +90,7 @@ const (
 	phaseRestores = "nightly restores (bk-ls, bk-join, bk-restore)"
 	phasePrunes   = "killed prunes"
 	phaseHosts    = "host events (snapshots, moves)"
-	phaseSSHD     = "sshd (SFTP host h3)"
+	phaseSSHD     = "sshd (SFTP host h3), the ssh masters"
 	phaseS3       = "versitygw (S3 host h4)"
 	phaseFinale   = "final check, repair and restores"
 	phaseSoak     = "soak (tree changes, scans, kills)"
@@ -148,11 +152,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &sim{cfg: cfg, res: &Result{Faults: map[string]int{}, CPU: map[string]time.Duration{}}, plan: makePlan(cfg.Seed, cfg.Nights, cfg.Short),
 		snapshot: map[string]string{}}
 	note := func(format string, args ...any) { fmt.Fprintf(cfg.Log, "soak: "+format+"\n", args...) }
+	becomeSubreaper()
 	var err error
 	if s.all, s.srv, err = startHosts(cfg.Dir, note); err != nil {
 		return nil, err
 	}
 	defer s.srv.stop(s.phase)
+	s.res.SSHShared = s.srv.shared
 	s.hosts = slices.Clone(s.all)
 	if err := s.setup(); err != nil {
 		return nil, err
@@ -167,6 +173,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return s.finish(began), err
 		}
 		s.res.Nights++
+		// The night's ssh connection ends with it.
+		_ = s.phase(phaseSSHD, closeMasters)
 	}
 	if err := s.phase(phaseFinale, func() error { return s.finale(ctx) }); err != nil {
 		return s.finish(began), err
@@ -694,11 +702,21 @@ func killChild(pid int, stage string, delay time.Duration) bool {
 	}
 }
 
-// findChild is the child of pid whose command is comm, or 0. It reads
-// the children lists of pid's threads (a child is listed under the thread
-// that started it), not every process's stat: on a machine running
-// hundreds of processes that cost a third of the soak's own CPU time.
+// findChild is the child of pid whose command is comm, or 0.
 func findChild(pid int, comm string) int {
+	if children := findChildren(pid, comm, 1); len(children) > 0 {
+		return children[0]
+	}
+	return 0
+}
+
+// findChildren are the children of pid whose command is comm, up to limit
+// of them (all when limit is 0). It reads the children lists of pid's
+// threads (a child is listed under the thread that started it), not
+// every process's stat: on a machine running hundreds of processes that
+// cost a third of the soak's own CPU time.
+func findChildren(pid int, comm string, limit int) []int {
+	var out []int
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, _ := os.ReadDir(dir)
 	for _, t := range tasks {
@@ -712,11 +730,13 @@ func findChild(pid int, comm string) int {
 				continue
 			}
 			if n, err := strconv.Atoi(f); err == nil {
-				return n
+				if out = append(out, n); len(out) == limit {
+					return out
+				}
 			}
 		}
 	}
-	return 0
+	return out
 }
 
 // killedPrune runs the retention's prune and kills it part way.
@@ -997,6 +1017,9 @@ func (r *Result) WriteSummary(w io.Writer, cfg Config) {
 	fmt.Fprintln(w)
 	if r.BigChanged > 0 {
 		fmt.Fprintf(w, "  large file            changed before %d backups, sent as a delta in %d\n", r.BigChanged, r.BigDeltas)
+	}
+	if r.SSHShared {
+		fmt.Fprintf(w, "  ssh to h3             a login a night: its connection shared by the night's tool runs (ControlMaster)\n")
 	}
 	fmt.Fprintf(w, "  mismatches            %d\n", r.Mismatches)
 	fmt.Fprintf(w, "  unexplained failures  %d\n", r.Unexplained)

@@ -3,7 +3,11 @@ package soak
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/bk-backup/bk/internal/sshtest"
 )
 
 // findChild finds a child of this process by its command, whichever of
@@ -23,5 +27,42 @@ func TestFindChild(t *testing.T) {
 	}
 	if got := findChild(cmd.Process.Pid, "sleep"); got != 0 {
 		t.Errorf("findChild(sleep, sleep) = %d, want 0 (it has no children)", got)
+	}
+}
+
+// The night's ssh master, left running by the login that started it when
+// that tool exited, is this process's child: closeMasters ends it and
+// waits for it (so its CPU time counts), and the next login is a real
+// one, which starts a master again.
+func TestCloseMasters(t *testing.T) {
+	t.Parallel()
+	srv, err := sshtest.Start(t.TempDir())
+	if err != nil {
+		t.Skip(err)
+	}
+	defer srv.Stop()
+	becomeSubreaper()
+	ssh := sshCommand(srv, filepath.Join(t.TempDir(), "mux"), t.Logf)
+	for night := range 2 {
+		if out, err := exec.Command(ssh[0], append(ssh[1:], srv.Alias, "true")...).CombinedOutput(); err != nil {
+			t.Fatalf("night %d: ssh: %v: %s", night, err, out)
+		}
+		// The master, and the process between it and ssh's first, which
+		// exited (ssh forks twice to leave it in the background).
+		masters := findChildren(os.Getpid(), "ssh", 0)
+		if len(masters) == 0 {
+			t.Fatalf("night %d: no ssh child after a login, want its master", night)
+		}
+		if err := closeMasters(); err != nil {
+			t.Fatal(err)
+		}
+		if left := findChildren(os.Getpid(), "ssh", 0); len(left) > 0 {
+			t.Fatalf("night %d: ssh children %v left after closeMasters", night, left)
+		}
+		for _, pid := range masters {
+			if err := syscall.Kill(pid, 0); err == nil {
+				t.Fatalf("night %d: ssh %d still runs or waits to be waited for", night, pid)
+			}
+		}
 	}
 }
