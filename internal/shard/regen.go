@@ -5,7 +5,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sync"
 )
 
 // A share is regenerated from what the join has verified anyway: each
@@ -151,14 +150,11 @@ func (j *joiner) regenerate(o *outStripe, s int64, shards [][]byte, good []int) 
 		if err := j.enc.ReconstructSome(shards, required); err != nil {
 			return err
 		}
-		var wg sync.WaitGroup
-		for _, i := range encode {
-			wg.Go(func() {
-				sum := BlockHash(info.SetID, s, i, shards[i])
-				copy(sums[i*HashSize:], sum[:])
-			})
-		}
-		wg.Wait()
+		together(len(encode), func(k int) {
+			i := encode[k]
+			sum := BlockHash(info.SetID, s, i, shards[i])
+			copy(sums[i*HashSize:], sum[:])
+		})
 	}
 	if o.records == nil {
 		o.records = make([][]byte, len(j.regen.indices))
