@@ -364,7 +364,8 @@ func checksumSpan(at io.ReaderAt, info SetInfo) int {
 // on a host that makes one of every read), so they stay fewer than the
 // share's stripes, where a share of one stripe (a small incremental
 // backup's) cost a whole window of them. Where a read is a request
-// (RequestSizer), a window is read in spans of records, a read each.
+// (RequestSizer), a window is read in spans of records, a read each, and
+// the first window is one span.
 func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, from int64, send func(*item) bool) {
 	info := j.info
 	span := checksumSpan(at, info)
@@ -374,7 +375,7 @@ func (j *joiner) readChecksums(ctx context.Context, sh *share, at io.ReaderAt, f
 	}
 	spans := make(chan []byte, spanReads)
 	pool := newPool(2 * widest) // the next window is read while this one is used
-	for s, size := from, 1; ; s, size = s+int64(size), min(2*size, widest) {
+	for s, size := from, span; ; s, size = s+int64(size), min(2*size, widest) {
 		window := make([]*item, size)
 		for i := range window {
 			var b []byte
@@ -418,9 +419,10 @@ var errNotRead = errors.New("not read: the share ends before")
 // into its: with several, in one read from the first one's checksums to
 // the last one's, the blocks between included (a buffer of spans, which
 // holds spanReads of them). A stripe whose checksums that read did not
-// give whole is read alone (checksumsAt), which tells a trailer from a
-// truncated share or a failed read; the ones after it are read only
-// while it is a record.
+// give whole is told a trailer or the end of a truncated or padded share
+// from what the read got when it ended with the share, else it is read
+// alone (checksumsAt); the ones after it are read only while it is a
+// record.
 func checksumsIn(at io.ReaderAt, its []*item, info SetInfo, hdrSize, s int64, spans chan []byte) {
 	if len(its) == 1 {
 		checksumsAt(at, its[0], info, hdrSize, s)
@@ -442,14 +444,20 @@ func checksumsIn(at io.ReaderAt, its []*item, info SetInfo, hdrSize, s int64, sp
 		default:
 		}
 	}()
-	n, _ := at.ReadAt(buf[:length], hdrSize+s*int64(record)+int64(info.BlockSize))
+	n, err := at.ReadAt(buf[:length], hdrSize+s*int64(record)+int64(info.BlockSize))
 	for i, it := range its {
 		if end := i*record + sums; end <= n {
 			copy(it.buf, buf[i*record:end])
 			it.kind = kindRecord
 			continue
 		}
-		checksumsAt(at, it, info, hdrSize, s+int64(i))
+		// The read ended with the share, after the checksums of the
+		// stripe before: it holds what is left from this stripe's unit on.
+		if unit := i*record - info.BlockSize; i > 0 && errors.Is(err, io.EOF) {
+			classifyEnd(it, buf[unit:min(n, unit+TrailerSize+1)], info, s+int64(i), io.EOF)
+		} else {
+			checksumsAt(at, it, info, hdrSize, s+int64(i))
+		}
 		if it.kind != kindRecord {
 			for _, rest := range its[i+1:] {
 				rest.kind, rest.err = kindBad, errNotRead
@@ -475,8 +483,16 @@ func checksumsAt(at io.ReaderAt, it *item, info SetInfo, hdrSize, s int64) {
 	}
 	unit := make([]byte, TrailerSize+1)
 	n, err = at.ReadAt(unit, record)
+	classifyEnd(it, unit[:n], info, s, err)
+}
+
+// classifyEnd says what a share holds from stripe s's unit on where that
+// is no whole record: the trailer, or the sign of a truncated or padded
+// share. unit is at most TrailerSize+1 bytes of it, read with err.
+func classifyEnd(it *item, unit []byte, info SetInfo, s int64, err error) {
+	n := len(unit)
 	switch {
-	case n == len(unit):
+	case n == TrailerSize+1:
 		it.kind, it.err = kindBad, errors.New("stray bytes (truncated or padded)")
 		return
 	case n == 0 && (err == nil || errors.Is(err, io.EOF)):
