@@ -100,7 +100,11 @@ type chunkInfo struct {
 
 // NewWriter writes catalogue frames into sw.
 func NewWriter(sw *seal.SeekWriter) (*Writer, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	// A window of one chunk: the default (8 MiB) gave the encoder a 16 MiB
+	// history buffer, a third of bk-pack's heap, for chunks of 512 KiB,
+	// and a heap that full made the collector run back to back.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithWindowSize(chunkBytes))
 	if err != nil {
 		return nil, err
 	}
