@@ -201,6 +201,17 @@ func TestSupersededRevisionsKept(t *testing.T) {
 				delete(r.files[h], manifest.RevisionPath(r.id, 2))
 			}
 		}, nil},
+		{"after revision 2 went: a share it stored that revision 3 names stays, moved ones too", func(r *revHosts) {
+			moved := r.id + ".r2.share1"
+			for rev := 2; rev <= 3; rev++ {
+				r.revs[rev].Shares[1].Path = moved
+				r.revs[rev].Shares[0].Host = "file:///h2" // onto a spare, under its own name
+			}
+			r.files[1][moved] = longAgo
+			for h := range 3 {
+				delete(r.files[h], manifest.RevisionPath(r.id, 2))
+			}
+		}, []string{"h2 .r2.share2"}},
 		{"a share the newest names missing, the older one's there", func(r *revHosts) {
 			delete(r.files[2], r.id+".r3.share2")
 		}, nil},
