@@ -151,14 +151,17 @@ const (
 
 // share is one share index of the set and where it is read from.
 type share struct {
-	index    int
-	name     string // "share 2 (path)"
-	src      Source // nil when the share comes in a stream
-	hdrSize  int64
-	state    shareState
-	full     bool // its blocks are read, not only its checksums
-	failed   bool // had a bad block; its blocks are read again only when nothing else is left
-	items    chan *item
+	index   int
+	name    string // "share 2 (path)"
+	src     Source // nil when the share comes in a stream
+	hdrSize int64
+	state   shareState
+	full    bool // its blocks are read, not only its checksums
+	failed  bool // had a bad block; its blocks are read again only when nothing else is left
+	items   chan *item
+	// first is the reader of the header, open after it, that the share's
+	// first read from stripe 0 goes on with (Join), or nil.
+	first    io.ReadCloser
 	stop     context.CancelFunc
 	cur      *item
 	why      string // why it is dead
@@ -277,10 +280,16 @@ func (j *joiner) start(sh *share, from int64, full bool) {
 	sh.stop, sh.state, sh.full = cancel, stateActive, full
 	items := make(chan *item, 1)
 	sh.items = items
-	go j.read(ctx, sh, from, full, items)
+	var first io.ReadCloser
+	if from == 0 {
+		first, sh.first = sh.first, nil
+	}
+	go j.read(ctx, sh, from, full, first, items)
 }
 
-func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, items chan<- *item) {
+// read reads sh from stripe from on (first, when not nil, is a reader at
+// stripe 0: read goes on with it rather than opening sh again).
+func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, first io.ReadCloser, items chan<- *item) {
 	defer close(items)
 	info := j.info
 	send := func(it *item) bool {
@@ -292,10 +301,13 @@ func (j *joiner) read(ctx context.Context, sh *share, from int64, full bool, ite
 			return false
 		}
 	}
-	rc, err := sh.src.Open(ctx, sh.hdrSize+from*int64(info.RecordSize()))
-	if err != nil {
-		send(&item{kind: kindBad, err: err})
-		return
+	rc := first
+	if rc == nil {
+		var err error
+		if rc, err = sh.src.Open(ctx, sh.hdrSize+from*int64(info.RecordSize())); err != nil {
+			send(&item{kind: kindBad, err: err})
+			return
+		}
 	}
 	defer rc.Close()
 	at, canReadAt := rc.(io.ReaderAt)

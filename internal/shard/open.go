@@ -30,7 +30,17 @@ func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) 
 	defer cancel(nil)
 	probes := probeAll(ctx, sources)
 	j, err := admit(ctx, probes, opts)
+	for _, p := range probes {
+		if p.rc != nil && !slices.ContainsFunc(j.shares, func(sh *share) bool { return sh != nil && sh.first == p.rc }) {
+			p.rc.Close()
+		}
+	}
 	if err != nil {
+		for _, sh := range j.shares {
+			if sh != nil && sh.first != nil {
+				sh.first.Close()
+			}
+		}
 		return j.report, err
 	}
 	full := 0
@@ -89,9 +99,14 @@ type probe struct {
 	src Source
 	h   Header
 	err error
+	// rc is the reader of the header, open at the end of it (probeAll),
+	// for the share's first read to go on with.
+	rc io.ReadCloser
 }
 
-// probeAll reads the header of every source, all at once.
+// probeAll reads the header of every source, all at once. Each reader is
+// left open after a header that reads: Join reads the share on from there
+// rather than opening it again (a request, an S3 GET, an rclone process).
 func probeAll(ctx context.Context, sources []Source) []probe {
 	probes := make([]probe, len(sources))
 	var wg sync.WaitGroup
@@ -103,8 +118,11 @@ func probeAll(ctx context.Context, sources []Source) []probe {
 				probes[i].err = err
 				return
 			}
-			defer rc.Close()
-			probes[i].h, probes[i].err = ReadHeader(rc)
+			if probes[i].h, probes[i].err = ReadHeader(rc); probes[i].err != nil {
+				rc.Close()
+				return
+			}
+			probes[i].rc = rc
 		})
 	}
 	wg.Wait()
@@ -165,7 +183,7 @@ func (j *joiner) addShares(probes []probe, set [16]byte) {
 		default:
 			j.shares[h.Index] = &share{
 				index: h.Index, name: fmt.Sprintf("share %d (%s)", h.Index, name),
-				src: p.src, hdrSize: int64(h.Size()),
+				src: p.src, hdrSize: int64(h.Size()), first: p.rc,
 			}
 		}
 	}
