@@ -111,3 +111,57 @@ func TestRegenerateForgedRecords(t *testing.T) {
 		t.Errorf("share -1 of a share stream: %v", err)
 	}
 }
+
+// A stripe whose parity is not the code of its data blocks (as a faulty
+// client's split could write, every record agreeing on the parity block's
+// checksum) joins from its data blocks, but the blocks decoded from the
+// parity are refused, one decoded or several at once: neither the stream
+// nor a share regenerated gets a byte of the stripe.
+func TestRebuiltBlocksHeldToRecords(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		k, n   int
+		lost   []int
+		forged int // a parity share whose block of stripe 1 is forged
+		want   string
+	}{
+		{2, 3, []int{1}, 2, "blocks [1] rebuilt"},
+		{3, 5, []int{0, 1}, 3, "blocks [0 1] rebuilt"},
+	} {
+		data, paths := setup(t, 20*testBlock*c.k, c.k, c.n)
+		f := load(t, paths[c.forged])
+		f.Flip(1, 3)
+		sum := f.Rehash(1)
+		save(t, f)
+		for i, p := range paths {
+			if i != c.forged {
+				s := load(t, p)
+				copy(s.Checksum(1, c.forged), sum[:])
+				save(t, s)
+			}
+		}
+		join(paths...).mustEqual(t, data)
+		var kept []string
+		for i, p := range paths {
+			if !slices.Contains(c.lost, i) {
+				kept = append(kept, p)
+			}
+		}
+		r := join(kept...)
+		if r.err == nil || !strings.Contains(r.err.Error(), "stripe 1: "+c.want) {
+			t.Errorf("k=%d n=%d, shares %v lost: %v", c.k, c.n, c.lost, r.err)
+		}
+		if stripe := c.k * testBlock; len(r.out) > stripe || !bytes.Equal(r.out, data[:len(r.out)]) {
+			t.Errorf("k=%d n=%d: the join wrote %d bytes of a stream whose stripe 1 is refused", c.k, c.n, len(r.out))
+		}
+		got, err := regen(t, kept, c.lost...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("k=%d n=%d: regenerating shares %v: %v", c.k, c.n, c.lost, err)
+		}
+		for _, i := range c.lost {
+			if stripe1 := f.Hlen + f.RecordSize(); len(got[i]) > stripe1 {
+				t.Errorf("k=%d n=%d: share %d regenerated got %d bytes, past stripe 0's record", c.k, c.n, i, len(got[i]))
+			}
+		}
+	}
+}
