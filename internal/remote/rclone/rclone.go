@@ -88,11 +88,21 @@ func (r *Rclone) path(name string) string {
 // repeat the failure.
 func (r *Rclone) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	argv := append(append(append([]string{}, r.command[1:]...), args...), "--retries", "1")
+	var c *exec.Cmd
 	if ctx == nil {
-		return exec.Command(r.command[0], argv...)
+		c = exec.Command(r.command[0], argv...)
+	} else {
+		c = exec.CommandContext(ctx, r.command[0], argv...)
 	}
-	return exec.CommandContext(ctx, r.command[0], argv...)
+	c.Env = append(os.Environ(), lightStart)
+	return c
 }
+
+// lightStart spares each rclone process the table of character widths
+// that its terminal UI library (tcell) builds at start-up unless told not
+// to: about a third of the CPU of an rclone start, for a UI that rclone's
+// lsjson, cat, rcat, moveto and deletefile never draw.
+const lightStart = "TCELL_MINIMIZE=1"
 
 // Exit codes of rclone that mean the thing is absent.
 const (
