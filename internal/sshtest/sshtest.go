@@ -378,9 +378,39 @@ func (s *Server) Stop() error {
 	return nil
 }
 
-// descendants lists the processes below pid, from /proc (empty where there
-// is none).
+// descendants lists the processes below pid (empty where there is none):
+// from the lists of children /proc keeps of each thread, which read only
+// the processes below pid; where the kernel keeps none (no
+// CONFIG_PROC_CHILDREN), from every process's parent in /proc, a read of
+// every process on the machine.
 func descendants(pid int) []int {
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d/children", os.Getpid(), os.Getpid())); err != nil {
+		return descendantsByParent(pid)
+	}
+	var out []int
+	for next := children(pid); len(next) > 0; next = next[1:] {
+		out = append(out, next[0])
+		next = append(next, children(next[0])...)
+	}
+	return out
+}
+
+// children lists the processes that pid's threads started.
+func children(pid int) []int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	var out []int
+	for _, t := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		for _, f := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+func descendantsByParent(pid int) []int {
 	parent := map[int]int{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, f := range stats {

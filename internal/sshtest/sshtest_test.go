@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,4 +213,35 @@ func readSome(c net.Conn, d time.Duration) string {
 	c.SetReadDeadline(time.Now().Add(d))
 	n, _ := c.Read(buf)
 	return string(buf[:n])
+}
+
+// TestDescendants finds a shell's children and grandchildren from /proc's
+// lists of children, as the scan of every process's parent does.
+func TestDescendants(t *testing.T) {
+	// The inner shell says "started" once every process below the outer
+	// one has been forked.
+	cmd := exec.Command("sh", "-c", `sleep 30 & sh -c 'sleep 30 & sleep 30 & echo started; wait' & wait`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, pid := range descendantsByParent(cmd.Process.Pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	if _, err := out.Read(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	got, want := descendants(cmd.Process.Pid), descendantsByParent(cmd.Process.Pid)
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) != 4 || !slices.Equal(got, want) {
+		t.Fatalf("descendants = %v, the scan of parents found %v; want the same 4", got, want)
+	}
 }
