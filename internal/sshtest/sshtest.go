@@ -114,18 +114,12 @@ func (s *Server) startSSHD(sshd string) error {
 		return err
 	}
 	cfg := filepath.Join(s.Dir, "sshd_config")
-	if err := os.WriteFile(cfg, []byte(s.sshdConfig(true)), 0o600); err != nil {
+	penalties, err := knowsPenalties(sshd, cfg, s.sshdConfig(true))
+	if err != nil {
 		return err
 	}
-	// Newer sshd penalises clients that fail (as the host-key tests do)
-	// by refusing them for a while; older ones don't know the option.
-	if out, err := exec.Command(sshd, "-t", "-f", cfg).CombinedOutput(); err != nil {
-		if !bytes.Contains(out, []byte("PerSourcePenalties")) {
-			return fmt.Errorf("sshd config: %s", bytes.TrimSpace(out))
-		}
-		if err := os.WriteFile(cfg, []byte(s.sshdConfig(false)), 0o600); err != nil {
-			return err
-		}
+	if err := os.WriteFile(cfg, []byte(s.sshdConfig(penalties)), 0o600); err != nil {
+		return err
 	}
 	// -r: no re-exec of sshd for each connection, a quarter of the
 	// server's CPU a login; newer sshd ignores it.
@@ -167,6 +161,34 @@ func (s *Server) startSSHD(sshd string) error {
 	}
 	<-logDone // sshd exited before serving, so no child holds the pipe
 	return fmt.Errorf("sshd did not start: %s", strings.TrimSpace(s.log.String()))
+}
+
+// penalties caches knowsPenalties' answer: an sshd -t a server is 10 ms
+// of CPU, and a test run starts about seventy.
+var penalties struct {
+	sync.Mutex
+	known, ok bool
+}
+
+// knowsPenalties reports whether sshd takes the PerSourcePenalties option,
+// trying config (which sets it) with sshd -t, written to path, the first
+// time. Newer sshd penalises clients that fail (as the host-key tests do)
+// by refusing them for a while; older ones don't know the option.
+func knowsPenalties(sshd, path, config string) (bool, error) {
+	penalties.Lock()
+	defer penalties.Unlock()
+	if penalties.known {
+		return penalties.ok, nil
+	}
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		return false, err
+	}
+	out, err := exec.Command(sshd, "-t", "-f", path).CombinedOutput()
+	if err != nil && !bytes.Contains(out, []byte("PerSourcePenalties")) {
+		return false, fmt.Errorf("sshd config: %s", bytes.TrimSpace(out))
+	}
+	penalties.known, penalties.ok = true, err == nil
+	return penalties.ok, nil
 }
 
 func (s *Server) sshdConfig(penalties bool) string {
