@@ -132,6 +132,9 @@ type sim struct {
 	bigChanged bool
 	night      int
 	date       time.Time
+	// counted: the children's CPU time the phases have counted so far,
+	// so that a phase started inside another counts only once.
+	counted time.Duration
 	// mu guards res's counts while the finale restores two at a time.
 	mu sync.Mutex
 }
@@ -193,11 +196,14 @@ func (s *sim) finish(began time.Time) *Result {
 }
 
 // phase runs f and counts the CPU time of the children waited for
-// meanwhile (with theirs) as the phase's.
+// meanwhile (with theirs) as the phase's, but for what phases started
+// inside f counted (host events stop servers in phases of their own).
 func (s *sim) phase(name string, f func() error) error {
-	before := cpuTime(syscall.RUSAGE_CHILDREN)
+	before, countedBefore := cpuTime(syscall.RUSAGE_CHILDREN), s.counted
 	err := f()
-	s.res.CPU[name] += cpuTime(syscall.RUSAGE_CHILDREN) - before
+	own := cpuTime(syscall.RUSAGE_CHILDREN) - before - (s.counted - countedBefore)
+	s.res.CPU[name] += own
+	s.counted += own
 	return err
 }
 

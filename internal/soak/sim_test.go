@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bk-backup/bk/internal/sshtest"
 )
@@ -64,5 +65,32 @@ func TestCloseMasters(t *testing.T) {
 				t.Fatalf("night %d: ssh %d still runs or waits to be waited for", night, pid)
 			}
 		}
+	}
+}
+
+// A phase started inside another is counted once: the phases' CPU times
+// add up to the children's, as the summary's table promises.
+func TestNestedPhaseCountedOnce(t *testing.T) {
+	burn := func() error {
+		return exec.Command("sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done").Run()
+	}
+	s := &sim{res: &Result{CPU: map[string]time.Duration{}}}
+	before := cpuTime(syscall.RUSAGE_CHILDREN)
+	err := s.phase(phaseHosts, func() error {
+		if err := burn(); err != nil {
+			return err
+		}
+		return s.phase(phaseSSHD, burn)
+	})
+	if err != nil {
+		t.Skip(err)
+	}
+	total := cpuTime(syscall.RUSAGE_CHILDREN) - before
+	outer, inner := s.res.CPU[phaseHosts], s.res.CPU[phaseSSHD]
+	if inner <= 0 || outer <= 0 {
+		t.Fatalf("phases counted %v outside and %v inside, want both > 0", outer, inner)
+	}
+	if outer+inner != total {
+		t.Errorf("phases counted %v + %v = %v of children's CPU, want the %v spent", outer, inner, outer+inner, total)
 	}
 }
