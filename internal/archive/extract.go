@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,10 @@ type extractor struct {
 	stats  RestoreStats
 	dirs   []dirMeta
 	pend   []byte // a holeWriter's buffer, reused from file to file
+	// deltaIn and deltaBuf read and apply deltas, reused from one to the
+	// next.
+	deltaIn  *bufio.Reader
+	deltaBuf []byte
 	// The parent directory of the last entry, open: entries come directory
 	// by directory, and each name resolved from the root costs a system call
 	// per path element.

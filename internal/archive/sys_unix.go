@@ -3,6 +3,7 @@
 package archive
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -139,8 +140,9 @@ func (s *statInfo) Mode() fs.FileMode {
 // directory dir, for writing; it fails if anything is there, a symlink
 // included. base resolves nothing outside dir, so this keeps the confinement
 // of Root.OpenFile in one openat, where that costs several system calls.
+// The file is open for reading too.
 func createAt(dir *os.File, base string) (*os.File, error) {
-	f, err := createFd(dir, base)
+	f, err := create(dir, base, unix.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +154,15 @@ func createAt(dir *os.File, base string) (*os.File, error) {
 // the two allocations and the finalizer of an os.File, which for a small
 // file cost about as much as writing it.
 func createFd(dir *os.File, base string) (fdFile, error) {
+	return create(dir, base, unix.O_WRONLY)
+}
+
+func create(dir *os.File, base string, access int) (fdFile, error) {
 	if base == "" || base == "." || base == ".." || strings.Contains(base, "/") {
 		return fdFile{-1, base}, &os.PathError{Op: "openat", Path: base, Err: syscall.EINVAL}
 	}
 	for {
-		fd, err := unix.Openat(int(dir.Fd()), base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(int(dir.Fd()), base, access|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == unix.EINTR {
 			continue
 		}
@@ -236,3 +242,13 @@ func (f fdFile) SetXattr(name, value string) error { return xattr.FSetFd(f.fd, f
 // Close closes the descriptor, once: a close is never retried, as the
 // descriptor is gone even when it fails.
 func (f fdFile) Close() error { return f.err("close", unix.Close(f.fd)) }
+
+// hasXattrsFd says whether the open file f may have extended attributes:
+// it has some, or asking failed.
+func hasXattrsFd(f *os.File) bool {
+	n, err := unix.Flistxattr(int(f.Fd()), nil)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return false
+	}
+	return err != nil || n > 0
+}

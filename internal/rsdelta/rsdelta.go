@@ -88,6 +88,34 @@ type Reader interface {
 // the copy buffer (its size bounds memory). It returns the bytes written;
 // r is read no further than the end command.
 func Apply(w io.Writer, old io.ReaderAt, oldSize int64, r Reader, limit int64, buf []byte) (int64, error) {
+	var written int64
+	_, err := Walk(r, oldSize, limit, func(_ int64, c Command) error {
+		var src io.Reader = io.LimitReader(r, c.Len)
+		short := "delta cut short in a literal"
+		if c.Off >= 0 {
+			src, short = io.NewSectionReader(old, c.Off, c.Len), "the old file ended early"
+		}
+		m, err := io.CopyBuffer(w, src, buf)
+		written += m
+		if err == nil && m < c.Len {
+			err = errors.New(short)
+		}
+		return err
+	})
+	return written, err
+}
+
+// Command is one command of a delta: a copy of Len bytes at offset Off of
+// the old file, or, with Off -1, a literal: Len bytes that follow it in
+// the delta.
+type Command struct{ Off, Len int64 }
+
+// Walk reads a delta from r up to its end command and calls fn with each
+// command and the offset in the new file where its bytes go. For a literal,
+// fn reads its Len bytes from r, no more, no fewer. Walk refuses what Apply
+// refuses: a copy from beyond oldSize, more than limit bytes in all. It
+// returns the new file's size; r is read no further than the end command.
+func Walk(r Reader, oldSize, limit int64, fn func(pos int64, c Command) error) (int64, error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
 		return 0, fmt.Errorf("delta cut short: %w", unexpected(err))
@@ -101,56 +129,37 @@ func Apply(w io.Writer, old io.ReaderAt, oldSize int64, r Reader, limit int64, b
 		if err != nil {
 			return n, fmt.Errorf("delta cut short: %w", unexpected(err))
 		}
+		c := Command{Off: -1}
 		switch {
 		case op == opEnd:
 			return n, nil
-		case op <= opLiteralMax || op < opCopyN1N1:
-			size := int64(op)
-			if op > opLiteralMax {
-				v, err := readInt(r, int(op-opLiteralN1))
-				if err != nil {
-					return n, err
-				}
-				size = v
-			}
-			if size > limit-n {
-				return n, fmt.Errorf("delta makes more than the %d bytes it should", limit)
-			}
-			m, err := io.CopyBuffer(w, io.LimitReader(r, size), buf)
-			n += m
-			if err != nil {
+		case op <= opLiteralMax:
+			c.Len = int64(op)
+		case op < opCopyN1N1:
+			if c.Len, err = readInt(r, int(op-opLiteralN1)); err != nil {
 				return n, err
-			}
-			if m < size {
-				return n, errors.New("delta cut short in a literal")
 			}
 		case op <= opCopyN8N8:
 			code := int(op - opCopyN1N1)
-			off, err := readInt(r, code/4)
-			if err != nil {
+			if c.Off, err = readInt(r, code/4); err != nil {
 				return n, err
 			}
-			size, err := readInt(r, code%4)
-			if err != nil {
+			if c.Len, err = readInt(r, code%4); err != nil {
 				return n, err
 			}
-			if off > oldSize || size > oldSize-off {
-				return n, fmt.Errorf("delta copies bytes %d to %d of an old file of %d bytes", off, off+size, oldSize)
-			}
-			if size > limit-n {
-				return n, fmt.Errorf("delta makes more than the %d bytes it should", limit)
-			}
-			m, err := io.CopyBuffer(w, io.NewSectionReader(old, off, size), buf)
-			n += m
-			if err != nil {
-				return n, err
-			}
-			if m < size {
-				return n, errors.New("the old file ended early")
+			if c.Off > oldSize || c.Len > oldSize-c.Off {
+				return n, fmt.Errorf("delta copies bytes %d to %d of an old file of %d bytes", c.Off, c.Off+c.Len, oldSize)
 			}
 		default:
 			return n, fmt.Errorf("unknown delta command 0x%02x", op)
 		}
+		if c.Len > limit-n {
+			return n, fmt.Errorf("delta makes more than the %d bytes it should", limit)
+		}
+		if err := fn(n, c); err != nil {
+			return n, err
+		}
+		n += c.Len
 	}
 }
 
