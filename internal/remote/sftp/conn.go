@@ -22,7 +22,8 @@ import (
 // conn is one ssh process and the SFTP client speaking over its pipes.
 type conn struct {
 	c      *psftp.Client
-	packet int // the data a read or write request carries
+	s      *session // our own requests on the same session
+	packet int      // the data a read or write request carries
 	cmd    *exec.Cmd
 	dead   chan struct{} // closed when ssh has exited
 
@@ -116,7 +117,7 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 	}
 	// Answers to writes are 28 bytes, read as a length and the rest.
 	stdout := bufio.NewReaderSize(replies, 32<<10)
-	stdin := &wholeRequests{w: toSSH}
+	stdin := newWholeRequests(toSSH)
 	stderr, err := cmd.StderrPipe()
 	if err == nil {
 		err = cmd.Start()
@@ -127,7 +128,9 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("host %s: %w", r, err)
 	}
 	c := &conn{cmd: cmd, dead: make(chan struct{}), timeout: timeout}
-	c.alive.Store(time.Now().UnixNano())
+	c.markAlive()
+	c.s = newSession(stdin, c.markAlive)
+	stdin.closing = func() { c.s.fail(fmt.Errorf("%w (the session ended)", psftp.ErrSSHFxConnectionLost)) }
 	c.waiting.Add(1) // the dial waits for the host too
 	stderrDone := make(chan struct{})
 	go func() {
@@ -161,7 +164,7 @@ func (r *SFTP) dial(ctx context.Context) (*conn, error) {
 			done <- result{err: err}
 			return
 		}
-		rd, wr := replayHello(version, answers{stdout, c}, requests)
+		rd, wr := replayHello(version, &sessionReader{r: stdout, s: c.s}, requests)
 		pc, err := psftp.NewClientPipe(rd, wr,
 			psftp.MaxPacketUnchecked(packet),
 			psftp.UseConcurrentWrites(true),
@@ -229,7 +232,7 @@ func (c *conn) watch() {
 
 // run runs op, one request or a batch of them, under the watchdog.
 func (c *conn) run(op func() error) error {
-	c.alive.Store(time.Now().UnixNano())
+	c.markAlive()
 	c.waiting.Add(1)
 	err := op()
 	c.waiting.Add(-1)
@@ -320,6 +323,7 @@ func (c *conn) close() {
 // error of no known kind counts as lost if ssh exits soon after it.
 func (c *conn) lost(err error) bool {
 	var status *psftp.StatusError
+	var refused *statusError
 	switch {
 	case err == nil:
 		return false
@@ -329,7 +333,9 @@ func (c *conn) lost(err error) bool {
 		return true
 	case errors.As(err, &status):
 		return status.Code == uint32(psftp.ErrSSHFxConnectionLost)
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrExist),
+	case errors.As(err, &refused):
+		return false
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrExist), errors.Is(err, errProtocol),
 		errors.Is(err, io.EOF), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, errSize), errors.Is(err, remote.ErrUnknownSpace), errors.Is(err, os.ErrClosed):
 		return false

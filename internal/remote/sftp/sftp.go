@@ -203,17 +203,24 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 		}
 		// A fresh name each try: an earlier try may have made its file.
 		u.tmp = r.path(remote.TempName(name))
-		f, err := c.c.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		// On an append-only host read-only from its creation: the
+		// account may not chmod it later.
+		perm := uint32(0o600)
+		if r.opts.AppendOnly {
+			perm = 0o444
+		}
+		h, err := c.s.open(u.tmp, fxfWrite|fxfCreat|fxfExcl, perm)
 		if err != nil {
 			return err
 		}
-		u.f, u.fc = f, c
+		u.handle, u.fc = h, c
 		if r.opts.AppendOnly {
-			return nil // created read-only (createMode), never chmodded
+			return nil // never chmodded
 		}
-		// Private like the local backend's; a server that can't do it
-		// still stores the file.
-		if err := f.Chmod(0o600); c.lost(err) {
+		// Private like the local backend's also where the server takes
+		// no permissions with an open; one that can't chmod still
+		// stores the file.
+		if err := c.c.Chmod(u.tmp, 0o600); c.lost(err) {
 			return err
 		}
 		return nil
@@ -231,8 +238,8 @@ type upload struct {
 	tmp   string
 	final string
 
-	f       *psftp.File
-	fc      *conn    // the connection f belongs to
+	handle  []byte   // of the temp file, open for writing on fc
+	fc      *conn    // the connection handle belongs to
 	sent    []*chunk // on their way, in order from acked
 	unacked int64    // the bytes of sent
 	buf     []byte   // being filled: the bytes after those sent
@@ -246,7 +253,7 @@ type upload struct {
 }
 
 // chunk is a write on its way: a request of at most the connection's
-// packet size each, on goroutines of their own.
+// packet size each.
 type chunk struct {
 	data []byte
 	off  int64
@@ -314,48 +321,70 @@ func (u *upload) newBuffer() []byte {
 }
 
 // file returns a handle to the temp file on connection c, reopening it
-// after a reconnect (without O_CREATE: if it vanished, the upload fails).
-// On an append-only host the temp file is read-only and cannot be
+// after a reconnect (without creating it: if it vanished, the upload
+// fails). On an append-only host the temp file is read-only and cannot be
 // reopened: the upload goes on in a new one.
-func (u *upload) file(c *conn) (*psftp.File, error) {
+func (u *upload) file(c *conn) ([]byte, error) {
 	if u.fc == c {
-		return u.f, nil
+		return u.handle, nil
 	}
 	if u.r.opts.AppendOnly {
 		return u.restart(c)
 	}
-	f, err := c.c.OpenFile(u.tmp, os.O_WRONLY)
+	h, err := c.s.open(u.tmp, fxfWrite, 0)
 	if err != nil {
 		return nil, err
 	}
-	u.f, u.fc = f, c
-	return f, nil
+	u.handle, u.fc = h, c
+	return h, nil
 }
 
 // restart moves the upload to a new temp file on c, holding the
 // acknowledged bytes of the old one, read back from the host. The old one
 // stays behind, a leftover for bk-prune with the admin hosts file.
-func (u *upload) restart(c *conn) (*psftp.File, error) {
+func (u *upload) restart(c *conn) ([]byte, error) {
 	tmp := remote.TempName(u.final)
-	f, err := c.c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	h, err := c.s.open(tmp, fxfWrite|fxfCreat|fxfExcl, 0o444)
 	if err != nil {
 		return nil, err
 	}
 	src, err := c.c.Open(u.tmp)
 	if err == nil {
-		var n int64
-		n, err = io.Copy(f, io.LimitReader(src, u.acked))
-		_ = src.Close()
-		if err == nil && n != u.acked {
-			err = fmt.Errorf("%s: %w: it holds %d bytes, the host acknowledged %d", u.tmp, errSize, n, u.acked)
+		err = copyAcked(c, h, src, u.acked)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%s: %w: it holds fewer bytes than the host acknowledged (%d)", u.tmp, errSize, u.acked)
 		}
+		_ = src.Close()
 	}
 	if err != nil {
-		_ = f.Close()
+		_ = c.s.close(h)
 		return nil, err
 	}
-	u.tmp, u.f, u.fc = tmp, f, c
-	return f, nil
+	u.tmp, u.handle, u.fc = tmp, h, c
+	return h, nil
+}
+
+// copyAcked writes the first n bytes of src to the file of handle h on c,
+// a chunk at a time.
+func copyAcked(c *conn, h []byte, src io.Reader, n int64) error {
+	buf := make([]byte, ChunkSize)
+	for off := int64(0); off < n; {
+		got, err := io.ReadFull(src, buf[:min(int64(len(buf)), n-off)])
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		if err != nil {
+			return err
+		}
+		ch := &chunk{data: buf[:got], off: off}
+		startChunk(ch, h, c)
+		ch.pending.Wait()
+		if ch.err != nil {
+			return ch.err
+		}
+		off += int64(got)
+	}
+	return nil
 }
 
 // flush sends the bytes Write has gathered.
@@ -375,38 +404,32 @@ func (u *upload) send(ctx context.Context, data []byte, release func([]byte)) er
 		ch := &chunk{data: data, off: u.acked + u.unacked, release: release}
 		u.sent = append(u.sent, ch)
 		u.unacked += int64(len(data))
-		u.start(ch, u.f, u.fc)
+		startChunk(ch, u.handle, u.fc)
 	}
 	return u.settle(ctx, (Window-1)*ChunkSize)
 }
 
-// start writes ch with f, of connection c, in requests of equal size: a
-// chunk of 4 packets and a few bytes is not sent as 4 and a small one.
-func (u *upload) start(ch *chunk, f *psftp.File, c *conn) {
+// startChunk sends ch to the file of handle h on connection c, in
+// requests of equal size (a chunk of 4 packets and a few bytes is not sent
+// as 4 and a small one); their answers come on the connection's reader.
+func startChunk(ch *chunk, h []byte, c *conn) {
 	ch.c, ch.err = c, nil
 	requests := (len(ch.data) + c.packet - 1) / c.packet
 	size := (len(ch.data) + requests - 1) / requests
-	for at := 0; at < len(ch.data); at += size {
-		data := ch.data[at:min(at+size, len(ch.data))]
-		ch.pending.Go(func() {
-			err := c.run(func() error {
-				_, err := f.WriteAt(data, ch.off+int64(at))
+	err := c.run(func() error {
+		for at := 0; at < len(ch.data); at += size {
+			if err := c.s.write(h, ch.off+int64(at), ch.data[at:min(at+size, len(ch.data))], ch); err != nil {
 				return err
-			})
-			// A chunk's file is never closed while it is written:
-			// "closed" is the pipe to ssh, closed by pkg/sftp once the
-			// session ended.
-			if errors.Is(err, os.ErrClosed) {
-				err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
 			}
-			if err != nil {
-				ch.mu.Lock()
-				if ch.err == nil {
-					ch.err = err
-				}
-				ch.mu.Unlock()
-			}
-		})
+		}
+		return nil
+	})
+	if err != nil {
+		ch.mu.Lock()
+		if ch.err == nil {
+			ch.err = err
+		}
+		ch.mu.Unlock()
 	}
 }
 
@@ -445,13 +468,13 @@ func (u *upload) settle(ctx context.Context, keep int64) error {
 				return ch.err // a refusal fails the upload, a loss re-dials
 			}
 			// Lost with an earlier connection: all again on this one.
-			f, err := u.file(c)
+			h, err := u.file(c)
 			if err != nil {
 				return err
 			}
 			u.resumed = u.acked
 			for _, ch := range u.sent {
-				u.start(ch, f, c)
+				startChunk(ch, h, c)
 			}
 		}
 		return nil
@@ -515,7 +538,7 @@ func (u *upload) Commit(ctx context.Context) error {
 // written.
 func (u *upload) checkSize(c *conn) error {
 	if u.fc == c {
-		if err := u.f.Close(); err != nil {
+		if err := c.s.close(u.handle); err != nil {
 			return err
 		}
 		u.fc = nil
@@ -628,7 +651,7 @@ func (u *upload) Abort() error {
 	// host the temp file stays, for bk-prune with the admin hosts file.
 	err := u.r.do(context.Background(), []time.Duration{0}, "removed "+u.tmp, func(c *conn) error {
 		if u.fc == c {
-			_ = u.f.Close()
+			_ = c.s.close(u.handle)
 			u.fc = nil
 		}
 		if u.r.opts.AppendOnly {

@@ -26,6 +26,7 @@ var fastRetry = remote.Retry{Attempts: 5, First: 10 * time.Millisecond, Max: 50 
 // TestMain lets more tests run at once than GOMAXPROCS: they wait on ssh
 // logins and on timeouts of silent hosts far more than they compute.
 func TestMain(m *testing.M) {
+	forgeMain()
 	sshtest.MoreParallel(8)
 	os.Exit(m.Run())
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 )
 
 // heldMax bounds the start of a request wholeRequests holds back: the
@@ -14,15 +15,46 @@ const heldMax = 4 << 10
 // socket): pkg/sftp writes a write request's header and its data apart,
 // and ssh would wake for the header alone, and we with it when the socket
 // is full. The start of a request, up to heldMax bytes, is held back
-// until the rest comes.
+// until the rest comes. Our own requests (sendWhole) go in between
+// pkg/sftp's.
 type wholeRequests struct {
-	w     io.WriteCloser
-	held  []byte // the start of the current request, not passed on yet
-	sized bool   // the current request's length is known
-	left  int    // bytes of the current request not seen yet, once sized
+	w       io.WriteCloser
+	closing func() // called once the requests end
+
+	mu       sync.Mutex
+	boundary sync.Cond // signalled when a request of pkg/sftp's is passed on whole
+	held     []byte    // the start of the current request, not passed on yet
+	sized    bool      // the current request's length is known
+	left     int       // bytes of the current request not seen yet, once sized
+}
+
+func newWholeRequests(w io.WriteCloser) *wholeRequests {
+	wr := &wholeRequests{w: w}
+	wr.boundary.L = &wr.mu
+	return wr
+}
+
+// between reports whether no request of pkg/sftp's is part way through.
+func (w *wholeRequests) between() bool { return !w.sized && len(w.held) == 0 }
+
+// sendWhole sends a request of ours in one write, between two of pkg/sftp's.
+func (w *wholeRequests) sendWhole(bufs net.Buffers) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for !w.between() {
+		w.boundary.Wait()
+	}
+	return w.writeBuffers(bufs)
 }
 
 func (w *wholeRequests) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer func() {
+		if w.between() {
+			w.boundary.Broadcast()
+		}
+	}()
 	n := len(p)
 	for len(p) > 0 {
 		if !w.sized {
@@ -61,15 +93,25 @@ func (w *wholeRequests) send(part []byte) error {
 		_, err := w.w.Write(part)
 		return err
 	}
-	bufs := net.Buffers{w.held, part}
-	var err error
-	if bw, ok := w.w.(buffersWriter); ok {
-		err = bw.WriteBuffers(bufs)
-	} else {
-		_, err = bufs.WriteTo(w.w)
-	}
+	err := w.writeBuffers(net.Buffers{w.held, part})
 	w.held = w.held[:0]
 	return err
 }
 
-func (w *wholeRequests) Close() error { return w.w.Close() }
+// writeBuffers writes bufs in one call where w.w can.
+func (w *wholeRequests) writeBuffers(bufs net.Buffers) error {
+	if bw, ok := w.w.(buffersWriter); ok {
+		return bw.WriteBuffers(bufs)
+	}
+	_, err := bufs.WriteTo(w.w)
+	return err
+}
+
+// Close ends the requests: pkg/sftp closes them when its session ends.
+func (w *wholeRequests) Close() error {
+	err := w.w.Close()
+	if w.closing != nil {
+		w.closing()
+	}
+	return err
+}

@@ -37,13 +37,13 @@ func TestWholeRequests(t *testing.T) {
 		return sftpPacket(6, []byte{0, 0, 0, id}, sftpString("handle"), sftpUints(uint64(id)), sftpString(string(data[:n])))
 	}
 	small := slices.Concat(write(1, 100), sftpPacket(fxpOpen, []byte{0, 0, 0, 2}, sftpString("x")), write(3, 300))
-	inSteps(t, small, small, func(out io.WriteCloser) io.Writer { return &wholeRequests{w: out} })
+	inSteps(t, small, small, func(out io.WriteCloser) io.Writer { return newWholeRequests(out) })
 
 	packets := [][]byte{write(1, 100), sftpPacket(fxpOpen, []byte{0, 0, 0, 2}, sftpString("x")), write(3, len(data))}
 	in := slices.Concat(packets...)
 	for _, wrap := range []func(io.WriteCloser) io.Writer{
-		func(w io.WriteCloser) io.Writer { return &wholeRequests{w: w} },
-		func(w io.WriteCloser) io.Writer { return &createMode{w: &wholeRequests{w: w}, perm: 0o444} },
+		func(w io.WriteCloser) io.Writer { return newWholeRequests(w) },
+		func(w io.WriteCloser) io.Writer { return &createMode{w: newWholeRequests(w), perm: 0o444} },
 	} {
 		var out writes
 		w := wrap(&out)

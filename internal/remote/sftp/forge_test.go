@@ -1,0 +1,213 @@
+package sftp
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	psftp "github.com/pkg/sftp"
+
+	"github.com/bk-backup/bk/internal/remote"
+	"github.com/bk-backup/bk/internal/remote/remotetest"
+)
+
+// forgeFlag makes the test binary a forging SFTP server on its stdin and
+// stdout, in place of ssh: pkg/sftp's server on the local file system,
+// with the answer to the third write request changed as its mode says.
+const forgeFlag = "-bk-forge-sftp"
+
+// forgeMain serves as forgeFlag says, if the command line asks for it.
+func forgeMain() {
+	if len(os.Args) < 3 || os.Args[1] != forgeFlag {
+		return
+	}
+	f := &forger{mode: os.Args[2], w: os.Stdout, writes: map[uint32]bool{}}
+	srv, err := psftp.NewServer(struct {
+		io.Reader
+		io.WriteCloser
+	}{&requestWatch{r: os.Stdin, f: f}, f})
+	if err == nil {
+		err = srv.Serve()
+	}
+	if err != nil && err != io.EOF {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// forger passes the server's answers on, but for the answer to the third
+// write request, which it changes.
+type forger struct {
+	mode string
+	w    io.Writer
+	buf  []byte
+
+	mu     sync.Mutex
+	writes map[uint32]bool // the numbers of the write requests not answered
+	seen   int             // write answers so far
+	held   []byte          // an answer held back ("reorder")
+}
+
+// requestWatch notes the numbers of the write requests as they go to the
+// server.
+type requestWatch struct {
+	r    io.Reader
+	f    *forger
+	buf  []byte
+	skip int
+}
+
+func (rw *requestWatch) Read(p []byte) (int, error) {
+	n, err := rw.r.Read(p)
+	rw.buf = append(rw.buf, p[:n]...)
+	for {
+		if rw.skip > 0 {
+			k := min(rw.skip, len(rw.buf))
+			rw.buf, rw.skip = rw.buf[k:], rw.skip-k
+			if rw.skip > 0 {
+				break
+			}
+		}
+		if len(rw.buf) < 9 {
+			break
+		}
+		size := 4 + int(binary.BigEndian.Uint32(rw.buf))
+		if rw.buf[4] == fxpWrite {
+			rw.f.mu.Lock()
+			rw.f.writes[binary.BigEndian.Uint32(rw.buf[5:])] = true
+			rw.f.mu.Unlock()
+		}
+		rw.skip = size
+	}
+	return n, err
+}
+
+func (f *forger) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	for len(f.buf) >= 4 {
+		size := 4 + int(binary.BigEndian.Uint32(f.buf))
+		if len(f.buf) < size {
+			break
+		}
+		pkt := bytes.Clone(f.buf[:size])
+		f.buf = f.buf[size:]
+		if _, err := f.w.Write(f.forge(pkt)); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (f *forger) Close() error { return nil }
+
+// forge returns what goes to the client in place of pkt.
+func (f *forger) forge(pkt []byte) []byte {
+	if len(pkt) < 9 {
+		return pkt
+	}
+	id := binary.BigEndian.Uint32(pkt[5:])
+	f.mu.Lock()
+	isWrite := f.writes[id]
+	delete(f.writes, id)
+	if isWrite {
+		f.seen++
+	}
+	seen, held := f.seen, f.held
+	if isWrite && seen == 4 {
+		f.held = nil
+	}
+	f.mu.Unlock()
+	if isWrite && seen == 4 && held != nil {
+		return append(pkt, held...) // the third's answer after the fourth's
+	}
+	if !isWrite || seen != 3 {
+		return pkt
+	}
+	switch f.mode {
+	case "fail":
+		body := binary.BigEndian.AppendUint32(nil, id)
+		body = binary.BigEndian.AppendUint32(body, 4)
+		body = appendString(body, []byte("forged failure"))
+		body = appendString(body, nil)
+		return sftpPacket(fxpStatus, body)
+	case "wrongid":
+		binary.BigEndian.PutUint32(pkt[5:], id^0x100)
+	case "dup":
+		return append(pkt, pkt...)
+	case "short":
+		return sftpPacket(fxpStatus, pkt[5:9])
+	case "type":
+		pkt[4] = fxpHandle
+	case "reorder":
+		f.mu.Lock()
+		f.held = pkt
+		f.mu.Unlock()
+		return nil
+	}
+	return pkt
+}
+
+// TestForgedWriteAnswers: an answer to a write that fails the write, or
+// that breaks the protocol (a number not on its way, twice the same, a
+// status too short, a packet of another type) fails the upload with one
+// line naming the host and nothing under the final name; answers out of
+// order, which the protocol allows, store the file.
+func TestForgedWriteAnswers(t *testing.T) {
+	t.Parallel()
+	want := map[string]string{
+		"fail":    ": forged failure (SSH_FX_FAILURE)",
+		"wrongid": "the host broke the SFTP protocol: it answered request ",
+		"dup":     "the host broke the SFTP protocol: it answered request ",
+		"short":   "the host broke the SFTP protocol: it answered a write with a status of 0 bytes",
+		"type":    "the host broke the SFTP protocol: it answered a write with a packet of type 102",
+		"reorder": "",
+	}
+	for mode, msg := range want {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			h := Location{Host: "forger-" + mode, Path: t.TempDir()}
+			r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, mode}, Retry: fastRetry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			data := remotetest.Data(2<<20, 7)
+			up, err := r.Create(ctx, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Abort()
+			_, err = up.Write(data)
+			if err == nil {
+				err = up.Commit(ctx)
+			}
+			if msg == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
+					t.Fatal("stored file differs from what was written")
+				}
+				return
+			}
+			t.Logf("%v", err)
+			prefix := "host forger-" + mode + ": upload "
+			if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), msg) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line %q…%q", err, prefix, msg)
+			}
+			if err := up.Abort(); err != nil {
+				t.Fatalf("abort: %v", err)
+			}
+			if _, err := r.Stat(ctx, "f"); err == nil {
+				t.Fatal("the final name exists")
+			}
+		})
+	}
+}
