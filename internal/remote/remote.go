@@ -117,6 +117,27 @@ type FileSystemer interface {
 	FileSystem(ctx context.Context) (string, error)
 }
 
+// InProcessHasher is a Location whose uploads compute in the process
+// that makes them: an S3 store's parts are hashed (SHA-256) and maybe
+// encrypted (TLS) there. Other kinds' uploads are system calls (writes to
+// files, to ssh or rclone), which run beside the caller's goroutines; a
+// tool may run its Go code on one processor when no host computes.
+type InProcessHasher interface {
+	HashesInProcess() bool
+}
+
+// HashesInProcess reports whether uploads to loc dialled with opts
+// compute in the process: those of an InProcessHasher that says so, and
+// those of any kind with opts.Verify (the hash of what is sent, and of what
+// is read back).
+func HashesInProcess(loc Location, opts DialOptions) bool {
+	if opts.Verify {
+		return true
+	}
+	h, ok := loc.(InProcessHasher)
+	return ok && h.HashesInProcess()
+}
+
 // Upload is a file being written. Nothing appears under its name until
 // Commit succeeds. Callers defer Abort, which is safe after Commit.
 type Upload interface {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -17,6 +16,7 @@ import (
 	"github.com/bk-backup/bk/internal/command/connect"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/push"
+	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/scrub"
 	"github.com/bk-backup/bk/internal/shard"
 	"github.com/bk-backup/bk/internal/state"
@@ -167,18 +167,18 @@ Restore the newest backup, or the one of a manifest:
 	}
 }
 
-// hashesInProcess reports whether uploads to a host of cat compute in
-// bk-push's own process: an S3 store's parts are hashed (SHA-256) and
-// maybe encrypted (TLS) there. To the other kinds, bk-push's work is
+// hashesInProcess reports whether uploads to a host of cat, dialled with
+// opts, compute in bk-push's own process (remote.HashesInProcess: an S3
+// store, or any host with Verify). To the other kinds, bk-push's work is
 // system calls (reads of the stream, writes to files, ssh or rclone),
 // which run beside its goroutines on a processor of their own however
 // many the Go runtime has; with two, the scheduler wakes an idle thread to
 // look for work at each hand-over between goroutines, about a quarter of
 // bk-push's own CPU to 3 SFTP hosts (bench row 9, perf: futex, nanosleep,
 // epoll waits): without such hosts bk-push runs its Go code on one.
-func hashesInProcess(cat *catalog.Catalog) bool {
+func hashesInProcess(cat *catalog.Catalog, opts remote.DialOptions) bool {
 	for _, h := range cat.Hosts() {
-		if strings.HasPrefix(h.URL(), "s3://") {
+		if remote.HashesInProcess(h.Location, h.DialOptions(opts)) {
 			return true
 		}
 	}
@@ -220,7 +220,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	defer cat.Close()
-	if os.Getenv("GOMAXPROCS") == "" && !c.Bool("verify") && !hashesInProcess(cat) {
+	if os.Getenv("GOMAXPROCS") == "" && !hashesInProcess(cat, opts.Dial) {
 		runtime.GOMAXPROCS(1)
 	}
 	var hs *handshake

@@ -113,6 +113,11 @@ func (l *Location) String() string {
 // Options implements remote.Configurable.
 func (l *Location) Options() []string { return []string{"endpoint", "region", "path-style", "profile"} }
 
+// HashesInProcess implements remote.InProcessHasher: every part is hashed
+// (SHA-256) for its request, and encrypted with TLS where the endpoint
+// is https.
+func (l *Location) HashesInProcess() bool { return true }
+
 // URL is the destination with what it takes to reach the store in a
 // query: endpoint, region and path-style, the same for every user; not
 // the profile, which is this user's choice of keys.
