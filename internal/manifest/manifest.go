@@ -256,7 +256,7 @@ func (m *Manifest) Check() error {
 		return CheckName(m.Name)
 	case m.Time.IsZero():
 		return errors.New("no time")
-	case m.K < 1 || m.N <= m.K || m.N > 256:
+	case m.K < 1 || m.N < m.K || m.N > 256:
 		return fmt.Errorf("k=%d n=%d out of range", m.K, m.N)
 	case m.BlockSize <= 0:
 		return fmt.Errorf("block size %d out of range", m.BlockSize)

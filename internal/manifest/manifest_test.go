@@ -84,7 +84,7 @@ func TestParseRefuses(t *testing.T) {
 		`"bk-manifest"`:           `"other"`,
 		`"index": 2`:              `"index": 3`,
 		`"index": 0`:              `"index": 2`,
-		`"k": 2`:                  `"k": 3`,
+		`"k": 2`:                  `"k": 4`,
 		`"path": "home-`:          `"path": "../home-`,
 		`"name": "home"`:          `"name": "work"`,
 		`"set_id": "3f`:           `"set_id": "zz`,

@@ -52,7 +52,7 @@ func TestSplitCanceled(t *testing.T) {
 }
 
 func TestSplitRefusesBadParameters(t *testing.T) {
-	for _, o := range []SplitOptions{{K: 0, N: 2}, {K: 2, N: 2}, {K: 1, N: 257}, {K: 2, N: 3, BlockSize: 100}, {K: 2, N: 3, BlockSize: 32 << 20}} {
+	for _, o := range []SplitOptions{{K: 0, N: 2}, {K: 3, N: 2}, {K: 1, N: 257}, {K: 2, N: 3, BlockSize: 100}, {K: 2, N: 3, BlockSize: 32 << 20}} {
 		if _, _, err := SplitStream(context.Background(), bytes.NewReader(nil), io.Discard, o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}

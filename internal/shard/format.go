@@ -77,8 +77,8 @@ func (s SetInfo) StripeSize() int64 { return int64(s.K) * int64(s.BlockSize) }
 
 // Check reports whether the parameters are within the format's limits.
 func (s SetInfo) Check() error {
-	if s.N < 2 || s.N > MaxShares || s.K < 1 || s.K >= s.N {
-		return fmt.Errorf("K=%d N=%d out of range: need 1 ≤ K < N ≤ %d", s.K, s.N, MaxShares)
+	if s.N > MaxShares || s.K < 1 || s.K > s.N {
+		return fmt.Errorf("K=%d N=%d out of range: need 1 ≤ K ≤ N ≤ %d", s.K, s.N, MaxShares)
 	}
 	if s.BlockSize < MinBlockSize || s.BlockSize > MaxBlockSize || s.BlockSize%64 != 0 {
 		return fmt.Errorf("block size %d out of range: need a multiple of 64 from %d to %d",

@@ -57,7 +57,7 @@ func sources(paths []string) []Source {
 
 func TestRoundTripStream(t *testing.T) {
 	for _, size := range []int{0, 1, 63, 64, 1000, 4096, 100_000} {
-		for _, kn := range [][2]int{{1, 2}, {2, 3}, {3, 5}, {4, 6}, {10, 14}} {
+		for _, kn := range [][2]int{{1, 1}, {3, 3}, {1, 2}, {2, 3}, {3, 5}, {4, 6}, {10, 14}} {
 			data := randBytes(uint64(size), size)
 			var stream bytes.Buffer
 			_, tr, err := SplitStream(context.Background(), bytes.NewReader(data), &stream,

@@ -31,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, bad := range []string{
 		strings.Replace(string(data), `"version": 1`, `"version": 2`, 1),
 		strings.Replace(string(data), `"format": "bk-tombstone"`, `"format": "bk-manifest"`, 1),
-		strings.Replace(string(data), `"k": 2`, `"k": 3`, 1),
+		strings.Replace(string(data), `"k": 2`, `"k": 4`, 1),
 		strings.Replace(string(data), m.ID, "../x", 1),
 		`{"format": "bk-tombstone", "version": 1}`,
 	} {

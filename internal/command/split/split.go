@@ -43,7 +43,7 @@ stripe. A share that was damaged, or altered with its own checksums
 recomputed, is caught through the others. Its trailer holds the stream's
 exact length and a checksum of the whole stream.`,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "k", Usage: "any `K` shares rebuild the stream (1 ≤ K < N)", Required: true},
+			&ucli.IntFlag{Name: "k", Usage: "any `K` shares rebuild the stream (1 ≤ K ≤ N; K = N: no spare share)", Required: true},
 			&ucli.IntFlag{Name: "n", Usage: "make `N` shares in all (N ≤ 256)", Required: true},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the shares as files in `DIR` (created if missing) instead of a share stream to stdout"},
 			cli.SizeFlag("block-size", units.Bytes(shard.DefaultBlockSize).String(), "cut the stream into blocks of `SIZE`, a multiple of 64 from 64 to 16M (K and M are 1024s)"),
@@ -92,8 +92,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.Usagef("more than one FILE to split")
 	}
 	k, n := c.Int("k"), c.Int("n")
-	if k < 1 || n > shard.MaxShares || k >= n {
-		return cli.Usagef("-k %d -n %d: need 1 ≤ K < N ≤ %d", k, n, shard.MaxShares)
+	if k < 1 || n > shard.MaxShares || k > n {
+		return cli.Usagef("-k %d -n %d: need 1 ≤ K ≤ N ≤ %d", k, n, shard.MaxShares)
 	}
 	block := cli.Size(c, "block-size")
 	if block.Bytes < 64 || block.Bytes > shard.MaxBlockSize || block.Bytes%64 != 0 {
