@@ -37,6 +37,9 @@ type ahead struct {
 	// named) as of the last entry returned.
 	marked string
 	buf    []byte // the extractor's own buffer
+	// batches are all the batches, for the ahead of the next archive of a
+	// chain once this one is closed.
+	batches []*aheadBatch
 }
 
 const (
@@ -82,12 +85,22 @@ type aheadItem struct {
 
 // newAhead starts reading sc ahead. The scanner's warnings are given
 // through warn in their place in the stream, on the caller's goroutine.
-// The caller must call close.
-func newAhead(sc *scanner, warn func(format string, args ...any)) *ahead {
+// The caller must call close. It reuses the buffers of prev, if not nil:
+// the ahead of the archive before in a chain, closed, its batches held by
+// nothing any more.
+func newAhead(sc *scanner, warn func(format string, args ...any), prev *ahead) *ahead {
 	a := &ahead{sc: sc, warn: warn,
 		full: make(chan *aheadBatch, aheadBatches), free: make(chan *aheadBatch, aheadBatches), stop: make(chan struct{})}
-	for range aheadBatches {
-		a.free <- &aheadBatch{buf: make([]byte, 0, aheadBytes)}
+	if prev != nil {
+		a.batches, a.buf = prev.batches, prev.buf
+	} else {
+		for range aheadBatches {
+			a.batches = append(a.batches, &aheadBatch{buf: make([]byte, 0, aheadBytes)})
+		}
+	}
+	for _, b := range a.batches {
+		b.refs.Store(0)
+		a.free <- b
 	}
 	a.done.Add(1)
 	go a.read()

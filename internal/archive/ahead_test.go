@@ -22,7 +22,7 @@ func readEntries(data []byte, viaAhead bool) string {
 		return b.Bytes(), err
 	}
 	if viaAhead {
-		a := newAhead(sc, warn)
+		a := newAhead(sc, warn, nil)
 		defer a.close()
 		next, content = a.next, func(*entry) ([]byte, error) { return io.ReadAll(a.content()) }
 	}

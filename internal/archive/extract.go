@@ -228,7 +228,7 @@ func (x *extractor) read() error {
 			return err
 		}
 		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
-		x.ahead = newAhead(x.sc, x.scannerWarn)
+		x.ahead = newAhead(x.sc, x.scannerWarn, x.ahead)
 		err = x.readMember()
 		// A writer's error comes first: its file is earlier in the
 		// archive than anything that failed in line.
