@@ -246,3 +246,25 @@ func sampleHeap() (stop func() uint64) {
 	}()
 	return func() uint64 { close(done); return <-result }
 }
+
+// BenchmarkDecompressChain opens, reads and closes 30 small streams one
+// after the other, as the restore of a chain of small incremental backups
+// does: the decoder's setup weighs as much as the data.
+func BenchmarkDecompressChain(b *testing.B) {
+	data := testData(64 << 10)
+	z := compress(b, data)
+	b.SetBytes(30 * int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 30 {
+			r, err := Decompress(io.MultiReader(bytes.NewReader(z)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := io.Copy(io.Discard, r); err != nil || n != int64(len(data)) {
+				b.Fatal(n, err)
+			}
+			r.Close()
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -235,8 +236,15 @@ func (cw *chunkWriter) Close() error {
 // Decompress reads a zstd stream: one or more frames, skippable frames
 // allowed. It refuses frames whose window is over MaxWindow, so hostile
 // input cannot make it allocate more than a few windows. Close releases the
-// decoder's goroutines; it does not close r.
+// decoder's goroutines, keeping the decoder for the next Decompress; it
+// does not close r.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
+	if d, ok := decoders.Get().(*zstd.Decoder); ok {
+		if err := d.Reset(r); err == nil {
+			return &zstdReader{d}, nil
+		}
+		d.Close()
+	}
 	d, err := zstd.NewReader(r,
 		zstd.WithDecoderMaxWindow(MaxWindow),
 		zstd.WithDecoderMaxMemory(MaxWindow),
@@ -248,11 +256,19 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	return &zstdReader{d}, nil
 }
 
+// decoders keeps the decoders of closed streams: a chain's restore opens a
+// stream per backup, and a new decoder's buffers cost more than decoding a
+// small incremental backup.
+var decoders sync.Pool
+
 // zstdReader says what a refused window means; the decoder's own "window
 // size exceeded" does not say whose limit it is.
 type zstdReader struct{ d *zstd.Decoder }
 
 func (z *zstdReader) Read(p []byte) (int, error) {
+	if z.d == nil {
+		return 0, zstd.ErrDecoderClosed
+	}
 	n, err := z.d.Read(p)
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		err = fmt.Errorf("zstd frame needs a window over %d MiB, more than bk allows "+
@@ -262,6 +278,14 @@ func (z *zstdReader) Read(p []byte) (int, error) {
 }
 
 func (z *zstdReader) Close() error {
-	z.d.Close()
+	if z.d == nil {
+		return nil
+	}
+	if z.d.Reset(nil) == nil {
+		decoders.Put(z.d)
+	} else {
+		z.d.Close()
+	}
+	z.d = nil
 	return nil
 }

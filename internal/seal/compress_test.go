@@ -247,3 +247,29 @@ func TestZstdInterop(t *testing.T) {
 		}
 	})
 }
+
+// A decoder given back by Close, after a stream left half read, a damaged
+// one or a refused window, decodes the next stream as a new one would; a
+// closed stream reads no more.
+func TestDecompressAfterClose(t *testing.T) {
+	data := testData(ChunkSize + 1000)
+	z := compress(t, data)
+	flipped := bytes.Clone(z)
+	flipped[len(flipped)/2] ^= 0x40
+	for _, before := range [][]byte{z, flipped, hugeWindowFrame()} {
+		r, err := Decompress(bytes.NewReader(before))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(io.LimitReader(r, ChunkSize/2))
+		r.Close()
+		if _, err := r.Read(make([]byte, 10)); err == nil {
+			t.Fatal("a closed stream read on")
+		}
+		for range 2 {
+			if got, err := decompress(t, z); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("after a stream closed: %v, equal %v", err, bytes.Equal(got, data))
+			}
+		}
+	}
+}
