@@ -135,7 +135,7 @@ func (c *Catalog) judgeAll(all []*Backup, listings []*Listing, want, read func(i
 func (c *Catalog) settle(all []*Backup, listings []*Listing) []*Backup {
 	slices.Reverse(all)
 	all = supersede(all)
-	c.bury(all, listings, time.Now())
+	c.bury(all, listings, c.opts.Now())
 	return all
 }
 

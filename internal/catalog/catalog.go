@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/remote"
@@ -27,6 +28,9 @@ type Options struct {
 	// Warn receives what the reader should know: a skipped backup, a
 	// manifest that does not count. nil drops them.
 	Warn func(format string, args ...any)
+	// Now is the tools' clock, which tombstones' ages are measured by, as
+	// bk-prune measures them; nil is the system clock.
+	Now func() time.Time
 }
 
 // Catalog is a set of hosts: those of the hosts files, in their order,
@@ -46,6 +50,9 @@ func New(hosts []hostsfile.Host, opts Options) *Catalog {
 	c := &Catalog{opts: opts, byURL: map[string]*Host{}}
 	if c.opts.Warn == nil {
 		c.opts.Warn = func(string, ...any) {}
+	}
+	if c.opts.Now == nil {
+		c.opts.Now = time.Now
 	}
 	for _, h := range hosts {
 		if _, dup := c.byURL[h.URL()]; dup {

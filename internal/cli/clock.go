@@ -23,11 +23,13 @@ var clock = sync.OnceValues(func() (time.Time, time.Time) {
 	return start, start
 })
 
-// Now is the tools' calendar: the time a backup's ID carries, and the now
-// that retention, --max-age and --full-if-older measure from. It is the
-// system clock unless $BK_NOW sets it (for tests). What is compared with
-// file times on disk (the walk's start, temp files' ages) stays on the
-// system clock, since the file systems keep theirs.
+// Now is the tools' calendar, the client's clock: the time a backup's ID
+// carries, and the now that retention, --max-age, --full-if-older and
+// the ages of what is on the hosts (their files' times against
+// --stale-age, tombstones) measure from, as a client's own clock, not
+// the hosts', would. It is the system clock unless $BK_NOW sets it (for
+// tests). bk-pack's walk, which compares the times the client's own file
+// systems set, stays on the system clock, which sets them.
 func Now() time.Time {
 	base, start := clock()
 	return base.Add(time.Since(start))

@@ -57,7 +57,9 @@ type Options struct {
 	// bytes expected in all (-1 when unknown), and returns the function
 	// that counts the bytes sent.
 	Progress func(total int64) func(n int)
-	// Now is the time the backup's ID carries; zero means the system clock.
+	// Now is the time the backup's ID carries, and the now that temp
+	// files' ages on the hosts are measured from; zero means the system
+	// clock.
 	Now time.Time
 }
 
@@ -327,7 +329,7 @@ func (p *pusher) removeProbes(slots []*target) {
 func (p *pusher) check(ctx context.Context, t *target) error {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
 		// Its leftovers are for bk-prune with the admin hosts file.
-	} else if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.StaleAge); err != nil {
+	} else if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge)); err != nil {
 		p.opt.Warn("host %s: removing stale temp files: %v", t.host, err)
 	} else if n > 0 {
 		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)

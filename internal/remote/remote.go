@@ -476,17 +476,18 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 	return total, nil
 }
 
-// CleanTemp removes temp and test files in dir last changed more than
-// olderThan ago: leftovers of killed runs. A live upload keeps its temp file's time fresh.
-// It returns how many it removed.
-func CleanTemp(ctx context.Context, r Remote, dir string, olderThan time.Duration) (int, error) {
+// CleanTemp removes temp and test files in dir last changed before
+// cutoff: leftovers of killed runs. A live upload keeps its temp file's
+// time fresh. The caller sets cutoff by its own clock, as the hosts set
+// file times by theirs. It returns how many it removed.
+func CleanTemp(ctx context.Context, r Remote, dir string, cutoff time.Time) (int, error) {
 	temps, err := r.ListTemp(ctx, dir)
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, t := range temps {
-		if time.Since(t.ModTime) <= olderThan {
+		if !t.ModTime.Before(cutoff) {
 			continue
 		}
 		if err := r.Remove(ctx, path.Join(dir, t.Name)); err != nil && !errors.Is(err, ErrNotExist) {

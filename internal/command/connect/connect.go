@@ -68,6 +68,7 @@ func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error
 			return r, nil
 		},
 		Warn: env.Msg.Warnf,
+		Now:  cli.Now,
 	}, nil
 }
 

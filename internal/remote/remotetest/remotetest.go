@@ -474,10 +474,10 @@ func testCleanTemp(t *testing.T, r remote.Remote) {
 	if _, err := up.Write([]byte("half")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Hour); err != nil || n != 0 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(-time.Hour)); err != nil || n != 0 {
 		t.Fatalf("CleanTemp(1h) = %d, %v; want 0 removed", n, err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", -time.Hour); err != nil || n != 1 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("CleanTemp(-1h) = %d, %v; want 1 removed", n, err)
 	}
 	if temps, err := r.ListTemp(ctx, "t"); err != nil || len(temps) != 0 {
