@@ -134,7 +134,8 @@ func (c *Catalog) judgeAll(all []*Backup, listings []*Listing, want, read func(i
 // counting revision of each ID and marks the pruned ones.
 func (c *Catalog) settle(all []*Backup, listings []*Listing) []*Backup {
 	slices.Reverse(all)
-	all = supersede(all)
+	all, passed := supersede(all)
+	c.warnPassedOver(passed)
 	c.bury(all, listings, c.opts.Now())
 	return all
 }
@@ -143,7 +144,8 @@ func (c *Catalog) settle(all []*Backup, listings []*Listing) []*Backup {
 // that revision alone: readers take the newest revision that validates
 // (bk-repair writes it beside the old one, which stays valid until then).
 // A revision that changes more than where the shares are does not count.
-func supersede(all []*Backup) []*Backup {
+// passed are the later revisions of the IDs kept that do not count.
+func supersede(all []*Backup) (kept, passed []*Backup) {
 	base := map[string]*Backup{} // the oldest counting revision of each ID
 	for _, b := range all {
 		if b.Counts && (base[b.ID] == nil || b.Rev() < base[b.ID].Rev()) {
@@ -170,7 +172,32 @@ func supersede(all []*Backup) []*Backup {
 			b.Base = base[b.ID].Rev()
 		}
 	}
-	return slices.DeleteFunc(all, func(b *Backup) bool { return best[b.ID] != nil && best[b.ID] != b })
+	kept = slices.DeleteFunc(all, func(b *Backup) bool {
+		if best[b.ID] == nil || best[b.ID] == b {
+			return false
+		}
+		if !b.Counts && b.Rev() > best[b.ID].Rev() {
+			passed = append(passed, b)
+		}
+		return true
+	})
+	return kept, passed
+}
+
+// warnPassedOver warns of each revision of passed, once a catalog: a
+// later revision that does not count may be a host's forgery (or a
+// repair's that too few hosts took), which readers pass over for the
+// newest that counts, and whoever reads should know which hosts hold it.
+func (c *Catalog) warnPassedOver(passed []*Backup) {
+	for _, b := range passed {
+		c.mu.Lock()
+		seen := c.passedOver[b.Sum]
+		c.passedOver[b.Sum] = true
+		c.mu.Unlock()
+		if !seen {
+			c.opts.Warn("backup %s: its revision %d on %s does not count: %s; passed over", b.ID, b.Rev(), b.HolderNames(), b.Doubt)
+		}
+	}
 }
 
 // sameBackup reports whether a and b describe one backup, wherever its

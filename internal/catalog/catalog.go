@@ -42,12 +42,15 @@ type Catalog struct {
 	mu     sync.Mutex
 	byURL  map[string]*Host
 	extras []*Host
+	// passedOver are the later revisions that do not count that were
+	// warned of, by their bytes' sum.
+	passedOver map[[32]byte]bool
 }
 
 // New makes a catalog of hosts. Lines naming the same place (the same
 // URL) are one host; the first line counts.
 func New(hosts []hostsfile.Host, opts Options) *Catalog {
-	c := &Catalog{opts: opts, byURL: map[string]*Host{}}
+	c := &Catalog{opts: opts, byURL: map[string]*Host{}, passedOver: map[[32]byte]bool{}}
 	if c.opts.Warn == nil {
 		c.opts.Warn = func(string, ...any) {}
 	}
