@@ -66,7 +66,7 @@ func diffBlocks(old, new []byte) []byte {
 
 // fileArchive is an archive of one file; with old, the file is stored as
 // a delta from old.
-func fileArchive(t *testing.T, name string, old, content []byte) []byte {
+func fileArchive(t testing.TB, name string, old, content []byte) []byte {
 	t.Helper()
 	h := &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX}
 	if old != nil {
