@@ -45,12 +45,14 @@ type Catalog struct {
 	// passedOver are the later revisions that do not count that were
 	// warned of, by their bytes' sum.
 	passedOver map[[32]byte]bool
+
+	parsed *parsed
 }
 
 // New makes a catalog of hosts. Lines naming the same place (the same
 // URL) are one host; the first line counts.
 func New(hosts []hostsfile.Host, opts Options) *Catalog {
-	c := &Catalog{opts: opts, byURL: map[string]*Host{}, passedOver: map[[32]byte]bool{}}
+	c := &Catalog{opts: opts, byURL: map[string]*Host{}, passedOver: map[[32]byte]bool{}, parsed: &parsed{byteSum: map[[32]byte]*parse{}}}
 	if c.opts.Warn == nil {
 		c.opts.Warn = func(string, ...any) {}
 	}
@@ -96,7 +98,7 @@ func (c *Catalog) newHost(h hostsfile.Host) *Host {
 			return h.Dial(ctx, h.DialOptions(c.opts.Dial))
 		}
 	}
-	return &Host{Host: h, connect: connect}
+	return &Host{Host: h, connect: connect, parsed: c.parsed}
 }
 
 // Close closes every connection made.
@@ -113,6 +115,7 @@ func (c *Catalog) Close() {
 type Host struct {
 	hostsfile.Host
 	connect func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
+	parsed  *parsed // the catalog's
 
 	mu    sync.Mutex // held while dialling: every caller wants the same connection
 	tried bool

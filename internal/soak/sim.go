@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -432,7 +433,51 @@ func flipByte(path string, rng *rand.Rand) error {
 	return err
 }
 
+// runNight runs one night and, under -v, says where its CPU time went: the
+// cost of a night is what grows through the year.
 func (s *sim) runNight(ctx context.Context) error {
+	before := maps.Clone(s.res.CPU)
+	servers, self := serverCPU(), cpuTime(syscall.RUSAGE_SELF)
+	err := s.nightWork(ctx)
+	var parts []string
+	total := serverCPU() - servers + cpuTime(syscall.RUSAGE_SELF) - self
+	for _, p := range []string{phaseJobs, phaseRestores, phasePrunes, phaseHosts, phaseSSHD} {
+		if d := s.res.CPU[p] - before[p]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1fs", strings.Fields(p)[0], d.Seconds()))
+			total += d
+		}
+	}
+	parts = append(parts, fmt.Sprintf("servers %.1fs", (serverCPU()-servers).Seconds()),
+		fmt.Sprintf("soak %.1fs", (cpuTime(syscall.RUSAGE_SELF)-self).Seconds()))
+	s.logf("cpu %.1fs: %s", total.Seconds(), strings.Join(parts, ", "))
+	return err
+}
+
+// serverCPU is the CPU time sshd and versitygw (this process's children
+// that run all night), with their children waited for, have spent so far:
+// the phases count it only when a server stops.
+func serverCPU() time.Duration {
+	var sum time.Duration
+	for _, comm := range []string{"sshd", "versitygw"} {
+		for _, pid := range findChildren(os.Getpid(), comm, 0) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// Fields 14 to 17 (utime, stime, cutime, cstime), after the
+			// command in parentheses, in clock ticks of 1/100 s.
+			_, rest, _ := bytes.Cut(b, []byte(") "))
+			f := strings.Fields(string(rest))
+			for _, v := range f[11:min(15, len(f))] {
+				ticks, _ := strconv.ParseInt(v, 10, 64)
+				sum += time.Duration(ticks) * 10 * time.Millisecond
+			}
+		}
+	}
+	return sum
+}
+
+func (s *sim) nightWork(ctx context.Context) error {
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, uint64(s.night)+1))
 	p := s.plan[s.night]
 	if err := s.phase(phaseHosts, s.hostEvents); err != nil {
