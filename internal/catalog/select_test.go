@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -427,4 +429,55 @@ func randomHosts(t *testing.T, rng *rand.Rand, d []string) []*manifest.Manifest 
 		}
 	}
 	return ms
+}
+
+// ShareRevision reads share names as the pattern it replaced, which said
+// what a share's name is, on names made of the pieces that matter.
+func TestShareRevisionAsPattern(t *testing.T) {
+	t.Parallel()
+	pattern := regexp.MustCompile(`^(.+-\d{8}T\d{6}Z-[0-9a-f]{8})\.(?:r(\d+)\.)?share\d+$`)
+	// Each part of a name: the first (right) one half of the time, else
+	// any, some of them wrong in one way.
+	parts := [][]string{
+		{"home", "a.r1", "", "x\ny", "é", "home-20300107T023000Z-c3709cb0.share1"},
+		{"-", "-", "_", ""},
+		{"20300107T023000Z", "20300107T023000Z", "2030010T023000Z", "20300107t023000Z", "20300107T0230001"},
+		{"-", "-", "."},
+		{"c3709cb0", "c3709cb0", "C3709CB0", "c3709cb", "c3709cb0f", "g3709cb0"},
+		{"", ".r2", ".r12", ".r", ".r0", ".rx", ".r3.r4", "r2"},
+		{".share0", ".share17", ".share", ".sharex", "share1", ".share1.share2", ".shares1"},
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var names []string
+	for range 4000 {
+		var b strings.Builder
+		for _, p := range parts {
+			if rng.IntN(2) == 0 {
+				b.WriteString(p[0])
+			} else {
+				b.WriteString(p[rng.IntN(len(p))])
+			}
+		}
+		names = append(names, b.String())
+	}
+	matched := 0
+	for _, name := range names {
+		id, rev, ok := ShareRevision(name)
+		m := pattern.FindStringSubmatch(name)
+		want := m != nil
+		if ok != want {
+			t.Fatalf("ShareRevision(%q) ok = %v, the pattern says %v", name, ok, want)
+		}
+		if !ok {
+			continue
+		}
+		matched++
+		wantRev, _ := strconv.Atoi(m[2])
+		if id != m[1] || rev != max(1, wantRev) {
+			t.Fatalf("ShareRevision(%q) = %q, %d; the pattern says %q, %d", name, id, rev, m[1], max(1, wantRev))
+		}
+	}
+	if matched < 200 {
+		t.Fatalf("only %d of %d names are shares' names: the test tries too few", matched, len(names))
+	}
 }
