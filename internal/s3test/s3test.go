@@ -25,6 +25,11 @@ import (
 // `go install github.com/versity/versitygw/cmd/versitygw@v1.8.0`.
 var ErrNoServer = errors.New("versitygw not installed (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 
+// AccessLogs names the environment variable that, set to a folder, has
+// every server log the requests it serves there, a file each: what a
+// test or the soak asks of S3 hosts, counted by operation.
+const AccessLogs = "BK_S3TEST_ACCESS_LOGS"
+
 // Region is the one the server answers for.
 const Region = "us-east-1"
 
@@ -146,6 +151,9 @@ func startOnFreePort(dir, access, secret string, global, posix []string) (*Serve
 	// stores keep them: a TCP connection a request cost both sides more
 	// than the request did.
 	args := append(append([]string{"--port", addr, "--quiet", "--keep-alive"}, global...), "posix", "--io-buffer-size", "65536")
+	if dir := os.Getenv(AccessLogs); dir != "" {
+		args = append([]string{"--access-log", filepath.Join(dir, fmt.Sprintf("versitygw-%d-%d.log", os.Getpid(), port))}, args...)
+	}
 	s.cmd = exec.Command(bin, append(append(args, posix...), dir)...)
 	// Keys by environment, so they don't show in ps.
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.Access, "ROOT_SECRET_ACCESS_KEY="+s.Secret)

@@ -2,11 +2,15 @@
 // S3-compatible object store: AWS S3, MinIO, Ceph RGW, Garage, SeaweedFS,
 // Backblaze B2, Wasabi, versitygw. It speaks S3 with minio-go.
 //
-// An upload is a multipart upload straight to the file's final key, so the
-// object appears whole when the upload completes and not before; the
-// completion carries If-None-Match: * so that it never replaces an object.
-// An upload in progress is listed as a temp file named after its upload ID,
-// and removing that name aborts it. S3 has no folders: a folder is a
+// An upload is held in memory until it fills a part. A file smaller than
+// that is sent whole by one PUT at Commit; a larger one becomes a
+// multipart upload straight to the file's final key. Either way the object
+// appears whole when the PUT or the upload completes and not before, and
+// both carry If-None-Match: * so that they never replace an object. A
+// multipart upload in progress is listed as a temp file named after its
+// upload ID, and removing that name aborts it; an upload still in memory
+// is listed so by this process alone (nothing of it is on the store), and
+// removing its name cancels it. S3 has no folders: a folder is a
 // zero-byte marker object "name/", made by Create for every folder above a
 // file, so that folders can be listed, found missing and removed empty as
 // on the other kinds of host.
@@ -34,8 +38,10 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -91,14 +97,22 @@ type S3 struct {
 	// doc
 	firstVersions bool
 
+	// conditionalPuts: the store has refused a PUT with If-None-Match: *
+	// over an object, so it keeps that condition and a whole-file PUT
+	// needs no check that the name is free before it
+	conditionalPuts atomic.Bool
+
 	mu      sync.Mutex
 	folders map[string]bool // folder markers known to exist
+	// held are this process's uploads that the store holds nothing of
+	// yet, by their local ID: listed as temp files by this process
+	held map[string]*upload
 }
 
 // Dial connects to the store and checks that the bucket is there: a
 // missing bucket is more likely a typo than a place to start a backup.
 func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
-	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{},
+	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{}, held: map[string]*upload{},
 		appendOnly: opts.AppendOnly, firstVersions: opts.AppendOnly || opts.AppendOnlyAdmin}
 	if s.timeout == 0 {
 		s.timeout = remote.DefaultTimeout
@@ -128,6 +142,10 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	}
 	transport.DialContext = (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext
 	transport.ResponseHeaderTimeout = s.timeout
+	// As many idle connections kept as a join has GETs on their way to a
+	// host at once (its windows of checksums), so that no connection is
+	// closed for want of room and dialled again for the next window.
+	transport.MaxIdleConnsPerHost = 64
 	client, err := minio.New(endpoint, &minio.Options{
 		Transport:    transport,
 		Creds:        credentialsFor(loc.Profile),
@@ -191,7 +209,9 @@ var (
 )
 
 // makeFolders puts a marker for every folder above name that this host
-// has not seen yet.
+// has not seen yet. The PUT is conditional, so a marker that is there
+// stays as it is (no new version of it on a versioned bucket), and a
+// refusal tells that the store keeps the condition.
 func (s *S3) makeFolders(ctx context.Context, name string) error {
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 		s.mu.Lock()
@@ -200,9 +220,8 @@ func (s *S3) makeFolders(ctx context.Context, name string) error {
 		if known {
 			return nil // and so are the folders above it
 		}
-		_, err := s.core.PutObject(ctx, s.loc.Bucket, s.folderKey(dir), bytes.NewReader(nil), 0, "", emptySHA256, signedPayload)
-		if err != nil {
-			return fmt.Errorf("folder %s: %w", dir, classify(err))
+		if _, err := s.putNew(ctx, s.folderKey(dir), nil, nil); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("folder %s: %w", dir, err)
 		}
 		s.mu.Lock()
 		s.folders[dir] = true
@@ -211,8 +230,32 @@ func (s *S3) makeFolders(ctx context.Context, name string) error {
 	return nil
 }
 
-// Create implements remote.Remote: it starts the multipart upload at
-// once, so that the upload is listed as a temp file while it runs.
+// putNew stores data under key unless an object is there (If-None-Match:
+// *), signed by its SHA-256; progress, when not nil, is called as the
+// store takes the body. A refusal wraps fs.ErrExist and tells that the
+// store keeps the condition.
+func (s *S3) putNew(ctx context.Context, key string, data []byte, progress func()) (minio.UploadInfo, error) {
+	sum := emptySHA256
+	if len(data) > 0 {
+		h := sha256.Sum256(data)
+		sum = hex.EncodeToString(h[:])
+	}
+	body := io.ReadSeeker(bytes.NewReader(data))
+	if progress != nil {
+		body = &progressReader{Reader: bytes.NewReader(data), progress: progress}
+	}
+	opts := signedPayload
+	opts.SetMatchETagExcept("*")
+	info, err := s.core.PutObject(ctx, s.loc.Bucket, key, body, int64(len(data)), "", sum, opts)
+	err = classify(err)
+	if errors.Is(err, fs.ErrExist) {
+		s.conditionalPuts.Store(true)
+	}
+	return info, err
+}
+
+// Create implements remote.Remote. Nothing is sent until a part is full
+// (or Commit): until then this process lists the upload as a temp file.
 func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := remote.CheckNewName(name); err != nil {
 		return nil, s.err(err)
@@ -220,34 +263,49 @@ func (s *S3) Create(ctx context.Context, name string) (remote.Upload, error) {
 	if err := s.makeFolders(ctx, name); err != nil {
 		return nil, s.err(err)
 	}
-	id, err := s.core.NewMultipartUpload(ctx, s.loc.Bucket, s.key(name), minio.PutObjectOptions{})
-	if err != nil {
-		return nil, s.err(fmt.Errorf("create %s: %w", name, classify(err)))
-	}
-	u := &upload{s: s, name: name, id: id}
+	u := &upload{s: s, name: name, localID: "local-" + hex.EncodeToString(randomID()), started: time.Now()}
 	u.ctx, u.stop = context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.held[u.localID] = u
+	s.mu.Unlock()
 	return u, nil
 }
 
 // upload fills a part at a time and sends it when full, while the parts
-// before it are still on their way.
+// before it are still on their way. The first full part starts the
+// multipart upload; an upload that never fills one is sent whole by
+// Commit.
 type upload struct {
 	s       *S3
 	name    string
-	id      string
+	id      string // of the multipart upload, once started
 	buf     []byte
 	sending []*part // on their way, in order after parts
 	spare   []byte  // the buffer of a part stored, for the next one
 	parts   []minio.CompletePart
 	sizes   []int64
-	written int64
+	written atomic.Int64
 	err     error  // sticky: after a failure the upload is given up
 	done    bool   // committed or aborted
 	version string // that Commit stored, on a bucket with versioning on
 	// stop cancels the parts on their way, when the upload is aborted
 	stop context.CancelFunc
 	ctx  context.Context
+
+	// While the store holds nothing of it, the upload is in S3.held
+	// under localID, listed with the time it started; removing its temp
+	// name cancels it. committing (under S3.mu) is set while Commit
+	// sends it whole: then it can no longer be cancelled.
+	localID    string
+	started    time.Time
+	cancelled  bool
+	committing bool
 }
+
+// errCancelled is an upload whose temp name was removed (a clean-up of
+// this process) while it was held in memory: as with an aborted
+// multipart upload, there is nothing left to complete.
+var errCancelled = fmt.Errorf("its temp file was removed: %w", fs.ErrNotExist)
 
 // part is one part on its way, sent on a goroutine of its own.
 type part struct {
@@ -277,7 +335,7 @@ func (u *upload) Write(p []byte) (int, error) {
 		take := min(len(p), size-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
 		p, n = p[take:], n+take
-		u.written += int64(take)
+		u.written.Add(int64(take))
 		if len(u.buf) == size {
 			if err := u.send(); err != nil {
 				return n, err
@@ -290,6 +348,12 @@ func (u *upload) Write(p []byte) (int, error) {
 // send puts the buffer on its way as the next part, then waits until
 // there is room to fill another: fewer than Parts on their way.
 func (u *upload) send() error {
+	if u.id == "" {
+		if err := u.start(); err != nil {
+			u.err = u.s.err(err)
+			return u.err
+		}
+	}
 	pt := &part{num: len(u.parts) + len(u.sending) + 1, data: u.buf, done: make(chan struct{})}
 	u.buf = nil
 	u.sending = append(u.sending, pt)
@@ -298,6 +362,32 @@ func (u *upload) send() error {
 		pt.etag, pt.err = u.put(pt)
 	}()
 	return u.settle(Parts - 1)
+}
+
+// start starts the multipart upload, and then takes the upload out of
+// S3.held: the store lists it from now on (for a moment both do, never
+// neither).
+func (u *upload) start() error {
+	u.s.mu.Lock()
+	cancelled := u.cancelled
+	u.s.mu.Unlock()
+	if cancelled {
+		return fmt.Errorf("upload %s: %w", u.name, errCancelled)
+	}
+	id, err := u.s.core.NewMultipartUpload(u.ctx, u.s.loc.Bucket, u.s.key(u.name), minio.PutObjectOptions{})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", u.name, classify(err))
+	}
+	u.s.mu.Lock()
+	cancelled = u.cancelled
+	delete(u.s.held, u.localID)
+	u.s.mu.Unlock()
+	u.id = id
+	if cancelled {
+		_ = u.s.core.AbortMultipartUpload(context.Background(), u.s.loc.Bucket, u.s.key(u.name), id)
+		return fmt.Errorf("upload %s: %w", u.name, errCancelled)
+	}
+	return nil
 }
 
 // put uploads a part. The request is signed with the part's SHA-256, so
@@ -349,7 +439,10 @@ func (u *upload) Commit(ctx context.Context) error {
 	if u.err != nil {
 		return u.err
 	}
-	if len(u.buf) > 0 || len(u.parts)+len(u.sending) == 0 {
+	if u.id == "" {
+		return u.putWhole(ctx)
+	}
+	if len(u.buf) > 0 {
 		if err := u.send(); err != nil {
 			return err
 		}
@@ -363,12 +456,7 @@ func (u *upload) Commit(ctx context.Context) error {
 		u.err = u.s.err(err)
 		return u.err
 	}
-	// Check first for stores that ignore If-None-Match; on those another
-	// client may still complete the same name between check and complete.
-	if _, err := u.s.core.StatObject(ctx, u.s.loc.Bucket, u.s.key(u.name), minio.StatObjectOptions{}); err == nil {
-		u.err = u.s.err(fmt.Errorf("%s: %w", u.name, fs.ErrExist))
-		return u.err
-	} else if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+	if err := u.absent(ctx); err != nil {
 		u.err = u.s.err(err)
 		return u.err
 	}
@@ -380,6 +468,68 @@ func (u *upload) Commit(ctx context.Context) error {
 		return u.err
 	}
 	u.done, u.version = true, info.VersionID
+	return nil
+}
+
+// putWhole sends an upload that never filled a part as one PUT, which
+// the store takes whole or not at all: its SHA-256 and length are in the
+// signed request. The name is checked first, as before completing a
+// multipart upload, unless the store has shown that it keeps
+// If-None-Match.
+func (u *upload) putWhole(ctx context.Context) error {
+	s := u.s
+	s.mu.Lock()
+	cancelled := u.cancelled
+	u.committing = !cancelled
+	s.mu.Unlock()
+	if cancelled {
+		u.err = s.err(fmt.Errorf("complete %s: %w", u.name, errCancelled))
+		return u.err
+	}
+	err := u.absent(ctx)
+	var info minio.UploadInfo
+	if err == nil {
+		// A store that takes no bytes for the timeout fails the PUT; the
+		// answer after the last byte is bounded by the transport.
+		pctx, cancel := context.WithCancel(ctx)
+		watchdog := time.AfterFunc(s.timeout, cancel)
+		info, err = s.putNew(pctx, s.key(u.name), u.buf, func() { watchdog.Reset(s.timeout) })
+		watchdog.Stop()
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("complete %s: %w", u.name, err)
+		}
+	}
+	s.mu.Lock()
+	u.committing = false
+	if err == nil {
+		delete(s.held, u.localID)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		u.err = s.err(err)
+		return u.err
+	}
+	u.stop()
+	u.buf, u.spare = nil, nil
+	u.done, u.version = true, info.VersionID
+	return nil
+}
+
+// absent checks that nothing is stored under the upload's name, for
+// stores that may ignore If-None-Match; on those another client may still
+// store the same name between the check and the PUT or completion.
+func (u *upload) absent(ctx context.Context) error {
+	if u.id == "" && u.s.conditionalPuts.Load() {
+		return nil
+	}
+	_, err := u.s.core.StatObject(ctx, u.s.loc.Bucket, u.s.key(u.name), minio.StatObjectOptions{})
+	if err == nil {
+		return fmt.Errorf("%s: %w", u.name, fs.ErrExist)
+	}
+	if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 
@@ -410,8 +560,8 @@ func (u *upload) checkParts(ctx context.Context) error {
 		}
 		total += p.Size
 	}
-	if total != u.written {
-		return fmt.Errorf("%s: stored %d bytes, wrote %d", u.name, total, u.written)
+	if written := u.written.Load(); total != written {
+		return fmt.Errorf("%s: stored %d bytes, wrote %d", u.name, total, written)
 	}
 	return nil
 }
@@ -442,6 +592,12 @@ func (u *upload) Abort() error {
 		<-pt.done
 	}
 	u.buf, u.spare, u.sending = nil, nil, nil
+	if u.id == "" {
+		u.s.mu.Lock()
+		delete(u.s.held, u.localID)
+		u.s.mu.Unlock()
+		return nil
+	}
 	err := classify(u.s.core.AbortMultipartUpload(context.Background(), u.s.loc.Bucket, u.s.key(u.name), u.id))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return u.s.err(err)
@@ -472,6 +628,7 @@ func (s *S3) OpenVersion(ctx context.Context, name, version string, offset int64
 
 func (s *S3) open(ctx context.Context, name, version string, offset int64) (io.ReadCloser, error) {
 	rd := &reader{s: s, name: name, version: version, off: offset}
+	rd.total.Store(-1)
 	if err := rd.get(ctx); err != nil {
 		return nil, err
 	}
@@ -527,8 +684,12 @@ type reader struct {
 	body    io.ReadCloser // nil after Close, or once ReadAt dropped it
 	end     int64         // of the range body holds, or -1 for the object's end
 	size    int64         // of the last range asked for
-	closed  bool
-	drop    sync.Once
+	// total is the object's size as the first answer's Content-Range
+	// gave it, or -1: reads at or past it are answered without a
+	// request (a store that tells it short only ends a read early)
+	total  atomic.Int64
+	closed bool
+	drop   sync.Once
 	// head is the first range Open fetched, kept by the first ReadAt for
 	// the reads it covers (a share's header), from headOff on; headEnd
 	// says the object ends with it.
@@ -538,6 +699,10 @@ type reader struct {
 }
 
 func (rd *reader) get(ctx context.Context) error {
+	if rd.off == rd.total.Load() {
+		rd.body, rd.end = io.NopCloser(strings.NewReader("")), -1
+		return nil
+	}
 	opts := minio.GetObjectOptions{VersionID: rd.version}
 	if rd.etag != "" {
 		_ = opts.SetMatchETag(rd.etag)
@@ -546,7 +711,7 @@ func (rd *reader) get(ctx context.Context) error {
 	// share's header does not fetch megabytes of it.
 	rd.size = max(min(2*rd.size, PartSize), firstRange)
 	_ = opts.SetRange(rd.off, rd.off+rd.size-1)
-	body, info, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
+	body, info, header, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
 		// Past the last byte: empty at the end, as a file is.
 		st, serr := rd.s.StatVersion(ctx, rd.name, rd.version)
@@ -562,7 +727,36 @@ func (rd *reader) get(ctx context.Context) error {
 		return rd.s.err(fmt.Errorf("read %s: %w", rd.name, classify(err)))
 	}
 	rd.body, rd.etag, rd.end = body, info.ETag, rd.off+rd.size
+	rd.learnTotal(header)
 	return nil
+}
+
+// learnTotal takes the object's size from an answer's Content-Range:
+// "bytes FIRST-LAST/SIZE".
+func (rd *reader) learnTotal(header http.Header) {
+	if rd.total.Load() >= 0 {
+		return
+	}
+	_, size, ok := strings.Cut(header.Get("Content-Range"), "/")
+	if n, err := strconv.ParseInt(size, 10, 64); ok && err == nil && n >= 0 {
+		rd.total.Store(n)
+	}
+}
+
+// drain reads what is left of body to its end, when that is at most
+// firstRange, so that its connection serves the next request; a body
+// closed early closes its connection.
+func (rd *reader) drain(body io.ReadCloser) {
+	left := rd.end - rd.off
+	if t := rd.total.Load(); t >= 0 && rd.end > t {
+		left = t - rd.off
+	}
+	if rd.end >= 0 && left >= 0 && left <= firstRange {
+		watchdog := time.AfterFunc(rd.s.timeout, func() { body.Close() })
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, left+1))
+		watchdog.Stop()
+	}
+	body.Close()
 }
 
 func (rd *reader) Read(p []byte) (int, error) {
@@ -649,13 +843,23 @@ func (rd *reader) ReadAt(p []byte, off int64) (int, error) {
 	if n, err, ok := rd.fromHead(p, off); ok {
 		return n, err
 	}
-	n, err := rd.getAt(p, off)
+	want := p
+	if total := rd.total.Load(); total >= 0 && off+int64(len(p)) > total {
+		if off >= total {
+			return 0, io.EOF
+		}
+		want = p[:total-off]
+	}
+	n, err := rd.getAt(want, off)
 	for _, pause := range rd.s.pauses {
 		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "PreconditionFailed") {
 			break
 		}
 		time.Sleep(pause)
-		n, err = rd.getAt(p, off)
+		n, err = rd.getAt(want, off)
+	}
+	if err == nil && len(want) < len(p) {
+		err = io.EOF
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, rd.s.err(fmt.Errorf("read %s: %w", rd.name, err))
@@ -682,10 +886,11 @@ func (rd *reader) keepHead() {
 		return
 	}
 	rd.body = nil
-	defer body.Close()
 	if rd.end < 0 || rd.size != firstRange {
+		rd.drain(body)
 		return
 	}
+	defer body.Close()
 	want := rd.end - rd.off
 	watchdog := time.AfterFunc(rd.s.timeout, func() { body.Close() })
 	defer watchdog.Stop()
@@ -726,7 +931,7 @@ func (rd *reader) getAt(p []byte, off int64) (int, error) {
 		_ = opts.SetMatchETag(rd.etag)
 	}
 	_ = opts.SetRange(off, off+int64(len(p))-1)
-	body, _, _, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
+	body, _, header, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
 		return 0, io.EOF // at or past the last byte
 	}
@@ -734,6 +939,7 @@ func (rd *reader) getAt(p []byte, off int64) (int, error) {
 		return 0, classify(err)
 	}
 	defer body.Close()
+	rd.learnTotal(header)
 	var n int
 	for n < len(p) && err == nil {
 		var m int
@@ -755,7 +961,7 @@ func (rd *reader) getAt(p []byte, off int64) (int, error) {
 func (rd *reader) Close() error {
 	rd.closed = true
 	if rd.body != nil {
-		rd.body.Close()
+		rd.drain(rd.body)
 		rd.body = nil
 	}
 	return nil
@@ -816,7 +1022,14 @@ func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, e
 	var infos []remote.Info
 	var key string   // of the versions being read
 	var keyDone bool // its first version is found, or it is absent
-	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: prefix, WithVersions: s.firstVersions}) {
+	// No owners: bk has no use for them, and they cost the store a look-up.
+	noOwners := false
+	page := 1000 // S3's most
+	if max > 0 {
+		page = max
+	}
+	opts := minio.ListObjectsOptions{Prefix: prefix, WithVersions: s.firstVersions, FetchOwner: &noOwners, MaxKeys: page}
+	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, opts) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("list %s: %w", dir, classify(obj.Err))
 		}
@@ -846,12 +1059,22 @@ func (s *S3) objects(ctx context.Context, dir string, max int) ([]remote.Info, e
 	return infos, nil
 }
 
-// uploads lists the multipart uploads in progress directly in folder dir,
-// each as a temp file: ".tmp-<upload ID in hex>-<base name>", sized by
-// the parts stored so far.
+// uploads lists the uploads in progress directly in folder dir, each as a
+// temp file: ".tmp-<upload ID in hex>-<base name>", sized by the parts
+// stored so far; and this process's uploads held in memory, by their local
+// ID, sized by what was written to them. Those are listed first: one that
+// starts its multipart upload in between is listed twice, never missed.
 func (s *S3) uploads(ctx context.Context, dir string) ([]remote.Info, error) {
 	prefix := s.folderKey(dir)
 	var infos []remote.Info
+	in := path.Clean("./" + dir)
+	s.mu.Lock()
+	for _, u := range s.held {
+		if path.Dir(u.name) == in {
+			infos = append(infos, remote.Info{Name: tempName(u.localID, path.Base(u.name)), Size: u.written.Load(), ModTime: u.started})
+		}
+	}
+	s.mu.Unlock()
 	for up := range s.core.ListIncompleteUploads(ctx, s.loc.Bucket, prefix, false) {
 		if up.Err != nil {
 			return nil, fmt.Errorf("list uploads in %s: %w", dir, classify(up.Err))
@@ -910,41 +1133,66 @@ func parseTemp(base string) (id, final string, ok bool) {
 
 // List implements remote.Remote.
 func (s *S3) List(ctx context.Context, dir string) ([]remote.Info, error) {
-	return s.list(ctx, dir, false)
+	infos, err := s.list(ctx, dir, false)
+	return remote.Filter(infos, false), err
 }
 
-// ListTemp implements remote.Remote: the multipart uploads in progress,
-// and any object with a temp name.
+// ListTemp implements remote.Remote: the uploads in progress, and any
+// object with a temp or test file's name.
 func (s *S3) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
-	return s.list(ctx, dir, true)
+	infos, err := s.list(ctx, dir, true)
+	return remote.Filter(infos, true), err
 }
 
-func (s *S3) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+// ListBoth implements remote.BothLister: one listing of the objects and
+// one of the uploads in progress, where List and ListTemp make two each.
+func (s *S3) ListBoth(ctx context.Context, dir string) (files, leftovers []remote.Info, err error) {
+	infos, err := s.list(ctx, dir, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return remote.Filter(infos, false), remote.Filter(infos, true), nil
+}
+
+// list lists what is in dir: the objects, and with uploads the uploads
+// in progress (first, so that one completed in between shows twice,
+// never not at all). Without them, a folder of nothing but uploads is
+// listed as empty; their listing is asked for only to tell that folder
+// from a missing one.
+func (s *S3) list(ctx context.Context, dir string, uploads bool) ([]remote.Info, error) {
 	if err := remote.CheckDir(dir); err != nil {
 		return nil, s.err(err)
+	}
+	var running []remote.Info
+	var err error
+	if uploads {
+		if running, err = s.uploads(ctx, dir); err != nil {
+			return nil, s.err(err)
+		}
 	}
 	objects, err := s.objects(ctx, dir, 0)
 	if err != nil {
 		return nil, s.err(err)
 	}
-	uploads, err := s.uploads(ctx, dir)
-	if err != nil {
-		return nil, s.err(err)
-	}
 	top := dir == "" || dir == "."
-	if !top && len(objects) == 0 && len(uploads) == 0 {
+	if !top && len(objects) == 0 && !uploads {
+		if running, err = s.uploads(ctx, dir); err != nil {
+			return nil, s.err(err)
+		}
+	}
+	if !top && len(objects) == 0 && len(running) == 0 {
 		return nil, s.err(fmt.Errorf("list %s: %w", dir, fs.ErrNotExist))
 	}
-	infos := make([]remote.Info, 0, len(objects)+len(uploads))
+	infos := make([]remote.Info, 0, len(objects)+len(running))
 	for _, fi := range objects {
 		if fi.Name != "" { // not the folder's own marker
 			infos = append(infos, fi)
 		}
 	}
-	if temp {
-		infos = append(infos, uploads...)
+	if uploads {
+		infos = append(infos, running...)
 	}
-	return remote.Filter(infos, temp), nil
+	return infos, nil
 }
 
 // Remove implements remote.Remote: a temp name of an upload aborts it; an
@@ -955,6 +1203,9 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 		return s.err(err)
 	}
 	if id, final, ok := parseTemp(path.Base(name)); ok {
+		if err, held := s.cancel(id, path.Join(path.Dir(name), final)); held {
+			return s.err(err)
+		}
 		err := classify(s.core.AbortMultipartUpload(ctx, s.loc.Bucket, s.key(path.Join(path.Dir(name), final)), id))
 		if !errors.Is(err, fs.ErrNotExist) {
 			return s.err(err)
@@ -987,6 +1238,25 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 	delete(s.folders, name)
 	s.mu.Unlock()
 	return nil
+}
+
+// cancel cancels this process's upload held in memory with local ID id
+// to name; held is false when there is none. One that Commit is sending
+// whole is past cancelling: it is gone as a temp file, as a temp file
+// renamed into place is.
+func (s *S3) cancel(id, name string) (err error, held bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.held[id]
+	if u == nil || u.name != name {
+		return nil, false
+	}
+	if u.committing {
+		return fmt.Errorf("remove %s: %w", tempName(id, path.Base(name)), fs.ErrNotExist), true
+	}
+	u.cancelled = true
+	delete(s.held, id)
+	return nil, true
 }
 
 // Free implements remote.Remote: S3 has no call that tells.
