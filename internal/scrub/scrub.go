@@ -85,6 +85,33 @@ type Share struct {
 	Good    bool   `json:"good"`
 	Missing bool   `json:"missing,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// Outside is a share that no host given holds, whose host the
+	// manifest names is not among them: a restore still reads it there
+	// (docs/FORMAT.md, section 5, rule 5), but it is not counted good,
+	// since nothing the user gave looks after it (bk-prune, quotas,
+	// bk-check's alarms): its host moved, or was dropped from the list.
+	Outside bool `json:"outside,omitempty"`
+}
+
+// OutsideHint is the way forward from a share that is Outside.
+const OutsideHint = "if that host moved, give its line as it is now; if it is gone for good, bk-repair HOSTS stores " +
+	"the share on a host given that holds none of the backup (add a spare when every host holds one)"
+
+// AnyOutside reports whether a share of reports is Outside.
+func AnyOutside(reports []*Report) bool { return len(OutsideHosts(reports)) > 0 }
+
+// OutsideHosts names the hosts that the Outside shares of reports stand
+// on, each once, and counts those shares.
+func OutsideHosts(reports []*Report) map[string]int {
+	hosts := map[string]int{}
+	for _, r := range reports {
+		for _, s := range r.Shares {
+			if s.Outside {
+				hosts[s.Host]++
+			}
+		}
+	}
+	return hosts
 }
 
 // Report is what checking one backup found.
@@ -161,7 +188,7 @@ func absent(p catalog.Placed) Share {
 	s := Share{Index: p.Index, Path: p.Path, Host: p.Named.String(), At: p.Named, Missing: true, Problem: "missing"}
 	switch {
 	case !p.Listed:
-		s.Problem = "its host is not among the hosts given"
+		s.Problem, s.Outside = "its host is not among the hosts given", len(p.Found) == 0
 	case p.Named.Failed():
 		s.Problem = "host unreachable"
 	}
@@ -173,13 +200,22 @@ func absent(p catalog.Placed) Share {
 // none is.
 func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opts Options) Share {
 	out := absent(p)
+	if out.Outside {
+		// Read where the manifest says, to tell whether it is there, as a
+		// restore would read it (and a repair, short of good shares); not
+		// good all the same, as bk-ls, which reads no share, says too.
+		missing, err := checkCopy(ctx, m, p.Share, p.Named, p.VersionOn(p.Named), opts)
+		out.Missing = missing
+		if err == nil {
+			out.Problem += " (the share is there, good)"
+		} else {
+			out.Problem += " (there: " + err.Error() + ")"
+		}
+		return out
+	}
 	var hosts []*catalog.Host
 	for _, f := range p.Found {
 		hosts = append(hosts, f.Host)
-	}
-	// A host the hosts files lack is looked at where the manifest says.
-	if !p.Listed && len(hosts) == 0 {
-		hosts = append(hosts, p.Named)
 	}
 	for k, h := range hosts {
 		missing, err := checkCopy(ctx, m, p.Share, h, p.VersionOn(h), opts)

@@ -50,7 +50,10 @@ test file of bk-check's be removed, overwritten, truncated, chmodded or
 renamed, or an S3 bucket without versioning or whose policy lets the keys
 remove an object or a version or change its versioning, lifecycle rules or
 policy (the test file stays there; not tried with --backup). Every share that is not good is named
-in a warning, with its host.
+in a warning, with its host. A share that no host given holds, on a host
+the hosts files lack, is read where the manifest says but not counted
+good, as bk-ls and bk-repair count it: give that host's line as it is
+now, or let bk-repair store the share on a host given.
 
 Only backups whose manifests count (docs/FORMAT.md, section 5) are checked;
 one that does not is named in a warning. A backup that bk-prune removed
@@ -209,7 +212,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	} else if err := table(env.Stdout, out); err != nil {
 		return err
 	}
-	return verdict(out, worst, cli.Duration(c, "max-age"), now)
+	return verdict(out, worst, scrub.AnyOutside(reports), cli.Duration(c, "max-age"), now)
 }
 
 // read lists the hosts and reads the manifests the check needs: with
@@ -320,7 +323,7 @@ func table(w io.Writer, r Report) error {
 
 // verdict is the exit status: lost or stale fail, degraded, at risk or an
 // unreachable host finish with 3.
-func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) error {
+func verdict(r Report, worst scrub.State, outside bool, maxAge time.Duration, now time.Time) error {
 	var fails []string
 	for _, s := range r.Stale {
 		fails = append(fails, fmt.Sprintf("the newest backup of %s, %s, is %s old, older than --max-age %s",
@@ -343,6 +346,8 @@ func verdict(r Report, worst scrub.State, maxAge time.Duration, now time.Time) e
 		unreachable = unreachable || h.State == scrub.Unreachable
 	}
 	switch {
+	case worst != scrub.Healthy && outside:
+		return cli.WithHint(cli.Degradedf("not every backup is healthy (the worst is %s)", worst), scrub.OutsideHint)
 	case worst != scrub.Healthy:
 		return cli.WithHint(cli.Degradedf("not every backup is healthy (the worst is %s)", worst), "bk-repair HOSTS rebuilds the shares that are bad or missing")
 	case unreachable:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +32,9 @@ host folders) hold, newest first: ID, time, size of the stream, k/n, level
 shares, each with the host that really holds it, as the host's listing
 shows it (a file of the share's name and of the size the manifest records),
 not as the manifest says. A share no host holds is shown missing, and the
-backup healthy, degraded, at risk or lost by the count of shares present.
+backup healthy, degraded, at risk or lost by the count of shares present;
+one that only a host the hosts files lack may hold is not counted present
+either, with a warning naming that host.
 Then each host: the bytes bk keeps there against its quota, its free space,
 and temp files that uploads in progress or killed runs left there; then
 the shares that no manifest names (orphans, left by failed runs on
@@ -180,6 +184,12 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 	} else if err := table(env.Stdout, out); err != nil {
 		return err
+	}
+	if outside := scrub.OutsideHosts(reports); len(outside) > 0 {
+		for _, h := range slices.Sorted(maps.Keys(outside)) {
+			env.Msg.Warnf("the manifests put %s on %s, which is not among the hosts given: not counted present", cli.Count(int64(outside[h]), "share", "shares"), h)
+		}
+		env.Msg.Hintf("%s", scrub.OutsideHint)
 	}
 	switch {
 	case len(out.Backups) == 0:

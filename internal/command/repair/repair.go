@@ -98,6 +98,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	var failed []error
 	found, repaired, waiting := 0, 0, 0
+	outside := false // a backup waiting has a share on a host not given
 	progress := env.NewProgress(-1, "repairing")
 	defer progress.Done()
 	for _, b := range cat.Backups(listings) {
@@ -124,6 +125,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		if noHost := (*repair.NoHostError)(nil); errors.As(err, &noHost) {
 			env.Msg.Warnf("%v", err)
 			waiting++
+			outside = outside || scrub.AnyOutside([]*scrub.Report{r})
 			continue
 		}
 		if err != nil {
@@ -156,6 +158,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.WithHint(errors.New("no backup to repair found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
 	case len(failed) > 0:
 		return fmt.Errorf("%d of the backups could not be repaired", len(failed))
+	case waiting > 0 && outside:
+		return cli.WithHint(cli.Degradedf("%d of the backups wait for a host to take a share: they stay restorable, degraded", waiting), scrub.OutsideHint)
 	case waiting > 0:
 		return cli.WithHint(cli.Degradedf("%d of the backups wait for a host to take a share: they stay restorable, degraded", waiting),
 			"add a spare host to the hosts file, make room, or bring the hosts that are down back")
