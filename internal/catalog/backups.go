@@ -223,10 +223,15 @@ func (c *Catalog) copies(b *Backup) int {
 	return copies
 }
 
+// Vouchers is how many of a hosts file's hosts must hold a backup of k-of-n
+// shares for it to count: 2 at least, so that no one host alone can put a
+// backup forward, and k, but no more than the file lists.
+func Vouchers(k, hosts int) int { return min(max(2, k), hosts) }
+
 func (c *Catalog) judge(b, earlier *Backup) {
 	copies := c.copies(b)
 	hosts := len(c.hosts)
-	switch need := min(max(2, b.K), hosts); {
+	switch need := Vouchers(b.K, hosts); {
 	case copies < need:
 		b.Doubt = fmt.Sprintf("it stands on %d of the %d hosts a backup with k=%d needs", copies, need, b.K)
 	case earlier == nil || (b.K == earlier.K && b.N == earlier.N):

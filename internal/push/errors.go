@@ -35,6 +35,15 @@ func (e *HostCountError) Error() string {
 	return fmt.Sprintf("the hosts file lists %d hosts, but the stream has n=%d shares", e.Hosts, e.N)
 }
 
+// VouchError is a stream of fewer shares than the hosts that must hold a
+// backup for bk-join to count it (a 1-of-1 stream to several hosts): its
+// manifest would stand on too few of them.
+type VouchError struct{ N, Need, Hosts int }
+
+func (e *VouchError) Error() string {
+	return fmt.Sprintf("the stream has n=%d shares, so its backup would stand on %d of the %d hosts, and bk-join counts a backup only on %d of them; nothing was sent", e.N, e.N, e.Hosts, e.Need)
+}
+
 // SameFolderError means two hosts are one folder under two names: a file
 // written to one appears in the other.
 type SameFolderError struct{ A, B string }

@@ -119,8 +119,12 @@ func (p *pusher) checkParams() error {
 	if p.min < k || p.min > n {
 		return &MinSharesError{Min: p.min, K: k, N: n}
 	}
-	if hosts := len(p.opt.Catalog.Hosts()); hosts < n {
+	hosts := len(p.opt.Catalog.Hosts())
+	if hosts < n {
 		return &HostCountError{Hosts: hosts, N: n}
+	}
+	if need := catalog.Vouchers(k, hosts); n < need {
+		return &VouchError{N: n, Need: need, Hosts: hosts}
 	}
 	p.need, p.shareSize = -1, -1
 	return nil

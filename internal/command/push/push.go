@@ -296,6 +296,7 @@ func explain(err error) error {
 		stream   *push.StreamError
 		minErr   *push.MinSharesError
 		count    *push.HostCountError
+		vouch    *push.VouchError
 		same     *push.SameFolderError
 		tooFew   *push.TooFewError
 		degraded *push.DegradedError
@@ -309,6 +310,8 @@ func explain(err error) error {
 		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", minErr.Min, minErr.K, minErr.N, minErr.K, minErr.N)
 	case errors.As(err, &count):
 		return cli.WithHint(cli.AsUsage(err), "add hosts, or split into fewer shares (bk-split -n)")
+	case errors.As(err, &vouch):
+		return cli.WithHint(cli.AsUsage(err), "give a 1-of-1 stream a hosts file of its one host, or split into more shares (bk-split -k 1 -n 2)")
 	case errors.As(err, &same):
 		return cli.WithHint(cli.AsUsage(err), "give each share a disk of its own: drop one of the two lines from the hosts file")
 	case errors.As(err, &tooFew) && !tooFew.Sent:
