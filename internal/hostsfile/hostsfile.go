@@ -27,6 +27,9 @@ type Host struct {
 	Quota units.Size // bytes bk may use there, 0 for no limit; as written, for messages
 	// AppendOnly is the line's append-only= option.
 	AppendOnly AppendOnly
+	// Verify is the line's verify=yes: uploads there are read back and
+	// compared, as with bk-push --verify.
+	Verify bool
 }
 
 // AppendOnly says how a host keeps a compromised client from destroying
@@ -49,10 +52,12 @@ const (
 )
 
 // DialOptions are opts for dialling h: with AppendOnly set for an
-// append-only=yes line, AppendOnlyAdmin for an append-only=admin one.
+// append-only=yes line, AppendOnlyAdmin for an append-only=admin one, and
+// Verify for a verify=yes one.
 func (h Host) DialOptions(opts remote.DialOptions) remote.DialOptions {
 	opts.AppendOnly = h.AppendOnly == AppendOnlyClient
 	opts.AppendOnlyAdmin = h.AppendOnly == AppendOnlyAdmin
+	opts.Verify = opts.Verify || h.Verify
 	return opts
 }
 
@@ -178,8 +183,14 @@ func (h *Host) setOption(opt string) error {
 			return fmt.Errorf("option append-only: %q is not yes, no or admin", val)
 		}
 		h.AppendOnly = mode
+	case "verify":
+		verify, ok := map[string]bool{"yes": true, "no": false}[val]
+		if !ok {
+			return fmt.Errorf("option verify: %q is not yes or no", val)
+		}
+		h.Verify = verify
 	default:
-		known := []string{"quota", "append-only"}
+		known := []string{"quota", "append-only", "verify"}
 		if c, ok := h.Location.(remote.Configurable); ok {
 			if ok, err := c.SetOption(key, val); ok {
 				return err

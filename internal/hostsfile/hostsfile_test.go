@@ -223,6 +223,27 @@ func TestURLRoundTrip(t *testing.T) {
 
 // TestAppendOnlyOption: append-only= takes yes, no or admin, and only yes
 // asks the kind of host to work append-only.
+// TestVerifyOption: verify=yes asks Verify of that host's uploads; the
+// flag's Verify stays on for every host.
+func TestVerifyOption(t *testing.T) {
+	for line, want := range map[string][2]bool{"nas:bk verify=yes": {true, true}, "nas:bk verify=no": {false, true}, "nas:bk": {false, true}} {
+		h, _, err := ParseLine(line, "")
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got := h.DialOptions(remote.DialOptions{}).Verify; got != want[0] {
+			t.Errorf("%s: Verify %v, want %v", line, got, want[0])
+		}
+		if got := h.DialOptions(remote.DialOptions{Verify: true}).Verify; got != want[1] {
+			t.Errorf("%s with --verify: Verify %v, want %v", line, got, want[1])
+		}
+	}
+	_, _, err := ParseLine("nas:bk verify=true", "")
+	if err == nil || err.Error() != `option verify: "true" is not yes or no` {
+		t.Fatalf("verify=true: %v", err)
+	}
+}
+
 func TestAppendOnlyOption(t *testing.T) {
 	for val, want := range map[string]AppendOnly{"yes": AppendOnlyClient, "no": NotAppendOnly, "admin": AppendOnlyAdmin} {
 		h, _, err := ParseLine("nas:bk append-only="+val, "")

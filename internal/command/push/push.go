@@ -37,6 +37,8 @@ with # are skipped. A line may carry options after the destination:
   quota=SIZE    bk-push uses at most SIZE there (all bk files in that
                 folder count), e.g. quota=500G (500·1024³ bytes, as
                 K M G T count 1024s) or quota=500GB (500·1000³)
+  verify=yes    uploads there are read back and compared, as --verify
+                does for every host
   endpoint=URL  s3:// only: the store, for anything but AWS
                 (e.g. endpoint=https://s3.eu-central-003.backblazeb2.com)
   region=NAME   s3:// only; else $AWS_REGION, else the store says

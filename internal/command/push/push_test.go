@@ -11,8 +11,8 @@ import (
 )
 
 // TestHashesInProcess: a hosts file with an S3 store (whose kind says it
-// hashes in the process), or any host with Verify, keeps bk-push on every
-// processor.
+// hashes in the process), or any host with Verify (--verify, or its line's
+// verify=yes), keeps bk-push on every processor.
 func TestHashesInProcess(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -23,6 +23,8 @@ func TestHashesInProcess(t *testing.T) {
 		{"/mnt/a\nnas:/bk\nrclone:remote:bk\n", false, false},
 		{"/mnt/a\nnas:/bk\nrclone:remote:bk\n", true, true},
 		{"nas:/bk\n", true, true},
+		{"/mnt/a\nnas:/bk verify=yes\nrclone:remote:bk\n", false, true},
+		{"/mnt/a\nnas:/bk verify=no\n", false, false},
 		{"/mnt/a\ns3://bucket/bk endpoint=http://127.0.0.1:7070\n", false, true},
 		{"sftp://nas/bk\ns3://bucket endpoint=http://127.0.0.1:7070\n", false, true},
 	} {
