@@ -100,6 +100,25 @@ func (c *Catalog) List(ctx context.Context, hosts []*Host, only func(id string) 
 	return out
 }
 
+// ListBackups is List of every manifest, and of the tombstones of the
+// backups a host holds a manifest of: all that Backups weighs. A tombstone
+// weighs only on a backup whose manifest is read (reading rule 7), while
+// bk-prune leaves one for each backup it removes on every host for 90
+// days: with nightly backups, a tool reading every backup read each night
+// dozens a host of backups long gone, a request each on an S3 or SFTP
+// host. bk-prune, which removes the old ones, reads them all with List.
+func (c *Catalog) ListBackups(ctx context.Context, hosts []*Host) []*Listing {
+	ids := map[string]bool{}
+	for _, l := range c.List(ctx, hosts, func(string) bool { return false }) {
+		for _, fi := range l.kept {
+			if !fi.Tombstone {
+				ids[fi.ID] = true
+			}
+		}
+	}
+	return c.List(ctx, hosts, func(id string) bool { return ids[id] })
+}
+
 // readsPerHost bounds the files read at once from one host: enough to
 // keep a few round trips in flight over SFTP or S3, or a few rclone
 // processes, without flooding a host with requests.

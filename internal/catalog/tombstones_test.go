@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,43 @@ func TestTombstones(t *testing.T) {
 	}
 	if warnings.Len() == 0 {
 		t.Errorf("no warning for a pruned backup taken by ID")
+	}
+}
+
+// ListBackups reads the tombstones of the backups whose manifests a host
+// holds, which Backups weighs, and not the others: bk-prune leaves one a
+// pruned backup on every host for 90 days, and a tool reading every
+// backup read them all each night. List reads them all (bk-prune removes
+// the old ones).
+func TestListBackupsReadsTheTombstonesThatWeigh(t *testing.T) {
+	t.Parallel()
+	_, d, _ := folders(t, 3)
+	now := time.Now().UTC()
+	t0 := now.Add(-48 * time.Hour).Truncate(time.Second)
+	returned := sample("home", t0, 2, 3, 1) // back on a host that was down
+	put(t, returned, d[2])
+	bury(t, returned, now.Add(-time.Hour), d[0], d[1])
+	kept := sample("home", t0.Add(time.Hour), 2, 3, 2)
+	put(t, kept, d...)
+	for i := range 20 { // pruned and gone
+		bury(t, sample("home", t0.Add(-time.Duration(i+1)*time.Hour), 2, 3, byte(10+i)), now, d...)
+	}
+	var n counter
+	var warnings strings.Builder
+	c := countedCatalog(d, &n, &warnings)
+	defer c.Close()
+	backups := c.Backups(c.ListBackups(context.Background(), c.Hosts()))
+	if opens := n.opens.Load(); opens != 4+2 {
+		t.Errorf("ListBackups opened %d files, want the 4 manifests and the 2 tombstones of a backup held", opens)
+	}
+	if len(backups) != 2 || backups[1].ID != returned.ID || backups[1].Pruned == nil || backups[1].Counts || !backups[0].Counts {
+		t.Errorf("backups %v: want %s counting and %s pruned", backups, kept.ID, returned.ID)
+	}
+	graves := 0
+	for _, l := range c.List(context.Background(), c.Hosts(), nil) {
+		graves += len(l.Tombstones)
+	}
+	if graves != 2+3*20 {
+		t.Errorf("List read %d tombstones, want all 62", graves)
 	}
 }

@@ -56,15 +56,26 @@ func Hosts(args []string) ([]hostsfile.Host, error) {
 }
 
 // List makes the catalog of the HOSTS arguments and lists what each host
-// holds, warning about each host that cannot be reached and each manifest
-// that cannot be read. unreachable says whether a host could not be
-// listed. The caller closes the catalog.
+// holds (catalog.ListBackups: every manifest, and the tombstones of the
+// backups they are of), warning about each host that cannot be reached
+// and each manifest that cannot be read. unreachable says whether a host
+// could not be listed. The caller closes the catalog.
 func List(ctx context.Context, env *cli.Env, c *ucli.Context) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
 	return ListHosts(ctx, env, c, c.Args().Slice())
 }
 
+// ListAll is List reading every tombstone too, the old ones bk-prune
+// removes among them.
+func ListAll(ctx context.Context, env *cli.Env, c *ucli.Context) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
+	return list(ctx, env, c, c.Args().Slice(), func(cat *catalog.Catalog) []*catalog.Listing { return cat.List(ctx, cat.Hosts(), nil) })
+}
+
 // ListHosts is List of the hosts files and folders args.
 func ListHosts(ctx context.Context, env *cli.Env, c *ucli.Context, args []string) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
+	return list(ctx, env, c, args, func(cat *catalog.Catalog) []*catalog.Listing { return cat.ListBackups(ctx, cat.Hosts()) })
+}
+
+func list(ctx context.Context, env *cli.Env, c *ucli.Context, args []string, read func(*catalog.Catalog) []*catalog.Listing) (cat *catalog.Catalog, listings []*catalog.Listing, unreachable bool, err error) {
 	hosts, err := Hosts(args)
 	if err != nil {
 		return nil, nil, false, err
@@ -74,7 +85,7 @@ func ListHosts(ctx context.Context, env *cli.Env, c *ucli.Context, args []string
 		return nil, nil, false, err
 	}
 	cat = catalog.New(hosts, opts)
-	listings = cat.List(ctx, cat.Hosts(), nil)
+	listings = read(cat)
 	unreachable = Unreachable(env, listings)
 	Damaged(env, listings)
 	return cat, listings, unreachable, ctx.Err()

@@ -111,7 +111,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case policy.Empty():
 		return cli.Usagef("no --keep-* option given: bk-prune never removes every backup")
 	}
-	cat, listings, unreachable, err := connect.List(ctx, env, c)
+	cat, listings, unreachable, err := connect.ListAll(ctx, env, c)
 	if cat != nil {
 		defer cat.Close()
 	}
