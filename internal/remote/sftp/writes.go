@@ -146,7 +146,7 @@ func (w waiter) done(typ byte, body []byte, err error) {
 		return
 	}
 	if err == nil {
-		err = statusOf(typ, body, w.off)
+		err = writeStatus(typ, body, w.off)
 	}
 	if err != nil {
 		w.ch.mu.Lock()
@@ -158,14 +158,15 @@ func (w waiter) done(typ byte, body []byte, err error) {
 	w.ch.pending.Done()
 }
 
-// statusOf is nil for an OK status answer to a write at off, else why
-// the write failed.
-func statusOf(typ byte, body []byte, off int64) error {
+// status is nil for an OK status answer to a request of ours (what, in
+// messages: "a write"), else why it failed: a *statusError, or an error
+// of errProtocol.
+func status(typ byte, body []byte, what string) error {
 	if typ != fxpStatus {
-		return fmt.Errorf("the host %w: it answered a write with a packet of type %d", errProtocol, typ)
+		return fmt.Errorf("the host %w: it answered %s with a packet of type %d", errProtocol, what, typ)
 	}
 	if len(body) < 4 {
-		return fmt.Errorf("the host %w: it answered a write with a status of %d bytes", errProtocol, len(body))
+		return fmt.Errorf("the host %w: it answered %s with a status of %d bytes", errProtocol, what, len(body))
 	}
 	st := &statusError{code: binary.BigEndian.Uint32(body)}
 	if st.code == 0 {
@@ -176,7 +177,17 @@ func statusOf(typ byte, body []byte, off int64) error {
 			st.msg = string(rest[4 : 4+n])
 		}
 	}
-	return fmt.Errorf("write at byte %d: %w", off, st)
+	return st
+}
+
+// writeStatus is status of the answer to a write at off.
+func writeStatus(typ byte, body []byte, off int64) error {
+	err := status(typ, body, "a write")
+	var st *statusError
+	if errors.As(err, &st) {
+		return fmt.Errorf("write at byte %d: %w", off, st)
+	}
+	return err
 }
 
 // send numbers a request of type typ, whose body after the number is
@@ -241,11 +252,12 @@ func (s *session) open(name string, pflags, perm uint32) ([]byte, error) {
 		return nil, err
 	}
 	if a.typ == fxpStatus {
-		if err := statusOf(a.typ, a.body, 0); err != nil {
-			var st *statusError
-			if errors.As(err, &st) {
-				return nil, fmt.Errorf("open %s: %w", name, st)
-			}
+		err := status(a.typ, a.body, "an open")
+		var st *statusError
+		if errors.As(err, &st) {
+			return nil, fmt.Errorf("open %s: %w", name, st)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -265,14 +277,12 @@ func (s *session) close(handle []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := statusOf(a.typ, a.body, 0); err != nil {
-		var st *statusError
-		if errors.As(err, &st) {
-			return fmt.Errorf("close: %w", st)
-		}
-		return err
+	err = status(a.typ, a.body, "a close")
+	var st *statusError
+	if errors.As(err, &st) {
+		return fmt.Errorf("close: %w", st)
 	}
-	return nil
+	return err
 }
 
 func appendString(b, s []byte) []byte {
@@ -359,7 +369,7 @@ func (a *sessionReader) pick() error {
 	}
 	typ := pkt[4]
 	if w.answer == nil {
-		if err := statusOf(typ, body, w.off); errors.Is(err, errProtocol) {
+		if err := writeStatus(typ, body, w.off); errors.Is(err, errProtocol) {
 			w.done(0, nil, err)
 			return err
 		}
