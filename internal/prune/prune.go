@@ -171,7 +171,8 @@ func Make(backups []*catalog.Backup, listings []*catalog.Listing, p retention.Po
 // on any host (all reached) names it, a share bk-repair stored for one of
 // them (ID.rR.shareI, R up to b's) goes too, when older than the stale
 // age and not on an append-only host: the next prune's, as the revisions
-// naming it go in this one.
+// naming it go in this one. On an append-only host no revision goes: a
+// compromised client may have written b.
 func superseded(b *catalog.Backup, listings []*catalog.Listing, cutoff time.Time) []File {
 	if !b.Counts || b.Rev() == 1 {
 		return nil
@@ -179,7 +180,12 @@ func superseded(b *catalog.Backup, listings []*catalog.Listing, cutoff time.Time
 	var out []File
 	newest := manifest.RevisionPath(b.ID, b.Rev())
 	for _, l := range listings {
-		if l.Err != nil || !stale(l, newest, cutoff) || !slices.ContainsFunc(l.Manifests, func(cp *catalog.Copy) bool { return cp.Sum == b.Sum }) {
+		if l.Err != nil || l.Host.AppendOnly != hostsfile.NotAppendOnly || !stale(l, newest, cutoff) || !slices.ContainsFunc(l.Manifests, func(cp *catalog.Copy) bool { return cp.Sum == b.Sum }) {
+			// On an append-only host a compromised client may have
+			// written b on every host, of the right paths and sizes but
+			// naming rotted or forged files (THREATS.md): the honest
+			// revisions it could not remove itself stay, so that once
+			// the admin removes b readers take them again.
 			continue
 		}
 		for _, cp := range l.Manifests {

@@ -201,6 +201,9 @@ func TestSupersededRevisionsKept(t *testing.T) {
 				delete(r.files[h], manifest.RevisionPath(r.id, 2))
 			}
 		}, nil},
+		{"append-only hosts: every revision stays (a compromised client may have written revision 3 on all of them)", func(r *revHosts) {
+			r.mode = hostsfile.AppendOnlyAdmin
+		}, nil},
 		{"after revision 2 went: a share it stored that revision 3 names stays, moved ones too", func(r *revHosts) {
 			moved := r.id + ".r2.share1"
 			for rev := 2; rev <= 3; rev++ {

@@ -42,7 +42,8 @@ taken), so that readers do not read more of them every night: on each host
 that holds the revision readers take, once both are older than --stale-age
 and it finds every share the older one finds. Revision 1 stays; a host that
 lacks the newest revision keeps its older ones, so a host forging a
-revision gets nothing removed elsewhere. A share bk-repair stored for a
+revision gets nothing removed elsewhere; an append-only host keeps every
+revision, since the client could have forged the newest on all of them. A share bk-repair stored for a
 revision (ID.r2.share1) goes on a later run, once no revision names it
 (never on an append-only host).
 
