@@ -191,6 +191,22 @@ func TestRequestsReadEnd(t *testing.T) {
 	})
 }
 
+// A file read through is read in ranges growing fourfold from the first
+// (the header's) to a part's size: 32 KiB, 128 KiB, 512 KiB, 2 MiB for a
+// file of 2 MiB (doubling, it was seven).
+func TestRequestsReadThrough(t *testing.T) {
+	t.Parallel()
+	connect, c := viaCounter(t)
+	r := connect()
+	data := remotetest.Data(2<<20, 4)
+	remotetest.Put(t, r, "f", data)
+	expect(t, c, "a read of 2 MiB through", "GetObject 4", func() {
+		if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
+			t.Errorf("read %d bytes, want %d", len(got), len(data))
+		}
+	})
+}
+
 // One run's requests to a host share one connection when they come one
 // at a time: a reader closed before the end of its first range reads
 // that range's rest rather than close the connection.

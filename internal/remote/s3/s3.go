@@ -708,8 +708,10 @@ func (rd *reader) get(ctx context.Context) error {
 		_ = opts.SetMatchETag(rd.etag)
 	}
 	// The ranges grow from firstRange to PartSize, so that reading a
-	// share's header does not fetch megabytes of it.
-	rd.size = max(min(2*rd.size, PartSize), firstRange)
+	// share's header does not fetch megabytes of it; fourfold, so that
+	// reading a share through costs few requests more than its size in
+	// PartSize ranges.
+	rd.size = max(min(4*rd.size, PartSize), firstRange)
 	_ = opts.SetRange(rd.off, rd.off+rd.size-1)
 	body, info, header, err := rd.s.core.GetObject(ctx, rd.s.loc.Bucket, rd.s.key(rd.name), opts)
 	if err != nil && minio.ToErrorResponse(err).Code == "InvalidRange" {
