@@ -140,7 +140,7 @@ func BenchmarkCompress(b *testing.B) {
 			name := "chunked/level=" + strconv.Itoa(level) + "/chunk=" + strconv.Itoa(chunk>>20) + "M"
 			b.Run(name, func(b *testing.B) {
 				benchCompress(b, func(w io.Writer) (io.WriteCloser, error) {
-					return newChunkWriter(w, zstd.EncoderLevelFromZstd(level), chunk, runtime.GOMAXPROCS(0))
+					return newChunkWriter(w, zstd.EncoderLevelFromZstd(level), chunk, runtime.GOMAXPROCS(0), optionsOf(nil))
 				})
 			})
 		}

@@ -41,19 +41,41 @@ const ChunkSize = 2 << 20
 // reads without flags, Decompress reads too, `zstd --long` output included.
 const MaxWindow = 128 << 20
 
+// Option changes how Compress and CompressSeekable write.
+type Option func(*options)
+
+type options struct {
+	checksums bool
+}
+
+// Sealed says the stream goes into a layer that authenticates every byte
+// (age): its frames then carry no content checksum. The XXH64 of each
+// frame would catch nothing age does not, and it is a pass over every
+// byte: 1.2 % of bk-pack's instructions on small files. A frame's header
+// says whether it has one, so readers read both kinds.
+func Sealed() Option { return func(o *options) { o.checksums = false } }
+
+func optionsOf(opts []Option) options {
+	o := options{checksums: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
 // Compress returns a writer that compresses what is written to it into w
 // as a series of standard zstd frames (one per ChunkSize of input, each with
-// its content checksum) that `zstd -d` reads as one stream. Close flushes
-// the last frame; it does not close w.
+// its content checksum unless Sealed) that `zstd -d` reads as one stream.
+// Close flushes the last frame; it does not close w.
 //
 // Up to GOMAXPROCS+1 chunks are in flight, so memory stays near
 // (GOMAXPROCS+2) × 2 × ChunkSize plus the encoders' tables, whatever the
 // input size.
-func Compress(w io.Writer, level int) (io.WriteCloser, error) {
+func Compress(w io.Writer, level int, opts ...Option) (io.WriteCloser, error) {
 	if level < 1 || level > 22 {
 		return nil, fmt.Errorf("compression level %d out of range (1–22)", level)
 	}
-	return newChunkWriter(w, zstd.EncoderLevelFromZstd(level), ChunkSize, runtime.GOMAXPROCS(0))
+	return newChunkWriter(w, zstd.EncoderLevelFromZstd(level), ChunkSize, runtime.GOMAXPROCS(0), optionsOf(opts))
 }
 
 // chunkWriter compresses fixed-size chunks of its input as independent
@@ -85,12 +107,12 @@ type sideFrame struct {
 	tag   int
 }
 
-func newChunkWriter(w io.Writer, level zstd.EncoderLevel, size, procs int) (*chunkWriter, error) {
+func newChunkWriter(w io.Writer, level zstd.EncoderLevel, size, procs int, o options) (*chunkWriter, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(procs),
 		zstd.WithWindowSize(min(size, 8<<20)),
-		zstd.WithEncoderCRC(true),
+		zstd.WithEncoderCRC(o.checksums),
 		zstd.WithZeroFrames(true),
 		// A history of one chunk (plus a block) instead of two: a frame
 		// never reaches back past its own start, and the 2 MiB saved

@@ -25,10 +25,10 @@ func testData(n int) []byte {
 	return b
 }
 
-func compress(t testing.TB, data []byte) []byte {
+func compress(t testing.TB, data []byte, opts ...Option) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := Compress(&buf, DefaultLevel)
+	w, err := Compress(&buf, DefaultLevel, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +124,37 @@ func frameLen(t *testing.T, z []byte) int {
 	return off
 }
 
+// A sealed stream's frames carry no content checksum (age authenticates
+// every byte), a plaintext one's do; both read back.
+func TestSealedFramesWithoutChecksum(t *testing.T) {
+	data := testData(2*ChunkSize + 777)
+	for _, c := range []struct {
+		opts []Option
+		want bool
+	}{{nil, true}, {[]Option{Sealed()}, false}} {
+		z := compress(t, data, c.opts...)
+		got, err := decompress(t, z)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("checksums %v: round trip: %v", c.want, err)
+		}
+		frames := 0
+		for len(z) > 0 {
+			var h zstd.Header
+			if err := h.Decode(z); err != nil {
+				t.Fatal(err)
+			}
+			if h.HasCheckSum != c.want {
+				t.Errorf("frame %d: checksum %v, want %v", frames, h.HasCheckSum, c.want)
+			}
+			z = z[frameLen(t, z):]
+			frames++
+		}
+		if frames != 3 {
+			t.Errorf("checksums %v: %d frames, want 3", c.want, frames)
+		}
+	}
+}
+
 func TestCompressLevelOutOfRange(t *testing.T) {
 	for _, level := range []int{0, -1, 23} {
 		if _, err := Compress(io.Discard, level); err == nil {
@@ -216,14 +247,16 @@ func TestZstdInterop(t *testing.T) {
 	}
 	data := testData(2*ChunkSize + 777)
 	t.Run("seal to zstd -d", func(t *testing.T) {
-		cmd := exec.Command("zstd", "-d", "-q", "-c")
-		cmd.Stdin = bytes.NewReader(compress(t, data))
-		got, err := cmd.Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatal("zstd -d output differs")
+		for _, opts := range [][]Option{nil, {Sealed()}} {
+			cmd := exec.Command("zstd", "-d", "-q", "-c")
+			cmd.Stdin = bytes.NewReader(compress(t, data, opts...))
+			got, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("zstd -d output differs (sealed: %v)", len(opts) > 0)
+			}
 		}
 	})
 	t.Run("zstd to seal", func(t *testing.T) {

@@ -46,11 +46,11 @@ type SeekWriter struct {
 
 // CompressSeekable returns a writer that compresses into w as Compress does
 // and, once Finish is called, ends the stream with a seek table.
-func CompressSeekable(w io.Writer, level int) (*SeekWriter, error) {
+func CompressSeekable(w io.Writer, level int, opts ...Option) (*SeekWriter, error) {
 	if level < 1 || level > 22 {
 		return nil, fmt.Errorf("compression level %d out of range (1–22)", level)
 	}
-	cw, err := newChunkWriter(w, zstd.EncoderLevelFromZstd(level), ChunkSize, runtime.GOMAXPROCS(0))
+	cw, err := newChunkWriter(w, zstd.EncoderLevelFromZstd(level), ChunkSize, runtime.GOMAXPROCS(0), optionsOf(opts))
 	if err != nil {
 		return nil, err
 	}

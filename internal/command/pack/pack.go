@@ -247,13 +247,15 @@ const outputBuffer = 1 << 20
 
 func packTo(ctx context.Context, w io.Writer, recipients []age.Recipient, level int, paths []string, opts archive.PackOptions) (archive.PackStats, error) {
 	var encrypted io.WriteCloser = nopCloser{w}
+	var sealed []seal.Option
 	if len(recipients) > 0 {
 		var err error
 		if encrypted, err = seal.Encrypt(w, recipients...); err != nil {
 			return archive.PackStats{}, err
 		}
+		sealed = append(sealed, seal.Sealed())
 	}
-	compressed, err := seal.CompressSeekable(encrypted, level)
+	compressed, err := seal.CompressSeekable(encrypted, level, sealed...)
 	if err != nil {
 		return archive.PackStats{}, err
 	}
