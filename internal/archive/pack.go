@@ -95,15 +95,18 @@ type top struct {
 
 // item is one walked entry on its way from the walker to the writer.
 type item struct {
-	kind    kind
-	path    string // on disk
-	name    string // member name
-	fi      fs.FileInfo
-	target  string // symlink target
-	xattrs  map[string]string
-	note    string
-	skipped bool   // the note reports a skipped entry
-	dumpdir string // a directory's GNU.dumpdir record, if any
+	kind   kind
+	path   string // on disk
+	name   string // member name
+	fi     fs.FileInfo
+	target string // symlink target
+	xattrs map[string]string
+	// xattrErr: the extended attributes of a file a worker read could not
+	// all be listed; the writer warns.
+	xattrErr error
+	note     string
+	skipped  bool   // the note reports a skipped entry
+	dumpdir  string // a directory's GNU.dumpdir record, if any
 
 	// Regular files. A file whose inode was already queued is not read
 	// again: the writer stores it as a hard link (or reads it itself if the
@@ -431,20 +434,14 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 	default:
 		return p.notef(false, "%s: special file (%v) not stored", disk, mode.Type())
 	}
-	xa, err := listXattrs(disk)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			p.unstored(name)
-			return p.notef(true, "skipping %s: %v", disk, err)
-		}
-		if !p.notef(false, "%s: extended attributes not stored: %v", disk, err) {
-			return false
-		}
-	}
-	it.xattrs = xa
-	switch {
-	case mode.IsRegular():
+	if mode.IsRegular() {
 		return p.queueFile(it)
+	}
+	if skip, ok := p.pathXattrs(it); skip || !ok {
+		return ok
+	}
+	var err error
+	switch {
 	case mode&fs.ModeSymlink != 0:
 		it.kind = kindSymlink
 		if it.target, err = os.Readlink(disk); err != nil {
@@ -495,6 +492,25 @@ func (p *packer) visit(disk, name string, fi fs.FileInfo, dev uint64) bool {
 		delete(p.deltaTaken, name)
 	}
 	return true
+}
+
+// pathXattrs lists the extended attributes of an entry by its path: one
+// the read workers do not open (a file they read gets them through its
+// descriptor, see load). skip: the entry is gone, and a note says so; ok
+// is false once the context is done.
+func (p *packer) pathXattrs(it *item) (skip, ok bool) {
+	xa, err := listXattrs(it.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			p.unstored(it.name)
+			return true, p.notef(true, "skipping %s: %v", it.path, err)
+		}
+		if !p.notef(false, "%s: extended attributes not stored: %v", it.path, err) {
+			return false, false
+		}
+	}
+	it.xattrs = xa
+	return false, true
 }
 
 // keptName is an unchanged name of a hard-linked file, and the device of
@@ -564,6 +580,9 @@ func (p *packer) queueFile(it *item) bool {
 		it.key = keyOf(it.fi)
 		if p.inodes[it.key] {
 			it.again = true
+			if skip, ok := p.pathXattrs(it); skip || !ok {
+				return ok
+			}
 			return p.emit(it)
 		}
 		p.inodes[it.key] = true

@@ -61,6 +61,9 @@ func (p *packer) load(it *item, buf []byte) {
 		return
 	}
 	it.st, it.fd = st, fd
+	if !it.again { // the walker listed those of a hard link's other names
+		it.xattrs, it.xattrErr = listXattrsFd(fd, it.path)
+	}
 	size := st.Size()
 	if st.st.Blocks*512 < size { // fewer blocks than bytes: there may be holes
 		if it.sparse = dataRegions(fd, size); it.sparse != nil {
@@ -265,6 +268,9 @@ func (w *writer) write(it *item) error {
 		w.stats.Skipped++
 		w.p.unstored(it.name)
 		return nil
+	}
+	if it.xattrErr != nil {
+		w.warnf("%s: extended attributes not stored: %v", it.path, it.xattrErr)
 	}
 	return w.writeFile(it)
 }

@@ -40,6 +40,15 @@ func listXattrs(path string) (map[string]string, error) {
 	return xattr.Records(attrs)
 }
 
+// listXattrsFd is listXattrs for the open file fd.
+func listXattrsFd(fd int, path string) (map[string]string, error) {
+	attrs, err := xattr.ListFd(fd, path)
+	if err != nil {
+		return nil, err
+	}
+	return xattr.Records(attrs)
+}
+
 const (
 	sIFCHR  = unix.S_IFCHR
 	sIFBLK  = unix.S_IFBLK

@@ -82,20 +82,7 @@ func TestUnsettableXattrsOneWarning(t *testing.T) {
 // record can hold: a warning names it, and the file is stored with its
 // other attributes.
 func TestPackUnnamableXattr(t *testing.T) {
-	dir := t.TempDir()
-	if !userXattrs(t, dir) {
-		t.Skip("no user extended attributes here")
-	}
-	f, err := os.Create(filepath.Join(dir, "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"user.a=b", "user.ok"} {
-		if err := xattr.FSet(f, name, "v"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
+	dir := fileWithXattrs(t, xattr.Attr{Name: "user.a=b", Value: "v"}, xattr.Attr{Name: "user.ok", Value: "v"})
 	t.Chdir(dir)
 	var warnings []string
 	data, _ := pack(t, []string{"f"}, PackOptions{
@@ -111,4 +98,69 @@ func TestPackUnnamableXattr(t *testing.T) {
 	if got := xattr.FromRecords(h.PAXRecords); !reflect.DeepEqual(got, []xattr.Attr{{Name: "user.ok", Value: "v"}}) {
 		t.Fatalf("stored attributes %q", got)
 	}
+}
+
+// TestPackXattrsEveryKind: a file read by a worker (listed through its
+// descriptor), its second name (a hard link, listed by the walker) and a
+// directory all carry their extended attributes.
+func TestPackXattrsEveryKind(t *testing.T) {
+	t.Parallel()
+	dir := fileWithXattrs(t, xattr.Attr{Name: "user.file", Value: "1"})
+	if err := os.Link(filepath.Join(dir, "f"), filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xattr.FSet(d, "user.dir", "2"); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	data, _ := pack(t, []string{dir}, PackOptions{Warn: func(f string, a ...any) {
+		if msg := fmt.Sprintf(f, a...); !strings.HasPrefix(msg, "removing leading") {
+			t.Errorf("warning: %s", msg)
+		}
+	}})
+	want := map[string][]xattr.Attr{
+		"":  {{Name: "user.dir", Value: "2"}},
+		"f": {{Name: "user.file", Value: "1"}},
+		"g": {{Name: "user.file", Value: "1"}},
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(h.Name, MemberName(dir)), "/")
+		name = strings.TrimPrefix(name, "/")
+		if got := xattr.FromRecords(h.PAXRecords); !reflect.DeepEqual(got, want[name]) {
+			t.Errorf("%q (%c): attributes %q, want %q", name, h.Typeflag, got, want[name])
+		}
+		delete(want, name)
+	}
+	if len(want) != 0 {
+		t.Errorf("not stored: %v", want)
+	}
+}
+
+// fileWithXattrs makes a folder holding a file f with attrs, or skips the
+// test where the file system takes no user attributes.
+func fileWithXattrs(t *testing.T, attrs ...xattr.Attr) string {
+	dir := t.TempDir()
+	if !userXattrs(t, dir) {
+		t.Skip("no user extended attributes here")
+	}
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, a := range attrs {
+		if err := xattr.FSet(f, a.Name, a.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

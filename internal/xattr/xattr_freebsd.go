@@ -13,24 +13,36 @@ var namespaces = freebsdNamespaces
 // following a symlink, named "user.<name>" as Linux and bsdtar name them.
 // A file system without extended attributes has none.
 func List(path string) ([]Attr, error) {
-	list, err := fillSized(func(b []byte) (int, error) {
-		return unix.LlistxattrNS(path, unix.EXTATTR_NAMESPACE_USER, b)
-	})
+	return list(path, "_link",
+		func(b []byte) (int, error) { return unix.LlistxattrNS(path, unix.EXTATTR_NAMESPACE_USER, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// ListFd is List for the open file fd, named path in errors: no lookup of
+// the path, which costs as much as the rest of the listing.
+func ListFd(fd int, path string) ([]Attr, error) {
+	return list(path, "_fd",
+		func(b []byte) (int, error) { return unix.FlistxattrNS(fd, unix.EXTATTR_NAMESPACE_USER, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func list(path, how string, names func([]byte) (int, error), get func(string, []byte) (int, error)) ([]Attr, error) {
+	list, err := fillSized(names)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "extattr_list_link", Path: path, Err: err}
+		return nil, &os.PathError{Op: "extattr_list" + how, Path: path, Err: err}
 	}
 	var attrs []Attr
 	for _, name := range splitLengthPrefixed(list) {
 		name = "user." + name // what x/sys maps back to the user namespace
-		val, err := fillSized(func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+		val, err := fillSized(func(b []byte) (int, error) { return get(name, b) })
 		if errors.Is(err, unix.ENOATTR) {
 			continue // removed since listed
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "extattr_get_link " + name, Path: path, Err: err}
+			return nil, &os.PathError{Op: "extattr_get" + how + " " + name, Path: path, Err: err}
 		}
 		attrs = append(attrs, Attr{name, string(val)})
 	}

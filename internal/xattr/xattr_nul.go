@@ -13,11 +13,25 @@ import (
 // List returns the extended attributes of path, not following a symlink,
 // by name. A file system without extended attributes has none.
 func List(path string) ([]Attr, error) {
+	return list(path,
+		func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// ListFd is List for the open file fd, named path in errors: no lookup of
+// the path, which costs as much as the rest of the listing.
+func ListFd(fd int, path string) ([]Attr, error) {
+	return list(path,
+		func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func list(path string, names func([]byte) (int, error), get func(string, []byte) (int, error)) ([]Attr, error) {
 	// Most files have none: the list is read into a buffer used again, so
 	// that asking costs a system call and no allocation.
 	bp := listBufs.Get().(*[]byte)
 	defer listBufs.Put(bp)
-	list, err := fillInto(*bp, func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
+	list, err := fillInto(*bp, names)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil
 	}
@@ -32,7 +46,7 @@ func List(path string) ([]Attr, error) {
 		if !stored(name) {
 			continue
 		}
-		val, err := fill(256, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+		val, err := fill(256, func(b []byte) (int, error) { return get(name, b) })
 		if errors.Is(err, errNoAttr) {
 			continue // removed since listed
 		}

@@ -132,8 +132,12 @@ func TestSetAndList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Attr{{"user.at", "2"}, {"user.bk", "v\x00binary"}}; !reflect.DeepEqual(sorted(got), want) {
+	want := []Attr{{"user.at", "2"}, {"user.bk", "v\x00binary"}}
+	if !reflect.DeepEqual(sorted(got), want) {
 		t.Fatalf("listed %q, want %q", got, want)
+	}
+	if got, err := ListFd(int(f.Fd()), file); err != nil || !reflect.DeepEqual(sorted(got), want) {
+		t.Fatalf("listed through the descriptor: %q, %v; want %q", got, err, want)
 	}
 	if got, err := List(dir); err != nil || !reflect.DeepEqual(got, []Attr{{"user.dir", "d"}}) {
 		t.Fatalf("listed the directory: %q, %v", got, err)
