@@ -203,6 +203,35 @@ func TestCopiesParsedOnce(t *testing.T) {
 	}
 }
 
+// A manifest is read in one read, sized by its listed size, and the one
+// that finds its end: a chain's manifest names every ancestor, and each
+// read is a request on an SFTP host.
+func TestManifestReadWhole(t *testing.T) {
+	t.Parallel()
+	_, d, _ := folders(t, 2)
+	m := sample("home", time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC), 2, 2, 1)
+	for i := range 60 {
+		m.Ancestors = append(m.Ancestors, manifest.Ancestor{ID: manifest.NewID("home", m.Time.AddDate(0, 0, -60+i), [16]byte{byte(i)}),
+			SetID: strings.Repeat("0", 32), StreamHash: strings.Repeat("1", 64)})
+	}
+	m.Chain, m.Level, m.Parent = strings.Repeat("c", 32), 60, m.Ancestors[59].ID
+	put(t, m, d...)
+	if fi, err := os.Stat(filepath.Join(d[0], manifest.ManifestPath(m.ID))); err != nil || fi.Size() < 8<<10 {
+		t.Fatalf("the manifest is %v bytes (%v), want more than 8 KiB", fi.Size(), err)
+	}
+	var n counter
+	var warnings strings.Builder
+	c := countedCatalog(d, &n, &warnings)
+	defer c.Close()
+	b := c.Backups(c.List(context.Background(), c.Hosts(), nil))
+	if len(b) != 1 || !b[0].Counts || len(b[0].Ancestors) != 60 {
+		t.Fatalf("backups %v, want the one of 60 ancestors, counting (%s)", b, warnings.String())
+	}
+	if reads := n.reads.Load(); reads != 2*2 {
+		t.Errorf("2 copies of the manifest took %d reads, want 2 each", reads)
+	}
+}
+
 func must(b []byte, err error) []byte {
 	if err != nil {
 		panic(err)

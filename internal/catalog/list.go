@@ -1,7 +1,7 @@
 package catalog
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -223,7 +223,7 @@ func (h *Host) read(ctx context.Context, r remote.Remote, fi keptFile) *read {
 	h.readMu.Unlock()
 	rd.once.Do(func() {
 		if fi.Tombstone {
-			t, err := readTombstone(ctx, r, fi.Name)
+			t, err := readTombstone(ctx, r, fi.Info)
 			switch {
 			case err != nil:
 				rd.err = err
@@ -236,7 +236,7 @@ func (h *Host) read(ctx context.Context, r remote.Remote, fi keptFile) *read {
 		}
 		_, rev, _ := manifest.ParseManifestPath(fi.Name)
 		var cp *Copy
-		data, err := readSmall(ctx, r, fi.Name, MaxManifest)
+		data, err := readSmall(ctx, r, fi.Info, MaxManifest)
 		if err == nil {
 			cp, err = h.parsed.parse(data)
 		}
@@ -343,30 +343,34 @@ func (p *parsed) parse(data []byte) (*Copy, error) {
 	return &Copy{Manifest: e.m, Sum: sum}, nil
 }
 
-func readTombstone(ctx context.Context, r remote.Remote, name string) (*tombstone.Tombstone, error) {
-	data, err := readSmall(ctx, r, name, tombstone.MaxSize)
+func readTombstone(ctx context.Context, r remote.Remote, fi remote.Info) (*tombstone.Tombstone, error) {
+	data, err := readSmall(ctx, r, fi, tombstone.MaxSize)
 	if err != nil {
 		return nil, err
 	}
 	return tombstone.Parse(data)
 }
 
-// readSmall reads the file name on r, at most limit bytes of it: a
-// hostile host could serve an endless one.
-func readSmall(ctx context.Context, r remote.Remote, name string, limit int64) ([]byte, error) {
-	rc, err := r.Open(ctx, name, 0)
+// readSmall reads the file fi on r, at most limit bytes of it: a hostile
+// host could serve an endless one. Its listed size sizes the buffer, so
+// that a manifest comes in one read rather than in a growing series of
+// them (a request each on an SFTP host); a host that listed it smaller
+// than it is costs reads, not bytes.
+func readSmall(ctx context.Context, r remote.Remote, fi remote.Info, limit int64) ([]byte, error) {
+	rc, err := r.Open(ctx, fi.Name, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(rc), limit+1))
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(min(max(fi.Size, 0), limit) + bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit+1)); err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > limit {
+	if int64(buf.Len()) > limit {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // ReadManifestFile reads a manifest the user gave as a file.

@@ -24,7 +24,7 @@ import (
 
 // counter counts what a catalog asks of its hosts.
 type counter struct {
-	lists, opens, stats atomic.Int64
+	lists, opens, stats, reads atomic.Int64
 }
 
 func (n *counter) String() string {
@@ -49,7 +49,23 @@ func (c counted) ListTemp(ctx context.Context, dir string) ([]remote.Info, error
 
 func (c counted) Open(ctx context.Context, name string, offset int64) (io.ReadCloser, error) {
 	c.n.opens.Add(1)
-	return c.Remote.Open(ctx, name, offset)
+	rc, err := c.Remote.Open(ctx, name, offset)
+	if err != nil {
+		return nil, err
+	}
+	return countedReads{rc, c.n}, nil
+}
+
+// countedReads counts the reads of a file (a request each on an SFTP
+// host).
+type countedReads struct {
+	io.ReadCloser
+	n *counter
+}
+
+func (c countedReads) Read(p []byte) (int, error) {
+	c.n.reads.Add(1)
+	return c.ReadCloser.Read(p)
 }
 
 func (c counted) Stat(ctx context.Context, name string) (remote.Info, error) {
