@@ -27,6 +27,14 @@ func (e *MinSharesError) Error() string {
 	return fmt.Sprintf("at least %d shares asked for, out of range: the stream has k=%d n=%d, so it must be from %d to %d", e.Min, e.K, e.N, e.K, e.N)
 }
 
+// MinVouchError is a MinShares, within k to n, below the hosts that must
+// hold a backup for bk-join to count it (k=1: 2 of several hosts).
+type MinVouchError struct{ Min, Need, Hosts int }
+
+func (e *MinVouchError) Error() string {
+	return fmt.Sprintf("at least %d shares asked for, but bk-join counts a backup only on %d of the %d hosts; nothing was sent", e.Min, e.Need, e.Hosts)
+}
+
 // HostCountError is a hosts file with fewer hosts than the stream has
 // shares.
 type HostCountError struct{ Hosts, N int }

@@ -113,18 +113,24 @@ type pusher struct {
 func (p *pusher) checkParams() error {
 	k, n := p.info.K, p.info.N
 	p.min = p.opt.MinShares
-	if p.min == 0 {
-		p.min = k
-	}
-	if p.min < k || p.min > n {
+	if p.min != 0 && (p.min < k || p.min > n) {
 		return &MinSharesError{Min: p.min, K: k, N: n}
 	}
 	hosts := len(p.opt.Catalog.Hosts())
 	if hosts < n {
 		return &HostCountError{Hosts: hosts, N: n}
 	}
-	if need := catalog.Vouchers(k, hosts); n < need {
+	need := catalog.Vouchers(k, hosts)
+	if n < need {
 		return &VouchError{N: n, Need: need, Hosts: hosts}
+	}
+	// Fewer shares than need would be a backup bk-join skips, so the
+	// default is need (k, except 2 for k=1), and a lower M is refused.
+	if p.min == 0 {
+		p.min = need
+	}
+	if p.min < need {
+		return &MinVouchError{Min: p.min, Need: need, Hosts: hosts}
 	}
 	p.need, p.shareSize = -1, -1
 	return nil

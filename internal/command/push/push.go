@@ -124,7 +124,7 @@ func Tool() cli.Tool {
 		Description: description,
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "call the backup `NAME` (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
-			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "keep the backup when at least `M` shares are stored, from k to n; 0 means k (anything restorable is kept, exit 3 says it is degraded)"},
+			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "keep the backup when at least `M` shares are stored, from k to n but not below what bk-join counts (2 hosts for k=1); 0 means that least (exit 3 says it is degraded)"},
 			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
 			&ucli.StringFlag{Name: "parent", Usage: "record `ID` as the backup this one builds on"},
 			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
@@ -139,11 +139,13 @@ func Tool() cli.Tool {
 host) could be stored (what was stored was removed), the hosts cannot hold
 the backup, or the share stream was damaged.
 
-2  usage error: a bad flag, a bad or missing hosts file, a hosts file
-with fewer hosts than the stream has shares, or standard input a terminal.
+2  usage error: a bad flag, a --min-shares below what bk-join counts, a
+bad or missing hosts file, a hosts file with fewer hosts than the stream
+has shares, or standard input a terminal.
 
 3  degraded: the backup was kept with fewer than n shares (but at least
---min-shares, k by default); a share whose host did not take the manifest
+--min-shares: by default k, or 2 for k=1 with several hosts, the
+least bk-join counts); a share whose host did not take the manifest
 does not count. A warning names each failed host.
 
 130  interrupted; nothing of this run is left looking complete. Ctrl-C
@@ -297,6 +299,7 @@ func explain(err error) error {
 	var (
 		stream   *push.StreamError
 		minErr   *push.MinSharesError
+		minVouch *push.MinVouchError
 		count    *push.HostCountError
 		vouch    *push.VouchError
 		same     *push.SameFolderError
@@ -310,6 +313,9 @@ func explain(err error) error {
 		}
 	case errors.As(err, &minErr):
 		return cli.Usagef("--min-shares %d out of range: the stream has k=%d n=%d, so it must be from %d to %d", minErr.Min, minErr.K, minErr.N, minErr.K, minErr.N)
+	case errors.As(err, &minVouch):
+		return cli.WithHint(cli.Usagef("--min-shares %d too low: bk-join counts a backup only on %d of the %d hosts, so it must be at least %d; nothing was sent", minVouch.Min, minVouch.Need, minVouch.Hosts, minVouch.Need),
+			"leave --min-shares out (the default is the least bk-join counts)")
 	case errors.As(err, &count):
 		return cli.WithHint(cli.AsUsage(err), "add hosts, or split into fewer shares (bk-split -n)")
 	case errors.As(err, &vouch):
