@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/units"
 )
@@ -311,8 +312,8 @@ func (c *Config) check() error {
 		return errors.New("k and n are required (e.g. k = 2, n = 3)")
 	case c.K >= c.N:
 		return fmt.Errorf("k = %d must be less than n = %d", c.K, c.N)
-	case c.MinShares != 0 && (c.MinShares < c.K || c.MinShares > c.N):
-		return fmt.Errorf("min-shares = %d must be from k = %d to n = %d", c.MinShares, c.K, c.N)
+	case c.MinShares != 0 && (c.MinShares < catalog.Vouchers(c.K, c.N) || c.MinShares > c.N):
+		return fmt.Errorf("min-shares = %d must be from %d (the least bk-join counts, k = %d) to n = %d", c.MinShares, catalog.Vouchers(c.K, c.N), c.K, c.N)
 	case c.Hosts == "":
 		return errors.New("no hosts: name the hosts file (hosts = /etc/bk/hosts)")
 	}

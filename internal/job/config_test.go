@@ -53,6 +53,8 @@ func TestLoadRefuses(t *testing.T) {
 		{good + "ionice = fast\n", `:8: ionice: "fast": want idle`},
 		{strings.Replace(good, "n = 3", "n = 2\nk = 2", 1), `:7: k given twice`},
 		{strings.Replace(good, "k = 2", "k = 3", 1), `k = 3 must be less than n = 3`},
+		{strings.Replace(good, "k = 2", "k = 1", 1) + "min-shares = 1\n", `min-shares = 1 must be from 2 (the least bk-join counts, k = 1) to n = 3`},
+		{good + "min-shares = 1\n", `min-shares = 1 must be from 2 (the least bk-join counts, k = 2) to n = 3`},
 		{strings.Replace(good, "hosts = /etc/bk/hosts\n", "", 1), `no hosts`},
 		{good + "plaintext = yes\n", `say how to encrypt, one way`},
 		{"", `empty: a config starts with "format = 1"`},
