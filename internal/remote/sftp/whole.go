@@ -26,6 +26,7 @@ type wholeRequests struct {
 	held     []byte    // the start of the current request, not passed on yet
 	sized    bool      // the current request's length is known
 	left     int       // bytes of the current request not seen yet, once sized
+	broken   error     // set when a write failed or the requests ended
 }
 
 func newWholeRequests(w io.WriteCloser) *wholeRequests {
@@ -38,13 +39,30 @@ func newWholeRequests(w io.WriteCloser) *wholeRequests {
 func (w *wholeRequests) between() bool { return !w.sized && len(w.held) == 0 }
 
 // sendWhole sends a request of ours in one write, between two of pkg/sftp's.
+// A request of pkg/sftp's cut short by a failed write never reaches its
+// boundary: the failure, or the end of the requests, ends the wait.
 func (w *wholeRequests) sendWhole(bufs net.Buffers) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for !w.between() {
+	for w.broken == nil && !w.between() {
 		w.boundary.Wait()
 	}
-	return w.writeBuffers(bufs)
+	if w.broken != nil {
+		return w.broken
+	}
+	if err := w.writeBuffers(bufs); err != nil {
+		w.fail(err)
+		return err
+	}
+	return nil
+}
+
+// fail marks the requests broken and wakes whoever waits for a boundary.
+func (w *wholeRequests) fail(err error) {
+	if w.broken == nil {
+		w.broken = err
+	}
+	w.boundary.Broadcast()
 }
 
 func (w *wholeRequests) Write(p []byte) (int, error) {
@@ -55,6 +73,9 @@ func (w *wholeRequests) Write(p []byte) (int, error) {
 			w.boundary.Broadcast()
 		}
 	}()
+	if w.broken != nil {
+		return 0, w.broken
+	}
 	n := len(p)
 	for len(p) > 0 {
 		if !w.sized {
@@ -75,6 +96,7 @@ func (w *wholeRequests) Write(p []byte) (int, error) {
 			continue
 		}
 		if err := w.send(part); err != nil {
+			w.fail(err)
 			return 0, err
 		}
 		w.sized = w.left > 0
@@ -110,6 +132,9 @@ func (w *wholeRequests) writeBuffers(bufs net.Buffers) error {
 // Close ends the requests: pkg/sftp closes them when its session ends.
 func (w *wholeRequests) Close() error {
 	err := w.w.Close()
+	w.mu.Lock()
+	w.fail(io.ErrClosedPipe)
+	w.mu.Unlock()
 	if w.closing != nil {
 		w.closing()
 	}

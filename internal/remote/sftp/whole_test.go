@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"testing"
+	"time"
 )
 
 // writes records each write, a writev as one.
@@ -67,6 +68,55 @@ func TestWholeRequests(t *testing.T) {
 				want = append(want, c[:min(len(c), 16)])
 			}
 			t.Fatalf("%d writes, want one a request: %x", len(out.calls), want)
+		}
+	}
+}
+
+// failing takes no bytes.
+type failing struct{ bufCloser }
+
+func (failing) Write([]byte) (int, error) { return 0, io.ErrShortWrite }
+
+// TestWholeRequestsCutShort: a request of ours waiting for pkg/sftp's to
+// end is let go, with an error, when that request can never end: its
+// write failed, or the requests ended (the session closed) part way
+// through it. It used to wait for ever, and bk-push with it.
+func TestWholeRequestsCutShort(t *testing.T) {
+	t.Parallel()
+	ours := net.Buffers{sftpPacket(fxpClose, []byte{0x80, 0, 0, 1}, sftpString("h"))}
+	for _, tc := range []struct {
+		name string
+		out  io.WriteCloser
+		cut  func(w *wholeRequests) error
+	}{
+		{"write failed", &failing{}, func(w *wholeRequests) error {
+			_, err := w.Write(make([]byte, 8)) // the rest: passed on, and the write fails
+			return err
+		}},
+		{"session closed", &bufCloser{}, func(w *wholeRequests) error {
+			if _, err := w.Write([]byte{0, 0, 0, 100, 6}); err != nil { // held: 95 bytes to come
+				return err
+			}
+			return w.Close()
+		}},
+	} {
+		w := newWholeRequests(tc.out)
+		if _, err := w.Write([]byte{0, 0, 0, 9, 6}); err != nil { // a request part way, held
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- w.sendWhole(ours) }()
+		cutErr := tc.cut(w)
+		if tc.name == "write failed" && cutErr == nil {
+			t.Fatalf("%s: the cut write succeeded", tc.name)
+		}
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: sendWhole = nil, want the session's error", tc.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: sendWhole still waits for a boundary that cannot come", tc.name)
 		}
 	}
 }
