@@ -2,7 +2,11 @@ package sshtest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -55,7 +59,7 @@ func StartGo(dir string) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.gsrv = &goServer{ln: ln, cfg: cfg, dir: s.Dir, conns: map[net.Conn]bool{}}
+	s.gsrv = &goServer{ln: ln, cfg: cfg, dir: s.Dir, conns: map[net.Conn]bool{}, requests: map[string]int{}}
 	s.gsrv.wg.Go(s.gsrv.accept)
 	return s, nil
 }
@@ -66,8 +70,63 @@ type goServer struct {
 	dir string
 	wg  sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	requests map[string]int // served, by SFTP packet type
+}
+
+// Requests counts the SFTP requests the in-process server has read, by
+// type ("open", "read", "opendir", ...), for tests of what a client asks
+// a host for; nil for sshd, which keeps no count.
+func (s *Server) Requests() map[string]int {
+	if s.gsrv == nil {
+		return nil
+	}
+	s.gsrv.mu.Lock()
+	defer s.gsrv.mu.Unlock()
+	return maps.Clone(s.gsrv.requests)
+}
+
+// requestNames are the SFTP version 3 packet types a client sends.
+var requestNames = map[byte]string{
+	1: "init", 3: "open", 4: "close", 5: "read", 6: "write", 7: "lstat", 8: "fstat", 9: "setstat",
+	10: "fsetstat", 11: "opendir", 12: "readdir", 13: "remove", 14: "mkdir", 15: "rmdir",
+	16: "realpath", 17: "stat", 18: "rename", 19: "readlink", 20: "symlink", 200: "extended",
+}
+
+// counter passes a session's bytes on to the SFTP server, counting the
+// packets in them by type: each is a 4-byte length, then its type.
+type counter struct {
+	io.ReadWriteCloser
+	g      *goServer
+	header []byte // of the packet begun, up to its type
+	skip   uint32 // bytes of the current packet's body still to come
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		if c.skip > 0 {
+			k := min(uint32(len(b)), c.skip)
+			b, c.skip = b[k:], c.skip-k
+			continue
+		}
+		k := min(len(b), 5-len(c.header))
+		c.header, b = append(c.header, b[:k]...), b[k:]
+		if len(c.header) < 5 {
+			continue
+		}
+		name := requestNames[c.header[4]]
+		if name == "" {
+			name = fmt.Sprintf("type %d", c.header[4])
+		}
+		c.g.mu.Lock()
+		c.g.requests[name]++
+		c.g.mu.Unlock()
+		c.skip = max(binary.BigEndian.Uint32(c.header), 1) - 1
+		c.header = c.header[:0]
+	}
+	return n, err
 }
 
 func (g *goServer) accept() {
@@ -120,7 +179,7 @@ func (g *goServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		}
 		_ = req.Reply(true, nil)
 		go ssh.DiscardRequests(reqs)
-		srv, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(g.dir))
+		srv, err := sftp.NewServer(&counter{ReadWriteCloser: ch, g: g}, sftp.WithServerWorkingDirectory(g.dir))
 		if err != nil {
 			return
 		}

@@ -806,7 +806,27 @@ func (r *SFTP) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) 
 	return r.list(ctx, dir, true)
 }
 
+// ListBoth implements remote.BothLister: one listing serves both, where
+// List and ListTemp each cost an opendir, the readdirs and a close, every
+// run of a tool that reads the catalog.
+func (r *SFTP) ListBoth(ctx context.Context, dir string) (files, leftovers []remote.Info, err error) {
+	infos, err := r.listAll(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return remote.Filter(infos, false), remote.Filter(infos, true), nil
+}
+
 func (r *SFTP) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
+	infos, err := r.listAll(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Filter(infos, temp), nil
+}
+
+// listAll lists the files and folders of dir, temp files among them.
+func (r *SFTP) listAll(ctx context.Context, dir string) ([]remote.Info, error) {
 	if err := r.ready(remote.CheckDir, dir); err != nil {
 		return nil, err
 	}
@@ -824,7 +844,7 @@ func (r *SFTP) list(ctx context.Context, dir string, temp bool) ([]remote.Info, 
 			infos = append(infos, remote.Info{Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()})
 		}
 	}
-	return remote.Filter(infos, temp), nil
+	return infos, nil
 }
 
 // Remove implements remote.Remote.
