@@ -111,18 +111,30 @@ func TestDeltaChangedWhileRead(t *testing.T) {
 func rewriteDelta(t *testing.T, archive []byte, key, value string) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	tr, tw := tar.NewReader(bytes.NewReader(archive)), tar.NewWriter(&out)
+	tw := tar.NewWriter(&out)
+	copyEntries(t, tw, archive, func(h *tar.Header) {
+		if _, ok := h.PAXRecords[deltaRecord]; ok {
+			h.PAXRecords[key] = value
+		}
+	})
+	tw.Close()
+	return out.Bytes()
+}
+
+// copyEntries writes the entries of archive to tw, each header through
+// edit.
+func copyEntries(t *testing.T, tw *tar.Writer, archive []byte, edit func(*tar.Header)) {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(archive))
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := h.PAXRecords[deltaRecord]; ok {
-			h.PAXRecords[key] = value
-		}
+		edit(h)
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
@@ -130,8 +142,6 @@ func rewriteDelta(t *testing.T, archive []byte, key, value string) []byte {
 			t.Fatal(err)
 		}
 	}
-	tw.Close()
-	return out.Bytes()
 }
 
 // A delta whose result, or base, does not match its hash is refused,

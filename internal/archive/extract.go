@@ -87,11 +87,16 @@ type extractor struct {
 	parentName string
 	parent     *os.Root
 	parentDir  *os.File
-	// hashes holds the BLAKE3 of the files deltas made, which the delta of
-	// a later backup may apply to (others are read to check them);
-	// unverified is a delta's result that did not match its hash.
-	hashes     map[string][32]byte
-	unverified *unverified
+	// made holds what is known of the files deltas made, which the delta
+	// of a later backup may apply to (others are read to check them);
+	// unverified is a delta's result that did not match its hash;
+	// lastInPlace is the file the entry before patched in place, whose
+	// check waits unless a damage marker follows it.
+	made        map[string]*madeFile
+	unchecked   int // of made, the files whose check waits
+	unverified  *unverified
+	lastInPlace string
+	member      string // the name of the archive being read
 	// What this system could not restore, for one warning each at the end.
 	unsettable       xattr.Unsettable
 	nodesUnsupported int
@@ -133,7 +138,7 @@ func ExtractChain(ctx context.Context, next Members, dir string, opts RestoreOpt
 		}
 		created = true
 	}
-	x := &extractor{opts: opts, ctx: ctx, next: next, sel: sel, hashes: map[string][32]byte{}}
+	x := &extractor{opts: opts, ctx: ctx, next: next, sel: sel, made: map[string]*madeFile{}}
 	err = x.run(dir)
 	if err != nil && created {
 		os.Remove(dir)
@@ -162,6 +167,7 @@ func (x *extractor) run(dir string) error {
 	x.writers = startWriters(x)
 	err = x.read()
 	x.writers.stop()
+	x.closeMade()
 	x.closeParent()
 	if err == nil {
 		err = x.place()
@@ -222,11 +228,15 @@ func (x *extractor) read() error {
 	for {
 		name, r, err := x.next()
 		if err == io.EOF {
+			if err := x.checkMade(); err != nil {
+				return err
+			}
 			return x.sel.unused()
 		}
 		if err != nil {
 			return err
 		}
+		x.member = name
 		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
 		x.ahead = newAhead(x.sc, x.scannerWarn, x.ahead)
 		err = x.readMember()
@@ -238,6 +248,9 @@ func (x *extractor) read() error {
 		x.ahead.close()
 		x.stats.Damaged += x.sc.damaged
 		if err != nil {
+			if _, named := errors.AsType[*madeError](err); named {
+				return err // it names the backups whose deltas made the file
+			}
 			return memberError(name, err)
 		}
 		x.chain++
@@ -317,8 +330,13 @@ func (x *extractor) entry(e *entry) error {
 		return x.patch(e)
 	}
 	h := e.h
-	if len(x.hashes) > 0 {
-		delete(x.hashes, e.name)
+	if m := x.made[e.name]; m != nil {
+		// Replaced: what the deltas made is checked as it would have been
+		// had it stayed.
+		if err := x.check(e.name, m); err != nil {
+			return err
+		}
+		delete(x.made, e.name)
 	}
 	s := x.staged(e.name)
 	if e.name == "." {

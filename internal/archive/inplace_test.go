@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bk-backup/bk/internal/blake3"
@@ -212,4 +213,105 @@ func TestInPlace(t *testing.T) {
 		}
 		spool.Close()
 	}
+}
+
+// corruptLiteral flips a byte of the first place needle (a delta's
+// literal) stands in an archive: a level whose delta makes other bytes
+// than its BLAKE3 names.
+func corruptLiteral(t *testing.T, archive, needle []byte) []byte {
+	t.Helper()
+	i := bytes.Index(archive, needle)
+	if i < 0 {
+		t.Fatal("the literal is not in the archive")
+	}
+	out := bytes.Clone(archive)
+	out[i] ^= 0xff
+	return out
+}
+
+// editAt is b with noise written at off.
+func editAt(b []byte, off int, seed uint64) []byte {
+	out := bytes.Clone(b)
+	copy(out[off:], randBytes(100, seed))
+	return out
+}
+
+// A delta applied in place is checked when the file is next read: a
+// corrupt level whose bytes later levels keep fails the restore at the
+// end of the chain, naming the file and the backups whose deltas made
+// it, and nothing is restored; one whose bytes an entry replaces fails
+// there, naming its own backup.
+func TestInPlaceCheckWaits(t *testing.T) {
+	t.Parallel()
+	l0 := randBytes(64<<10, 7)
+	l1 := editAt(l0, 10000, 8)
+	l2 := editAt(l1, 40000, 9)
+	full := fileArchive(t, "f", nil, l0)
+	bad := corruptLiteral(t, fileArchive(t, "f", l0, l1), randBytes(100, 8)[:16])
+	for _, tc := range []struct {
+		name  string
+		chain [][]byte
+		want  string
+	}{
+		{"kept by the next delta", [][]byte{full, bad, fileArchive(t, "f", l1, l2)},
+			`backups b1 to b2: f: the file their deltas made does not match the BLAKE3 the last one gives`},
+		{"replaced by an entry", [][]byte{full, bad, fileArchive(t, "f", nil, l2)},
+			`backup b1: f: the file the delta made does not match its BLAKE3`},
+		{"the last level", [][]byte{full, bad},
+			`backup b1: f: the file the delta made does not match its BLAKE3`},
+	} {
+		dir := filepath.Join(t.TempDir(), "out")
+		_, err := ExtractChain(context.Background(), membersOf(tc.chain...), dir, RestoreOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: the target was left behind", tc.name)
+		}
+	}
+}
+
+// Past maxUnchecked files patched in place, each is checked as it is
+// patched, a corrupt one failing there; the others restore.
+func TestInPlaceChecksPastTheBound(t *testing.T) {
+	t.Parallel()
+	var full, inc, want [][]byte
+	for i := range maxUnchecked + 2 {
+		old := randBytes(8<<10, uint64(i))
+		next := editAt(old, 3000, uint64(1000+i))
+		name := fmt.Sprintf("f%03d", i)
+		full = append(full, fileArchive(t, name, nil, old))
+		inc = append(inc, fileArchive(t, name, old, next))
+		want = append(want, next)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	if _, err := ExtractChain(context.Background(), membersOf(concatTars(t, full), concatTars(t, inc)), dir, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range want {
+		if got, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("f%03d", i))); !bytes.Equal(got, w) {
+			t.Fatalf("f%03d: other bytes restored", i)
+		}
+	}
+	last := len(inc) - 1
+	inc[last] = corruptLiteral(t, inc[last], randBytes(100, uint64(1000+last))[:16])
+	dir = filepath.Join(t.TempDir(), "out")
+	_, err := ExtractChain(context.Background(), membersOf(concatTars(t, full), concatTars(t, inc)), dir, RestoreOptions{})
+	if want := fmt.Sprintf(`backup b1: f%03d: the file the delta made does not match its BLAKE3`, last); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// concatTars is one archive of the entries of archives.
+func concatTars(t *testing.T, archives [][]byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, a := range archives {
+		copyEntries(t, tw, a, func(*tar.Header) {})
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

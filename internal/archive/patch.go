@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,11 +75,119 @@ type unverified struct {
 	err    error
 }
 
+// madeFile is a file deltas made and its BLAKE3: read back, or, while f
+// is open, the one the last delta gives, not yet checked. A delta applied
+// in place writes only what changed, and reading the whole file back
+// after each one was most of the CPU time of restoring a long chain of a
+// large file edited in parts (issue 16): the file is checked once, when a
+// delta finds another base than the one given, when an entry replaces
+// it, or at the end of the chain, before anything is moved into place.
+// Whatever the deltas in between did, the bytes left are the ones the
+// last delta's BLAKE3 names, or the restore fails.
+type madeFile struct {
+	sum      [32]byte
+	f        *os.File // open while sum is unchecked
+	from, to string   // the backups whose deltas made it since it was read
+}
+
+// maxUnchecked bounds the files kept open for their checks; the files
+// past it are checked as they are patched.
+const maxUnchecked = 64
+
+// madeError is a made file that does not match the BLAKE3 its last
+// delta gives. It names the backups whose deltas made it.
+type madeError struct {
+	name     string
+	from, to string
+	got, sum [32]byte
+}
+
+func (e *madeError) Error() string {
+	if e.from == e.to {
+		return memberError(e.from, fmt.Errorf("%s: the file the delta made does not match its BLAKE3 (%x, not %x): refused", quoteName(e.name), e.got[:8], e.sum[:8])).Error()
+	}
+	return fmt.Sprintf("backups %s to %s: %s: the file their deltas made does not match the BLAKE3 the last one gives (%x, not %x): refused", e.from, e.to, quoteName(e.name), e.got[:8], e.sum[:8])
+}
+
+// check reads back the made file name, if its check waits, and holds it
+// to the BLAKE3 its last delta gave.
+func (x *extractor) check(name string, m *madeFile) error {
+	if m.f == nil {
+		return nil
+	}
+	got, err := hashFile(m.f, x.ahead.buffer())
+	x.forget(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if got != m.sum {
+		return &madeError{name: name, from: m.from, to: m.to, got: got, sum: m.sum}
+	}
+	return nil
+}
+
+// forget closes the made file m, its check done or no longer needed.
+func (x *extractor) forget(m *madeFile) {
+	if m.f != nil {
+		m.f.Close()
+		m.f = nil
+		x.unchecked--
+	}
+}
+
+// checkMade checks every made file whose check waits, in name order.
+func (x *extractor) checkMade() error {
+	names := make([]string, 0, x.unchecked)
+	for name, m := range x.made {
+		if m.f != nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := x.check(name, x.made[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkNow checks the file the entry patched in place at once, as a
+// streaming delta's result is checked: a mismatch waits for the damage
+// marker that may follow.
+func (x *extractor) checkNow(target string) error {
+	m := x.made[target]
+	if m == nil {
+		return nil
+	}
+	err := x.check(target, m)
+	if me, ok := errors.AsType[*madeError](err); ok {
+		delete(x.made, target)
+		x.unverified = &unverified{target: target, err: me}
+		return nil
+	}
+	return err
+}
+
+// closeMade closes the made files left open by a restore that failed.
+func (x *extractor) closeMade() {
+	for _, m := range x.made {
+		x.forget(m)
+	}
+}
+
 // settleUnverified fails on the last delta's mismatch unless the archive
-// marked that file damaged (bk-pack saw it change as it read it).
+// marked that file damaged (bk-pack saw it change as it read it). A file
+// patched in place and so marked is checked now, a mismatch being the
+// damage's.
 func (x *extractor) settleUnverified() error {
+	if x.lastInPlace != "" && x.ahead.marked == x.lastInPlace {
+		if err := x.checkNow(x.lastInPlace); err != nil {
+			return err
+		}
+	}
 	u := x.unverified
-	x.unverified = nil
+	x.unverified, x.lastInPlace = nil, ""
 	if u == nil || x.ahead.marked == u.target {
 		return nil
 	}
@@ -92,7 +201,9 @@ func (x *extractor) settleUnverified() error {
 // (a file edited in parts) is applied in place, writing only what changed;
 // any other is applied into a new file, streaming (copies read from the
 // old file, literals from the spool), which is moved into the old one's
-// place. Either way the result is checked against the delta's BLAKE3.
+// place. Either way the result is checked against the delta's BLAKE3:
+// streaming as it is written, in place when the file is next read
+// (madeFile).
 func (x *extractor) patch(e *entry) error {
 	h, d := e.h, e.delta
 	if x.chain == 0 {
@@ -116,12 +227,28 @@ func (x *extractor) patch(e *entry) error {
 	if err != nil {
 		return err
 	}
-	defer old.Close()
-	sum, ok := x.hashes[d.target]
-	if !ok {
+	kept := false // old is the made file's, open for its check
+	defer func() {
+		if !kept {
+			old.Close()
+		}
+	}()
+	m := x.made[d.target]
+	var sum [32]byte
+	switch {
+	case m == nil:
 		if sum, err = hashFile(old, x.ahead.buffer()); err != nil {
 			return fmt.Errorf("%s: %w", d.target, err)
 		}
+	case m.sum != d.baseHash:
+		// Either the deltas before did not make what they said, or this
+		// one applies to another version: reading the file tells which.
+		if err := x.check(d.target, m); err != nil {
+			return err
+		}
+		sum = m.sum
+	default:
+		sum = m.sum
 	}
 	if sum != d.baseHash {
 		return refuse(h, "a delta of another version of %s than the backups before it left (BLAKE3 %x, not %x)", quoteName(d.target), d.baseHash[:8], sum[:8])
@@ -131,11 +258,30 @@ func (x *extractor) patch(e *entry) error {
 		return fmt.Errorf("archive entry %q: %w", h.Name, err)
 	}
 	defer spool.Close()
-	delete(x.hashes, d.target)
+	delete(x.made, d.target)
+	from := x.member
+	if m != nil && m.f != nil {
+		from = m.from
+	}
 	f := old
 	if writable && statOf(fi).Nlink == 1 && !hasXattrsFd(old) && x.inPlace(spool, size, d) {
+		if m != nil {
+			x.forget(m) // old serves its check from now on
+		}
 		err = x.applyInPlace(e, old, spool, size)
+		if err == nil {
+			x.made[d.target] = &madeFile{sum: d.hash, f: old, from: from, to: x.member}
+			x.unchecked++
+			x.lastInPlace, kept = d.target, true
+		}
 	} else {
+		// The deltas before are held to their word before this one reads
+		// what they made, so that a mismatch names them.
+		if m != nil {
+			if err := x.check(d.target, m); err != nil {
+				return err
+			}
+		}
 		var tmp string
 		if f, tmp, err = createTemp(x.parentDir); err != nil {
 			return fmt.Errorf("archive entry %q: %w", h.Name, err)
@@ -158,6 +304,9 @@ func (x *extractor) patch(e *entry) error {
 	}
 	x.stats.Files++
 	x.stats.Bytes += d.size
+	if kept && x.unchecked > maxUnchecked {
+		return x.checkNow(d.target)
+	}
 	return nil
 }
 
@@ -247,7 +396,8 @@ func (x *extractor) inPlace(spool *os.File, size int64, d *deltaInfo) bool {
 
 // applyInPlace applies the spooled delta, which inPlace accepted, to old
 // where it lies: its literals are written over the old bytes, its copies
-// cost nothing, then it is cut to its new size and checked.
+// cost nothing, then it is cut to its new size (and checked later, as a
+// madeFile).
 func (x *extractor) applyInPlace(e *entry, old *os.File, spool *os.File, size int64) error {
 	d := e.delta
 	br := x.deltaReader(spool, size)
@@ -272,14 +422,9 @@ func (x *extractor) applyInPlace(e *entry, old *os.File, spool *os.File, size in
 	if err == nil && d.size < d.baseSize {
 		err = old.Truncate(d.size)
 	}
-	var got [32]byte
-	if err == nil {
-		got, err = hashFile(old, x.ahead.buffer())
-	}
 	if err != nil {
 		return fmt.Errorf("archive entry %q: delta of %s: %w", e.h.Name, quoteName(d.target), err)
 	}
-	x.verified(d, got)
 	return nil
 }
 
@@ -320,7 +465,7 @@ func (x *extractor) verified(d *deltaInfo, got [32]byte) {
 	if got != d.hash {
 		x.unverified = &unverified{target: d.target, err: fmt.Errorf("%s: the file the delta made does not match its BLAKE3 (%x, not %x): refused", quoteName(d.target), got[:8], d.hash[:8])}
 	} else {
-		x.hashes[d.target] = got
+		x.made[d.target] = &madeFile{sum: got}
 	}
 }
 
