@@ -168,6 +168,35 @@ func TestAppendOnlyBucket(t *testing.T) {
 	}
 }
 
+// On an append-only host a Stat is the listing of the name's versions,
+// which describes the first one: a HEAD of that version after it told
+// nothing more.
+func TestAppendOnlyStatRequests(t *testing.T) {
+	srv, client, _ := locked(t)
+	put(t, client, "d/share", []byte("stored by bk"))
+	c, err := s3test.NewCounter(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	loc := client.loc
+	loc.Endpoint = c.Endpoint
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.ClientAccess)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.ClientSecret)
+	r := dial(t, loc, remote.DialOptions{AppendOnly: true})
+	ctx := context.Background()
+	expect(t, c, "Stat of a file", "ListObjectVersions 1", func() {
+		if info, err := r.Stat(ctx, "d/share"); err != nil || info.Size != 12 || info.Dir {
+			t.Errorf("Stat(d/share) = %+v, %v", info, err)
+		}
+	})
+	expect(t, c, "Stat of nothing", "HeadObject 1, ListObjectVersions 1", func() {
+		if _, err := r.Stat(ctx, "d/nope"); !errors.Is(err, remote.ErrNotExist) {
+			t.Errorf("Stat(d/nope): %v", err)
+		}
+	})
+}
+
 // TestAppendOnlyUnversioned: the client's keys on a bucket without
 // versioning are reported, since an overwrite there replaces the file.
 func TestAppendOnlyUnversioned(t *testing.T) {

@@ -134,7 +134,10 @@ func TestKilledSmallUploadLeavesNothing(t *testing.T) {
 
 // A folder's files and leftovers are one listing of objects and one of
 // uploads; its files alone, the first. They were two of each, and two.
-func TestRequestsList(t *testing.T) {
+// A Stat is a HEAD of the file, and of its folder's marker when there is
+// no file. That was a listing of the folder, which cost the store a walk
+// of the folder above: bk-push looks for its test files on every host.
+func TestRequestsListAndStat(t *testing.T) {
 	t.Parallel()
 	connect, c := viaCounter(t)
 	r := connect()
@@ -148,6 +151,21 @@ func TestRequestsList(t *testing.T) {
 	expect(t, c, "List", "ListObjects 1", func() {
 		if files, err := r.List(ctx, "d"); err != nil || len(files) != 1 {
 			t.Errorf("List = %+v, %v", files, err)
+		}
+	})
+	expect(t, c, "Stat of a file", "HeadObject 1", func() {
+		if info, err := r.Stat(ctx, "d/a"); err != nil || info.Size != 1 || info.Dir {
+			t.Errorf("Stat(d/a) = %+v, %v", info, err)
+		}
+	})
+	expect(t, c, "Stat of a folder", "HeadObject 2", func() {
+		if info, err := r.Stat(ctx, "d"); err != nil || !info.Dir {
+			t.Errorf("Stat(d) = %+v, %v", info, err)
+		}
+	})
+	expect(t, c, "Stat of nothing", "HeadObject 2", func() {
+		if _, err := r.Stat(ctx, "d/nope"); !errors.Is(err, remote.ErrNotExist) {
+			t.Errorf("Stat(d/nope): %v", err)
 		}
 	})
 }

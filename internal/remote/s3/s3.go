@@ -611,7 +611,7 @@ func (s *S3) Open(ctx context.Context, name string, offset int64) (io.ReadCloser
 	if err := remote.CheckName(name); err != nil {
 		return nil, s.err(err)
 	}
-	version, err := s.firstVersion(ctx, name)
+	version, _, err := s.firstVersion(ctx, name)
 	if err != nil {
 		return nil, s.err(fmt.Errorf("read %s: %w", name, err))
 	}
@@ -638,20 +638,21 @@ func (s *S3) open(ctx context.Context, name, version string, offset int64) (io.R
 // firstVersion is, on an append-only host (firstVersions), the version a reader of name
 // gets: the oldest of the versions stored since the newest delete marker
 // (which only an admin account can set), so the one bk's no-clobber
-// upload stored. It is "" elsewhere (the current object), and ""
-// with an error wrapping fs.ErrNotExist when name is absent.
-func (s *S3) firstVersion(ctx context.Context, name string) (string, error) {
+// upload stored; info describes it, as the listing did. It is "" elsewhere
+// (the current object), and "" with an error wrapping fs.ErrNotExist when
+// name is absent.
+func (s *S3) firstVersion(ctx context.Context, name string) (version string, info remote.Info, err error) {
 	if !s.firstVersions {
-		return "", nil
+		return "", remote.Info{}, nil
 	}
 	key := s.key(name)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	first, found := "", false
+	found := false
 	// Versions of a key come newest first.
 	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: key, WithVersions: true}) {
 		if obj.Err != nil {
-			return "", fmt.Errorf("versions: %w", classify(obj.Err))
+			return "", remote.Info{}, fmt.Errorf("versions: %w", classify(obj.Err))
 		}
 		if obj.Key != key {
 			if found {
@@ -662,12 +663,13 @@ func (s *S3) firstVersion(ctx context.Context, name string) (string, error) {
 		if obj.IsDeleteMarker {
 			break
 		}
-		first, found = obj.VersionID, true
+		version, found = obj.VersionID, true
+		info = remote.Info{Name: name, Size: obj.Size, ModTime: obj.LastModified}
 	}
 	if !found {
-		return "", fs.ErrNotExist
+		return "", remote.Info{}, fs.ErrNotExist
 	}
-	return first, nil
+	return version, info, nil
 }
 
 // firstRange is the first range a reader asks for.
@@ -981,33 +983,34 @@ func (s *S3) StatVersion(ctx context.Context, name, version string) (remote.Info
 	return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
 }
 
-// Stat implements remote.Remote; a folder is its marker or any key under
-// it. On an append-only host a file is its first version, as Open reads
-// it.
+// Stat implements remote.Remote; a folder is its marker, which Create
+// makes for every folder above a file. A name that is no file costs a
+// HEAD of the marker, where a listing of the folder cost the store a walk
+// of its parent (bk-push looks for its test files on every other host).
+// On an append-only host a file is its first version, as Open reads it,
+// described by the listing of its versions.
 func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
 	if err := remote.CheckName(name); err != nil {
 		return remote.Info{}, s.err(err)
 	}
-	version, err := s.firstVersion(ctx, name)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
+	var info remote.Info
+	var err error
+	if s.firstVersions {
+		_, info, err = s.firstVersion(ctx, name)
+	} else {
+		var st minio.ObjectInfo
+		st, err = s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
+		err = classify(err)
+		info = remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}
 	}
-	if err == nil && version != "" {
-		return s.StatVersion(ctx, name, version)
-	}
-	st, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{})
 	if err == nil {
-		return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
+		return info, nil
 	}
-	if err = classify(err); !errors.Is(err, fs.ErrNotExist) {
+	if !errors.Is(err, fs.ErrNotExist) {
 		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
 	}
-	entries, err := s.objects(ctx, name, 1)
-	if err != nil {
-		return remote.Info{}, s.err(err)
-	}
-	if len(entries) == 0 {
-		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, fs.ErrNotExist))
+	if _, err := s.core.StatObject(ctx, s.loc.Bucket, s.folderKey(name), minio.StatObjectOptions{}); err != nil {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, classify(err)))
 	}
 	return remote.Info{Name: name, Dir: true}, nil
 }
