@@ -39,6 +39,8 @@ func init() {
 	scriptCmds["s3-locked"] = s3Locked
 	scriptCmds["s3-attack"] = s3Attack
 	scriptCmds["s3-overwrite"] = s3Overwrite
+	scriptCmds["s3-count"] = s3Count
+	scriptCmds["s3-requests"] = s3Requests
 	os.Setenv("AWS_ACCESS_KEY_ID", s3Keys.access)
 	os.Setenv("AWS_SECRET_ACCESS_KEY", s3Keys.secret)
 	os.Setenv("AWS_REGION", s3test.Region)
@@ -89,6 +91,55 @@ func serverOf(ts *testscript.TestScript, name string) *s3test.Server {
 		ts.Fatalf("no S3 server %q (s3-start it first)", name)
 	}
 	return srv
+}
+
+// s3Counters are the scripts' counting proxies (s3-count), by server
+// name, with what each had counted at the last s3-requests.
+var s3Counters sync.Map // *testscript.TestScript → map[string]*scriptCounter
+
+type scriptCounter struct {
+	*s3test.Counter
+	last map[string]int
+}
+
+// s3Count: s3-count NAME. Puts a proxy that counts requests in front of
+// server NAME: $HOST_NAME reaches the server through it from now on.
+func s3Count(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: s3-count NAME")
+	}
+	name := args[0]
+	c, err := s3test.NewCounter(serverOf(ts, name))
+	ts.Check(err)
+	ts.Defer(func() { c.Close() })
+	m, loaded := s3Counters.LoadOrStore(ts, map[string]*scriptCounter{})
+	if !loaded {
+		ts.Defer(func() { s3Counters.Delete(ts) })
+	}
+	m.(map[string]*scriptCounter)[name] = &scriptCounter{Counter: c, last: map[string]int{}}
+	ts.Setenv("HOST_"+name, "s3://"+name+"/bk endpoint="+c.Endpoint+" path-style=yes")
+}
+
+// s3Requests: s3-requests NAME. Prints the requests that server NAME's
+// counter (s3-count) passed since the last s3-requests, as "Operation N"
+// lines.
+func s3Requests(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: s3-requests NAME")
+	}
+	m, _ := s3Counters.Load(ts)
+	counters, _ := m.(map[string]*scriptCounter)
+	c, ok := counters[args[0]]
+	if !ok {
+		ts.Fatalf("no counter in front of S3 server %q (s3-count it first)", args[0])
+	}
+	now := c.Requests()
+	for _, line := range strings.Split(s3test.Since(c.last, now), ", ") {
+		if line != "" {
+			fmt.Fprintln(ts.Stdout(), line)
+		}
+	}
+	c.last = now
 }
 
 // s3Stop: s3-stop NAME. Stops the server: the store is gone.

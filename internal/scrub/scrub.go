@@ -204,7 +204,7 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 		// Read where the manifest says, to tell whether it is there, as a
 		// restore would read it (and a repair, short of good shares); not
 		// good all the same, as bk-ls, which reads no share, says too.
-		missing, err := checkCopy(ctx, m, p.Share, p.Named, p.VersionOn(p.Named), opts)
+		missing, err := checkCopy(ctx, m, p.Share, p.Named, p.VersionOn(p.Named), -1, opts)
 		out.Missing = missing
 		if err == nil {
 			out.Problem += " (the share is there, good)"
@@ -213,12 +213,9 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 		}
 		return out
 	}
-	var hosts []*catalog.Host
-	for _, f := range p.Found {
-		hosts = append(hosts, f.Host)
-	}
-	for k, h := range hosts {
-		missing, err := checkCopy(ctx, m, p.Share, h, p.VersionOn(h), opts)
+	for k, f := range p.Found {
+		h := f.Host
+		missing, err := checkCopy(ctx, m, p.Share, h, p.VersionOn(h), f.Info.Size, opts)
 		if err == nil {
 			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Version: p.VersionOn(h), Good: true}
 		}
@@ -230,17 +227,18 @@ func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opt
 }
 
 // checkCopy checks the share s of m on host h, of version unless ""
-// (catalog.Placed.VersionOn); missing says the file is not there at all.
+// (catalog.Placed.VersionOn), listed at size listed by this run (or -1);
+// missing says the file is not there at all.
 // A share of a version-3 manifest is read for the hash of the whole file
 // alone, which pins every byte of it (docs/FORMAT.md, section 8); only a
 // share that fails is read again, block by block, to name what is wrong
 // in it. Other versions are read once, each block checked against its
 // checksum.
-func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options) (missing bool, err error) {
+func checkCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, listed int64, opts Options) (missing bool, err error) {
 	wholeOnly := m.Pin() == manifest.PinBLAKE3
-	missing, err = readCopy(ctx, m, s, h, version, opts, wholeOnly)
+	missing, err = readCopy(ctx, m, s, h, version, listed, opts, wholeOnly)
 	if wholeOnly && errors.Is(err, errPin) {
-		missing, err = readCopy(ctx, m, s, h, version, opts, false)
+		missing, err = readCopy(ctx, m, s, h, version, listed, opts, false)
 	}
 	return missing, err
 }
@@ -251,20 +249,28 @@ var errPin = errors.New("its checksums of the other shares' blocks differ from t
 // readCopy reads the share s of m on host h (of version, unless ""): its
 // whole file for its hash alone when wholeOnly, else each block against
 // its checksum too, and the rest for the hash m pins it by.
-func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, opts Options, wholeOnly bool) (missing bool, err error) {
+func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *catalog.Host, version string, listed int64, opts Options, wholeOnly bool) (missing bool, err error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return true, fmt.Errorf("host unreachable: %w", err)
 	}
-	st, err := remote.StatVersion(ctx, r, s.Path, version)
-	if errors.Is(err, remote.ErrNotExist) {
-		return true, errors.New("missing")
+	// The size this run's listing gave is what a Stat would say (a
+	// request: an S3 HEAD, an SFTP stat), from the same host; a file
+	// gone or changed since fails the reads below, which end at its
+	// trailer.
+	size := listed
+	if listed < 0 || version != "" {
+		st, err := remote.StatVersion(ctx, r, s.Path, version)
+		if errors.Is(err, remote.ErrNotExist) {
+			return true, errors.New("missing")
+		}
+		if err != nil {
+			return false, err
+		}
+		size = st.Size
 	}
-	if err != nil {
-		return false, err
-	}
-	if st.Size != s.Size {
-		return false, fmt.Errorf("%d bytes, the manifest says %d", st.Size, s.Size)
+	if size != s.Size {
+		return false, fmt.Errorf("%d bytes, the manifest says %d", size, s.Size)
 	}
 	rc, err := remote.OpenVersion(ctx, r, s.Path, version, 0)
 	if err != nil {
