@@ -8,6 +8,7 @@ package scrub
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -282,8 +283,12 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 		counted = progressReader{counted, opts.Progress}
 	}
 	// Smaller than a chunk, so the body's reads go past it straight into
-	// the chunk buffers.
-	br := bufio.NewReaderSize(counted, 64<<10)
+	// the chunk buffers; a quick check reads a header alone.
+	bufSize := 64 << 10
+	if opts.Quick {
+		bufSize = quickBuffer
+	}
+	br := bufio.NewReaderSize(counted, bufSize)
 	var head bytes.Buffer
 	hdr, err := readHeader(io.TeeReader(br, &head), m, s.Index)
 	if err != nil {
@@ -294,7 +299,7 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 		return false, fmt.Errorf("the manifest says %d bytes, its stream makes shares of %d", s.Size, want)
 	}
 	if opts.Quick {
-		return false, quickTrailer(ctx, r, s, version, hdr, m)
+		return false, quickTrailer(ctx, r, rc, s, version, hdr, m)
 	}
 	// The units of the file go to whole, the hash of the whole file of
 	// versions 1 to 3, or else to meta, version 4's.
@@ -452,14 +457,31 @@ func readHeader(r io.Reader, m *manifest.Manifest, index int) (shard.Header, err
 	return h, nil
 }
 
-func quickTrailer(ctx context.Context, r remote.Remote, s manifest.Share, version string, hdr shard.Header, m *manifest.Manifest) error {
-	rc, err := remote.OpenVersion(ctx, r, s.Path, version, s.Size-shard.TrailerSize)
+// quickBuffer is what a quick check reads of a share for its header: a
+// header is some 70 bytes, a label's more (the reader reads on past
+// the buffer for a longer one).
+const quickBuffer = 4 << 10
+
+// quickTrailer reads the trailer of share s through rc, which read its
+// header, when rc reads at any offset (the remotes' readers do: a pread,
+// an SFTP read, a ranged GET or the bytes Open's first one fetched), so
+// that a share costs one open; else through a second open at it.
+func quickTrailer(ctx context.Context, r remote.Remote, rc io.Reader, s manifest.Share, version string, hdr shard.Header, m *manifest.Manifest) error {
+	tb := make([]byte, shard.TrailerSize)
+	at := s.Size - shard.TrailerSize
+	if ra, ok := rc.(io.ReaderAt); ok {
+		// At the end of the file a full read may come with io.EOF.
+		if n, err := ra.ReadAt(tb, at); n < len(tb) {
+			return fmt.Errorf("trailer: %d of %d bytes (%w)", n, len(tb), cmp.Or(err, io.ErrUnexpectedEOF))
+		}
+		return checkTrailer(tb, hdr, m)
+	}
+	rc2, err := remote.OpenVersion(ctx, r, s.Path, version, at)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	tb := make([]byte, shard.TrailerSize)
-	if _, err := io.ReadFull(rc, tb); err != nil {
+	defer rc2.Close()
+	if _, err := io.ReadFull(rc2, tb); err != nil {
 		return fmt.Errorf("trailer: %w", err)
 	}
 	return checkTrailer(tb, hdr, m)
