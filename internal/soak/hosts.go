@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/bk-backup/bk/internal/s3test"
 	"github.com/bk-backup/bk/internal/sshtest"
@@ -90,6 +91,16 @@ type servers struct {
 
 // uncounted runs f, counting its CPU time nowhere (a setup that failed).
 func uncounted(_ string, f func() error) error { return f() }
+
+// endNight ends the night's ssh connection: the masters are closed and
+// waited for, and sshd has waited for the process that served it.
+func (s *servers) endNight() error {
+	err := closeMasters()
+	if s.ssh != nil {
+		s.ssh.WaitConnections(time.Second)
+	}
+	return err
+}
 
 // stop stops the servers; phase counts their CPU time, which is known
 // once they are waited for.

@@ -129,6 +129,8 @@ type sim struct {
 	key      string
 	attempts []*attempt
 	snapshot map[string]string
+	// hashes are the last scan's of the tree, for the next to reuse.
+	hashes *hashes
 	// bigChanged: the large file changed since the last backup stored.
 	bigChanged bool
 	night      int
@@ -177,8 +179,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return s.finish(began), err
 		}
 		s.res.Nights++
-		// The night's ssh connection ends with it.
-		_ = s.phase(phaseSSHD, closeMasters)
 	}
 	if err := s.phase(phaseFinale, func() error { return s.finale(ctx) }); err != nil {
 		return s.finish(began), err
@@ -434,44 +434,51 @@ func flipByte(path string, rng *rand.Rand) error {
 }
 
 // runNight runs one night and, under -v, says where its CPU time went: the
-// cost of a night is what grows through the year.
+// cost of a night is what grows through the year. The night's ssh
+// connection ends with it, so that its CPU time (sshd's, the master's)
+// counts in the night's line.
 func (s *sim) runNight(ctx context.Context) error {
 	before := maps.Clone(s.res.CPU)
-	servers, self := serverCPU(), cpuTime(syscall.RUSAGE_SELF)
+	sshd, s3, self := serverCPU("sshd"), serverCPU("versitygw"), cpuTime(syscall.RUSAGE_SELF)
 	err := s.nightWork(ctx)
+	_ = s.phase(phaseSSHD, s.srv.endNight)
 	var parts []string
-	total := serverCPU() - servers + cpuTime(syscall.RUSAGE_SELF) - self
-	for _, p := range []string{phaseJobs, phaseRestores, phasePrunes, phaseHosts, phaseSSHD} {
+	var total time.Duration
+	add := func(name string, d time.Duration) {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", name, d.Seconds()))
+		total += d
+	}
+	for _, p := range []string{phaseJobs, phaseRestores, phasePrunes, phaseHosts} {
 		if d := s.res.CPU[p] - before[p]; d > 0 {
-			parts = append(parts, fmt.Sprintf("%s %.1fs", strings.Fields(p)[0], d.Seconds()))
-			total += d
+			add(strings.Fields(p)[0], d)
 		}
 	}
-	parts = append(parts, fmt.Sprintf("servers %.1fs", (serverCPU()-servers).Seconds()),
-		fmt.Sprintf("soak %.1fs", (cpuTime(syscall.RUSAGE_SELF)-self).Seconds()))
+	// A server's time: what its phase counted (when it stopped) and what
+	// it spent running on.
+	add("sshd", s.res.CPU[phaseSSHD]-before[phaseSSHD]+serverCPU("sshd")-sshd)
+	add("versitygw", s.res.CPU[phaseS3]-before[phaseS3]+serverCPU("versitygw")-s3)
+	add("soak", cpuTime(syscall.RUSAGE_SELF)-self)
 	s.logf("cpu %.1fs: %s", total.Seconds(), strings.Join(parts, ", "))
 	return err
 }
 
-// serverCPU is the CPU time sshd and versitygw (this process's children
-// that run all night), with their children waited for, have spent so far:
-// the phases count it only when a server stops.
-func serverCPU() time.Duration {
+// serverCPU is the CPU time the servers named comm (sshd, versitygw: this
+// process's children that run all night), with their children waited for,
+// have spent so far: the phases count it only when a server stops.
+func serverCPU(comm string) time.Duration {
 	var sum time.Duration
-	for _, comm := range []string{"sshd", "versitygw"} {
-		for _, pid := range findChildren(os.Getpid(), comm, 0) {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// Fields 14 to 17 (utime, stime, cutime, cstime), after the
-			// command in parentheses, in clock ticks of 1/100 s.
-			_, rest, _ := bytes.Cut(b, []byte(") "))
-			f := strings.Fields(string(rest))
-			for _, v := range f[11:min(15, len(f))] {
-				ticks, _ := strconv.ParseInt(v, 10, 64)
-				sum += time.Duration(ticks) * 10 * time.Millisecond
-			}
+	for _, pid := range findChildren(os.Getpid(), comm, 0) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields 14 to 17 (utime, stime, cutime, cstime), after the
+		// command in parentheses, in clock ticks of 1/100 s.
+		_, rest, _ := bytes.Cut(b, []byte(") "))
+		f := strings.Fields(string(rest))
+		for _, v := range f[11:min(15, len(f))] {
+			ticks, _ := strconv.ParseInt(v, 10, 64)
+			sum += time.Duration(ticks) * 10 * time.Millisecond
 		}
 	}
 	return sum
@@ -615,10 +622,11 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 	if cut > 0 {
 		s.logf("a stage cuts the archive after %d bytes and dies", cut)
 	}
-	before, err := Scan(s.tree.root)
+	before, hashes, err := s.hashes.scan(s.tree.root)
 	if err != nil {
 		return nil, err
 	}
+	s.hashes = hashes
 	a := &attempt{night: s.night, at: at, tree: before}
 	s.attempts = append(s.attempts, a)
 	s.res.Runs++
@@ -647,13 +655,18 @@ func (s *sim) runJob(ctx context.Context, at time.Time, rng *rand.Rand, p night)
 		defer live.Close()
 		tick := time.NewTicker(3 * time.Millisecond)
 		defer tick.Stop()
+		// A line a tick, made in one buffer: formatting each anew was
+		// half of this loop's CPU time.
+		prefix := at.Format(time.DateOnly) + " line "
+		var line []byte
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
 			}
-			_, _ = live.Write(fmt.Appendf(nil, "%s line %d\n", at.Format(time.DateOnly), i))
+			line = append(strconv.AppendInt(append(line[:0], prefix...), int64(i), 10), '\n')
+			_, _ = live.Write(line)
 		}
 	}()
 	var killed chan bool

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -100,5 +101,60 @@ func TestReplayKeepsNights(t *testing.T) {
 	f := &Failure{Seed: 1, Nights: 365, Night: 1, Date: "2030-01-08", What: "bk-backup failed"}
 	if want := "replay: make soak SEED=1 FROM=1 NIGHTS=365\n"; !strings.Contains(f.Error()+"\n", want) {
 		t.Errorf("the replay line of %q is not %q", f.Error(), want)
+	}
+}
+
+// A scan takes an earlier scan's hash of a file only while the file is the
+// one hashed: rewritten in place with its size and mtime kept, or written
+// in the tick of the earlier scan, it is hashed again.
+func TestScanReusesHashes(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("hashes are reused on Linux only")
+	}
+	root := t.TempDir()
+	for _, name := range []string{"kept", "rewritten"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte("before"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, h, err := (*hashes)(nil).scan(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The earlier scan holds a hash no file has: where it shows, it was
+	// reused.
+	for name, f := range h.files {
+		f.hash = "reused"
+		h.files[name] = f
+	}
+	// Written in the tick of that scan: not reused.
+	m, _, err := h.scan(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["kept"].Hash == "reused" {
+		t.Fatal("the hash of a file as new as the scan that made it was reused")
+	}
+	h.began += 2 * racyMargin // the files now look older than the scan
+	p := filepath.Join(root, "rewritten")
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("after!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err = h.scan(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["kept"].Hash != "reused" {
+		t.Errorf("an unchanged file was hashed again")
+	}
+	if want, _ := hashFile(p); m["rewritten"].Hash != want {
+		t.Errorf("a file rewritten with its size and mtime kept has hash %s; want %s", m["rewritten"].Hash, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -398,6 +399,19 @@ func (s *Server) Stop() error {
 	<-s.done
 	s.cmd = nil
 	return nil
+}
+
+// WaitConnections waits up to timeout for sshd to have waited for the
+// processes that served its connections, which end when their clients go:
+// their CPU time then counts in sshd's (its children's, in /proc). The
+// in-process server has none.
+func (s *Server) WaitConnections(timeout time.Duration) {
+	if s.cmd == nil {
+		return
+	}
+	for end := time.Now().Add(timeout); len(children(s.cmd.Process.Pid)) > 0 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // descendants lists the processes below pid (empty where there is none):

@@ -245,3 +245,24 @@ func TestDescendants(t *testing.T) {
 		t.Fatalf("descendants = %v, the scan of parents found %v; want the same 4", got, want)
 	}
 }
+
+// Once its client has gone, a connection's process has been waited for by
+// sshd when WaitConnections returns.
+func TestWaitConnections(t *testing.T) {
+	s, ok := servers(t)["sshd"]
+	if !ok {
+		t.Skip("no sshd")
+	}
+	c, err := dialSFTP(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(children(s.cmd.Process.Pid)) == 0 {
+		t.Fatal("no process serves the connection")
+	}
+	c.Close()
+	s.WaitConnections(10 * time.Second)
+	if n := len(children(s.cmd.Process.Pid)); n > 0 {
+		t.Fatalf("%d processes of sshd's left after WaitConnections", n)
+	}
+}
