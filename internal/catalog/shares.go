@@ -89,7 +89,7 @@ func (c *Catalog) Sources(m *manifest.Manifest, listings []*Listing) ([]shard.So
 			hosts = append([]*Host{p.Named}, hosts...)
 		}
 		for _, h := range hosts {
-			sources = append(sources, h.Source(p.Path, p.VersionOn(h)))
+			sources = append(sources, shareCopy{&hostShare{h: h, path: p.Path, version: p.VersionOn(h)}, p.Index})
 		}
 	}
 	return sources, nil
@@ -110,6 +110,16 @@ func (p Placed) VersionOn(h *Host) string {
 func (h *Host) Source(path, version string) shard.Source {
 	return &hostShare{h: h, path: path, version: version}
 }
+
+// shareCopy is a copy of a manifest's share on a host, as Sources gives
+// it: its index is known, so a join reads one copy of the share
+// (shard.IndexedSource).
+type shareCopy struct {
+	*hostShare
+	index int
+}
+
+func (s shareCopy) ShareIndex() int { return s.index }
 
 // hostShare is a share on a host, as a shard.Source.
 type hostShare struct {

@@ -546,3 +546,79 @@ func TestJoinOpensEachShareOnce(t *testing.T) {
 		t.Errorf("%d opens of %d shares, want one each", got, len(shares))
 	}
 }
+
+// indexedCopy is a copy of a share whose index is known beforehand, as a
+// manifest's share on a host is.
+type indexedCopy struct {
+	openCounted
+	index int
+}
+
+func (c *indexedCopy) ShareIndex() int { return c.index }
+
+type failingSource struct{ name string }
+
+func (f failingSource) Name() string { return f.name }
+func (f failingSource) Open(context.Context, int64) (io.ReadCloser, error) {
+	return nil, errors.New("host down")
+}
+
+type indexedFailing struct {
+	failingSource
+	index int
+}
+
+func (f indexedFailing) ShareIndex() int { return f.index }
+
+// Of the copies of a share on several hosts, a join reads the first, and
+// the next only where the first gives no share that counts: missing,
+// another set's, or one whose header disagrees with the others (issue 16:
+// every copy's header was read, a request to each host at every backup of
+// a chain, for a copy then dropped).
+func TestJoinReadsOneCopyOfAShare(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte("0123456789abcdef"), 8*1024/16)
+	info, shares := splitMem(t, data, SplitOptions{K: 2, N: 4, BlockSize: 1024})
+	_, other := splitMem(t, data, SplitOptions{K: 2, N: 4, BlockSize: 1024})
+	h, err := ReadHeader(bytes.NewReader(shares[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongBlock := h
+	wrongBlock.BlockSize = 2048
+	disagreeing := append(wrongBlock.Marshal(), shares[2][h.Size():]...)
+	var firstOpens, spareOpens atomic.Int64
+	first := func(i int, b []byte) Source {
+		return &indexedCopy{openCounted{memSource{fmt.Sprint("first", i), b}, &firstOpens}, i}
+	}
+	var sources []Source
+	for i, b := range shares {
+		sources = append(sources, first(i, b))
+	}
+	for i, b := range shares {
+		sources = append(sources, &indexedCopy{openCounted{memSource{fmt.Sprint("spare", i), b}, &spareOpens}, i})
+	}
+	joinWith := func(sources []Source) (JoinReport, error) {
+		var out bytes.Buffer
+		r, err := Join(context.Background(), sources, &out, JoinOptions{SetID: info.SetID})
+		if err == nil && !bytes.Equal(out.Bytes(), data) {
+			err = errors.New("other bytes joined")
+		}
+		return r, err
+	}
+	if r, err := joinWith(sources); err != nil || r.Degraded() || firstOpens.Load() != 4 || spareOpens.Load() != 0 {
+		t.Fatalf("all first copies good: %v, report %+v, %d first and %d spare copies opened", err, r, firstOpens.Load(), spareOpens.Load())
+	}
+	for name, bad := range map[string]Source{
+		"missing":          indexedFailing{failingSource{"first2"}, 2},
+		"another set's":    first(2, other[2]),
+		"header disagrees": first(2, disagreeing),
+	} {
+		spareOpens.Store(0)
+		sources[2] = bad
+		r, err := joinWith(sources)
+		if err != nil || len(r.Missing) != 0 || spareOpens.Load() != 1 {
+			t.Errorf("first copy of share 2 %s: %v, missing %q, %d spare copies opened", name, err, r.Missing, spareOpens.Load())
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +20,8 @@ var (
 )
 
 // Join rebuilds the stream from stored shares and writes it to w. It reads
-// the header of every source, then the blocks of K shares (data shares
+// the header of every source (of one copy of a share found on several
+// hosts: probeCopies), then the blocks of K shares (data shares
 // first, which need no decoding) and the checksums of all the others, so
 // that every block used is checked against every reachable share's record
 // of it; a stripe that does not verify makes it read more blocks there.
@@ -28,7 +30,7 @@ var (
 func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) (JoinReport, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	probes := probeAll(ctx, sources)
+	probes := probeCopies(ctx, sources, opts.SetID)
 	j, err := admit(ctx, probes, opts)
 	for _, p := range probes {
 		if p.rc != nil && !slices.ContainsFunc(j.shares, func(sh *share) bool { return sh != nil && sh.first == p.rc }) {
@@ -102,6 +104,71 @@ type probe struct {
 	// rc is the reader of the header, open at the end of it (probeAll),
 	// for the share's first read to go on with.
 	rc io.ReadCloser
+}
+
+// IndexedSource is a Source whose share index is known before its header
+// is read: a manifest's share, which may stand on several hosts. Join
+// reads one copy of a share, the first one given that holds it.
+type IndexedSource interface {
+	Source
+	ShareIndex() int
+}
+
+// probeCopies reads the headers of sources as probeAll does, but of the
+// copies of a share (IndexedSource, the same index) only the first, and
+// the next one only where the copies read give no share that admit would
+// take for that index: reading every copy's header cost a request to
+// each host that holds one, at every backup of a chain, for a copy that
+// was dropped. The probes are in the order of sources, first copies
+// first.
+func probeCopies(ctx context.Context, sources []Source, want [16]byte) []probe {
+	var first []Source
+	spares := map[int][]Source{} // by index, in order
+	seen := map[int]bool{}
+	for _, src := range sources {
+		is, ok := src.(IndexedSource)
+		switch {
+		case !ok:
+			first = append(first, src)
+		case seen[is.ShareIndex()]:
+			spares[is.ShareIndex()] = append(spares[is.ShareIndex()], src)
+		default:
+			seen[is.ShareIndex()] = true
+			first = append(first, src)
+		}
+	}
+	probes := probeAll(ctx, first)
+	for len(spares) > 0 {
+		taken := takenIndices(probes, want)
+		var next []Source
+		for _, i := range slices.Sorted(maps.Keys(spares)) {
+			if copies := spares[i]; !taken[i] {
+				next = append(next, copies[0])
+				spares[i] = copies[1:]
+			}
+			if taken[i] || len(spares[i]) == 0 {
+				delete(spares, i)
+			}
+		}
+		probes = append(probes, probeAll(ctx, next)...)
+	}
+	return probes
+}
+
+// takenIndices are the share indices that admit would fill from probes.
+func takenIndices(probes []probe, want [16]byte) map[int]bool {
+	taken := map[int]bool{}
+	set, err := pickSet(probes, want)
+	if err != nil {
+		return taken
+	}
+	info := commonInfo(probes, set)
+	for _, p := range probes {
+		if p.err == nil && p.h.SetID == set && sameInfo(p.h, info) {
+			taken[p.h.Index] = true
+		}
+	}
+	return taken
 }
 
 // probeAll reads the header of every source, all at once. Each reader is
