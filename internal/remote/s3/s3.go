@@ -38,6 +38,8 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,6 +159,9 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	if err != nil {
 		return nil, s.err(err)
 	}
+	// The tool names itself, so that a store's access log tells which
+	// tool asked what.
+	client.SetAppInfo(filepath.Base(os.Args[0]), buildVersion())
 	s.core = &minio.Core{Client: client}
 	ok, err := client.BucketExists(ctx, loc.Bucket)
 	if err == nil && !ok {
@@ -166,6 +171,15 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 		return nil, s.err(classify(err))
 	}
 	return s, nil
+}
+
+// buildVersion is the module's version this tool was built from, or
+// "devel".
+func buildVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "devel"
 }
 
 func (s *S3) String() string { return s.loc.String() }

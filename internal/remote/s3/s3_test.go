@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,6 +288,35 @@ func TestDialErrors(t *testing.T) {
 	_, err = Dial(context.Background(), cfg, remote.DialOptions{})
 	if err == nil || !strings.HasPrefix(err.Error(), "host s3://"+cfg.Bucket+": ") {
 		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+// A store's access log tells which tool asked: requests name it (the
+// program's name, here the test binary's) in their User-Agent.
+func TestUserAgentNamesTheTool(t *testing.T) {
+	var agents sync.Map
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		agents.Store(r.UserAgent(), true)
+		if strings.Trim(r.URL.Path, "/") != "bk-agent" { // the bucket is there, nothing in it
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer store.Close()
+	r := dial(t, Location{Bucket: "bk-agent", Endpoint: store.URL, PathStyle: true, Region: s3test.Region}, remote.DialOptions{})
+	if _, err := r.Stat(context.Background(), "f"); !errors.Is(err, remote.ErrNotExist) {
+		t.Fatal(err)
+	}
+	tool := " " + filepath.Base(os.Args[0]) + "/"
+	n := 0
+	agents.Range(func(agent, _ any) bool {
+		n++
+		if !strings.Contains(agent.(string), tool) {
+			t.Errorf("User-Agent %q does not name the tool (%q)", agent, tool)
+		}
+		return true
+	})
+	if n == 0 {
+		t.Error("no request reached the store")
 	}
 }
 
