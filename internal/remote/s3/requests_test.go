@@ -258,3 +258,27 @@ func TestConnectionReused(t *testing.T) {
 		t.Errorf("%d connections for %d requests one after another, want 1", n, c.Total())
 	}
 }
+
+// A run asks the store nothing before its first request: that one tells
+// a missing bucket. A HEAD's 404 cannot (it has no body), so a Stat of a
+// name not there asks about the bucket, once, when no answer has shown
+// it yet.
+func TestRequestsNoBucketCheck(t *testing.T) {
+	t.Parallel()
+	connect, c := viaCounter(t)
+	ctx := context.Background()
+	remotetest.Put(t, connect(), "d/a", []byte("a"))
+	expect(t, c, "a run that lists", "ListObjects 1", func() {
+		if _, err := connect().List(ctx, "d"); err != nil {
+			t.Error(err)
+		}
+	})
+	r := connect()
+	expect(t, c, "a run that Stats a name not there, twice", "HeadBucket 1, HeadObject 4", func() {
+		for range 2 {
+			if _, err := r.Stat(ctx, "d/nope"); !errors.Is(err, remote.ErrNotExist) {
+				t.Errorf("Stat(d/nope): %v", err)
+			}
+		}
+	})
+}

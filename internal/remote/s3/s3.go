@@ -99,6 +99,9 @@ type S3 struct {
 	// doc
 	firstVersions bool
 
+	// bucketSeen: an answer of the store has shown that the bucket is
+	// there (Dial)
+	bucketSeen atomic.Bool
 	// conditionalPuts: the store has refused a PUT with If-None-Match: *
 	// over an object, so it keeps that condition and a whole-file PUT
 	// needs no check that the name is free before it
@@ -111,8 +114,12 @@ type S3 struct {
 	held map[string]*upload
 }
 
-// Dial connects to the store and checks that the bucket is there: a
-// missing bucket is more likely a typo than a place to start a backup.
+// Dial makes the client and takes the keys; it asks the store nothing (a
+// HeadBucket here was a request of every tool run). A missing bucket,
+// more likely a typo than a place to start a backup, fails the run's
+// first request instead, naming it: the store answers NoSuchBucket,
+// except to a HEAD, whose 404 has no body; a Stat that meets one before
+// any answer has shown the bucket asks about the bucket (bucketAbsent).
 func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, error) {
 	s := &S3{loc: loc, pauses: opts.Retry.Pauses(), timeout: opts.Timeout, folders: map[string]bool{}, held: map[string]*upload{},
 		appendOnly: opts.AppendOnly, firstVersions: opts.AppendOnly || opts.AppendOnlyAdmin}
@@ -148,9 +155,15 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	// host at once (its windows of checksums), so that no connection is
 	// closed for want of room and dialled again for the next window.
 	transport.MaxIdleConnsPerHost = 64
+	// The keys are taken now, as the environment and the credentials
+	// file are at dial time, not at the first request.
+	creds := credentialsFor(loc.Profile)
+	if _, err := creds.Get(); err != nil {
+		return nil, s.err(err)
+	}
 	client, err := minio.New(endpoint, &minio.Options{
-		Transport:    transport,
-		Creds:        credentialsFor(loc.Profile),
+		Transport:    answers{transport, &s.bucketSeen},
+		Creds:        creds,
 		Secure:       secure,
 		Region:       region,
 		BucketLookup: lookup,
@@ -163,14 +176,41 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	// tool asked what.
 	client.SetAppInfo(filepath.Base(os.Args[0]), buildVersion())
 	s.core = &minio.Core{Client: client}
-	ok, err := client.BucketExists(ctx, loc.Bucket)
-	if err == nil && !ok {
-		err = fmt.Errorf("bucket %s: %w", loc.Bucket, fs.ErrNotExist)
-	}
-	if err != nil {
-		return nil, s.err(classify(err))
-	}
 	return s, nil
+}
+
+// answers notes in seen that the store answered a request as only a
+// bucket that is there does: a success, or a refusal of a condition or
+// range on an object.
+type answers struct {
+	http.RoundTripper
+	seen *atomic.Bool
+}
+
+func (a answers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := a.RoundTripper.RoundTrip(r)
+	if err == nil && (resp.StatusCode < 300 || resp.StatusCode == http.StatusNotModified ||
+		resp.StatusCode == http.StatusPreconditionFailed || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) {
+		a.seen.Store(true)
+	}
+	return resp, err
+}
+
+// errNoBucket is the store's NoSuchBucket; the host's name names the
+// bucket. It is not fs.ErrNotExist: a missing bucket is no missing file
+// or folder, but a host that cannot serve.
+var errNoBucket = errors.New("the bucket does not exist (bk never creates one)")
+
+// bucketAbsent is err, a HEAD's 404 (fs.ErrNotExist), unless no answer
+// has shown the bucket yet and it is missing: then that error.
+func (s *S3) bucketAbsent(ctx context.Context, err error) error {
+	if s.bucketSeen.Load() {
+		return err
+	}
+	if ok, berr := s.core.Client.BucketExists(ctx, s.loc.Bucket); berr == nil && !ok {
+		return errNoBucket
+	}
+	return err
 }
 
 // buildVersion is the module's version this tool was built from, or
@@ -203,7 +243,9 @@ func classify(err error) error {
 	}
 	resp := minio.ToErrorResponse(err)
 	switch {
-	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" || resp.Code == "NoSuchBucket" || resp.Code == "NoSuchVersion" ||
+	case resp.Code == "NoSuchBucket":
+		return errNoBucket
+	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchUpload" || resp.Code == "NoSuchVersion" ||
 		(resp.Code == "" && resp.StatusCode == http.StatusNotFound):
 		return fmt.Errorf("%w (%v)", fs.ErrNotExist, err)
 	case resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed:
@@ -991,8 +1033,11 @@ func (s *S3) StatVersion(ctx context.Context, name, version string) (remote.Info
 		return remote.Info{}, s.err(err)
 	}
 	st, err := s.core.StatObject(ctx, s.loc.Bucket, s.key(name), minio.StatObjectOptions{VersionID: version})
+	if err = classify(err); errors.Is(err, fs.ErrNotExist) {
+		err = s.bucketAbsent(ctx, err)
+	}
 	if err != nil {
-		return remote.Info{}, s.err(fmt.Errorf("stat %s version %s: %w", name, version, classify(err)))
+		return remote.Info{}, s.err(fmt.Errorf("stat %s version %s: %w", name, version, err))
 	}
 	return remote.Info{Name: name, Size: st.Size, ModTime: st.LastModified}, nil
 }
@@ -1023,8 +1068,12 @@ func (s *S3) Stat(ctx context.Context, name string) (remote.Info, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
 	}
-	if _, err := s.core.StatObject(ctx, s.loc.Bucket, s.folderKey(name), minio.StatObjectOptions{}); err != nil {
-		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, classify(err)))
+	_, err = s.core.StatObject(ctx, s.loc.Bucket, s.folderKey(name), minio.StatObjectOptions{})
+	if err = classify(err); errors.Is(err, fs.ErrNotExist) {
+		err = s.bucketAbsent(ctx, err)
+	}
+	if err != nil {
+		return remote.Info{}, s.err(fmt.Errorf("stat %s: %w", name, err))
 	}
 	return remote.Info{Name: name, Dir: true}, nil
 }

@@ -275,17 +275,31 @@ func TestReaderAtReadsStripesOnly(t *testing.T) {
 	remotetest.ReaderAtReadsStripesOnly(t, r, p.Down, firstRange, 1024)
 }
 
+// A missing bucket fails a run's first request, whatever it is, naming
+// the host and the bucket's absence (never a missing file, which callers
+// would take for a share to send again); wrong keys fail it naming the
+// host. Dial asks nothing: a HeadBucket was a request of every tool run.
 func TestDialErrors(t *testing.T) {
 	s := server(t)
 	cfg := bucket(t, s, "")
 	missing := cfg
 	missing.Bucket = "nope"
-	_, err := Dial(context.Background(), missing, remote.DialOptions{})
-	if !errors.Is(err, remote.ErrNotExist) || !strings.HasPrefix(err.Error(), "host s3://nope: ") {
-		t.Fatalf("missing bucket: %v", err)
+	ctx := context.Background()
+	first := map[string]func(r *S3) error{
+		"List":   func(r *S3) error { _, err := r.List(ctx, ""); return err },
+		"Stat":   func(r *S3) error { _, err := r.Stat(ctx, "f"); return err },
+		"Open":   func(r *S3) error { _, err := r.Open(ctx, "f", 0); return err },
+		"Put":    func(r *S3) error { return remotetest.TryPut(r, "f", []byte("x")) },
+		"Remove": func(r *S3) error { return r.Remove(ctx, "f") },
+	}
+	for what, op := range first {
+		err := op(dial(t, missing, remote.DialOptions{}))
+		if !errors.Is(err, errNoBucket) || errors.Is(err, remote.ErrNotExist) || !strings.HasPrefix(err.Error(), "host s3://nope: ") {
+			t.Errorf("%s first on a missing bucket: %v", what, err)
+		}
 	}
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-	_, err = Dial(context.Background(), cfg, remote.DialOptions{})
+	_, err := dial(t, cfg, remote.DialOptions{}).List(ctx, "")
 	if err == nil || !strings.HasPrefix(err.Error(), "host s3://"+cfg.Bucket+": ") {
 		t.Fatalf("wrong secret: %v", err)
 	}
@@ -334,7 +348,7 @@ func TestProfile(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	if _, err := Dial(context.Background(), cfg, remote.DialOptions{}); err == nil {
+	if _, err := dial(t, cfg, remote.DialOptions{}).List(context.Background(), ""); err == nil {
 		t.Fatal("the default profile's wrong keys were taken")
 	}
 	cfg.Profile = "backup"
