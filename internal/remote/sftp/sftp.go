@@ -43,10 +43,18 @@ const (
 	readAhead  = 4 << 20
 )
 
-// chunkAfter is the size of the read-ahead after one of size: it grows
-// from firstChunk to readAhead, so that reading a share's header does not
-// fetch megabytes of it.
-func chunkAfter(size int) int { return max(min(2*size, readAhead), firstChunk) }
+// chunkAfter is the size of the read-ahead after one of size, on a
+// connection whose read requests carry packet bytes: it grows from
+// firstChunk to readAhead, so that reading a share's header does not fetch
+// megabytes of it, in whole requests once past one: a chunk of 256 KiB
+// was a request of 255 KiB and one of 1 KiB.
+func chunkAfter(size, packet int) int {
+	size = max(min(2*size, readAhead), firstChunk)
+	if size > packet {
+		size -= size % packet
+	}
+	return size
+}
 
 // SFTP stores files in a folder on an SSH host.
 type SFTP struct {
@@ -59,6 +67,14 @@ type SFTP struct {
 	conn   *conn // nil when broken, until the next operation re-dials
 	closed bool
 	hung   error // set once the host has left a request unanswered: it has failed
+
+	// listed are the sizes of the files the listings showed, by path:
+	// a reader reads ahead no further than a byte past the listed end,
+	// where its requests beyond it were answered with the end, one each.
+	// Only how much is asked at once follows them: a reader reads on to
+	// the end the host answers, whatever the listing said.
+	listedMu sync.Mutex
+	listed   map[string]int64
 }
 
 // Dial connects to h, once: a host that can't be reached now is reported
@@ -670,7 +686,7 @@ func (r *SFTP) Open(ctx context.Context, name string, offset int64) (io.ReadClos
 	if err := r.ready(remote.CheckName, name); err != nil {
 		return nil, err
 	}
-	rd := &reader{r: r, name: r.path(name), off: offset}
+	rd := &reader{r: r, name: r.path(name), off: offset, listed: r.listedSize(r.path(name))}
 	err := r.do(ctx, r.pauses, "opened "+rd.name, func(c *conn) error {
 		_, err := rd.file(c)
 		return err
@@ -695,6 +711,20 @@ type reader struct {
 	buf  []byte
 	pos  int // read so far from buf
 	eof  bool
+	// chunk is the size of the last read-ahead; listed the file's size
+	// as listed, or -1 (SFTP.listed).
+	chunk  int
+	listed int64
+}
+
+// packet is what a read request carries on the reader's connection.
+func (rd *reader) packet() int {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.fc == nil {
+		return defaultPacket
+	}
+	return rd.fc.packet
 }
 
 func (rd *reader) file(c *conn) (*psftp.File, error) {
@@ -750,10 +780,14 @@ func (rd *reader) Read(p []byte) (int, error) {
 		if rd.eof {
 			return 0, io.EOF
 		}
-		if size := chunkAfter(cap(rd.buf)); cap(rd.buf) < size {
-			rd.buf = make([]byte, size)
+		rd.chunk = chunkAfter(rd.chunk, rd.packet())
+		if rd.listed >= rd.off {
+			rd.chunk = int(min(int64(rd.chunk), rd.listed-rd.off+1))
 		}
-		n, err := rd.readAt(rd.buf[:cap(rd.buf)], rd.off)
+		if cap(rd.buf) < rd.chunk {
+			rd.buf = make([]byte, rd.chunk)
+		}
+		n, err := rd.readAt(rd.buf[:rd.chunk], rd.off)
 		if errors.Is(err, io.EOF) {
 			rd.eof, err = true, nil
 		}
@@ -839,12 +873,30 @@ func (r *SFTP) listAll(ctx context.Context, dir string) ([]remote.Info, error) {
 		return nil, r.err(fmt.Errorf("list %s: %w", r.path(dir), err))
 	}
 	infos := make([]remote.Info, 0, len(entries))
+	r.listedMu.Lock()
+	if r.listed == nil {
+		r.listed = map[string]int64{}
+	}
 	for _, st := range entries {
 		if st.Mode().IsRegular() || st.IsDir() {
 			infos = append(infos, remote.Info{Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()})
 		}
+		if st.Mode().IsRegular() {
+			r.listed[path.Join(r.path(dir), st.Name())] = st.Size()
+		}
 	}
+	r.listedMu.Unlock()
 	return infos, nil
+}
+
+// listedSize is the size the last listing showed of the file at p, or -1.
+func (r *SFTP) listedSize(p string) int64 {
+	r.listedMu.Lock()
+	defer r.listedMu.Unlock()
+	if size, ok := r.listed[p]; ok {
+		return size
+	}
+	return -1
 }
 
 // Remove implements remote.Remote.

@@ -162,7 +162,7 @@ func TestResumeAfterCut(t *testing.T) {
 		// at the start of the first one not acknowledged.
 		want := []*regexp.Regexp{
 			regexp.MustCompile("^" + prefix + "upload of .*/resume/s resumed at byte (0|" + strconv.Itoa(ChunkSize) + "|" + strconv.Itoa(2*ChunkSize) + "|" + strconv.Itoa(3*ChunkSize) + ")$"),
-			regexp.MustCompile("^" + prefix + "read of .*/resume/s resumed at byte " + strconv.FormatInt(readAheadEnd(1, 2<<20), 10) + "$"),
+			regexp.MustCompile("^" + prefix + "read of .*/resume/s resumed at byte " + strconv.FormatInt(readAheadEnd(1, 2<<20, r.conn.packet), 10) + "$"),
 		}
 		if len(got) != len(want) {
 			t.Fatalf("warnings %q, want one for each cut", got)
@@ -226,10 +226,11 @@ func TestKeptResumeAfterCut(t *testing.T) {
 }
 
 // readAheadEnd is where a reader opened at from has read ahead to once n
-// bytes have been read from it: the read after that is the one cut.
-func readAheadEnd(from, n int64) int64 {
+// bytes have been read from it, packet bytes a request: the read after
+// that is the one cut.
+func readAheadEnd(from, n int64, packet int) int64 {
 	end := from
-	for size := chunkAfter(0); end-from < n; size = chunkAfter(size) {
+	for size := chunkAfter(0, packet); end-from < n; size = chunkAfter(size, packet) {
 		end += int64(size)
 	}
 	return end
