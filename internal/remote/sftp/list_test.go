@@ -12,19 +12,26 @@ import (
 	"github.com/bk-backup/bk/internal/sshtest"
 )
 
-// A tool that reads the catalog lists a host's files and its leftovers
-// with one listing of the folder, not one for each.
-func TestListBothListsOnce(t *testing.T) {
-	t.Parallel()
+// counting starts the in-process server, which counts the requests it
+// serves, and makes a folder for it to serve.
+func counting(t *testing.T) (*sshtest.Server, string) {
+	t.Helper()
 	if !sshtest.HaveSSH() {
 		t.Skip("no ssh client")
 	}
-	s, err := sshtest.StartGo(filepath.Join(t.TempDir()))
+	s, err := sshtest.StartGo(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop() })
-	dir := folder(t)
+	return s, folder(t)
+}
+
+// A tool that reads the catalog lists a host's files and its leftovers
+// with one listing of the folder, not one for each.
+func TestListBothListsOnce(t *testing.T) {
+	t.Parallel()
+	s, dir := counting(t)
 	leftover := remote.TempName("a.share0")
 	for _, name := range []string{"a.share0", leftover} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
@@ -50,15 +57,7 @@ func TestListBothListsOnce(t *testing.T) {
 // listed end: the requests beyond it were each answered with the end.
 func TestReadAheadStopsAtListedEnd(t *testing.T) {
 	t.Parallel()
-	if !sshtest.HaveSSH() {
-		t.Skip("no ssh client")
-	}
-	s, err := sshtest.StartGo(filepath.Join(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	dir := folder(t)
+	s, dir := counting(t)
 	data := remotetest.Data(100<<10, 7)
 	if err := os.WriteFile(filepath.Join(dir, "s.share0"), data, 0o600); err != nil {
 		t.Fatal(err)
