@@ -26,6 +26,8 @@ type Counter struct {
 	srv   *http.Server
 	mu    sync.Mutex
 	count map[string]int
+	// prefixes are those of the object listings, in order
+	prefixes []string
 	// ignoreConditions: If-None-Match is taken off every request, which
 	// is signed again with the server's keys
 	ignoreConditions atomic.Bool
@@ -52,8 +54,12 @@ func NewCounter(s *Server) (*Counter, error) {
 		}
 	}}
 	c.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := Operation(r)
 		c.mu.Lock()
-		c.count[Operation(r)]++
+		c.count[op]++
+		if op == "ListObjects" || op == "ListObjectVersions" {
+			c.prefixes = append(c.prefixes, r.URL.Query().Get("prefix"))
+		}
 		c.mu.Unlock()
 		proxy.ServeHTTP(w, r)
 	})}
@@ -114,6 +120,13 @@ func (c *Counter) Requests() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.count)
+}
+
+// Prefixes are the key prefixes of the object listings so far, in order.
+func (c *Counter) Prefixes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.prefixes)
 }
 
 // Total is the number of requests so far.

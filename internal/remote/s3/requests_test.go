@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/bk-backup/bk/internal/remote"
@@ -281,4 +282,33 @@ func TestRequestsNoBucketCheck(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A folder's leftovers are its uploads and the objects whose names start
+// with a dot (temp and test files): the store lists those alone, not the
+// folder's every object.
+func TestRequestsListTemp(t *testing.T) {
+	t.Parallel()
+	connect, c := viaCounter(t)
+	r := connect()
+	ctx := context.Background()
+	for _, name := range []string{"d/a", "d/b", "d/" + remote.ProbePrefix + "0123456789abcdef"} {
+		remotetest.Put(t, r, name, []byte("x"))
+	}
+	listed := len(c.Prefixes())
+	expect(t, c, "ListTemp", "ListMultipartUploads 1, ListObjects 1", func() {
+		if temps, err := r.ListTemp(ctx, "d"); err != nil || len(temps) != 1 || temps[0].Name != remote.ProbePrefix+"0123456789abcdef" {
+			t.Errorf("ListTemp = %+v, %v; want the test file", temps, err)
+		}
+	})
+	if got := c.Prefixes()[listed:]; !slices.Equal(got, []string{"p/d/."}) {
+		t.Errorf("ListTemp listed the objects of prefixes %q, want those of \"p/d/.\"", got)
+	}
+	if temps, err := r.ListTemp(ctx, "d/a-folder-not-there"); !errors.Is(err, remote.ErrNotExist) {
+		t.Errorf("ListTemp of a missing folder = %+v, %v", temps, err)
+	}
+	remotetest.Put(t, r, "e/a", []byte("x"))
+	if temps, err := r.ListTemp(ctx, "e"); err != nil || len(temps) != 0 {
+		t.Errorf("ListTemp of a folder without leftovers = %+v, %v", temps, err)
+	}
 }
