@@ -98,8 +98,9 @@ The newest backup of each name, as JSON:
   bk-check --latest --json /etc/bk/hosts | jq .`},
 			{Title: "SEE ALSO", Body: `bk-ls(1), bk-join(1), bk-push(1); docs/FORMAT.md describes shares, manifests and the report.`},
 		},
-		Progress: true,
-		Action:   run,
+		Progress:  true,
+		GCPercent: connect.GCPercent,
+		Action:    run,
 	}
 }
 

@@ -77,7 +77,8 @@ The backups of one name before a day, as JSON:
   bk-ls --name home --before 2026-11-01 --json /etc/bk/hosts | jq .`},
 			{Title: "SEE ALSO", Body: `bk-check(1), bk-join(1), bk-push(1); docs/FORMAT.md describes manifests and the listing.`},
 		},
-		Action: run,
+		GCPercent: connect.GCPercent,
+		Action:    run,
 	}
 }
 

@@ -96,7 +96,8 @@ monthly ones; look first:
   bk-prune -q --keep-daily 7 --keep-weekly 4 --keep-monthly 12 /etc/bk/hosts`},
 			{Title: "SEE ALSO", Body: `bk-ls(1), bk-check(1), bk-push(1).`},
 		},
-		Action: run,
+		GCPercent: connect.GCPercent,
+		Action:    run,
 	}
 }
 

@@ -80,8 +80,9 @@ host comes back, a spare is added or room is made.
   bk-check /etc/bk/hosts`},
 			{Title: "SEE ALSO", Body: `bk-check(1), bk-ls(1), bk-join(1); docs/FORMAT.md describes shares and manifest revisions.`},
 		},
-		Progress: true,
-		Action:   run,
+		Progress:  true,
+		GCPercent: connect.GCPercent,
+		Action:    run,
 	}
 }
 
