@@ -387,15 +387,9 @@ func TestDialSilentHost(t *testing.T) {
 func TestStuckRequest(t *testing.T) {
 	t.Parallel()
 	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
-		r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Timeout: testTimeout})
+		r, p, up := stalledUpload(t, s)
 		ctx := context.Background()
-		up, err := r.Create(ctx, "f")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer up.Abort()
-		p.Stall()
-		err = returnsSoon(t, func() error {
+		err := returnsSoon(t, func() error {
 			if _, err := up.Write(make([]byte, ChunkSize)); err != nil {
 				return err
 			}
@@ -413,6 +407,20 @@ func TestStuckRequest(t *testing.T) {
 			t.Fatal("the host that stopped answering was dialled again")
 		}
 	})
+}
+
+// stalledUpload starts an upload of "f" on s through a proxy, then makes
+// the host hang; the upload is aborted when the test ends.
+func stalledUpload(t *testing.T, s *sshtest.Server) (*SFTP, *sshtest.Proxy, remote.Upload) {
+	t.Helper()
+	r, p := viaProxy(t, s, remote.DialOptions{Retry: fastRetry, Timeout: testTimeout})
+	up, err := r.Create(context.Background(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Abort() })
+	p.Stall()
+	return r, p, up
 }
 
 // testTimeout is the timeout of the tests of silent hosts: long enough
@@ -504,6 +512,33 @@ func TestFileSystem(t *testing.T) {
 		}
 		if names[0] != names[1] || (s.Real && !strings.HasPrefix(names[0], "sftp:@"+s.Alias+":")) {
 			t.Fatalf("file systems %q: want one, named after the host", names)
+		}
+	})
+}
+
+// TestWindowCountsChunks: an upload keeps at most Window chunks on their
+// way, however small the ones it is lent: at N=256 bk-push lends a frame
+// a batch, and a window counted in bytes only would hold thousands a host.
+func TestWindowCountsChunks(t *testing.T) {
+	t.Parallel()
+	forEachServer(t, func(t *testing.T, s *sshtest.Server) {
+		_, _, up := stalledUpload(t, s)
+		keeper := up.(remote.Keeper)
+		accepted := 0
+		err := returnsSoon(t, func() error {
+			for range 100 * Window {
+				if err := keeper.WriteKept(make([]byte, 4<<10), func([]byte) {}); err != nil {
+					return err
+				}
+				accepted++
+			}
+			return nil
+		})
+		if err == nil {
+			t.Fatalf("%d chunks of 4 KiB went on their way to a host that answers nothing", accepted)
+		}
+		if accepted >= Window {
+			t.Fatalf("%d chunks on their way to a silent host, want fewer than %d", accepted, Window)
 		}
 	})
 }
