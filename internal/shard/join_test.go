@@ -609,6 +609,14 @@ func TestJoinReadsOneCopyOfAShare(t *testing.T) {
 	if r, err := joinWith(sources); err != nil || r.Degraded() || firstOpens.Load() != 4 || spareOpens.Load() != 0 {
 		t.Fatalf("all first copies good: %v, report %+v, %d first and %d spare copies opened", err, r, firstOpens.Load(), spareOpens.Load())
 	}
+	r, err := NewReaderAt(context.Background(), sources, ReadAtOptions{JoinOptions: JoinOptions{SetID: info.SetID}, Length: int64(len(data))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if spareOpens.Load() != 0 {
+		t.Fatalf("a ranged reader opened %d spare copies", spareOpens.Load())
+	}
 	for name, bad := range map[string]Source{
 		"missing":          indexedFailing{failingSource{"first2"}, 2},
 		"another set's":    first(2, other[2]),
@@ -619,6 +627,13 @@ func TestJoinReadsOneCopyOfAShare(t *testing.T) {
 		r, err := joinWith(sources)
 		if err != nil || len(r.Missing) != 0 || spareOpens.Load() != 1 {
 			t.Errorf("first copy of share 2 %s: %v, missing %q, %d spare copies opened", name, err, r.Missing, spareOpens.Load())
+		}
+		at, err := NewReaderAt(context.Background(), sources, ReadAtOptions{JoinOptions: JoinOptions{SetID: info.SetID}, Length: int64(len(data))})
+		if err != nil || len(at.Report().Missing) != 0 || spareOpens.Load() != 2 {
+			t.Errorf("first copy of share 2 %s, ranged: %v, %d spare copies opened", name, err, spareOpens.Load())
+		}
+		if at != nil {
+			at.Close()
 		}
 	}
 }

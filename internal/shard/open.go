@@ -30,7 +30,7 @@ var (
 func Join(ctx context.Context, sources []Source, w io.Writer, opts JoinOptions) (JoinReport, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	probes := probeCopies(ctx, sources, opts.SetID)
+	probes := probeCopies(sources, opts.SetID, func(srcs []Source) []probe { return probeAll(ctx, srcs) })
 	j, err := admit(ctx, probes, opts)
 	for _, p := range probes {
 		if p.rc != nil && !slices.ContainsFunc(j.shares, func(sh *share) bool { return sh != nil && sh.first == p.rc }) {
@@ -114,14 +114,14 @@ type IndexedSource interface {
 	ShareIndex() int
 }
 
-// probeCopies reads the headers of sources as probeAll does, but of the
+// probeCopies reads the headers of sources with probeAll, but of the
 // copies of a share (IndexedSource, the same index) only the first, and
 // the next one only where the copies read give no share that admit would
 // take for that index: reading every copy's header cost a request to
 // each host that holds one, at every backup of a chain, for a copy that
 // was dropped. The probes are in the order of sources, first copies
 // first.
-func probeCopies(ctx context.Context, sources []Source, want [16]byte) []probe {
+func probeCopies(sources []Source, want [16]byte, probeAll func([]Source) []probe) []probe {
 	var first []Source
 	spares := map[int][]Source{} // by index, in order
 	seen := map[int]bool{}
@@ -137,7 +137,7 @@ func probeCopies(ctx context.Context, sources []Source, want [16]byte) []probe {
 			first = append(first, src)
 		}
 	}
-	probes := probeAll(ctx, first)
+	probes := probeAll(first)
 	for len(spares) > 0 {
 		taken := takenIndices(probes, want)
 		var next []Source
@@ -150,7 +150,7 @@ func probeCopies(ctx context.Context, sources []Source, want [16]byte) []probe {
 				delete(spares, i)
 			}
 		}
-		probes = append(probes, probeAll(ctx, next)...)
+		probes = append(probes, probeAll(next)...)
 	}
 	return probes
 }

@@ -162,21 +162,25 @@ type opened struct {
 }
 
 // NewReaderAt opens the shares of sources for ranged reads of the stream
-// they rebuild. It reads every header and trailer, picks the set as Join
-// does (opts.SetID, else the one most shares belong to), and fails when
-// fewer than K shares of it are left. Close releases the shares.
+// they rebuild. It reads every header and trailer (of one copy of a
+// share found on several hosts, as Join), picks the set as Join does
+// (opts.SetID, else the one most shares belong to), and fails when fewer
+// than K shares of it are left. Close releases the shares.
 func NewReaderAt(ctx context.Context, sources []Source, opts ReadAtOptions) (*ReaderAt, error) {
 	if opts.Length < 0 {
 		return nil, fmt.Errorf("stream length %d out of range", opts.Length)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	probes := make([]probe, len(sources))
 	var headers atomic.Int64
-	var wg sync.WaitGroup
-	for i, src := range sources {
-		wg.Go(func() { probes[i] = openProbe(ctx, src, &headers) })
-	}
-	wg.Wait()
+	probes := probeCopies(sources, opts.SetID, func(sources []Source) []probe {
+		probes := make([]probe, len(sources))
+		var wg sync.WaitGroup
+		for i, src := range sources {
+			wg.Go(func() { probes[i] = openProbe(ctx, src, &headers) })
+		}
+		wg.Wait()
+		return probes
+	})
 	fail := func(err error) (*ReaderAt, error) {
 		for _, p := range probes {
 			if o, ok := p.src.(*opened); ok && o.rc != nil {
