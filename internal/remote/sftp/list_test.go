@@ -72,9 +72,11 @@ func TestReadAheadStopsAtListedEnd(t *testing.T) {
 		return s.Requests()["read"] - before
 	}
 	// 32 KiB a request (the in-process server states no limits): chunks
-	// of 32 KiB, 64 KiB and 128 KiB, the last four requests.
-	if n := reads(); n != 7 {
-		t.Fatalf("unlisted: %d read requests, want 7", n)
+	// of 32 KiB, 64 KiB and 128 KiB, the last four requests at once, of
+	// which pkg/sftp sends fewer when the end's answer comes back first:
+	// 5 to 7, by timing.
+	if n := reads(); n < 5 || n > 7 {
+		t.Fatalf("unlisted: %d read requests, want 5 to 7", n)
 	}
 	if _, err := r.List(context.Background(), ""); err != nil {
 		t.Fatal(err)
