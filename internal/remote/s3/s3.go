@@ -1210,9 +1210,23 @@ func (s *S3) List(ctx context.Context, dir string) ([]remote.Info, error) {
 	return remote.Filter(infos, false), err
 }
 
+// leftoverStart is how every temp and test file's name starts (a dot,
+// which no other name bk stores starts with), taken from the prefixes
+// themselves so that ListTemp follows them.
+var leftoverStart = commonStart(remote.TempPrefix, remote.ProbePrefix)
+
+// commonStart is the longest start a and b share.
+func commonStart(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return a[:i]
+}
+
 // ListTemp implements remote.Remote: the uploads in progress, and any
-// object with a temp or test file's name. Those names start with a dot,
-// as no other name bk stores does: the objects listed are those alone.
+// object with a temp or test file's name. Those names start with
+// leftoverStart: the objects listed are those alone.
 // All of them cost the store a look at each (bk-push's clean-up before it
 // sends: 20 ms of versitygw's CPU late in the soak's year, at 755
 // objects, against 1 ms). A folder with none is looked for as List does.
@@ -1224,7 +1238,7 @@ func (s *S3) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
 	if err != nil {
 		return nil, s.err(err)
 	}
-	objects, err := s.objectsNamed(ctx, dir, ".", 0)
+	objects, err := s.objectsNamed(ctx, dir, leftoverStart, 0)
 	if err != nil {
 		return nil, s.err(err)
 	}

@@ -554,3 +554,16 @@ func TestReadAtKeepsFirstRange(t *testing.T) {
 		t.Errorf("%d requests for an Open and reads inside a short object's first range; want 1", got)
 	}
 }
+
+// ListTemp lists by the start the leftovers' names share: it is a dot,
+// which no backup file's name starts with.
+func TestLeftoverStart(t *testing.T) {
+	if leftoverStart != "." {
+		t.Fatalf("temp and test files' names share the start %q, want %q", leftoverStart, ".")
+	}
+	for _, name := range []string{"b.manifest.json", "b.share0", "b.r2.manifest.json"} {
+		if strings.HasPrefix(name, leftoverStart) {
+			t.Errorf("%s starts as leftovers do", name)
+		}
+	}
+}
