@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/bk-backup/bk/internal/fsutil"
 	"github.com/bk-backup/bk/internal/remote"
@@ -265,29 +266,46 @@ func (l *Local) ListTemp(ctx context.Context, dir string) ([]remote.Info, error)
 	return l.list(ctx, dir, true)
 }
 
+// list lists the files and folders of dir that are leftovers, or that are
+// not. It asks each entry's metadata only of those: List and ListTemp of a
+// folder each look at all its entries' names, not twice at their inodes.
 func (l *Local) list(ctx context.Context, dir string, temp bool) ([]remote.Info, error) {
 	if err := l.ready(ctx, remote.CheckDir, dir); err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(l.path(dir))
+	d, err := os.Open(l.path(dir))
 	if err != nil {
 		return nil, l.err(err)
 	}
-	infos := make([]remote.Info, 0, len(entries))
-	for _, e := range entries {
-		st, err := e.Info()
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, l.err(err)
+	}
+	infos := make([]remote.Info, 0, len(names))
+	for _, name := range names {
+		if remote.IsLeftover(name) != temp {
+			continue
+		}
+		st, err := lstatIn(d, name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed while listing
 		}
 		if err != nil {
 			return nil, l.err(err)
 		}
-		if !st.Mode().IsRegular() && !st.IsDir() {
-			continue
+		if st.regular || st.dir {
+			infos = append(infos, remote.Info{Name: name, Size: st.size, ModTime: st.modTime, Dir: st.dir})
 		}
-		infos = append(infos, remote.Info{Name: e.Name(), Size: st.Size(), ModTime: st.ModTime(), Dir: st.IsDir()})
 	}
 	return remote.Filter(infos, temp), nil
+}
+
+// stat is what a listing needs of an entry's metadata.
+type stat struct {
+	size         int64
+	modTime      time.Time
+	regular, dir bool
 }
 
 // Remove implements remote.Remote.

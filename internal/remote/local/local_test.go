@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/remotetest"
@@ -143,5 +145,51 @@ func TestWritebackKeepsFileWhole(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("stored file differs from what was written")
+	}
+}
+
+// List gives the files and folders of a folder, each with its size and
+// time, and ListTemp the leftovers; neither gives a symlink or a FIFO.
+func TestListKinds(t *testing.T) {
+	dir := t.TempDir()
+	when := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	temp := remote.TempName("upload")
+	for name, size := range map[string]int{"share": 5, temp: 3} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("share", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(dir, remote.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	files, err := l.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Name != "share" || files[0].Size != 5 || !files[0].ModTime.Equal(when) || files[0].Dir ||
+		files[1].Name != "sub" || !files[1].Dir {
+		t.Fatalf("List = %+v; want share (5 bytes, %v) and the folder sub", files, when)
+	}
+	temps, err := l.ListTemp(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(temps) != 1 || temps[0].Name != temp || temps[0].Size != 3 || !temps[0].ModTime.Equal(when) {
+		t.Fatalf("ListTemp = %+v; want the upload's temp file (3 bytes, %v)", temps, when)
 	}
 }
