@@ -117,6 +117,19 @@ type FileSystemer interface {
 	FileSystem(ctx context.Context) (string, error)
 }
 
+// Nearby is a Location whose files are on this machine (a local folder):
+// reading one asks no server, so a client-side copy of it (the manifest
+// cache, package metacache) saves nothing.
+type Nearby interface {
+	Nearby() bool
+}
+
+// IsNearby reports whether loc's files are on this machine (Nearby).
+func IsNearby(loc Location) bool {
+	n, ok := loc.(Nearby)
+	return ok && n.Nearby()
+}
+
 // InProcessHasher is a Location whose uploads compute in the process
 // that makes them: an S3 store's parts are hashed (SHA-256) and maybe
 // encrypted (TLS) there. Other kinds' uploads are system calls (writes to

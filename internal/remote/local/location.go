@@ -25,6 +25,9 @@ func (l Location) String() string { return l.Path }
 // URL is a file:// URL.
 func (l Location) URL() string { return (&url.URL{Scheme: "file", Path: l.Path}).String() }
 
+// Nearby implements remote.Nearby: the folder is on this machine.
+func (l Location) Nearby() bool { return true }
+
 // Dial opens the folder.
 func (l Location) Dial(_ context.Context, opts remote.DialOptions) (remote.Remote, error) {
 	if err := remote.RefuseAppendOnly(l.Path, opts); err != nil {
