@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/metacache"
 	"github.com/bk-backup/bk/internal/remote"
 	_ "github.com/bk-backup/bk/internal/remote/kinds" // every kind of host a hosts file may name
 )
@@ -28,6 +29,11 @@ type Options struct {
 	// Warn receives what the reader should know: a skipped backup, a
 	// manifest that does not count. nil drops them.
 	Warn func(format string, args ...any)
+	// Cache keeps the manifests and tombstones read from hosts whose
+	// reads cost a request (not a local folder) for later runs; nil reads
+	// every one from its host. With Cache.Fresh every one is read from
+	// its host and replaces what the cache held.
+	Cache *metacache.Dir
 	// Now is the tools' clock, which tombstones' ages are measured by, as
 	// bk-prune measures them; nil is the system clock.
 	Now func() time.Time
@@ -98,15 +104,17 @@ func (c *Catalog) newHost(h hostsfile.Host) *Host {
 			return h.Dial(ctx, h.DialOptions(c.opts.Dial))
 		}
 	}
-	return &Host{Host: h, connect: connect, parsed: c.parsed}
+	return &Host{Host: h, connect: connect, parsed: c.parsed, cacheDir: c.opts.Cache}
 }
 
-// Close closes every connection made.
+// Close closes every connection made, and writes back the cache of each
+// host listed.
 func (c *Catalog) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range append(c.hosts, c.extras...) {
 		h.close()
+		h.saveCache()
 	}
 }
 
@@ -116,6 +124,10 @@ type Host struct {
 	hostsfile.Host
 	connect func(ctx context.Context, h hostsfile.Host) (remote.Remote, error)
 	parsed  *parsed // the catalog's
+	// cacheDir is the catalog's cache, nil for none; cache is the host's
+	// part of it, read when the host is listed.
+	cacheDir *metacache.Dir
+	cache    *metacache.Host
 
 	mu    sync.Mutex // held while dialling: every caller wants the same connection
 	tried bool
@@ -154,6 +166,32 @@ func (h *Host) close() {
 		h.r = nil
 		h.err = errClosed
 	}
+}
+
+// cacheKey names the host in the cache: its location with its kind (the
+// URL), and append-only=admin, which reads what the client stored rather
+// than what the host shows now (an S3 bucket's first versions).
+func (h *Host) cacheKey() string {
+	if h.AppendOnly == hostsfile.AppendOnlyAdmin {
+		return h.URL() + " append-only=admin"
+	}
+	return h.URL()
+}
+
+// saveCache writes back the host's cache, dropping what the host no
+// longer lists. A cache that cannot be written costs the next run reads,
+// nothing else: no error.
+func (h *Host) saveCache() {
+	h.listMu.Lock()
+	defer h.listMu.Unlock()
+	if h.cache == nil || h.listed == nil || h.listed.err != nil {
+		return
+	}
+	listed := make([]remote.Info, len(h.listed.kept))
+	for i, fi := range h.listed.kept {
+		listed[i] = fi.Info
+	}
+	_ = h.cache.Save(listed)
 }
 
 // Put stores data as name on the host, whole or not at all, never

@@ -198,6 +198,9 @@ func (h *Host) folder(ctx context.Context) *folder {
 			f.files[fi.Name] = fi
 		}
 	}
+	if h.cacheDir != nil && !remote.IsNearby(h.Location) {
+		h.cache = h.cacheDir.Host(h.cacheKey())
+	}
 	return f
 }
 
@@ -222,8 +225,17 @@ func (h *Host) read(ctx context.Context, r remote.Remote, fi keptFile) *read {
 	}
 	h.readMu.Unlock()
 	rd.once.Do(func() {
+		limit := int64(MaxManifest)
 		if fi.Tombstone {
-			t, err := readTombstone(ctx, r, fi.Info)
+			limit = tombstone.MaxSize
+		}
+		data, cached, err := h.readKept(ctx, r, fi.Info, limit)
+		if err != nil {
+			rd.err = err
+			return
+		}
+		if fi.Tombstone {
+			t, err := tombstone.Parse(data)
 			switch {
 			case err != nil:
 				rd.err = err
@@ -232,31 +244,56 @@ func (h *Host) read(ctx context.Context, r remote.Remote, fi keptFile) *read {
 			default:
 				rd.grave = &Grave{t, h}
 			}
-			return
-		}
-		_, rev, _ := manifest.ParseManifestPath(fi.Name)
-		var cp *Copy
-		data, err := readSmall(ctx, r, fi.Info, MaxManifest)
-		if err == nil {
-			cp, err = h.parsed.parse(data)
+		} else {
+			rd.copy, rd.err = h.checkManifest(fi, data)
 		}
 		switch {
-		case err != nil:
-			rd.err = err
-		case cp.ID != fi.ID:
-			rd.err = fmt.Errorf("holds the manifest of %s", cp.ID)
-		case cp.Rev() != rev:
-			rd.err = fmt.Errorf("holds revision %d", cp.Rev())
-		case !cp.Time.Equal(fi.Time):
-			// Readers take the newest backup by the names alone (Find);
-			// a time that says otherwise is a forgery.
-			rd.err = fmt.Errorf("its time %s is not the one its ID carries", cp.Time.UTC().Format(time.RFC3339))
+		case h.cache == nil || cached:
+		case rd.err == nil:
+			h.cache.Put(fi.Info, data)
 		default:
-			cp.Host = h
-			rd.copy = cp
+			// What the host serves now fails: so must later runs, not
+			// pass on an older copy cached before (a full check reads
+			// every file afresh).
+			h.cache.Drop(fi.Name)
 		}
 	})
 	return rd
+}
+
+// checkManifest parses data, the manifest file fi, and checks that it is
+// the manifest its name says.
+func (h *Host) checkManifest(fi keptFile, data []byte) (*Copy, error) {
+	_, rev, _ := manifest.ParseManifestPath(fi.Name)
+	cp, err := h.parsed.parse(data)
+	switch {
+	case err != nil:
+		return nil, err
+	case cp.ID != fi.ID:
+		return nil, fmt.Errorf("holds the manifest of %s", cp.ID)
+	case cp.Rev() != rev:
+		return nil, fmt.Errorf("holds revision %d", cp.Rev())
+	case !cp.Time.Equal(fi.Time):
+		// Readers take the newest backup by the names alone (Find);
+		// a time that says otherwise is a forgery.
+		return nil, fmt.Errorf("its time %s is not the one its ID carries", cp.Time.UTC().Format(time.RFC3339))
+	}
+	cp.Host = h
+	return cp, nil
+}
+
+// readKept reads the manifest or tombstone file fi: from the cache when it
+// holds the file as the host lists it (cached), else from the host. The
+// caller checks the bytes either way.
+func (h *Host) readKept(ctx context.Context, r remote.Remote, fi remote.Info, limit int64) (data []byte, cached bool, err error) {
+	if h.cache != nil {
+		// A cached file is held to the host's bound too.
+		if data, ok := h.cache.Get(fi); ok && int64(len(data)) <= limit {
+			return data, true, nil
+		}
+	}
+	data, err = readSmall(ctx, r, fi, limit)
+	return data, false, err
 }
 
 func (h *Host) list(ctx context.Context, only func(id string) bool) *Listing {
@@ -341,14 +378,6 @@ func (p *parsed) parse(data []byte) (*Copy, error) {
 		return nil, e.err
 	}
 	return &Copy{Manifest: e.m, Sum: sum}, nil
-}
-
-func readTombstone(ctx context.Context, r remote.Remote, fi remote.Info) (*tombstone.Tombstone, error) {
-	data, err := readSmall(ctx, r, fi, tombstone.MaxSize)
-	if err != nil {
-		return nil, err
-	}
-	return tombstone.Parse(data)
 }
 
 // readSmall reads the file fi on r, at most limit bytes of it: a hostile

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/bk-backup/bk/internal/metacache"
 )
 
 // Testscript commands for what every tool shares: exit statuses in a
@@ -60,7 +62,10 @@ func pipeline(ts *testscript.TestScript, neg bool, args []string) {
 		start = end + 1
 	}
 
-	env := append(os.Environ(), "PATH="+ts.Getenv("PATH"), "HOME="+ts.Getenv("HOME"), "TMPDIR="+ts.Getenv("TMPDIR"))
+	env := os.Environ()
+	for _, name := range []string{"PATH", "HOME", "TMPDIR", metacache.EnvDir} {
+		env = append(env, name+"="+ts.Getenv(name))
+	}
 	cmds := make([]*exec.Cmd, len(stages))
 	stderrs := make([]bytes.Buffer, len(stages))
 	for i, st := range stages {

@@ -283,6 +283,7 @@ x 6
 	testscript.Run(t, testscript.Params{
 		Dir:                 dir,
 		Cmds:                scriptCmds,
+		Setup:               noCache,
 		RequireExplicitExec: true,
 		Condition: func(cond string) (bool, error) {
 			if f, ok := scriptConds[cond]; ok {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/command"
+	"github.com/bk-backup/bk/internal/metacache"
 	"github.com/bk-backup/bk/internal/seal"
 	"github.com/bk-backup/bk/internal/sshtest"
 )
@@ -36,6 +37,14 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, tools)
 }
 
+// noCache turns the tools' cache off (the default one would be under
+// $HOME, which root can make even as /no-home): a script that tests it
+// sets $BK_CACHE_DIR to a folder of its own.
+func noCache(e *testscript.Env) error {
+	e.Setenv(metacache.EnvDir, metacache.Off)
+	return nil
+}
+
 // scriptsParallel is how many scripts run at once unless -test.parallel
 // says otherwise. The scripts spend most of their time waiting on pipes,
 // ssh logins and child processes rather than computing, so more than
@@ -46,6 +55,7 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		Cmds:                scriptCmds,
+		Setup:               noCache,
 		RequireExplicitExec: true,
 		Condition: func(cond string) (bool, error) {
 			if f, ok := scriptConds[cond]; ok {

@@ -240,7 +240,10 @@ func (s *sim) setup() error {
 	if err := os.Setenv("PATH", s.cfg.Bin+string(os.PathListSeparator)+os.Getenv("PATH")); err != nil {
 		return err
 	}
-	s.env = append(os.Environ(), s.srv.env...)
+	// The tools' cache of what they read from the hosts, in the work
+	// folder, as a user's is in their home: the year measures what users
+	// get.
+	s.env = append(append(os.Environ(), s.srv.env...), "BK_CACHE_DIR="+filepath.Join(d, "cache"))
 	s.conf = filepath.Join(d, "soak.conf")
 	s.hostFile = filepath.Join(d, "hosts.txt")
 	s.key = filepath.Join(d, "key.txt")

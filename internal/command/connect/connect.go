@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/bk-backup/bk/internal/catalog"
 	"github.com/bk-backup/bk/internal/cli"
 	"github.com/bk-backup/bk/internal/hostsfile"
+	"github.com/bk-backup/bk/internal/metacache"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/sftp"
 )
@@ -42,6 +44,7 @@ func Flags() []ucli.Flag {
 		&ucli.IntFlag{Name: "retries", Value: 5, Usage: "make `N` attempts to reconnect to a host that dropped before giving its share up"},
 		cli.DurationFlag("retry-pause", 500*time.Millisecond, "wait `PAUSE` (e.g. 500ms) before the first reconnect, doubled each time up to 8s"),
 		cli.DurationFlag("timeout", remote.DefaultTimeout, "count an SFTP or S3 host as failed when it leaves a connection attempt or a request unanswered for `TIME` (e.g. 30s)"),
+		&ucli.BoolFlag{Name: "no-cache", Usage: "read every manifest and tombstone from the SFTP, S3 and rclone hosts, not from the cache of earlier runs' reads in $BK_CACHE_DIR (default ~/.cache/bk; BK_CACHE_DIR=off is --no-cache)"},
 	}
 }
 
@@ -75,9 +78,46 @@ func Options(env *cli.Env, c *ucli.Context, verify bool) (catalog.Options, error
 			}
 			return r, nil
 		},
-		Warn: env.Msg.Warnf,
-		Now:  cli.Now,
+		Warn:  env.Msg.Warnf,
+		Now:   cli.Now,
+		Cache: cache(env, c),
 	}, nil
+}
+
+// cache is the metadata cache the flags and environment ask for, nil for
+// none. A folder that cannot be made leaves the tool without a cache: said
+// once (not with -q, so that cron stays quiet) when $BK_CACHE_DIR named
+// it, silently for the default, which a user without a home lacks.
+func cache(env *cli.Env, c *ucli.Context) *metacache.Dir {
+	if c.Bool("no-cache") {
+		return nil
+	}
+	dir, explicit, err := metacache.Location()
+	if err != nil || dir == "" {
+		return nil
+	}
+	d, err := metacache.Open(dir)
+	if err != nil {
+		if explicit {
+			env.Msg.Notef("running without a cache: %v", err)
+		}
+		return nil
+	}
+	d.Fresh = readsFresh(c)
+	return d
+}
+
+// readsFresh is whether the tool reads every block (bk-check and bk-repair
+// without --quick): it then reads every manifest and tombstone from the
+// hosts too, and what they serve replaces the cache. Rot of a cached file
+// that keeps its size and time is found there, not by the other tools.
+func readsFresh(c *ucli.Context) bool {
+	for _, f := range c.App.Flags {
+		if slices.Contains(f.Names(), "quick") {
+			return !c.Bool("quick")
+		}
+	}
+	return false
 }
 
 // hint says how to fix by hand what bk, never prompting, can't: a host key
