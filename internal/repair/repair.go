@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
+	"github.com/bk-backup/bk/internal/hostsfile"
 	"github.com/bk-backup/bk/internal/manifest"
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/scrub"
@@ -30,6 +31,15 @@ type Move struct {
 	To      *catalog.Host // where it will be stored
 	Path    string        // its name there
 	Spare   bool          // To is not the host it was on
+	// Copy is a move that replaces a bad copy of a share good elsewhere
+	// (scrub.Share.BadCopies) where it is, under the share's own name:
+	// readers look for a share on every host that holds a file of its
+	// name, so a rotten copy there is no redundancy. The rebuilt share
+	// waits under its temp name until it matches the manifest; then the
+	// bad file is removed and the new one takes its name. Named says To
+	// is the host the manifest names for the share.
+	Copy  bool
+	Named bool
 
 	stored manifest.Share // as stored, once it is
 }
@@ -44,6 +54,8 @@ var ErrLost = errors.New("fewer than k good shares")
 // good shares may still do, with the damaged ones: bit rot in a stripe of
 // one share and in another stripe of the next leaves k good blocks in
 // every stripe, which the join rebuilds the stream from (and checks whole).
+// A bad copy of a good share is replaced where it is (Move.Copy), unless
+// its host is append-only (Stuck).
 func Plan(ctx context.Context, listings []*catalog.Listing, r *scrub.Report) ([]Move, error) {
 	m := r.Manifest
 	if r.Good+len(damaged(r)) < m.K {
@@ -58,6 +70,11 @@ func Plan(ctx context.Context, listings []*catalog.Listing, r *scrub.Report) ([]
 	var moves []Move
 	for _, s := range r.Shares {
 		if s.Good {
+			for _, c := range s.BadCopies {
+				if !Stuck(c) {
+					moves = append(moves, Move{Index: s.Index, Problem: c.Problem, From: c.Host, To: c.At, Path: c.Path, Copy: true, Named: c.Named})
+				}
+			}
 			continue
 		}
 		mv, ok := place(ctx, listings, m, s, taken)
@@ -99,6 +116,11 @@ func place(ctx context.Context, listings []*catalog.Listing, m *manifest.Manifes
 	}
 	return mv, false
 }
+
+// Stuck reports whether Plan leaves bad copy c of a good share where it
+// is: on an append-only host (append-only=yes), where no file is ever
+// removed, its admin has to remove it.
+func Stuck(c scrub.Copy) bool { return c.At.AppendOnly == hostsfile.AppendOnlyClient }
 
 // damaged lists the shares r found on a host but not good: read too
 // when the good ones are fewer than k, for the stripes they still hold.
@@ -162,7 +184,11 @@ type Options struct {
 // revision of the manifest, naming only the shares stored whole, on every
 // host reached, and returns it and the moves stored, with an error naming
 // each share that found no host; Options.Warn hears of each upload given
-// up and the host tried next.
+// up and the host tried next. A move that replaces a bad copy (Move.Copy)
+// is tried on its host alone, and changes no record of the manifest but
+// the version its upload stored on the share's named host, on hosts that
+// keep versions: when the moves change no record, no revision is written,
+// and the manifest returned is nil.
 func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, moves []Move, opts Options) (*manifest.Manifest, []Move, error) {
 	m := r.Manifest
 	taken := map[*catalog.Host]bool{}
@@ -184,6 +210,16 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 		stored = append(stored, done...)
 		moves = nil
 		for _, f := range failed {
+			if f.move.Copy {
+				// The share is good elsewhere: there is nothing to
+				// place, only this copy to mend, on its host or not at all.
+				err := fmt.Errorf("backup %s: share %d: host %s: its bad copy not replaced: %w", m.ID, f.move.Index, f.move.To, f.err)
+				if opts.Warn != nil {
+					opts.Warn("%v", err)
+				}
+				lost = append(lost, err)
+				continue
+			}
 			s := r.Shares[f.move.Index]
 			s.Problem = f.err.Error()
 			next, ok := place(ctx, listings, m, s, taken)
@@ -206,13 +242,31 @@ func Repair(ctx context.Context, listings []*catalog.Listing, r *scrub.Report, m
 	next := *m
 	next.Revision = m.Rev() + 1
 	next.Shares = slices.Clone(m.Shares)
+	changed := false
 	for _, mv := range stored {
 		i := slices.IndexFunc(next.Shares, func(s manifest.Share) bool { return s.Index == mv.Index })
-		if i >= 0 {
-			next.Shares[i] = mv.stored
-		} else {
-			next.Shares = append(next.Shares, mv.stored)
+		rec := mv.stored
+		if mv.Copy {
+			if !mv.Named || i < 0 {
+				continue
+			}
+			// The same share where the manifest puts it, but for the
+			// version its upload stored on a host that keeps versions.
+			rec = next.Shares[i]
+			rec.ObjectVersion = mv.stored.ObjectVersion
+			if rec == next.Shares[i] {
+				continue
+			}
 		}
+		changed = true
+		if i >= 0 {
+			next.Shares[i] = rec
+		} else {
+			next.Shares = append(next.Shares, rec)
+		}
+	}
+	if !changed {
+		return nil, stored, errors.Join(lost...)
 	}
 	slices.SortFunc(next.Shares, func(a, b manifest.Share) int { return a.Index - b.Index })
 	if err := writeRevision(ctx, listings, &next); err != nil {
@@ -245,7 +299,7 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			sources = append(sources, s.At.Source(s.Path, s.Version))
 		}
 	}
-	outs := make([]*upload, m.N)
+	outs := make([]*upload, len(moves)) // by move
 	defer func() {
 		for _, u := range outs {
 			if u != nil {
@@ -253,9 +307,10 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			}
 		}
 	}()
+	// Two bad copies of one share are regenerated at once.
 	writers := map[int]io.Writer{}
-	var live []Move
-	for _, mv := range moves {
+	var live []int // moves whose upload started
+	for k, mv := range moves {
 		// Hashed as m pins its shares, for the revision: in version 4
 		// the share's units without their blocks, which the join
 		// checked or computed; before, the whole file.
@@ -269,14 +324,20 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			failed = append(failed, failure{mv, u.err})
 			continue
 		}
-		outs[mv.Index], writers[mv.Index] = u, u
-		live = append(live, mv)
+		outs[k] = u
+		if w, ok := writers[mv.Index]; ok {
+			writers[mv.Index] = io.MultiWriter(w, u)
+		} else {
+			writers[mv.Index] = u
+		}
+		live = append(live, k)
 	}
 	if len(live) == 0 {
 		return nil, failed, nil
 	}
 	if opts.Progress != nil {
-		writers[live[0].Index] = io.MultiWriter(writers[live[0].Index], progressWriter(opts.Progress))
+		i := moves[live[0]].Index
+		writers[i] = io.MultiWriter(writers[i], progressWriter(opts.Progress))
 	}
 	// The good shares are read, and the damaged ones only when the good
 	// are fewer than k. The
@@ -285,11 +346,11 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 	if _, err := catalog.Join(ctx, m, sources, io.Discard, shard.JoinOptions{Regenerate: writers}); err != nil {
 		return nil, nil, fmt.Errorf("rebuilding backup %s: %w", m.ID, err)
 	}
-	var whole []Move
-	for _, mv := range live {
-		u := outs[mv.Index]
+	var whole []int
+	for _, k := range live {
+		mv, u := &moves[k], outs[k]
 		if u.err != nil {
-			failed = append(failed, failure{mv, u.err})
+			failed = append(failed, failure{*mv, u.err})
 			continue
 		}
 		mv.stored = manifest.Share{Index: mv.Index, Host: mv.To.URL(), Path: mv.Path, Size: shareSize(m)}
@@ -298,20 +359,27 @@ func rebuild(ctx context.Context, r *scrub.Report, moves []Move, opts Options) (
 			return nil, nil, fmt.Errorf("backup %s: share %d rebuilt is not the one stored (%s %s, the manifest says %s); nothing was stored",
 				m.ID, mv.Index, u.pin, mv.stored.Sum(), m.Shares[i].Sum())
 		}
-		whole = append(whole, mv)
+		whole = append(whole, k)
 	}
 	// Only once every share rebuilt matched its manifest does one take
-	// its name.
-	for _, mv := range whole {
-		if err := outs[mv.Index].up.Commit(ctx); err != nil {
+	// its name; a bad copy, which holds the name, goes just before.
+	for _, k := range whole {
+		mv := moves[k]
+		if mv.Copy {
+			if err := mv.To.Remove(ctx, mv.Path); err != nil {
+				failed = append(failed, failure{mv, err})
+				continue
+			}
+		}
+		if err := outs[k].up.Commit(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
 			failed = append(failed, failure{mv, err})
 			continue
 		}
-		mv.stored.ObjectVersion = remote.UploadVersion(outs[mv.Index].up)
-		outs[mv.Index] = nil
+		mv.stored.ObjectVersion = remote.UploadVersion(outs[k].up)
+		outs[k] = nil
 		done = append(done, mv)
 	}
 	return done, failed, nil

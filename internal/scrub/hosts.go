@@ -54,8 +54,9 @@ type TempFile struct {
 }
 
 // Hosts sums up each host of listings: its usage and, from reports, the
-// shares found good, bad or missing on it. A host is healthy when every
-// share checked there is good, degraded when one is not.
+// shares found good, bad or missing on it (a bad copy of a share good
+// elsewhere counts as bad). A host is healthy when every share checked
+// there is good, degraded when one is not.
 func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) []Host {
 	var out []Host
 	for _, l := range listings {
@@ -83,6 +84,11 @@ func Hosts(ctx context.Context, listings []*catalog.Listing, reports []*Report) 
 		}
 		for _, r := range reports {
 			for _, s := range r.Shares {
+				for _, c := range s.BadCopies {
+					if c.Host == h.Host {
+						h.Bad++
+					}
+				}
 				if s.Host != h.Host {
 					continue
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/local"
 	"github.com/bk-backup/bk/internal/shard"
+	"github.com/bk-backup/bk/internal/shard/sharetest"
 )
 
 // counted is a folder host that counts the opens and stats it serves.
@@ -37,7 +38,8 @@ func (c counted) Stat(ctx context.Context, name string) (remote.Info, error) {
 }
 
 // backupIn splits data 2 of 3 into the folders dirs, one share each, and
-// returns the manifest of it. The shares are written as they come and
+// returns the manifest of it (version 4, each share pinned by its meta
+// hash). The shares are written as they come and
 // named once the set, and so the backup's ID, is known.
 func backupIn(t *testing.T, data []byte, dirs []string) *manifest.Manifest {
 	t.Helper()
@@ -67,6 +69,12 @@ func backupIn(t *testing.T, data []byte, dirs []string) *manifest.Manifest {
 		if err := os.Rename(f.Name(), filepath.Join(dirs[i], s.Path)); err != nil {
 			t.Fatal(err)
 		}
+		share, err := sharetest.Load(filepath.Join(dirs[i], s.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := share.MetaSum()
+		m.SetSum(&s, sum[:])
 		m.Shares = append(m.Shares, s)
 	}
 	return m

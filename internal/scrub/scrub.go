@@ -16,6 +16,7 @@ import (
 	"hash"
 	"io"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
@@ -92,6 +93,26 @@ type Share struct {
 	// since nothing the user gave looks after it (bk-prune, quotas,
 	// bk-check's alarms): its host moved, or was dropped from the list.
 	Outside bool `json:"outside,omitempty"`
+	// BadCopies are the other copies of the share found bad: on hosts
+	// beside the one named above (a share a repair stored on a spare
+	// while its host was down, which came back with its own copy). A
+	// restore that finds the good copy's host down reads one of these, so
+	// each makes the backup at least degraded, for bk-repair to replace.
+	BadCopies []Copy `json:"bad_copies,omitempty"`
+}
+
+// Copy is a copy of a share, on a host that holds a file of its path,
+// found bad.
+type Copy struct {
+	Host    string `json:"host"`
+	Path    string `json:"path"`
+	Problem string `json:"problem"`
+	// At is the host Host names; Named, whether it is the one the
+	// manifest names for the share; Version, the version of the file
+	// read there (catalog.Placed.VersionOn).
+	At      *catalog.Host `json:"-"`
+	Named   bool          `json:"-"`
+	Version string        `json:"-"`
 }
 
 // OutsideHint is the way forward from a share that is Outside.
@@ -135,8 +156,9 @@ type Options struct {
 }
 
 // Check reads the shares of backup m from the hosts of listings and
-// judges it. Each share is looked for on every host that lists it, the
-// one the manifest names first (catalog.Place), until one copy is good.
+// judges it. Each share is read on every host that lists it (catalog.Place),
+// every copy as deeply as opts say: a share is good when one copy is, and
+// each other copy found bad is reported with it (Share.BadCopies).
 func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Manifest, opts Options) (*Report, error) {
 	placed, err := cat.Place(m, listings)
 	if err != nil {
@@ -149,16 +171,35 @@ func Check(ctx context.Context, cat *catalog.Catalog, listings []*catalog.Listin
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	for _, p := range placed {
+	read := func(do func()) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r.Shares[p.Index] = checkShare(ctx, m, p, opts)
+			do()
 		})
+	}
+	results := make([][]copyResult, len(placed))
+	for i, p := range placed {
+		if outside(p) {
+			read(func() { r.Shares[p.Index] = checkOutside(ctx, m, p, opts) })
+			continue
+		}
+		results[i] = make([]copyResult, len(p.Found))
+		for k, f := range p.Found {
+			read(func() {
+				res := &results[i][k]
+				res.missing, res.err = checkCopy(ctx, m, p.Share, f.Host, p.VersionOn(f.Host), f.Info.Size, opts)
+			})
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	for i, p := range placed {
+		if !outside(p) {
+			r.Shares[p.Index] = judgeCopies(p, results[i])
+		}
 	}
 	r.judge()
 	return r, nil
@@ -182,6 +223,9 @@ func (r *Report) judge() {
 		}
 	}
 	r.State = StateOf(r.Good, r.Manifest.K, r.Manifest.N)
+	if r.State == Healthy && slices.ContainsFunc(r.Shares, func(s Share) bool { return len(s.BadCopies) > 0 }) {
+		r.State = Degraded
+	}
 }
 
 // absent is share p when no copy of it is good.
@@ -196,32 +240,53 @@ func absent(p catalog.Placed) Share {
 	return s
 }
 
-// checkShare checks the copies of share p where they were found, in
-// order, until one is good; the first copy's problem is reported when
-// none is.
-func checkShare(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opts Options) Share {
+// outside reports whether share p is Outside: no host given holds it.
+func outside(p catalog.Placed) bool { return !p.Listed && len(p.Found) == 0 }
+
+// checkOutside checks share p where the manifest says, to tell whether it
+// is there, as a restore would read it (and a repair, short of good
+// shares); not good all the same, as bk-ls, which reads no share, says
+// too.
+func checkOutside(ctx context.Context, m *manifest.Manifest, p catalog.Placed, opts Options) Share {
 	out := absent(p)
-	if out.Outside {
-		// Read where the manifest says, to tell whether it is there, as a
-		// restore would read it (and a repair, short of good shares); not
-		// good all the same, as bk-ls, which reads no share, says too.
-		missing, err := checkCopy(ctx, m, p.Share, p.Named, p.VersionOn(p.Named), -1, opts)
-		out.Missing = missing
-		if err == nil {
-			out.Problem += " (the share is there, good)"
-		} else {
-			out.Problem += " (there: " + err.Error() + ")"
-		}
-		return out
+	missing, err := checkCopy(ctx, m, p.Share, p.Named, p.VersionOn(p.Named), -1, opts)
+	out.Missing = missing
+	if err == nil {
+		out.Problem += " (the share is there, good)"
+	} else {
+		out.Problem += " (there: " + err.Error() + ")"
+	}
+	return out
+}
+
+// copyResult is what checking a copy of a share found: checkCopy's
+// results.
+type copyResult struct {
+	missing bool
+	err     error
+}
+
+// judgeCopies is share p by what the checks of its copies (p.Found) found,
+// res[k] of p.Found[k]: good at the first good copy, the others that are
+// bad its BadCopies; when none is good, the first copy's problem is the
+// share's, and the rest are its BadCopies.
+func judgeCopies(p catalog.Placed, res []copyResult) Share {
+	out := absent(p)
+	first := slices.IndexFunc(res, func(r copyResult) bool { return r.err == nil })
+	if first < 0 && len(res) > 0 {
+		first = 0
 	}
 	for k, f := range p.Found {
-		h := f.Host
-		missing, err := checkCopy(ctx, m, p.Share, h, p.VersionOn(h), f.Info.Size, opts)
-		if err == nil {
-			return Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Version: p.VersionOn(h), Good: true}
-		}
-		if k == 0 {
-			out.Host, out.At, out.Version, out.Missing, out.Problem = h.String(), h, p.VersionOn(h), missing, err.Error()
+		h, err := f.Host, res[k].err
+		switch {
+		case k == first && err == nil:
+			good := Share{Index: p.Index, Path: p.Path, Host: h.String(), At: h, Version: p.VersionOn(h), Good: true}
+			good.BadCopies = out.BadCopies
+			out = good
+		case k == first:
+			out.Host, out.At, out.Version, out.Missing, out.Problem = h.String(), h, p.VersionOn(h), res[k].missing, err.Error()
+		case err != nil:
+			out.BadCopies = append(out.BadCopies, Copy{Host: h.String(), Path: p.Path, Problem: err.Error(), At: h, Named: h == p.Named, Version: p.VersionOn(h)})
 		}
 	}
 	return out
@@ -520,7 +585,8 @@ func checkTrailer(b []byte, hdr shard.Header, m *manifest.Manifest) error {
 
 // Presence judges backup m by what the listings show, reading nothing: a
 // share is good when a host lists a file of its path and of the size the
-// manifest records. It is what bk-ls shows; Check reads the files.
+// manifest records, and a copy listed at another size is a bad one. It is
+// what bk-ls shows; Check reads the files.
 func Presence(cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Manifest) (*Report, error) {
 	placed, err := cat.Place(m, listings)
 	if err != nil {
@@ -528,17 +594,13 @@ func Presence(cat *catalog.Catalog, listings []*catalog.Listing, m *manifest.Man
 	}
 	r := newReport(m)
 	for _, p := range placed {
-		s := absent(p)
+		res := make([]copyResult, len(p.Found))
 		for k, f := range p.Found {
-			if f.Info.Size == p.Size {
-				s = Share{Index: p.Index, Path: p.Path, Host: f.Host.String(), At: f.Host, Good: true}
-				break
-			}
-			if k == 0 {
-				s.Host, s.At, s.Missing, s.Problem = f.Host.String(), f.Host, false, fmt.Sprintf("%d bytes, the manifest says %d", f.Info.Size, p.Size)
+			if f.Info.Size != p.Size {
+				res[k].err = fmt.Errorf("%d bytes, the manifest says %d", f.Info.Size, p.Size)
 			}
 		}
-		r.Shares[p.Index] = s
+		r.Shares[p.Index] = judgeCopies(p, res)
 	}
 	r.judge()
 	return r, nil

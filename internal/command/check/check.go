@@ -41,6 +41,15 @@ a restore, which reads only k shares, it finds rot on the others too.
 --quick checks presence, size, header and trailer only, reading a few
 hundred bytes per share.
 
+A share may stand on more than one host (a repair stored it on a spare
+while its host was down, and the host came back with its own copy): every
+copy is checked, each as deeply, since a restore that finds one copy's
+host down reads another. The share is good when a copy is; a bad copy
+beside it is named in a warning, with its host, and makes the backup
+degraded, for bk-repair to replace. --quick sees a copy listed at the
+wrong size, or cut short, or with a header or trailer not the backup's;
+rot inside a copy is the full check's to find.
+
 Each backup is then healthy (every share good), degraded (some shares bad
 or missing, more than k good: restorable, with margin left), at risk
 (exactly k good: one more loss loses it) or lost (fewer than k good). Each
@@ -180,6 +189,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			if !s.Good {
 				env.Msg.Warnf("backup %s: share %d%s: %s", b.ID, s.Index, where(s), s.Problem)
 			}
+			for _, c := range s.BadCopies {
+				env.Msg.Warnf("backup %s: share %d: its copy on host %s (%s): %s%s", b.ID, s.Index, c.Host, c.Path, c.Problem, goodOn(s))
+			}
 		}
 		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, K: b.K, N: b.N,
 			State: r.State, Good: r.Good, Share: r.Shares})
@@ -252,6 +264,14 @@ func where(s scrub.Share) string {
 		return " on host " + s.Host
 	}
 	return " on host " + s.Host + " (" + s.Path + ")"
+}
+
+// goodOn says where share s is good, after a bad copy of it.
+func goodOn(s scrub.Share) string {
+	if !s.Good {
+		return ""
+	}
+	return "; the share is good on host " + s.Host
 }
 
 // choose picks the backups to check, newest first; the ones that do not

@@ -34,7 +34,9 @@ shows it (a file of the share's name and of the size the manifest records),
 not as the manifest says. A share no host holds is shown missing, and the
 backup healthy, degraded, at risk or lost by the count of shares present;
 one that only a host the hosts files lack may hold is not counted present
-either, with a warning naming that host.
+either, with a warning naming that host. A copy of a share on another host
+listed at another size is a bad copy: the backup is degraded, as
+bk-check calls it, for bk-repair to replace it.
 Then each host: the bytes bk keeps there against its quota, its free space,
 and temp files that uploads in progress or killed runs left there; then
 the shares that no manifest names (orphans, left by failed runs on

@@ -39,7 +39,14 @@ A share goes back to its host when that host is reachable and has room
 is still there, as ID.rR.shareI beside it; else to a spare, the first host
 of the hosts files that is reachable, has room and holds no share of the
 backup. Every file is stored atomically, and nothing is replaced: the
-damaged file stays until bk-prune removes it. When an upload fails on the
+damaged file stays until bk-prune removes it. One exception: a bad copy
+of a share that is good on another host (bk-check names it) is replaced
+where it is, under its own name, since readers look for a share on every
+host that holds a file of its name: the rebuilt share waits under a temp
+name beside it until it matches the manifest, then the bad file is
+removed and the new one takes its name. The manifest stays as it is. On
+an append-only host (append-only=yes), which removes nothing, the bad copy
+is named in a warning for its admin to remove (exit 3). When an upload fails on the
 way (the host full, the connection cut), its temp file goes, a warning
 names the host, and the share is rebuilt again for the next host that
 qualifies; the others go on.
@@ -99,6 +106,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	}
 	var failed []error
 	found, repaired, waiting := 0, 0, 0
+	stuck := 0       // bad copies left on append-only hosts
 	outside := false // a backup waiting has a share on a host not given
 	progress := env.NewProgress(-1, "repairing")
 	defer progress.Done()
@@ -134,8 +142,21 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			failed = append(failed, err)
 			continue
 		}
+		for _, s := range r.Shares {
+			for _, c := range s.BadCopies {
+				if s.Good && repair.Stuck(c) {
+					env.Msg.Warnf("backup %s: share %d: its copy on host %s (%s): %s; that host is append-only (append-only=yes): its admin removes the file (the share is good on host %s)",
+						b.ID, s.Index, c.Host, c.Path, c.Problem, s.Host)
+					stuck++
+				}
+			}
+		}
 		for _, mv := range moves {
-			fmt.Fprintf(env.Stdout, "%s share %d on %s (%s) -> %s %s\n", b.ID, mv.Index, mv.From, mv.Problem, mv.To, mv.Path)
+			replaced := ""
+			if mv.Copy {
+				replaced = " (in place of the bad copy)"
+			}
+			fmt.Fprintf(env.Stdout, "%s share %d on %s (%s) -> %s %s%s\n", b.ID, mv.Index, mv.From, mv.Problem, mv.To, mv.Path, replaced)
 		}
 		if c.Bool("dry-run") {
 			continue
@@ -146,6 +167,8 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		}
 		if next != nil {
 			env.Msg.Notef("backup %s: %s rebuilt, revision %d of its manifest written", b.ID, cli.Count(int64(len(stored)), "share", "shares"), next.Rev())
+		} else if len(stored) > 0 {
+			env.Msg.Notef("backup %s: %s rebuilt in place of bad copies; its manifest stays as it is", b.ID, cli.Count(int64(len(stored)), "share", "shares"))
 		}
 		if err != nil {
 			env.Msg.Errorf("%v", err)
@@ -164,6 +187,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 	case waiting > 0:
 		return cli.WithHint(cli.Degradedf("%d of the backups wait for a host to take a share: they stay restorable, degraded", waiting),
 			"add a spare host to the hosts file, make room, or bring the hosts that are down back")
+	case stuck > 0:
+		return cli.WithHint(cli.Degradedf("%s left on append-only hosts: the backups stay degraded", cli.Count(int64(stuck), "bad copy of a share", "bad copies of shares")),
+			"with the host's admin credentials, remove the files named; the shares are good elsewhere")
 	}
 	return nil
 }
