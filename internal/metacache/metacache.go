@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,13 +61,43 @@ func Location() (dir string, explicit bool, err error) {
 }
 
 // Open makes the folder dir (only this user may read it: manifests name
-// the backups and hosts) and returns the cache there.
+// the backups and hosts) and returns the cache there, removing the files
+// left unwritten for Unused.
 func Open(dir string) (*Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	removeUnused(dir, time.Now().Add(-Unused))
 	return &Dir{path: dir}, nil
 }
+
+// Unused is how long a cache file may go unwritten before Open removes
+// it: the cache of a host no hosts file names any more (one that moved
+// has another key), or a temp file a killed run left. A host whose
+// listing did not change for that long costs one run its reads.
+const Unused = 30 * 24 * time.Hour
+
+// removeUnused removes the cache and temp files in dir last written
+// before cutoff; it leaves any other file alone.
+func removeUnused(dir string, cutoff time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if _, err := hex.DecodeString(name); (err != nil || len(name) != 32) && !strings.HasPrefix(name, tempPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+// tempPrefix starts the names of the files Save writes before renaming
+// them into place.
+const tempPrefix = ".tmp-"
 
 // Host is the cache of one host, read once. Its methods are safe for
 // concurrent use.
@@ -160,7 +191,7 @@ func (h *Host) Save(listed []remote.Info) error {
 	if !h.changed {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(h.file), ".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(h.file), tempPrefix+"*")
 	if err != nil {
 		return err
 	}

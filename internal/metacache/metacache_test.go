@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -177,5 +178,33 @@ func TestLocation(t *testing.T) {
 	t.Setenv("HOME", "/h")
 	if dir, explicit, err := Location(); (dir != "/c/bk" && dir != "/h/Library/Caches/bk") || explicit || err != nil {
 		t.Errorf("Location() = %q, %v, %v", dir, explicit, err)
+	}
+}
+
+// Open removes the cache and temp files left unwritten for Unused, and
+// nothing else.
+func TestOpenRemovesUnused(t *testing.T) {
+	d := saved(t, "k")
+	fresh := only(t, d)
+	var stale []string
+	for _, name := range []string{"0123456789abcdef0123456789abcdef", ".tmp-123", "notes.txt"} {
+		f := filepath.Join(d.path, name)
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-Unused - time.Hour)
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, f)
+	}
+	if _, err := Open(d.path); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{stale[0], stale[1], stale[2], fresh} {
+		_, err := os.Stat(f)
+		if gone := err != nil; gone != slices.Contains(stale[:2], f) {
+			t.Errorf("%s: gone %v", filepath.Base(f), gone)
+		}
 	}
 }
