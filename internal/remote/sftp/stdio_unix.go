@@ -48,22 +48,16 @@ func sshStdio(cmd *exec.Cmd) (answers io.Reader, requests io.WriteCloser, closeA
 	// wakes us more often.
 	_ = uc.SetWriteBuffer(sendBuffer)
 	cmd.Stdin, cmd.Stdout = child, child
-	return uc, halfClose{uc}, func() { _ = child.Close() }, func() { _ = uc.Close() }, nil
+	answers, requests, err = sessionIO(uc)
+	if err != nil {
+		_ = child.Close()
+		_ = uc.Close()
+		return nil, nil, nil, nil, err
+	}
+	return answers, requests, func() { _ = child.Close() }, func() { _ = uc.Close() }, nil
 }
 
 // sendBuffer is what we ask for as our end's send buffer: a larger one
 // (4 MiB, all an upload keeps unacknowledged) made more wake-ups, not
 // fewer: the upload then waited for acknowledgements, one at a time.
 const sendBuffer = 1 << 20
-
-// halfClose ends the requests but not the answers: ssh reads the end of
-// its input, and the session ends as when its stdin pipe is closed.
-type halfClose struct{ *net.UnixConn }
-
-func (h halfClose) Close() error { return h.CloseWrite() }
-
-// WriteBuffers writes bufs in one writev.
-func (h halfClose) WriteBuffers(bufs net.Buffers) error {
-	_, err := bufs.WriteTo(h.UnixConn)
-	return err
-}
