@@ -39,6 +39,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -98,6 +99,11 @@ type S3 struct {
 	// free (appendOnly, or an append-only host's admin); see the package
 	// doc
 	firstVersions bool
+
+	// transport is the client's, for the requests made without it
+	// (listQuick), which userAgent names as the client does
+	transport http.RoundTripper
+	userAgent string
 
 	// bucketSeen: an answer of the store has shown that the bucket is
 	// there (Dial)
@@ -161,8 +167,9 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	if _, err := creds.Get(); err != nil {
 		return nil, s.err(err)
 	}
+	s.transport = answers{transport, &s.bucketSeen}
 	client, err := minio.New(endpoint, &minio.Options{
-		Transport:    answers{transport, &s.bucketSeen},
+		Transport:    s.transport,
 		Creds:        creds,
 		Secure:       secure,
 		Region:       region,
@@ -175,6 +182,7 @@ func Dial(ctx context.Context, loc Location, opts remote.DialOptions) (*S3, erro
 	// The tool names itself, so that a store's access log tells which
 	// tool asked what.
 	client.SetAppInfo(filepath.Base(os.Args[0]), buildVersion())
+	s.userAgent = fmt.Sprintf("bk (%s; %s) %s/%s", runtime.GOOS, runtime.GOARCH, filepath.Base(os.Args[0]), buildVersion())
 	s.core = &minio.Core{Client: client}
 	return s, nil
 }
@@ -1100,6 +1108,15 @@ func (s *S3) objectsNamed(ctx context.Context, dir, start string, max int) ([]re
 	page := 1000 // S3's most
 	if max > 0 {
 		page = max
+	}
+	if !s.firstVersions {
+		if objects, ok := s.listQuick(ctx, prefix+start, max, page); ok {
+			for _, obj := range objects {
+				base, isDir := strings.CutSuffix(strings.TrimPrefix(obj.Name, prefix), "/")
+				infos = append(infos, remote.Info{Name: base, Size: obj.Size, ModTime: obj.ModTime, Dir: isDir})
+			}
+			return infos, nil
+		}
 	}
 	opts := minio.ListObjectsOptions{Prefix: prefix + start, WithVersions: s.firstVersions, FetchOwner: &noOwners, MaxKeys: page}
 	for obj := range s.core.Client.ListObjects(ctx, s.loc.Bucket, opts) {
