@@ -237,7 +237,14 @@ func (x *extractor) read() error {
 			return err
 		}
 		x.member = name
+		var buf []byte
+		if x.sc != nil {
+			// The scanner's 1 MiB buffer (it reads the end of each
+			// archive), allocated once for the chain, not once a backup.
+			buf = x.sc.buf
+		}
 		x.sc = newMemberScanner(x.ctx, r, x.sel, x.opts.Progress, x.opts.Warn, x.opts.Devices)
+		x.sc.buf = buf
 		x.ahead = newAhead(x.sc, x.scannerWarn, x.ahead)
 		err = x.readMember()
 		// A writer's error comes first: its file is earlier in the
