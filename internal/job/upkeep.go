@@ -14,7 +14,8 @@ import (
 
 // upkeep runs, after a stored backup, the keyless tools the config asks
 // for: bk-prune with the retention, bk-check (--quick, or full every
-// FullCheckEvery), and bk-repair when the check finds a backup degraded.
+// FullCheckEvery), and bk-repair when the check finds a backup degraded
+// (--quick after a quick check, when a full one is due some night).
 // A tool that is not installed is reported, not skipped in silence.
 func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(int, string, ...any)) {
 	run := func(kind string, args ...string) (Step, bool) {
@@ -75,7 +76,16 @@ func (s *Summary) upkeep(ctx context.Context, c *Config, opt Options, fail func(
 	}
 	switch {
 	case st.Exit == 3 && c.Repair:
-		if st, ok := run("repair", "bk-repair", "--name", c.Name); ok && st.Exit != 0 {
+		repair := []string{"bk-repair", "--name", c.Name}
+		if !full && c.FullCheckEvery > 0 {
+			// As deep as the check that found the damage: a quick one
+			// finds shares (and copies of them) missing, cut or not the
+			// backup's, and so does a quick repair, where a full one read
+			// every byte of every copy of every share, which the next
+			// full check does (and a repair after it, of what it finds).
+			repair = append(repair, "--quick")
+		}
+		if st, ok := run("repair", repair...); ok && st.Exit != 0 {
 			fail(upkeepExit(st.Exit), "bk-repair: %s", st.Status)
 		}
 	case st.Exit == 3:

@@ -45,7 +45,9 @@ that keeps nothing recent pruned it, or too many of its shares are lost),
 the job warns once and runs bk-pack --full, so the night still yields a
 backup that restores. After a stored backup, as the config says,
 bk-prune keeps the retention, bk-check --quick runs (a full bk-check every
-full-check-every), and bk-repair mends what the check finds degraded. Then
+full-check-every), and bk-repair mends what the check finds degraded
+(bk-repair --quick after a quick check, when full-check-every is set:
+a share rotted inside, any copy of it, is the full check's to find). Then
 the after-success hooks run when the job's exit is 0 or 3, else the
 after-failure hooks. Hooks get the outcome in their environment:
 BK_JOB, BK_CONFIG, BK_STATUS (ok, degraded, failed, interrupted), BK_EXIT,
