@@ -251,7 +251,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		now = afterLast(env, dir, now)
 	}
 	var progress *cli.Progress
-	m, err := push.Push(ctx, env.Stdin, push.Options{
+	m, err := push.Push(ctx, input(env.Stdin), push.Options{
 		BeforeManifest: chain(before),
 		Catalog:        cat,
 		Name:           name,
