@@ -92,7 +92,7 @@ func (x *extractor) purge(e *entry) error {
 	if err != nil {
 		return err
 	}
-	ents, err := d.ReadDir(-1)
+	ents, err := readDirTypes(d)
 	d.Close()
 	if err != nil {
 		return err
@@ -103,6 +103,7 @@ func (x *extractor) purge(e *entry) error {
 		}
 		if gone(listed[c.Name()], c.IsDir()) {
 			x.closeParent() // it may be the removed directory, or under it
+			clear(x.realDirs)
 			if err := x.root.RemoveAll(s + "/" + c.Name()); err != nil {
 				return err
 			}
@@ -113,12 +114,20 @@ func (x *extractor) purge(e *entry) error {
 
 // noSymlinkIn refuses a staged directory path that goes through a symlink
 // an earlier archive of the chain left (within one archive the scanner
-// refuses such names already).
+// refuses such names already). A path found to be directories alone
+// stays so until purge removes something (nothing else of the extraction
+// removes a directory, or puts a symlink where one is), so it is not
+// looked at again until then: each look resolves every element of the
+// path from the root.
 func (x *extractor) noSymlinkIn(dir string) error {
 	if x.chain == 0 {
 		return nil
 	}
+	var checked []string
 	for p := dir; p != x.stage && p != "."; p = path.Dir(p) {
+		if _, ok := x.realDirs[p]; ok {
+			break
+		}
 		fi, err := x.root.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -129,6 +138,13 @@ func (x *extractor) noSymlinkIn(dir string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s: would write through %s, which an earlier backup of the chain left there: refused", dir, strings.TrimPrefix(p, x.stage+"/"))
 		}
+		checked = append(checked, p)
+	}
+	if x.realDirs == nil {
+		x.realDirs = map[string]struct{}{}
+	}
+	for _, p := range checked {
+		x.realDirs[p] = struct{}{}
 	}
 	return nil
 }

@@ -103,3 +103,22 @@ func TestExtractChainRefusesSymlinkPath(t *testing.T) {
 		t.Fatalf("the target was left behind: %v", err)
 	}
 }
+
+// A folder one archive of a chain wrote in, which a later one replaced by
+// a symlink (to a folder beside it, inside the target), is no way through
+// for the archive after: the restore's memory of the folders it looked at
+// goes with what a dumpdir removes.
+func TestExtractChainRefusesSymlinkInPlaceOfFolder(t *testing.T) {
+	full := tarOf(t, "t/", "t/d/", "t/d/f=1")
+	inc1 := tarOf(t, "t/#Dd", "t/d/#Nf,Yg", "t/d/g=2")
+	inc2 := tarOf(t, "t/#Yd,De", "t/d->e", "t/e/")
+	inc3 := tarOf(t, "t/d/evil=e")
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err := ExtractChain(context.Background(), membersOf(full, inc1, inc2, inc3), dir, RestoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), "backup b3: ") || !strings.Contains(err.Error(), "would write through t/d") {
+		t.Fatalf("got %v, want a refusal naming backup b3 and t/d", err)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the target was left behind: %v", err)
+	}
+}

@@ -97,6 +97,9 @@ type extractor struct {
 	unverified  *unverified
 	lastInPlace string
 	member      string // the name of the archive being read
+	// realDirs are staged paths noSymlinkIn found to be directories,
+	// symlinks nowhere on the way, since purge last removed anything.
+	realDirs map[string]struct{}
 	// What this system could not restore, for one warning each at the end.
 	unsettable       xattr.Unsettable
 	nodesUnsupported int

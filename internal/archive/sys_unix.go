@@ -261,3 +261,16 @@ func hasXattrsFd(f *os.File) bool {
 	}
 	return err != nil || n > 0
 }
+
+// readDirTypes lists the open directory d, each entry's type as the
+// directory gives it (a stat only where it gives none): ReadDir of a
+// directory opened through an os.Root stats every entry.
+func readDirTypes(d *os.File) ([]fs.DirEntry, error) {
+	fd, err := unix.Dup(int(d.Fd()))
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: d.Name(), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.Name())
+	defer f.Close()
+	return f.ReadDir(-1)
+}
