@@ -736,8 +736,12 @@ func (s *S3) firstVersion(ctx context.Context, name string) (version string, inf
 	return version, info, nil
 }
 
-// firstRange is the first range a reader asks for.
-const firstRange = 32 << 10
+// firstRange is the first range a reader asks for: what a GET is worth
+// (requestSize), so that a share of that size or less, as most of an
+// incremental backup's are, is read whole by the GET that reads its
+// header, where a first range of 32 KiB took a second GET for the
+// checksums of its other records.
+const firstRange = requestSize
 
 // reader reads an object from an offset and, when the connection drops,
 // asks again from where it was, for the same version of the object.
