@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,9 +83,14 @@ func (rw *requestWatch) Read(p []byte) (int, error) {
 		}
 		size := 4 + int(binary.BigEndian.Uint32(rw.buf))
 		if rw.buf[4] == fxpWrite {
+			if len(rw.buf) < 13 {
+				break // the handle's length is still to come
+			}
 			rw.f.mu.Lock()
 			rw.f.writes[binary.BigEndian.Uint32(rw.buf[5:])] = true
 			rw.f.mu.Unlock()
+			// After the number: the handle, the offset and the data's length.
+			rw.f.noteWrite(size - 13 - int(binary.BigEndian.Uint32(rw.buf[9:])) - 12)
 		}
 		rw.skip = size
 	}
@@ -105,6 +114,22 @@ func (f *forger) Write(p []byte) (int, error) {
 }
 
 func (f *forger) Close() error { return nil }
+
+// noteWrite adds the data size of a write request to the file that mode
+// "sizes=FILE" names, a line each.
+func (f *forger) noteWrite(size int) {
+	if name, ok := strings.CutPrefix(f.mode, "sizes="); ok {
+		out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err == nil {
+			_, err = fmt.Fprintln(out, size)
+			err = errors.Join(err, out.Close())
+		}
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+	}
+}
 
 // forge returns what goes to the client in place of pkt.
 func (f *forger) forge(pkt []byte) []byte {
@@ -209,5 +234,54 @@ func TestForgedWriteAnswers(t *testing.T) {
 				t.Fatal("the final name exists")
 			}
 		})
+	}
+}
+
+// TestWritesAreWholePackets: an upload lent chunks of whole frames, which
+// are no multiple of the packet size, sends every write request but the
+// last one full, as OpenSSH's sftp does, and not a short request at each
+// chunk's end: each request costs the host a write and an answer.
+func TestWritesAreWholePackets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sizes := filepath.Join(t.TempDir(), "sizes")
+	h := Location{Host: "forger-sizes", Path: t.TempDir()}
+	r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, "sizes=" + sizes}, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	up, err := r.Create(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Abort()
+	const chunk, chunks = 7 * (128<<10 + 3*32), 12 // as bk-push lends them for a 2-of-3 stream
+	data := remotetest.Data(chunk*chunks, 3)
+	for at := 0; at < len(data); at += chunk {
+		if err := up.(remote.Keeper).WriteKept(data[at:at+chunk], func([]byte) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := up.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
+		t.Fatal("stored file differs from what was written")
+	}
+	text, err := os.ReadFile(sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(text))
+	packet := r.conn.packet
+	for i, line := range lines {
+		n, err := strconv.Atoi(line)
+		if err != nil || n > packet || n < packet && i < len(lines)-1 {
+			t.Fatalf("write request %d of %d carries %s bytes; want %d but for the last", i+1, len(lines), line, packet)
+		}
+	}
+	if want := (len(data) + packet - 1) / packet; len(lines) != want {
+		t.Fatalf("%d write requests for %d bytes, want %d", len(lines), len(data), want)
 	}
 }

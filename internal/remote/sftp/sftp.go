@@ -268,6 +268,13 @@ type upload struct {
 	buf     []byte   // being filled: the bytes after those sent
 	spare   [][]byte // buffers of acknowledged chunks, for the next ones
 	acked   int64
+	// tail is the last chunk sent while its last bytes, fewer than a
+	// request holds, wait to go with the next chunk's first ones: the
+	// requests are then whole packets whatever the chunks' sizes, as
+	// OpenSSH's sftp sends them (a chunk of seven frames of 128 KiB went
+	// as four requests, not three and a half). tailAt is where they start.
+	tail    *chunk
+	tailAt  int
 	resumed int64     // where the resend after a reconnect started, or -1
 	sum     hash.Hash // of all that was written, with Verify; else nil
 	err     error     // sticky: after a failure the upload is given up
@@ -287,6 +294,15 @@ type chunk struct {
 	pending sync.WaitGroup // of its requests until answered, or c failed
 	mu      sync.Mutex
 	err     error // of the first request that failed
+}
+
+// fail records err, unless a request failed before.
+func (ch *chunk) fail(err error) {
+	ch.mu.Lock()
+	if ch.err == nil {
+		ch.err = err
+	}
+	ch.mu.Unlock()
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -427,9 +443,49 @@ func (u *upload) send(ctx context.Context, data []byte, release func([]byte)) er
 		ch := &chunk{data: data, off: u.acked + u.unacked, release: release}
 		u.sent = append(u.sent, ch)
 		u.unacked += int64(len(data))
-		startChunk(ch, u.handle, u.fc)
+		u.start(ch)
 	}
 	return u.settle(ctx, Window-1)
+}
+
+// start sends ch in requests of the connection's packet size, the first
+// of them carrying the tail's bytes before ch's; what is left of ch, less
+// than a packet, becomes the tail.
+func (u *upload) start(ch *chunk) {
+	c, h := u.fc, u.handle
+	ch.c, ch.err = c, nil
+	at := 0
+	err := c.run(func() error {
+		if t := u.tail; t != nil {
+			u.tail = nil
+			rest := t.data[u.tailAt:]
+			at = min(len(ch.data), c.packet-len(rest))
+			if err := c.s.write(h, t.off+int64(u.tailAt), rest, t, ch.data[:at], ch); err != nil {
+				return err
+			}
+		}
+		for ; len(ch.data)-at >= c.packet; at += c.packet {
+			if err := c.s.write(h, ch.off+int64(at), ch.data[at:at+c.packet], ch, nil, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ch.fail(err)
+	} else if at < len(ch.data) {
+		u.tail, u.tailAt = ch, at
+	}
+}
+
+// sendTail sends the tail's bytes on their own: its chunk is waited for.
+func (u *upload) sendTail() {
+	t := u.tail
+	u.tail = nil
+	c := u.fc
+	if err := c.run(func() error { return c.s.write(u.handle, t.off+int64(u.tailAt), t.data[u.tailAt:], t, nil, nil) }); err != nil {
+		t.fail(err)
+	}
 }
 
 // startChunk sends ch to the file of handle h on connection c, in
@@ -441,18 +497,14 @@ func startChunk(ch *chunk, h []byte, c *conn) {
 	size := (len(ch.data) + requests - 1) / requests
 	err := c.run(func() error {
 		for at := 0; at < len(ch.data); at += size {
-			if err := c.s.write(h, ch.off+int64(at), ch.data[at:min(at+size, len(ch.data))], ch); err != nil {
+			if err := c.s.write(h, ch.off+int64(at), ch.data[at:min(at+size, len(ch.data))], ch, nil, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		ch.mu.Lock()
-		if ch.err == nil {
-			ch.err = err
-		}
-		ch.mu.Unlock()
+		ch.fail(err)
 	}
 }
 
@@ -475,6 +527,9 @@ func (u *upload) settle(ctx context.Context, keep int) error {
 		u.resumed = -1
 		for over() {
 			ch := u.sent[0]
+			if ch == u.tail {
+				u.sendTail()
+			}
 			ch.pending.Wait()
 			if ch.err == nil {
 				u.sent = u.sent[1:]
@@ -497,6 +552,7 @@ func (u *upload) settle(ctx context.Context, keep int) error {
 				return err
 			}
 			u.resumed = u.acked
+			u.tail = nil
 			for _, ch := range u.sent {
 				startChunk(ch, h, c)
 			}

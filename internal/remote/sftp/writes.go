@@ -70,12 +70,14 @@ func (e *statusError) Unwrap() error {
 	return nil
 }
 
-// waiter is a request of ours on its way: a write of a chunk, or a
-// request whose answer someone waits for.
+// waiter is a request of ours on its way: a write of a chunk's bytes, or
+// a request whose answer someone waits for.
 type waiter struct {
-	ch     *chunk // a write's
-	off    int64  // where the write starts
-	answer chan answer
+	// A write's chunk, and next, the chunk after it when the write runs
+	// on into its first bytes (else nil).
+	ch, next *chunk
+	off      int64 // where the write starts
+	answer   chan answer
 }
 
 type answer struct {
@@ -148,14 +150,14 @@ func (w waiter) done(typ byte, body []byte, err error) {
 	if err == nil {
 		err = writeStatus(typ, body, w.off)
 	}
-	if err != nil {
-		w.ch.mu.Lock()
-		if w.ch.err == nil {
-			w.ch.err = err
+	for _, ch := range []*chunk{w.ch, w.next} {
+		if ch != nil {
+			if err != nil {
+				ch.fail(err)
+			}
+			ch.pending.Done()
 		}
-		w.ch.mu.Unlock()
 	}
-	w.ch.pending.Done()
 }
 
 // status is nil for an OK status answer to a request of ours (what, in
@@ -192,16 +194,20 @@ func writeStatus(typ byte, body []byte, off int64) error {
 
 // send numbers a request of type typ, whose body after the number is
 // head then data, files w under the number and sends it in one write.
-func (s *session) send(typ byte, w waiter, head, data []byte) error {
+func (s *session) send(typ byte, w waiter, head []byte, data ...[]byte) error {
 	id, err := s.register(w)
 	if err != nil {
 		return err
 	}
+	size := 5 + len(head)
+	for _, d := range data {
+		size += len(d)
+	}
 	var start [9]byte
-	binary.BigEndian.PutUint32(start[:], uint32(5+len(head)+len(data)))
+	binary.BigEndian.PutUint32(start[:], uint32(size))
 	start[4] = typ
 	binary.BigEndian.PutUint32(start[5:], id)
-	if err := s.requests.sendWhole(net.Buffers{start[:], head, data}); err != nil {
+	if err := s.requests.sendWhole(append(net.Buffers{start[:], head}, data...)); err != nil {
 		err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
 		if _, ok := s.take(id); ok {
 			return err
@@ -214,24 +220,38 @@ func (s *session) send(typ byte, w waiter, head, data []byte) error {
 // ask sends a request and waits for its answer.
 func (s *session) ask(typ byte, head []byte) (answer, error) {
 	w := waiter{answer: make(chan answer, 1)}
-	if err := s.send(typ, w, head, nil); err != nil {
+	if err := s.send(typ, w, head); err != nil {
 		return answer{}, err
 	}
 	a := <-w.answer
 	return a, a.err
 }
 
-// write sends a write of data at off to the file of handle; ch hears of
-// its answer.
-func (s *session) write(handle []byte, off int64, data []byte, ch *chunk) error {
+// write sends a write of data, then more, at off to the file of handle:
+// data is of chunk ch, more of next (nil when more is empty). Both hear
+// of its answer.
+func (s *session) write(handle []byte, off int64, data []byte, ch *chunk, more []byte, next *chunk) error {
 	head := make([]byte, 0, 4+len(handle)+12)
 	head = appendString(head, handle)
 	head = binary.BigEndian.AppendUint64(head, uint64(off))
-	head = binary.BigEndian.AppendUint32(head, uint32(len(data)))
-	ch.pending.Add(1)
-	err := s.send(fxpWrite, waiter{ch: ch, off: off}, head, data)
+	head = binary.BigEndian.AppendUint32(head, uint32(len(data)+len(more)))
+	w := waiter{ch: ch, off: off}
+	if len(more) > 0 {
+		w.next = next
+	}
+	for _, c := range []*chunk{w.ch, w.next} {
+		if c != nil {
+			c.pending.Add(1)
+		}
+	}
+	err := s.send(fxpWrite, w, head, data, more)
 	if err != nil {
-		ch.pending.Done()
+		for _, c := range []*chunk{w.ch, w.next} {
+			if c != nil {
+				c.fail(err)
+				c.pending.Done()
+			}
+		}
 	}
 	return err
 }
