@@ -273,20 +273,32 @@ func (p *pusher) sharedSpace(slots []*target) map[int]error {
 // fits in its free space and quota, and stores a test file there: a host
 // that is read-only, full or otherwise refuses files fails now, while a
 // spare can still take its place, not once data flows.
+//
+// The test file goes while the checks run: each is a few round trips to
+// the host, which add up at every push to a distant one.
 func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{host: h, r: r, free: -1}
-	if err := p.check(ctx, t); err != nil {
-		return nil, err
-	}
+	p.cleanTemps(ctx, t) // first: with a clock ahead of the host's, the test file's temp looks stale
 	name := remote.ProbePrefix + hex.EncodeToString(randomBytes(8))
-	if err := h.Put(ctx, name, []byte("bk-push test file\n")); err != nil {
-		return nil, fmt.Errorf("%w (the test file written before data flows)", err)
+	var probeErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { probeErr = h.Put(ctx, name, []byte("bk-push test file\n")) })
+	checkErr := p.check(ctx, t)
+	wg.Wait()
+	if probeErr == nil {
+		t.probe = name
 	}
-	t.probe = name
+	switch {
+	case checkErr != nil:
+		p.removeProbes([]*target{t})
+		return nil, checkErr
+	case probeErr != nil:
+		return nil, fmt.Errorf("%w (the test file written before data flows)", probeErr)
+	}
 	return t, nil
 }
 
@@ -299,20 +311,38 @@ func randomBytes(n int) []byte {
 // sameFolders refuses hosts that are one folder under two names (a
 // symlink, a bind mount, a host by two names): each sees the other's test
 // file. Two shares there are lost together, which defeats k-of-n.
+//
+// The hosts look at once, each for the test files of those before it.
 func (p *pusher) sameFolders(ctx context.Context, slots []*target) error {
-	for i, a := range slots {
-		for _, b := range slots[i+1:] {
-			if a == nil || b == nil || a.probe == "" || b.probe == "" {
-				continue
-			}
-			if _, err := b.r.Stat(ctx, a.probe); err == nil {
-				nameA, nameB := a.host.String(), b.host.String()
-				if nameA == nameB { // one host, two paths
-					nameA, nameB = a.host.URL(), b.host.URL()
-				}
-				return &SameFolderError{A: nameA, B: nameB}
-			}
+	same := make([]int, len(slots)) // for each host, the first before it that is one folder with it, plus 1
+	var wg sync.WaitGroup
+	for j, b := range slots {
+		if b == nil || b.probe == "" {
+			continue
 		}
+		wg.Go(func() {
+			for i, a := range slots[:j] {
+				if a == nil || a.probe == "" {
+					continue
+				}
+				if _, err := b.r.Stat(ctx, a.probe); err == nil {
+					same[j] = i + 1
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for j, i := range same {
+		if i == 0 {
+			continue
+		}
+		a, b := slots[i-1], slots[j]
+		nameA, nameB := a.host.String(), b.host.String()
+		if nameA == nameB { // one host, two paths
+			nameA, nameB = a.host.URL(), b.host.URL()
+		}
+		return &SameFolderError{A: nameA, B: nameB}
 	}
 	return ctx.Err()
 }
@@ -323,27 +353,37 @@ func (p *pusher) sameFolders(ctx context.Context, slots []*target) error {
 func (p *pusher) removeProbes(slots []*target) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	var wg sync.WaitGroup
 	for _, t := range slots {
 		if t != nil && t.probe != "" && t.host.AppendOnly == hostsfile.AppendOnlyClient {
 			t.probe = ""
 		}
 		if t != nil && t.probe != "" {
-			if err := t.host.Remove(ctx, t.probe); err != nil {
-				p.opt.Warn("removing the test file: %v", err)
-			}
-			t.probe = ""
+			wg.Go(func() {
+				if err := t.host.Remove(ctx, t.probe); err != nil {
+					p.opt.Warn("removing the test file: %v", err)
+				}
+				t.probe = ""
+			})
 		}
 	}
+	wg.Wait()
 }
 
-func (p *pusher) check(ctx context.Context, t *target) error {
+// cleanTemps removes the temp files that earlier runs left on t.
+func (p *pusher) cleanTemps(ctx context.Context, t *target) {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
-		// Its leftovers are for bk-prune with the admin hosts file.
-	} else if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge)); err != nil {
+		return // its leftovers are for bk-prune with the admin hosts file
+	}
+	if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge)); err != nil {
 		p.opt.Warn("host %s: removing stale temp files: %v", t.host, err)
 	} else if n > 0 {
 		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)
 	}
+}
+
+// check checks that the share fits in t's quota and free space.
+func (p *pusher) check(ctx context.Context, t *target) error {
 	t.budget.Store(-1)
 	if q := t.host.Quota; q.Bytes > 0 {
 		used, err := remote.Used(ctx, t.r, "")
@@ -363,6 +403,14 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 	if p.need < 0 {
 		return nil
 	}
+	// The file system's name is asked for at once: a second round trip
+	// that needs no wait for the first.
+	var fs string
+	var wg sync.WaitGroup
+	if fsr, ok := t.r.(remote.FileSystemer); ok {
+		wg.Go(func() { fs, _ = fsr.FileSystem(ctx) })
+	}
+	defer wg.Wait()
 	free, err := t.r.Free(ctx)
 	if errors.Is(err, remote.ErrUnknownSpace) {
 		p.opt.Note("host %s: free space unknown, not checked", t.host)
@@ -374,12 +422,8 @@ func (p *pusher) check(ctx context.Context, t *target) error {
 	if free < p.need {
 		return remote.HostError(t.host.String(), fmt.Errorf("%s free, the share needs %s", units.Bytes(free), units.Bytes(p.need)))
 	}
-	t.free = free
-	if fsr, ok := t.r.(remote.FileSystemer); ok {
-		if fs, err := fsr.FileSystem(ctx); err == nil {
-			t.fs = fs
-		}
-	}
+	wg.Wait()
+	t.free, t.fs = free, fs
 	return nil
 }
 
@@ -534,13 +578,16 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, targets []*tar
 		u := &upload{index: i, t: t, path: manifest.SharePath(p.id, i), batches: make(chan []byte, queue),
 			meta: shard.NewMetaHash(p.info.BlockSize)}
 		ups[i] = u
-		if up, err := t.r.Create(ctx, u.path); err != nil {
-			p.fail(u, err)
-		} else {
-			u.up = up
-			u.keeper, _ = up.(remote.Keeper)
-		}
-		wg.Go(func() { p.work(u, free) })
+		// Each worker starts its upload, all at once: a round trip each.
+		wg.Go(func() {
+			if up, err := t.r.Create(ctx, u.path); err != nil {
+				p.fail(u, err)
+			} else {
+				u.up = up
+				u.keeper, _ = up.(remote.Keeper)
+			}
+			p.work(u, free)
+		})
 	}
 	defer func() {
 		for _, u := range ups {
