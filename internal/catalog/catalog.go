@@ -206,7 +206,14 @@ func (h *Host) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	defer up.Abort()
-	if _, err := up.Write(data); err != nil {
+	// Lent whole where the upload keeps what it is lent until Commit: no
+	// copy into a buffer of a MiB for a manifest of a few hundred bytes.
+	if k, ok := up.(remote.Keeper); ok {
+		err = k.WriteKept(data, func([]byte) {})
+	} else {
+		_, err = up.Write(data)
+	}
+	if err != nil {
 		return err
 	}
 	return up.Commit(ctx)

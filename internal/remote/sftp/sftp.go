@@ -221,37 +221,44 @@ func (r *SFTP) Create(ctx context.Context, name string) (remote.Upload, error) {
 	}
 	u := &upload{r: r, final: r.path(name), sum: remote.VerifyHash(r.opts)}
 	err := r.do(ctx, r.pauses, "upload of "+u.final+" started", func(c *conn) error {
-		if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
-			return err
-		}
 		// A fresh name each try: an earlier try may have made its file.
 		u.tmp = r.path(remote.TempName(name))
-		// On an append-only host read-only from its creation: the
-		// account may not chmod it later.
-		perm := uint32(0o600)
-		if r.opts.AppendOnly {
-			perm = 0o444
+		h, err := r.createTemp(c, u.tmp)
+		if errors.Is(err, os.ErrNotExist) { // its folder, made only now: a round trip less for every file in place
+			if err := c.c.MkdirAll(path.Dir(u.final)); err != nil {
+				return err
+			}
+			h, err = r.createTemp(c, u.tmp)
 		}
-		h, err := c.s.open(u.tmp, fxfWrite|fxfCreat|fxfExcl, perm)
 		if err != nil {
 			return err
 		}
 		u.handle, u.fc = h, c
-		if r.opts.AppendOnly {
-			return nil // never chmodded
-		}
-		// Private like the local backend's also where the server takes
-		// no permissions with an open; one that can't chmod still
-		// stores the file.
-		if err := c.c.Chmod(u.tmp, 0o600); c.lost(err) {
-			return err
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, r.err(fmt.Errorf("create %s: %w", name, err))
 	}
 	return u, nil
+}
+
+// createTemp creates the temp file tmp, open for writing. On an
+// append-only host it is read-only from its creation: the account may
+// not chmod it later. Elsewhere it is private like the local backend's
+// also where the server takes no permissions with an open, by a chmod
+// sent with the open, in its round trip; one that can't chmod still
+// stores the file.
+func (r *SFTP) createTemp(c *conn, tmp string) ([]byte, error) {
+	if r.opts.AppendOnly {
+		return c.s.open(tmp, fxfWrite|fxfCreat|fxfExcl, 0o444)
+	}
+	opened := c.s.startOpen(tmp, fxfWrite|fxfCreat|fxfExcl, 0o600)
+	chmodErr := c.c.Chmod(tmp, 0o600)
+	h, err := opened()
+	if err == nil && c.lost(chmodErr) {
+		return nil, chmodErr
+	}
+	return h, err
 }
 
 // upload sends data in chunks, several on their way at once, and keeps
@@ -315,7 +322,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if u.buf == nil {
-			u.buf = u.newBuffer()
+			u.buf = u.newBuffer(len(p))
 		}
 		take := min(len(p), ChunkSize-len(u.buf))
 		u.buf = append(u.buf, p[:take]...)
@@ -350,13 +357,16 @@ func (u *upload) WriteKept(p []byte, release func([]byte)) error {
 	return u.send(context.Background(), p, release)
 }
 
-func (u *upload) newBuffer() []byte {
+// newBuffer returns a buffer for a chunk, to hold size bytes first: a
+// spare one, or a new one of that size, which append grows up to a
+// chunk's (a small file costs no MiB of memory to clear).
+func (u *upload) newBuffer(size int) []byte {
 	if k := len(u.spare); k > 0 {
 		b := u.spare[k-1]
 		u.spare = u.spare[:k-1]
 		return b
 	}
-	return make([]byte, 0, ChunkSize)
+	return make([]byte, 0, min(size, ChunkSize))
 }
 
 // file returns a handle to the temp file on connection c, reopening it
@@ -616,14 +626,20 @@ func (u *upload) Commit(ctx context.Context) error {
 
 // checkSize closes the temp file and checks that it holds all that was
 // written.
+//
+// The stat goes right after the close, in its round trip.
 func (u *upload) checkSize(c *conn) error {
+	closed := func() error { return nil }
 	if u.fc == c {
-		if err := c.s.close(u.handle); err != nil {
-			return err
-		}
-		u.fc = nil
+		closed = c.s.startClose(u.handle)
 	}
 	st, err := c.c.Stat(u.tmp)
+	if err := closed(); err != nil {
+		return err
+	}
+	if u.fc == c {
+		u.fc = nil
+	}
 	if err != nil {
 		return err
 	}

@@ -219,12 +219,20 @@ func (s *session) send(typ byte, w waiter, head []byte, data ...[]byte) error {
 
 // ask sends a request and waits for its answer.
 func (s *session) ask(typ byte, head []byte) (answer, error) {
+	return s.start(typ, head)()
+}
+
+// start sends a request and returns the wait for its answer: the caller
+// may send others before it waits, one round trip for all.
+func (s *session) start(typ byte, head []byte) func() (answer, error) {
 	w := waiter{answer: make(chan answer, 1)}
 	if err := s.send(typ, w, head); err != nil {
-		return answer{}, err
+		return func() (answer, error) { return answer{}, err }
 	}
-	a := <-w.answer
-	return a, a.err
+	return func() (answer, error) {
+		a := <-w.answer
+		return a, a.err
+	}
 }
 
 // write sends a write of data, then more, at off to the file of handle:
@@ -259,6 +267,11 @@ func (s *session) write(handle []byte, off int64, data []byte, ch *chunk, more [
 // open opens name with the SFTP flags pflags, creating it with
 // permissions perm (when not 0), and returns its handle.
 func (s *session) open(name string, pflags, perm uint32) ([]byte, error) {
+	return s.startOpen(name, pflags, perm)()
+}
+
+// startOpen is open, sent now, waited for when its result is called.
+func (s *session) startOpen(name string, pflags, perm uint32) func() ([]byte, error) {
 	head := appendString(nil, []byte(name))
 	head = binary.BigEndian.AppendUint32(head, pflags)
 	if perm != 0 {
@@ -267,7 +280,13 @@ func (s *session) open(name string, pflags, perm uint32) ([]byte, error) {
 	} else {
 		head = binary.BigEndian.AppendUint32(head, 0)
 	}
-	a, err := s.ask(fxpOpen, head)
+	wait := s.start(fxpOpen, head)
+	return func() ([]byte, error) { return openAnswer(name, wait) }
+}
+
+// openAnswer waits for the answer to an open of name: its handle.
+func openAnswer(name string, wait func() (answer, error)) ([]byte, error) {
+	a, err := wait()
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +312,18 @@ func (s *session) open(name string, pflags, perm uint32) ([]byte, error) {
 
 // close closes the file of handle.
 func (s *session) close(handle []byte) error {
-	a, err := s.ask(fxpClose, appendString(nil, handle))
+	return s.startClose(handle)()
+}
+
+// startClose is close, sent now, waited for when its result is called.
+func (s *session) startClose(handle []byte) func() error {
+	wait := s.start(fxpClose, appendString(nil, handle))
+	return func() error { return closeAnswer(wait) }
+}
+
+// closeAnswer waits for the answer to a close.
+func closeAnswer(wait func() (answer, error)) error {
+	a, err := wait()
 	if err != nil {
 		return err
 	}
