@@ -458,7 +458,7 @@ type upload struct {
 const queueBytes = 32 << 20
 
 // batchBytes is the size a batch reaches at small N: an SFTP upload sends
-// it in four requests, a folder in one write.
+// it in about four requests, a folder in one write.
 const batchBytes = 1 << 20
 
 // batchFrames is how many frames of a share make a batch: about

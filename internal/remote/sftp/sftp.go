@@ -498,9 +498,10 @@ func (u *upload) sendTail() {
 	}
 }
 
-// startChunk sends ch to the file of handle h on connection c, in
-// requests of equal size (a chunk of 4 packets and a few bytes is not sent
-// as 4 and a small one); their answers come on the connection's reader.
+// startChunk sends ch whole to the file of handle h on connection c, as a
+// resend after a reconnect or a copy does, in requests of equal size (a
+// chunk of 4 packets and a few bytes is not sent as 4 and a small one);
+// their answers come on the connection's reader.
 func startChunk(ch *chunk, h []byte, c *conn) {
 	ch.c, ch.err = c, nil
 	requests := (len(ch.data) + c.packet - 1) / c.packet
