@@ -460,7 +460,8 @@ func (u *upload) send(ctx context.Context, data []byte, release func([]byte)) er
 
 // start sends ch in requests of the connection's packet size, the first
 // of them carrying the tail's bytes before ch's; what is left of ch, less
-// than a packet, becomes the tail.
+// than a packet, becomes the tail. A request that fails has failed its
+// chunks (session.write).
 func (u *upload) start(ch *chunk) {
 	c, h := u.fc, u.handle
 	ch.c, ch.err = c, nil
@@ -481,9 +482,7 @@ func (u *upload) start(ch *chunk) {
 		}
 		return nil
 	})
-	if err != nil {
-		ch.fail(err)
-	} else if at < len(ch.data) {
+	if err == nil && at < len(ch.data) {
 		u.tail, u.tailAt = ch, at
 	}
 }
@@ -493,20 +492,19 @@ func (u *upload) sendTail() {
 	t := u.tail
 	u.tail = nil
 	c := u.fc
-	if err := c.run(func() error { return c.s.write(u.handle, t.off+int64(u.tailAt), t.data[u.tailAt:], t, nil, nil) }); err != nil {
-		t.fail(err)
-	}
+	_ = c.run(func() error { return c.s.write(u.handle, t.off+int64(u.tailAt), t.data[u.tailAt:], t, nil, nil) })
 }
 
 // startChunk sends ch whole to the file of handle h on connection c, as a
 // resend after a reconnect or a copy does, in requests of equal size (a
 // chunk of 4 packets and a few bytes is not sent as 4 and a small one);
-// their answers come on the connection's reader.
+// their answers come on the connection's reader, and a request that fails
+// has failed ch (session.write).
 func startChunk(ch *chunk, h []byte, c *conn) {
 	ch.c, ch.err = c, nil
 	requests := (len(ch.data) + c.packet - 1) / c.packet
 	size := (len(ch.data) + requests - 1) / requests
-	err := c.run(func() error {
+	_ = c.run(func() error {
 		for at := 0; at < len(ch.data); at += size {
 			if err := c.s.write(h, ch.off+int64(at), ch.data[at:min(at+size, len(ch.data))], ch, nil, nil); err != nil {
 				return err
@@ -514,9 +512,6 @@ func startChunk(ch *chunk, h []byte, c *conn) {
 		}
 		return nil
 	})
-	if err != nil {
-		ch.fail(err)
-	}
 }
 
 // settle waits until at most keep chunks, of at most keep × ChunkSize
@@ -630,15 +625,16 @@ func (u *upload) Commit(ctx context.Context) error {
 //
 // The stat goes right after the close, in its round trip.
 func (u *upload) checkSize(c *conn) error {
+	open := u.fc == c
 	closed := func() error { return nil }
-	if u.fc == c {
+	if open {
 		closed = c.s.startClose(u.handle)
 	}
 	st, err := c.c.Stat(u.tmp)
 	if err := closed(); err != nil {
 		return err
 	}
-	if u.fc == c {
+	if open {
 		u.fc = nil
 	}
 	if err != nil {

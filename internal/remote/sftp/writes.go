@@ -237,7 +237,7 @@ func (s *session) start(typ byte, head []byte) func() (answer, error) {
 
 // write sends a write of data, then more, at off to the file of handle:
 // data is of chunk ch, more of next (nil when more is empty). Both hear
-// of its answer.
+// of its answer; one that cannot be sent fails both at once.
 func (s *session) write(handle []byte, off int64, data []byte, ch *chunk, more []byte, next *chunk) error {
 	head := make([]byte, 0, 4+len(handle)+12)
 	head = appendString(head, handle)
