@@ -285,3 +285,55 @@ func TestWritesAreWholePackets(t *testing.T) {
 		t.Fatalf("%d write requests for %d bytes, want %d", len(lines), len(data), want)
 	}
 }
+
+// TestForgedAnswerToSpanningWrite: the third write request is made to run
+// from one lent chunk's last bytes into the next one's first; a forged
+// failure of it fails the upload, naming the host, with nothing under the
+// final name, and an answer held back behind the next still stores the
+// file whole: the answer counts for both chunks.
+func TestForgedAnswerToSpanningWrite(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"fail", "reorder"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			h := Location{Host: "forger-" + mode, Path: t.TempDir()}
+			r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, mode}, Retry: fastRetry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			up, err := r.Create(ctx, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Abort()
+			// Two whole requests and 100 bytes a chunk: the third request
+			// is the first chunk's last 100 bytes and the second's first.
+			chunk := 2*r.conn.packet + 100
+			data := remotetest.Data(4*chunk, 9)
+			for at := 0; at < len(data) && err == nil; at += chunk {
+				err = up.(remote.Keeper).WriteKept(data[at:at+chunk], func([]byte) {})
+			}
+			if err == nil {
+				err = up.Commit(ctx)
+			}
+			if mode == "reorder" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
+					t.Fatal("stored file differs from what was written")
+				}
+				return
+			}
+			prefix := "host forger-fail: upload "
+			if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), ": forged failure (SSH_FX_FAILURE)") {
+				t.Fatalf("got %v, want %q…forged failure", err, prefix)
+			}
+			if _, err := r.Stat(ctx, "f"); err == nil {
+				t.Fatal("the final name exists")
+			}
+		})
+	}
+}
