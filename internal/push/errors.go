@@ -57,22 +57,23 @@ func (e *VouchError) Error() string {
 type SameFolderError struct{ A, B string }
 
 func (e *SameFolderError) Error() string {
-	return fmt.Sprintf("hosts %s and %s are the same folder (a test file written to one appears in the other): two shares there would be lost together; nothing was sent", e.A, e.B)
+	return fmt.Sprintf("hosts %s and %s are the same folder (a test file written to one appears in the other): two shares there would be lost together; nothing was stored", e.A, e.B)
 }
 
-// TooFewError means fewer than MinShares shares could be stored: before
-// anything was sent (not Sent), or after, when what was stored has been
+// TooFewError means fewer than MinShares shares could be stored: too few
+// hosts passed their checks (not Picked; what reached those that did was
+// removed), or after the hosts were picked, when what was stored has been
 // removed again.
 type TooFewError struct {
 	Stored, N, Min int
-	Sent           bool
+	Picked         bool
 	Early          bool // the stream was given up before its end
 	Failed         []Failure
 }
 
 func (e *TooFewError) Error() string {
-	if !e.Sent {
-		return fmt.Sprintf("only %d of %d hosts can take a share, fewer than the %d required; nothing was sent", e.Stored, e.N, e.Min)
+	if !e.Picked {
+		return fmt.Sprintf("only %d of %d hosts can take a share, fewer than the %d required; nothing was stored", e.Stored, e.N, e.Min)
 	}
 	return fmt.Sprintf("only %d of %d shares could be stored, fewer than the %d required%s; nothing of this backup was kept%s",
 		e.Stored, e.N, e.Min, e.How(), FailedList(e.Failed))

@@ -296,7 +296,7 @@ func TestQuotaTooSmallRefusedBeforeUpload(t *testing.T) {
 	hosts := folders(t, 3)
 	hosts[2].Quota = units.Bytes(10_000) // a share is about 20 KB
 	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Options: Options{ExpectSize: int64(len(in)), MinShares: 3}})
-	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was sent") {
+	if r.err == nil || !strings.Contains(r.err.Error(), "nothing was stored") {
 		t.Fatalf("got %v\n%s", r.err, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "quota 9.8K has 9.8K left (0B used), the share needs") {
@@ -736,21 +736,23 @@ func (f flipping) Commit(ctx context.Context) error {
 // and then take one frame a host.
 func TestQueuedFramesBoundedAtLargeN(t *testing.T) {
 	for _, c := range []struct {
-		info          shard.SetInfo
-		frames, queue int
+		info                 shard.SetInfo
+		frames, queue, early int
 	}{
-		{shard.SetInfo{K: 2, N: 3, BlockSize: shard.DefaultBlockSize}, 7, 2},
-		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.DefaultBlockSize}, 1, 1},
-		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.FittingBlockSize(256)}, 1, 1},
-		{shard.SetInfo{K: 16, N: 32, BlockSize: shard.DefaultBlockSize}, 3, 2},
+		{shard.SetInfo{K: 2, N: 3, BlockSize: shard.DefaultBlockSize}, 7, 2, 8},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.DefaultBlockSize}, 1, 1, 1},
+		{shard.SetInfo{K: 128, N: 256, BlockSize: shard.FittingBlockSize(256)}, 1, 1, 1},
+		{shard.SetInfo{K: 16, N: 32, BlockSize: shard.DefaultBlockSize}, 3, 2, 2},
 	} {
-		frames, queue := batchFrames(c.info), queueLen(c.info)
-		if frames != c.frames || queue != c.queue {
-			t.Errorf("k=%d n=%d block %d: queue of %d batches of %d frames a host, want %d of %d",
-				c.info.K, c.info.N, c.info.BlockSize, queue, frames, c.queue, c.frames)
+		frames, queue, early := batchFrames(c.info), queueLen(c.info), earlyLen(c.info)
+		if frames != c.frames || queue != c.queue || early != c.early {
+			t.Errorf("k=%d n=%d block %d: queue of %d batches (%d before the host is picked) of %d frames a host, want %d (%d) of %d",
+				c.info.K, c.info.N, c.info.BlockSize, queue, early, frames, c.queue, c.early, c.frames)
 		}
-		if queued := int64(queue*frames) * c.info.StripeMemory(); queue*frames > 1 && queued > queueBytes {
-			t.Errorf("k=%d n=%d block %d: %d bytes queued, over %d", c.info.K, c.info.N, c.info.BlockSize, queued, queueBytes)
+		for _, batches := range []int{queue, early} {
+			if queued := int64(batches*frames) * c.info.StripeMemory(); batches*frames > 1 && queued > queueBytes {
+				t.Errorf("k=%d n=%d block %d: %d bytes queued, over %d", c.info.K, c.info.N, c.info.BlockSize, queued, queueBytes)
+			}
 		}
 	}
 }
@@ -791,4 +793,85 @@ func TestMetaHashRecipe(t *testing.T) {
 			t.Errorf("stream of %d bytes: the recipe prints %q, the manifest says %s", size, got, s.MetaBLAKE3)
 		}
 	}
+}
+
+// A host picked first takes data while another still connects: the stream
+// is read ahead into its queue meanwhile. Here the third host connects
+// only once the first has written some of its share; waiting for all
+// hosts before any data flows would hold it up for good. When the third
+// then fails, with --min-shares 3, what the first took is removed.
+func TestDataFlowsBeforeAllHostsArePicked(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprint("fail=", fail), func(t *testing.T) {
+			in := data(200_000, 24)
+			hosts := folders(t, 3)
+			wrote := make(chan struct{})
+			dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+				r, err := local.New(pathOf(h), remote.DialOptions{})
+				switch pathOf(h) {
+				case pathOf(hosts[0]):
+					return &firstWrite{Local: r, wrote: wrote}, err
+				case pathOf(hosts[2]):
+					select {
+					case <-wrote:
+					case <-time.After(20 * time.Second):
+						return nil, errors.New("no data reached the first host while this one connected")
+					}
+					if fail {
+						return nil, errors.New("connection refused")
+					}
+				}
+				return r, err
+			}
+			opt := Options{ExpectSize: int64(len(in))}
+			if fail {
+				opt.MinShares = 3
+			}
+			r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: opt})
+			if fail {
+				var few *TooFewError
+				if !errors.As(r.err, &few) || few.Picked || !strings.Contains(r.stderr, "connection refused") {
+					t.Fatalf("got %v\n%s", r.err, r.stderr)
+				}
+				if f := files(t, hosts); len(f) != 0 {
+					t.Fatalf("left behind: %v", f)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatalf("%v\n%s", r.err, r.stderr)
+			}
+			if got := join(t, r.m); !bytes.Equal(got, in) {
+				t.Fatal("joined stream differs")
+			}
+		})
+	}
+}
+
+// firstWrite is a folder that says when data first reaches a share there.
+type firstWrite struct {
+	*local.Local
+	wrote chan struct{}
+	once  sync.Once
+}
+
+func (f *firstWrite) Create(ctx context.Context, name string) (remote.Upload, error) {
+	up, err := f.Local.Create(ctx, name)
+	if err != nil || !strings.Contains(name, ".share") { // not the test file
+		return up, err
+	}
+	return &wroteUpload{Upload: up, f: f}, nil
+}
+
+type wroteUpload struct {
+	remote.Upload
+	f *firstWrite
+}
+
+func (w *wroteUpload) Write(p []byte) (int, error) {
+	n, err := w.Upload.Write(p)
+	if n > 0 {
+		w.f.once.Do(func() { close(w.f.wrote) })
+	}
+	return n, err
 }

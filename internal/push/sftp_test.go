@@ -86,7 +86,9 @@ func hostsOf(hs []*sshHost) []hostsfile.Host {
 	return out
 }
 
-// visible lists the files of dir that a reader sees: no temp files.
+// visible lists the files of dir that a reader sees: no temp files or
+// test files (a host killed mid-push may keep its test file too: the test
+// files are removed while data flows to the hosts picked first).
 func visible(t *testing.T, dir string) []string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -94,7 +96,7 @@ func visible(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if !remote.IsTemp(e.Name()) {
+		if !remote.IsLeftover(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
@@ -211,6 +213,16 @@ func (k *killer) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// waitFor waits until ok, for at most a minute.
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("gave up waiting")
+		}
+	}
+}
+
 func pushReader(t *testing.T, r io.Reader, s setup) run {
 	t.Helper()
 	var stderr syncBuffer
@@ -229,7 +241,14 @@ func TestSFTPHostKilledMidPush(t *testing.T) {
 			hs, ssh := sshHosts(t, 3)
 			opt := sshOptions(ssh, hostsOf(hs)...)
 			opt.MinShares = minShares
-			r := pushReader(t, &killer{r: bytes.NewReader(s), n: len(s) / 2, kill: func() { hs[2].srv.Stop() }}, opt)
+			// Killed once its share's temp file is there: the stream is
+			// read ahead while hosts log in, so half of it read does not
+			// mean the host took data.
+			kill := func() {
+				waitFor(t, func() bool { m, _ := filepath.Glob(filepath.Join(hs[2].dir, ".tmp-*.share2")); return len(m) > 0 })
+				hs[2].srv.Stop()
+			}
+			r := pushReader(t, &killer{r: bytes.NewReader(s), n: len(s) / 2, kill: kill}, opt)
 			if len(visible(t, hs[2].dir)) != 0 {
 				t.Fatalf("killed host shows %v", visible(t, hs[2].dir))
 			}

@@ -53,15 +53,19 @@ with # are skipped. A line may carry options after the destination:
   rclone:gdrive:bk                 quota=100G
   backup@spare.example.org:bk
 
-Lines beyond the n the stream needs are spares: before any data flows,
-bk-push connects to the first n hosts, checks their free space (hosts that
-are folders of one file system against its space together) and quotas
-against the share size, stores a small test file (.bk-probe-*) on each,
-and puts the next spare in the place of each host that fails (a read-only
-disk fails here, not halfway through). Then it looks for each host's test
-file on the others and removes them: two lines that are one folder (a
-symlink, a host by two names) are refused, as two shares on one disk
-would be lost together. Fewer lines than n is an error. The size is
+Lines beyond the n the stream needs are spares: bk-push connects to the
+first n hosts at once, checks their free space (hosts that are folders of
+one file system against its space together) and quotas against the share
+size, stores a small test file (.bk-probe-*) on each, and puts the next
+spare in the place of each host that fails, before that host takes any
+data (a read-only disk fails here, not halfway through). A host that
+passes takes its share's data at once while the others still connect (the
+stream is read ahead for them, up to 8 MiB each), unless its file system
+lacks the space for all n shares, when the check of its hosts together
+could still fail it. Then bk-push looks for each host's test file on the
+others and removes them: two lines that are one folder (a symlink, a host
+by two names) are refused, as two shares on one disk would be lost
+together, and what was sent is removed. Fewer lines than n is an error. The size is
 --expect-size, or else that of the newest full backup of the same --name
 on the hosts (one whose manifest counts, see bk-join(1)); only a first
 backup, with neither, warns that space is checked as data flows only, so
@@ -74,10 +78,10 @@ never accepted, with a hint to check it once by hand (ssh HOST), and a
 login must work without a password. A host that fails is named once, with
 ssh's reason; what else ssh says is shown as a warning naming the host. A
 host that leaves a connection attempt or a request unanswered for
---timeout has failed: its spare takes the share before data flows, else
-the share is given up. A dropped connection is re-dialled with backoff and
-the upload resumed, which a warning says once; after --retries attempts
-that share is given up.
+--timeout has failed: its spare takes the share if the host took no data
+yet, else the share is given up. A dropped connection is re-dialled with
+backoff and the upload resumed, which a warning says once; after
+--retries attempts that share is given up.
 
 S3 keys come from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY, else from
 ~/.aws/credentials (profile= or $AWS_PROFILE, else default); never from
@@ -125,7 +129,7 @@ func Tool() cli.Tool {
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "name", Value: "backup", Usage: "call the backup `NAME` (letters, digits, '.', '_', '-'); its ID is NAME-TIME-SETID"},
 			&ucli.IntFlag{Name: "min-shares", Aliases: []string{"m"}, Usage: "keep the backup when at least `M` shares are stored, from k to n but not below what bk-join counts (2 hosts for k=1); 0 means that least (exit 3 says it is degraded)"},
-			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before data flows; default: that of the newest full backup of --name on the hosts"),
+			cli.SizeFlag("expect-size", "", "the `SIZE` of the stream bk-split reads (e.g. 20G), to check free space and quotas before a host takes data; default: that of the newest full backup of --name on the hosts"),
 			&ucli.StringFlag{Name: "parent", Usage: "record `ID` as the backup this one builds on"},
 			&ucli.StringFlag{Name: "state", Usage: "the state folder `DIR` of bk-pack --state: store the backup only if bk-pack finished it, record its chain in the manifest, then advance the state"},
 			&ucli.IntFlag{Name: "go-ahead-fd", Value: -1, Usage: "once the shares are stored, wait for the line \"go\" on descriptor `FD` before writing the manifests (and advancing --state); anything else, or its end, removes what was stored: bk-backup(1) gives it when every other stage succeeded"},
@@ -322,8 +326,8 @@ func explain(err error) error {
 		return cli.WithHint(cli.AsUsage(err), "give a 1-of-1 stream a hosts file of its one host, or split into more shares (bk-split -k 1 -n 2)")
 	case errors.As(err, &same):
 		return cli.WithHint(cli.AsUsage(err), "give each share a disk of its own: drop one of the two lines from the hosts file")
-	case errors.As(err, &tooFew) && !tooFew.Sent:
-		return cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was sent", tooFew.Stored, tooFew.N, tooFew.Min),
+	case errors.As(err, &tooFew) && !tooFew.Picked:
+		return cli.WithHint(fmt.Errorf("only %d of %d hosts can take a share, fewer than --min-shares %d; nothing was stored", tooFew.Stored, tooFew.N, tooFew.Min),
 			"fix or replace the hosts above, add spare hosts to the hosts file, or lower --min-shares")
 	case errors.As(err, &tooFew):
 		return cli.WithHint(fmt.Errorf("only %d of %d shares could be stored, fewer than --min-shares %d%s; nothing of this backup was kept%s",
