@@ -875,3 +875,30 @@ func (w *wroteUpload) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Once too few shares are left the stream is given up, not read to its
+// end: here a host's quota runs out early in a stream of 75 MB, more than
+// twice what the queues read ahead while the hosts are picked (3 hosts, 9
+// batches of about 1 MiB each).
+func TestTooFewStopsTheStream(t *testing.T) {
+	in := data(50_000_000, 25)
+	s := stream(t, in, 2, 3)
+	hosts := folders(t, 3)
+	hosts[1].Quota = units.Bytes(100_000)
+	opt := setup{Hosts: hosts, Options: Options{Name: "t", ExpectSize: -1, MinShares: 3, StaleAge: time.Hour}}.options(io.Discard)
+	defer opt.Catalog.Close()
+	r := bytes.NewReader(s)
+	_, err := Push(context.Background(), r, opt)
+	var few *TooFewError
+	if !errors.As(err, &few) || !few.Picked || !few.Early {
+		t.Fatalf("got %v", err)
+	}
+	read := len(s) - r.Len()
+	t.Logf("read %d of the stream's %d bytes", read, len(s))
+	if read > len(s)/2 {
+		t.Fatal("read on after the backup could not be kept")
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
