@@ -187,11 +187,11 @@ T() {
 	/usr/bin/time -f '%e %M %U %S' -o "$TDIR/$name" "$@"
 }
 
-declare -A CMD PREP BEST RSS CPU STAGES SIZE ERR
+declare -A CMD PREP BEST WALLS RSS CPU STAGES SIZE ERR
 
 # def LABEL PREP CMD: a measured command, and what to do (untimed) before
 # each run of it. CMD's stages are wrapped in T NAME.
-def() { PREP[$1]=$2; CMD[$1]=$3; unset "BEST[$1]" "ERR[$1]"; }
+def() { PREP[$1]=$2; CMD[$1]=$3; unset "BEST[$1]" "WALLS[$1]" "ERR[$1]"; }
 
 # show turns a command into the text the report prints.
 show() {
@@ -201,8 +201,8 @@ show() {
 	printf '%s' "$s" | sed -E 's/(^| )T [a-z0-9-]+ /\1/g'
 }
 
-# once LABEL: one run; updates BEST (min wall), RSS (max per stage) and
-# CPU (min user+sys seconds per stage).
+# once LABEL: one run; updates BEST (min wall), WALLS (all of them), RSS
+# (max per stage) and CPU (min user+sys seconds per stage).
 once() {
 	local l=$1 t0 t1 f name
 	rm -rf "$TDIR" && mkdir -p "$TDIR"
@@ -221,6 +221,7 @@ once() {
 	if [[ -z ${BEST[$l]:-} ]] || awk -v a="$wall" -v b="${BEST[$l]}" 'BEGIN { exit !(a < b) }'; then
 		BEST[$l]=$wall
 	fi
+	WALLS[$l]+="$wall "
 	STAGES[$l]=
 	for f in "$TDIR"/*; do
 		[[ -e $f ]] || continue
@@ -330,6 +331,21 @@ compare() {
 	local v=info
 	[[ $op != - ]] && v=$(verdict "$r" "$op" "$limit")
 	line "$set" "$what" "$(secs "${BEST[$bk]}")" "$(secs "${BEST[$ref]}")" "${r}x" "$([[ $op == - ]] && echo - || echo "$op ${limit}x")" "$v"
+}
+
+# median LABEL: the median of its wall times.
+median() {
+	tr ' ' '\n' <<<"${WALLS[$1]}" | sed '/^$/d' | sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# medianline SET WHAT BK REF: the ratio of the median wall times, for
+# information: where one side varies more than the other (three processes
+# against one), the best of a few runs favours it.
+medianline() {
+	ok "$3" && ok "$4" || return 0
+	local a b
+	a=$(median "$3") b=$(median "$4")
+	line "$1" "$2" "$(secs "$a")" "$(secs "$b")" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }')" "-" "info"
 }
 
 # rssline SET WHAT LABEL STAGE [REFLABEL REFSTAGE...]: peak RSS of a bk
@@ -965,6 +981,8 @@ row9() {
 	compare sftp "bk-push to 3 sftp hosts / 3 sftp puts at once" sftp-push3 sftp-ref3 "<=" 1.0
 	compare sftp "bk-push of a 1-of-1 stream to 1 sftp host / 1 sftp put" sftp-push11 sftp-ref11 "<=" 1.0
 	compare sftp "bk-push to 1 sftp host + 2 tmpfs / sftp put & cp & cp" sftp-push1 sftp-ref1 "-" ""
+	medianline sftp "median of the rounds: 3 hosts / 3 sftp puts" sftp-push3 sftp-ref3
+	medianline sftp "median of the rounds: 1-of-1 / 1 sftp put" sftp-push11 sftp-ref11
 	cpuline sftp "bk-push CPU (3 hosts) / the 3 sftp's" sftp-push3 sftp-ref3
 	cpuline sftp "bk-push CPU (1-of-1) / the sftp's" sftp-push11 sftp-ref11
 	local mib
