@@ -527,16 +527,16 @@ func batchFrames(info shard.SetInfo) int {
 	return int(max(1, min(batchBytes/int64(info.RecordSize()), queueBytes/(2*info.StripeMemory()))))
 }
 
-// queueLen is how many batches may wait for each host, the one being
-// filled among them: 2, fewer when that many would pass queueBytes,
-// never below 1.
+// queueLen is how many batches a host may have queued or being written,
+// besides the one being filled: 2, fewer when that many would pass
+// queueBytes, never below 1.
 func queueLen(info shard.SetInfo) int {
 	return int(max(1, min(2, queueBytes/(info.StripeMemory()*int64(batchFrames(info))))))
 }
 
-// earlyLen is how many batches may wait for a host not yet picked, the
-// one being filled not among them: earlyBatches, fewer when that many for
-// every host would pass queueBytes, never fewer than queueLen.
+// earlyLen is queueLen for a host not yet picked: earlyBatches, fewer
+// when that many for every host would pass queueBytes, never fewer than
+// queueLen.
 func earlyLen(info shard.SetInfo) int {
 	return int(max(int64(queueLen(info)), min(earlyBatches, queueBytes/(info.StripeMemory()*int64(batchFrames(info))))))
 }
