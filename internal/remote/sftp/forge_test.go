@@ -197,29 +197,14 @@ func TestForgedWriteAnswers(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			h := Location{Host: "forger-" + mode, Path: t.TempDir()}
-			r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, mode}, Retry: fastRetry})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
+			r, up := forgedUpload(t, mode)
 			data := remotetest.Data(2<<20, 7)
-			up, err := r.Create(ctx, "f")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer up.Abort()
-			_, err = up.Write(data)
+			_, err := up.Write(data)
 			if err == nil {
 				err = up.Commit(ctx)
 			}
 			if msg == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
-					t.Fatal("stored file differs from what was written")
-				}
+				checkStored(t, r, err, data)
 				return
 			}
 			t.Logf("%v", err)
@@ -237,25 +222,46 @@ func TestForgedWriteAnswers(t *testing.T) {
 	}
 }
 
+// forgedUpload dials a host through the forger in mode, named after the
+// mode, and starts an upload of "f" there; both end with the test.
+func forgedUpload(t *testing.T, mode string) (*SFTP, remote.Upload) {
+	t.Helper()
+	ctx := context.Background()
+	name, _, _ := strings.Cut(mode, "=")
+	h := Location{Host: "forger-" + name, Path: t.TempDir()}
+	r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, mode}, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	up, err := r.Create(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Abort() })
+	return r, up
+}
+
+// checkStored fails the test unless the upload ended without err and r
+// holds data as "f".
+func checkStored(t *testing.T, r *SFTP, err error, data []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
+		t.Fatal("stored file differs from what was written")
+	}
+}
+
 // TestWritesAreWholePackets: an upload lent chunks of whole frames, which
 // are no multiple of the packet size, sends every write request but the
 // last one full, as OpenSSH's sftp does, and not a short request at each
 // chunk's end: each request costs the host a write and an answer.
 func TestWritesAreWholePackets(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	sizes := filepath.Join(t.TempDir(), "sizes")
-	h := Location{Host: "forger-sizes", Path: t.TempDir()}
-	r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, "sizes=" + sizes}, Retry: fastRetry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	up, err := r.Create(ctx, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Abort()
+	r, up := forgedUpload(t, "sizes="+sizes)
 	const chunk, chunks = 7 * (128<<10 + 3*32), 12 // as bk-push lends them for a 2-of-3 stream
 	data := remotetest.Data(chunk*chunks, 3)
 	for at := 0; at < len(data); at += chunk {
@@ -263,12 +269,7 @@ func TestWritesAreWholePackets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := up.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
-		t.Fatal("stored file differs from what was written")
-	}
+	checkStored(t, r, up.Commit(context.Background()), data)
 	text, err := os.ReadFile(sizes)
 	if err != nil {
 		t.Fatal(err)
@@ -297,17 +298,8 @@ func TestForgedAnswerToSpanningWrite(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			h := Location{Host: "forger-" + mode, Path: t.TempDir()}
-			r, err := Dial(ctx, h, remote.DialOptions{SSHCommand: []string{os.Args[0], forgeFlag, mode}, Retry: fastRetry})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			up, err := r.Create(ctx, "f")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer up.Abort()
+			r, up := forgedUpload(t, mode)
+			var err error
 			// Two whole requests and 100 bytes a chunk: the third request
 			// is the first chunk's last 100 bytes and the second's first.
 			chunk := 2*r.conn.packet + 100
@@ -319,12 +311,7 @@ func TestForgedAnswerToSpanningWrite(t *testing.T) {
 				err = up.Commit(ctx)
 			}
 			if mode == "reorder" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := remotetest.Get(t, r, "f", 0); !bytes.Equal(got, data) {
-					t.Fatal("stored file differs from what was written")
-				}
+				checkStored(t, r, err, data)
 				return
 			}
 			prefix := "host forger-fail: upload "
