@@ -60,16 +60,17 @@ size, stores a small test file (.bk-probe-*) on each, and puts the next
 spare in the place of each host that fails, before that host takes any
 data (a read-only disk fails here, not halfway through). A host that
 passes takes its share's data at once while the others still connect (the
-stream is read ahead for them, up to 8 MiB each), unless its file system
-lacks the space for all n shares, when the check of its hosts together
-could still fail it. Then bk-push looks for each host's test file on the
-others and removes them: two lines that are one folder (a symlink, a host
-by two names) are refused, as two shares on one disk would be lost
-together, and what was sent is removed. Fewer lines than n is an error. The size is
---expect-size, or else that of the newest full backup of the same --name
-on the hosts (one whose manifest counts, see bk-join(1)); only a first
-backup, with neither, warns that space is checked as data flows only, so
-a nightly bk-push -q prints nothing when all is well.
+stream is read ahead for them, up to 8 MiB each); it waits for them when
+its file system lacks the space for all n shares (the check of its hosts
+together could still fail it) and on an append-only host. Then bk-push
+looks for each host's test file on the others and removes them: two lines
+that are one folder (a symlink, a host by two names) are refused, as two
+shares on one disk would be lost together, and what was sent is removed.
+Fewer lines than n is an error. The size is --expect-size, or else that
+of the newest full backup of the same --name on the hosts (one whose
+manifest counts, see bk-join(1)); only a first backup, with neither, warns
+that space is checked as data flows only, so a nightly bk-push -q prints
+nothing when all is well.
 
 SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
 mode even on a terminal, so ~/.ssh/config, the agent and known_hosts apply
