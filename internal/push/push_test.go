@@ -902,3 +902,37 @@ func TestTooFewStopsTheStream(t *testing.T) {
 		t.Fatalf("left behind: %v", f)
 	}
 }
+
+// A stream that ends short while a host still connects: the connecting
+// is given up (its dial sees the cancel), the stream's error is what
+// Push returns, and nothing is left on the hosts that took data.
+func TestStreamEndsWhileHostsConnect(t *testing.T) {
+	hosts := folders(t, 3)
+	s := stream(t, data(200_000, 26), 2, 3)
+	cancelled := make(chan struct{})
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		if pathOf(h) == pathOf(hosts[2]) {
+			select {
+			case <-ctx.Done():
+				close(cancelled)
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Second):
+				return nil, errors.New("connecting was not given up")
+			}
+		}
+		return dialLocal(ctx, h)
+	}
+	r := push(t, s[:len(s)/2], setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: int64(len(s))}})
+	var se *StreamError
+	if !errors.As(r.err, &se) || !strings.Contains(r.err.Error(), "truncated") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	select {
+	case <-cancelled:
+	default:
+		t.Fatal("the connecting host was not told to give up")
+	}
+	if f := files(t, hosts); len(f) != 0 {
+		t.Fatalf("left behind: %v", f)
+	}
+}
