@@ -181,8 +181,9 @@ type target struct {
 //
 // So data flows to the first host ready while the others still log in:
 // three ssh logins at once end 60–140 ms apart, about a tenth of a 256 MiB
-// push to them.
-func (p *pusher) pick(ctx context.Context, ups []*upload) (err error) {
+// push to them. Each of the first N hosts' checks calls begun.Done as it
+// starts.
+func (p *pusher) pick(ctx context.Context, ups []*upload, begun *sync.WaitGroup) (err error) {
 	hosts := p.opt.Catalog.Hosts()
 	slots := make([]*target, p.info.N)
 	handed := make([]bool, p.info.N)
@@ -212,6 +213,9 @@ func (p *pusher) pick(ctx context.Context, ups []*upload) (err error) {
 		var wg sync.WaitGroup
 		for _, slot := range pending {
 			wg.Go(func() {
+				if begun != nil {
+					begun.Done()
+				}
 				slots[slot], errs[slot] = p.prepare(ctx, hosts[tries[slot]])
 				if errs[slot] == nil && p.startsEarly(slots[slot]) {
 					hand(slot, slots[slot])
@@ -219,6 +223,7 @@ func (p *pusher) pick(ctx context.Context, ups []*upload) (err error) {
 			})
 		}
 		wg.Wait()
+		begun = nil
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -700,13 +705,19 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader) (*manifest.Man
 	pickCtx, stopPick := context.WithCancel(ctx)
 	defer stopPick()
 	picked := make(chan error, 1)
+	var begun sync.WaitGroup
+	begun.Add(p.info.N)
 	go func() {
-		err := p.pick(pickCtx, ups)
+		err := p.pick(pickCtx, ups, &begun)
 		if err != nil {
 			stopFeed()
 		}
 		picked <- err
 	}()
+	// The stream is read ahead only once every host's login has begun:
+	// on one processor the reader would otherwise keep it through
+	// megabytes of reads a host before the first ssh starts.
+	begun.Wait()
 	defer func() {
 		for _, u := range ups {
 			if u != nil && u.up != nil {

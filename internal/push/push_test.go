@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -935,4 +937,47 @@ func TestStreamEndsWhileHostsConnect(t *testing.T) {
 	if f := files(t, hosts); len(f) != 0 {
 		t.Fatalf("left behind: %v", f)
 	}
+}
+
+// With one processor, as bk-push runs to SFTP hosts, every host starts
+// to connect before the stream is read ahead: else the reader kept the
+// processor through megabytes of reads (8 batches a host) and each ssh
+// started that much later.
+func TestHostsConnectBeforeTheStreamIsReadAhead(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := stream(t, data(20<<20, 25), 2, 3)
+	var read atomic.Int64
+	var mu sync.Mutex
+	var atDial []int64
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		mu.Lock()
+		atDial = append(atDial, read.Load())
+		mu.Unlock()
+		return dialLocal(ctx, h)
+	}
+	var stderr syncBuffer
+	opt := setup{Hosts: folders(t, 3), Dial: dial, Options: Options{Name: "test", ExpectSize: 20 << 20, StaleAge: time.Hour}}.options(&stderr)
+	defer opt.Catalog.Close()
+	if _, err := Push(context.Background(), &countingReader{r: bytes.NewReader(s), n: &read}, opt); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if len(atDial) != 3 {
+		t.Fatalf("%d hosts connected, want 3", len(atDial))
+	}
+	for i, n := range atDial {
+		if n > batchBytes {
+			t.Errorf("host %d of 3 connected once %d bytes of the stream were read", i+1, n)
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
