@@ -56,7 +56,7 @@ type Options struct {
 	BeforeManifest func(m *manifest.Manifest) error
 	// Progress, when not nil, is called once data starts to flow with the
 	// bytes expected in all (-1 when unknown), and returns the function
-	// that counts the bytes sent.
+	// that counts the bytes sent, from any goroutine.
 	Progress func(total int64) func(n int)
 	// Now is the time the backup's ID carries, and the now that temp
 	// files' ages on the hosts are measured from; zero means the system
@@ -68,6 +68,10 @@ type Options struct {
 // manifest of the stored backup; with fewer than N but at least MinShares
 // shares stored, also a *DegradedError naming the failed hosts. With
 // fewer, it removes the shares it stored and returns a *TooFewError.
+//
+// When r is also an io.ReaderAt whose offset 0 is the stream's first byte
+// (a stream saved to a file), each upload reads its own share at its
+// host's pace (readShares), at most 16 shares of blocks of 64 KiB or more.
 func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, error) {
 	sr, err := shard.NewStreamReader(r)
 	if err != nil {
@@ -87,7 +91,11 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 	}
 	p.learnSize(ctx)
 	p.id = manifest.NewID(opt.Name, p.start, p.info.SetID)
-	return p.run(ctx, sr)
+	at, _ := r.(io.ReaderAt)
+	if !p.readsShares() {
+		at = nil
+	}
+	return p.run(ctx, sr, at)
 }
 
 type pusher struct {
@@ -603,21 +611,8 @@ func (p *pusher) stop(u *upload, err error) {
 // batches free, it keeps debt: the queue then shrinks from earlyLen to
 // queueLen. An upload handed no host fails, its batches dropped.
 func (p *pusher) send(ctx context.Context, u *upload, free *pool, debt int) {
-	t := <-u.picked
-	if t == nil {
-		u.failed.Store(true)
+	if t := <-u.picked; !p.begin(ctx, t, u) && t == nil {
 		debt = 0
-	} else {
-		u.t = t
-		u.host.Store(t)
-		if err := t.charge(int(u.owed.Swap(0))); err != nil {
-			p.fail(u, err)
-		} else if up, err := t.r.Create(ctx, u.path); err != nil {
-			p.fail(u, err)
-		} else {
-			u.up = up
-			u.keeper, _ = up.(remote.Keeper)
-		}
 	}
 	release := free.put
 	for buf := range u.batches {
@@ -631,6 +626,30 @@ func (p *pusher) send(ctx context.Context, u *upload, free *pool, debt int) {
 	if u.failed.Load() && u.up != nil { // stopped by the stream's reader
 		u.up.Abort()
 	}
+}
+
+// begin hands the upload its host t, charges what was read for it before,
+// and starts the upload there. It reports whether the upload goes on: not
+// with no host (t nil), not when the host refuses.
+func (p *pusher) begin(ctx context.Context, t *target, u *upload) bool {
+	if t == nil {
+		u.failed.Store(true)
+		return false
+	}
+	u.t = t
+	u.host.Store(t)
+	if err := t.charge(int(u.owed.Swap(0))); err != nil {
+		p.fail(u, err)
+		return false
+	}
+	up, err := t.r.Create(ctx, u.path)
+	if err != nil {
+		p.fail(u, err)
+		return false
+	}
+	u.up = up
+	u.keeper, _ = up.(remote.Keeper)
+	return true
 }
 
 // write writes a batch. It goes back to the pool once written, or, lent
@@ -684,20 +703,24 @@ func (t *target) charge(n int) error {
 }
 
 // run picks the hosts (pick) while it reads the stream into the uploads'
-// queues, and stores the shares.
-func (p *pusher) run(ctx context.Context, sr *shard.StreamReader) (*manifest.Manifest, error) {
+// queues, and stores the shares. With at, the stream read at any offset,
+// each upload reads its own share instead (readShares).
+func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, at io.ReaderAt) (*manifest.Manifest, error) {
 	ups := make([]*upload, p.info.N)
 	queue, early := queueLen(p.info), earlyLen(p.info)
 	free := &pool{}
 	var wg sync.WaitGroup
 	for i := range ups {
 		u := &upload{index: i, picked: make(chan *target, 1), path: manifest.SharePath(p.id, i),
-			batches: make(chan []byte, early), room: make(chan struct{}, early),
 			meta: shard.NewMetaHash(p.info.BlockSize)}
+		ups[i] = u
+		if at != nil {
+			continue
+		}
+		u.batches, u.room = make(chan []byte, early), make(chan struct{}, early)
 		for range early {
 			u.room <- struct{}{}
 		}
-		ups[i] = u
 		wg.Go(func() { p.send(ctx, u, free, early-queue) })
 	}
 	feedCtx, stopFeed := context.WithCancel(ctx)
@@ -733,18 +756,24 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader) (*manifest.Man
 	if p.opt.Progress != nil {
 		progress = p.opt.Progress(total)
 	}
-	err := p.feed(feedCtx, sr, ups, free, progress)
-	if err != nil {
-		stopPick()
-	}
-	for _, u := range ups {
-		if err == nil && len(u.batch) > 0 {
-			u.queue(u.batch)
+	var err error
+	trailer := sr.Trailer
+	if at != nil {
+		trailer, err = p.readShares(feedCtx, at, ups, free, progress, func() { stopPick(); stopFeed() })
+	} else {
+		err = p.feed(feedCtx, sr, ups, free, progress)
+		if err != nil {
+			stopPick()
 		}
-		u.batch = nil
-		close(u.batches)
+		for _, u := range ups {
+			if err == nil && len(u.batch) > 0 {
+				u.queue(u.batch)
+			}
+			u.batch = nil
+			close(u.batches)
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	// A failed pick stopped the stream; a stream that failed first
 	// stopped the pick.
 	if perr := <-picked; perr != nil && (ctx.Err() != nil || !errors.Is(perr, context.Canceled)) {
@@ -761,12 +790,135 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader) (*manifest.Man
 	if err != nil {
 		return nil, err
 	}
-	trailer, err := sr.Trailer()
+	tr, err := trailer()
 	if err != nil {
 		return nil, &StreamError{err}
 	}
 	p.commit(ctx, ups)
-	return p.finish(ctx, ups, trailer)
+	return p.finish(ctx, ups, tr)
+}
+
+// maxShareReaders is the most shares, and minShareBlock the smallest
+// blocks, for which each upload reads its own share from a stream in a
+// file (readsShares): each reader reads the header of every frame, 6
+// bytes, to skip the other shares' frames; past 16 shares of 64 KiB
+// blocks those reads would cost about as much as the reading of the
+// share itself. A variable for the tests, which run both ways.
+const maxShareReaders = 16
+
+var minShareBlock = 64 << 10
+
+// readsShares reports whether a stream that can be read at any offset
+// is read by each upload for itself.
+func (p *pusher) readsShares() bool {
+	return p.info.N <= maxShareReaders && p.info.BlockSize >= minShareBlock
+}
+
+// readShares has each upload read its own share of the stream in at and
+// write it, at its host's pace: a slow host no longer holds the others
+// back, as a queue of the one stream does, nor is anything read ahead
+// for a host still logging in. The first error that ends the push (a
+// damaged stream, too few shares left) calls stop, which ends the pick
+// and ctx, and so the other readers. It returns the trailer that
+// the shares' trailers agree on, as the stream's one reader would.
+func (p *pusher) readShares(ctx context.Context, at io.ReaderAt, ups []*upload, free *pool, progress func(int), stop func()) (func() (shard.Trailer, error), error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	var ended *shard.StreamReader // of a share read to its end
+	for _, u := range ups {
+		wg.Go(func() {
+			sr, err := p.readShare(ctx, at, u, ups, free, progress)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case sr != nil && ended == nil:
+				ended = sr
+			case err != nil && first == nil && ctx.Err() == nil:
+				first = err
+				stop()
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first == nil && ended == nil {
+		first = errTooFew // every share failed
+	}
+	if first != nil {
+		return nil, first
+	}
+	return ended.Trailer, nil
+}
+
+// readShare waits for the upload's host, then reads the upload's share
+// from the stream in at, into batches, and writes them. It returns the
+// share's reader once it has read the stream to its end; nil and no error
+// when the upload failed.
+func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups []*upload, free *pool, progress func(int)) (*shard.StreamReader, error) {
+	if !p.begin(ctx, <-u.picked, u) {
+		return nil, nil
+	}
+	sr, err := shard.NewStreamReaderAt(at)
+	if err != nil {
+		return nil, &StreamError{err}
+	}
+	record := p.info.RecordSize()
+	size := batchFrames(p.info) * record
+	release := free.put
+	defer func() {
+		if u.batch != nil {
+			release(u.batch)
+			u.batch = nil
+		}
+	}()
+	for !u.failed.Load() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		index, payload, err := sr.NextInto(func(index, length int) []byte {
+			if index != u.index {
+				return nil
+			}
+			if cap(u.batch)-len(u.batch) < length {
+				if len(u.batch) > 0 {
+					p.write(u, u.batch, release)
+				}
+				u.batch = free.get(max(size, length))
+			}
+			return u.batch[len(u.batch):cap(u.batch)]
+		})
+		if err == io.EOF {
+			if len(u.batch) > 0 {
+				p.write(u, u.batch, release)
+				u.batch = nil
+			}
+			return sr, nil
+		}
+		if err != nil {
+			return nil, &StreamError{err}
+		}
+		if index != u.index {
+			continue
+		}
+		if p.countOK(ups) < p.min {
+			return nil, errTooFew
+		}
+		progress(len(payload))
+		if err := u.t.charge(len(payload)); err != nil {
+			p.fail(u, err)
+			break
+		}
+		u.batch = u.batch[:len(u.batch)+len(payload)]
+		u.meta.Write(payload)
+		if cap(u.batch)-len(u.batch) < record {
+			p.write(u, u.batch, release)
+			u.batch = nil
+		}
+	}
+	return nil, nil
 }
 
 // errTooFew stops the stream once too many shares have failed.

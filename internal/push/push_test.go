@@ -981,3 +981,93 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
+
+// From a file, each upload reads its own share: a host that stalls holds
+// back neither the others nor the reading of their shares, as the queues
+// of one stream read for all do once the stalled host's batches fill them
+// (its 9 batches, about 9 MiB here).
+func TestStalledHostHoldsNoOtherBack(t *testing.T) {
+	defer func(b int) { minShareBlock = b }(minShareBlock)
+	minShareBlock = 0
+	in := data(24<<20, 26)
+	s := stream(t, in, 2, 3)
+	sr, err := shard.NewStreamReader(bytes.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := ShareSize(sr.Info(), int64(len(in)))
+	hosts := folders(t, 3)
+	var others sync.WaitGroup
+	others.Add(2)
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		r, err := local.New(pathOf(h), remote.DialOptions{})
+		if pathOf(h) == pathOf(hosts[1]) {
+			return &wrapped{Local: r, wrap: func(up remote.Upload) remote.Upload {
+				return &stalledUpload{Upload: up, until: &others, t: t}
+			}}, err
+		}
+		return &wrapped{Local: r, wrap: func(up remote.Upload) remote.Upload {
+			return &countedUpload{Upload: up, whole: share, done: others.Done}
+		}}, err
+	}
+	r := push(t, s, setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: int64(len(in))}})
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, r.stderr)
+	}
+	if got := join(t, r.m); !bytes.Equal(got, in) {
+		t.Fatal("joined stream differs")
+	}
+}
+
+// wrapped is a folder whose share uploads, not its test files, go through
+// wrap.
+type wrapped struct {
+	*local.Local
+	wrap func(remote.Upload) remote.Upload
+}
+
+func (w *wrapped) Create(ctx context.Context, name string) (remote.Upload, error) {
+	up, err := w.Local.Create(ctx, name)
+	if err != nil || !strings.Contains(name, ".share") {
+		return up, err
+	}
+	return w.wrap(up), nil
+}
+
+// stalledUpload takes no data until until is done.
+type stalledUpload struct {
+	remote.Upload
+	until *sync.WaitGroup
+	t     *testing.T
+	once  sync.Once
+}
+
+func (u *stalledUpload) Write(p []byte) (int, error) {
+	u.once.Do(func() {
+		whole := make(chan struct{})
+		go func() { u.until.Wait(); close(whole) }()
+		select {
+		case <-whole:
+		case <-time.After(20 * time.Second):
+			u.t.Error("the other shares were held back while one host stalled")
+		}
+	})
+	return u.Upload.Write(p)
+}
+
+// countedUpload calls done once it has taken whole bytes.
+type countedUpload struct {
+	remote.Upload
+	whole int64
+	done  func()
+	n     int64
+}
+
+func (u *countedUpload) Write(p []byte) (int, error) {
+	n, err := u.Upload.Write(p)
+	if u.n < u.whole && u.n+int64(n) >= u.whole {
+		u.done()
+	}
+	u.n += int64(n)
+	return n, err
+}

@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -138,4 +139,100 @@ func TestSplitAgainSameShares(t *testing.T) {
 			t.Errorf("share %d differs when split again with its set ID", i)
 		}
 	}
+}
+
+// A reader over the stream in a file takes one share, skipping the
+// others' payloads, and ends, fails and agrees on the trailer as the
+// reader of the whole stream does.
+func TestStreamReaderAtTakesOneShare(t *testing.T) {
+	data := randBytes(11, 100_000)
+	var stream bytes.Buffer
+	info, _, err := SplitStream(context.Background(), bytes.NewReader(data), &stream, SplitOptions{K: 2, N: 3, BlockSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := stream.Bytes()
+	whole := map[int][]byte{}
+	sr, err := NewStreamReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		i, p, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole[i] = append(whole[i], p...)
+	}
+	want, err := sr.Trailer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for share := range info.N {
+		ra := &countingReaderAt{r: bytes.NewReader(b)}
+		got, tr, err := oneShare(ra, share)
+		if err != nil {
+			t.Fatalf("share %d: %v", share, err)
+		}
+		if !bytes.Equal(got, whole[share]) {
+			t.Fatalf("share %d: %d bytes differ from the %d the stream holds", share, len(got), len(whole[share]))
+		}
+		if tr != want {
+			t.Fatalf("share %d: trailer %+v, want %+v", share, tr, want)
+		}
+		// The share, the frame headers and the trailers: not the others.
+		if limit := int64(len(got) + len(b)/50); ra.n > limit {
+			t.Fatalf("share %d: read %d bytes of a %d-byte stream for a %d-byte share", share, ra.n, len(b), len(got))
+		}
+	}
+	// Cut inside a payload that is skipped, and after the last trailer.
+	hdr := Header{SetInfo: info}.Size()
+	for _, cut := range []int{hdr + info.N*(frameHeaderSize+hdr) + 2*(frameHeaderSize+info.RecordSize()) + 100, len(b) - 3} {
+		if _, _, err := oneShare(bytes.NewReader(b[:cut]), 0); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("cut at %d of %d: got %v, want ErrTruncated", cut, len(b), err)
+		}
+	}
+}
+
+// oneShare reads share from the stream r holds.
+func oneShare(r io.ReaderAt, share int) ([]byte, Trailer, error) {
+	sr, err := NewStreamReaderAt(r)
+	if err != nil {
+		return nil, Trailer{}, err
+	}
+	var got []byte
+	for {
+		i, p, err := sr.NextInto(func(index, length int) []byte {
+			if index != share {
+				return nil
+			}
+			return make([]byte, length)
+		})
+		if err == io.EOF {
+			tr, err := sr.Trailer()
+			return got, tr, err
+		}
+		if err != nil {
+			return nil, Trailer{}, err
+		}
+		if i == share {
+			got = append(got, p...)
+		} else if p != nil && len(p) != TrailerSize {
+			return nil, Trailer{}, fmt.Errorf("frame of share %d read, not skipped", i)
+		}
+	}
+}
+
+type countingReaderAt struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
 }

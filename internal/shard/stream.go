@@ -16,6 +16,7 @@ const frameHeaderSize = 2 + 4
 // i are exactly the bytes of share file i.
 type StreamReader struct {
 	r        io.Reader
+	at       *atReader // r, when it skips the payloads not wanted; else nil
 	hdr      Header
 	info     SetInfo
 	hdrSize  int
@@ -34,6 +35,36 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 		return nil, fmt.Errorf("damaged stream header: index field %d", index)
 	}
 	return &StreamReader{r: r, hdr: h, info: h.SetInfo, hdrSize: h.Size(), trailers: map[Trailer]int{}}, nil
+}
+
+// NewStreamReaderAt is NewStreamReader over the stream that r holds from
+// offset 0, but NextInto skips the payload of a frame its buffer function
+// does not want (nil) rather than read it, unless it may be a trailer:
+// several such readers each take one share of a stream in a file, each at
+// its own pace, reading little more than their share.
+func NewStreamReaderAt(r io.ReaderAt) (*StreamReader, error) {
+	at := &atReader{r: r}
+	s, err := NewStreamReader(at)
+	if err != nil {
+		return nil, err
+	}
+	s.at = at
+	return s, nil
+}
+
+// atReader reads r from off on.
+type atReader struct {
+	r   io.ReaderAt
+	off int64
+}
+
+func (a *atReader) Read(p []byte) (int, error) {
+	n, err := a.r.ReadAt(p, a.off)
+	a.off += int64(n)
+	if n == len(p) && err == io.EOF {
+		err = nil // the next read says so
+	}
+	return n, err
 }
 
 // Info is the set the stream carries.
@@ -98,13 +129,19 @@ func (s *StreamReader) Next() (index int, payload []byte, err error) {
 // NextInto is Next reading the payload straight into the buffer that
 // buffer returns for the frame's share and length, when it has room for
 // it, so that a caller that keeps payloads need not copy them; else (nil)
-// into the reader's own buffer, valid until the next call.
+// into the reader's own buffer, valid until the next call. A reader from
+// NewStreamReaderAt skips a payload not wanted instead, and returns it nil,
+// unless it has a trailer's size.
 func (s *StreamReader) NextInto(buffer func(index, length int) []byte) (index int, payload []byte, err error) {
 	index, length, err := s.frame()
 	if err != nil {
 		return 0, nil, err
 	}
 	p := buffer(index, length)
+	if p == nil && s.at != nil && length != TrailerSize {
+		s.at.off += int64(length)
+		return index, nil, nil
+	}
 	if cap(p) < length {
 		if cap(s.buf) < length {
 			s.buf = make([]byte, length)
