@@ -67,7 +67,8 @@ pipe is read once for all hosts, so the slowest host sets the pace once
 the queues are full; a stream saved to a file (bk-push hosts.txt <
 stream.bks) is read by each host's upload for itself, its own share only,
 so each host goes at its own pace (up to 16 shares of blocks of 64 KiB or
-more). Then bk-push looks for each host's test file on the others and removes them: two lines
+more); a file written to meanwhile fails the backup, and nothing is kept.
+Then bk-push looks for each host's test file on the others and removes them: two lines
 that are one folder (a symlink, a host by two names) are refused, as two
 shares on one disk would be lost together, and what was sent is removed.
 Fewer lines than n is an error. The size is --expect-size, or else that
@@ -246,6 +247,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		defer ga.Close()
 		// First: the state handshake must not advance without it.
 		before = append(before, func(*manifest.Manifest) error { return waitGoAhead(ga) })
+	}
+	if check := unchanged(env.Stdin); check != nil {
+		before = append(before, check)
 	}
 	if dir := c.String("state"); dir != "" {
 		if c.IsSet("parent") {
