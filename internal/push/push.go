@@ -803,7 +803,8 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, at io.ReaderAt
 // file (readsShares): each reader reads the header of every frame, 6
 // bytes, to skip the other shares' frames; past 16 shares of 64 KiB
 // blocks those reads would cost about as much as the reading of the
-// share itself. A variable for the tests, which run both ways.
+// share itself. minShareBlock is a variable for the tests, which run both
+// ways.
 const maxShareReaders = 16
 
 var minShareBlock = 64 << 10
