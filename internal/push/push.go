@@ -859,7 +859,11 @@ func (p *pusher) readShares(ctx context.Context, at io.ReaderAt, ups []*upload, 
 // share's reader once it has read the stream to its end; nil and no error
 // when the upload failed.
 func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups []*upload, free *pool, progress func(int)) (*shard.StreamReader, error) {
-	if !p.begin(ctx, <-u.picked, u) {
+	t := <-u.picked
+	if err := ctx.Err(); t != nil && err != nil {
+		return nil, err // given up already: no upload to start, no warning
+	}
+	if !p.begin(ctx, t, u) {
 		return nil, nil
 	}
 	sr, err := shard.NewStreamReaderAt(at)
