@@ -643,7 +643,11 @@ func (p *pusher) begin(ctx context.Context, t *target, u *upload) bool {
 		return false
 	}
 	up, err := t.r.Create(ctx, u.path)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		u.failed.Store(true) // the push is given up, and says why
+		return false
+	case err != nil:
 		p.fail(u, err)
 		return false
 	}
