@@ -741,7 +741,7 @@ func (p *pusher) run(ctx context.Context, sr *shard.StreamReader, at io.ReaderAt
 		}
 		picked <- err
 	}()
-	// The stream is read ahead only once every host's login has begun:
+	// The stream is read ahead only once every host's check has begun:
 	// on one processor the reader would otherwise keep it through
 	// megabytes of reads a host before the first ssh starts.
 	begun.Wait()
@@ -863,11 +863,7 @@ func (p *pusher) readShares(ctx context.Context, at io.ReaderAt, ups []*upload, 
 // share's reader once it has read the stream to its end; nil and no error
 // when the upload failed.
 func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups []*upload, free *pool, progress func(int)) (*shard.StreamReader, error) {
-	t := <-u.picked
-	if err := ctx.Err(); t != nil && err != nil {
-		return nil, err // given up already: no upload to start, no warning
-	}
-	if !p.begin(ctx, t, u) {
+	if !p.begin(ctx, <-u.picked, u) {
 		return nil, nil
 	}
 	sr, err := shard.NewStreamReaderAt(at)
@@ -876,10 +872,10 @@ func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups [
 	}
 	record := p.info.RecordSize()
 	size := batchFrames(p.info) * record
-	release := free.put
+	write := func(b []byte) { p.write(u, b, free.put) }
 	defer func() {
 		if u.batch != nil {
-			release(u.batch)
+			free.put(u.batch)
 			u.batch = nil
 		}
 	}()
@@ -891,17 +887,11 @@ func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups [
 			if index != u.index {
 				return nil
 			}
-			if cap(u.batch)-len(u.batch) < length {
-				if len(u.batch) > 0 {
-					p.write(u, u.batch, release)
-				}
-				u.batch = free.get(max(size, length))
-			}
-			return u.batch[len(u.batch):cap(u.batch)]
+			return u.into(length, size, free, write)
 		})
 		if err == io.EOF {
 			if len(u.batch) > 0 {
-				p.write(u, u.batch, release)
+				write(u.batch)
 				u.batch = nil
 			}
 			return sr, nil
@@ -920,14 +910,33 @@ func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups [
 			p.fail(u, err)
 			break
 		}
-		u.batch = u.batch[:len(u.batch)+len(payload)]
-		u.meta.Write(payload)
-		if cap(u.batch)-len(u.batch) < record {
-			p.write(u, u.batch, release)
-			u.batch = nil
-		}
+		u.add(payload, record, write)
 	}
 	return nil, nil
+}
+
+// into returns the room in the upload's batch for a frame of n bytes,
+// handing a batch with less to flush first and starting one of size
+// bytes (n, if more).
+func (u *upload) into(n, size int, free *pool, flush func([]byte)) []byte {
+	if cap(u.batch)-len(u.batch) < n {
+		if len(u.batch) > 0 {
+			flush(u.batch)
+		}
+		u.batch = free.get(max(size, n))
+	}
+	return u.batch[len(u.batch):cap(u.batch)]
+}
+
+// add takes in payload, read into the batch's room, and hands the batch
+// to flush once it has no room for another record.
+func (u *upload) add(payload []byte, record int, flush func([]byte)) {
+	u.batch = u.batch[:len(u.batch)+len(payload)]
+	u.meta.Write(payload)
+	if cap(u.batch)-len(u.batch) < record {
+		flush(u.batch)
+		u.batch = nil
+	}
 }
 
 // errTooFew stops the stream once too many shares have failed.
@@ -948,20 +957,14 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 		}
 		// Payloads are read straight into the batches, after the frames
 		// there already.
-		var into *upload
+		var to *upload // the upload the frame goes to, if any
 		_, payload, err := sr.NextInto(func(index, length int) []byte {
 			u := ups[index]
 			if u == nil || u.failed.Load() {
 				return nil
 			}
-			if cap(u.batch)-len(u.batch) < length {
-				if len(u.batch) > 0 {
-					u.queue(u.batch)
-				}
-				u.batch = free.get(max(size, length))
-			}
-			into = u
-			return u.batch[len(u.batch):cap(u.batch)]
+			to = u
+			return u.into(length, size, free, u.queue)
 		})
 		if err == io.EOF {
 			return nil
@@ -970,7 +973,7 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 			return &StreamError{err}
 		}
 		progress(len(payload))
-		if u := into; u != nil {
+		if u := to; u != nil {
 			// The quota is kept as frames are read, not as batches go:
 			// a share over it stops at once, the stream too when too
 			// few are left.
@@ -978,12 +981,7 @@ func (p *pusher) feed(ctx context.Context, sr *shard.StreamReader, ups []*upload
 				p.stop(u, err)
 				continue
 			}
-			u.batch = u.batch[:len(u.batch)+len(payload)]
-			u.meta.Write(payload)
-			if cap(u.batch)-len(u.batch) < record {
-				u.queue(u.batch)
-				u.batch = nil
-			}
+			u.add(payload, record, u.queue)
 		}
 	}
 }
