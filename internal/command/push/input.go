@@ -24,9 +24,10 @@ func streamBase(f *os.File) (int64, bool) {
 var errStreamChanged = errors.New("the stream file on standard input changed while bk-push read it (its size or modification time); nothing was stored")
 
 // unchanged returns a check, before the manifest is written, that in,
-// when it is a regular file, is still as it is now: each host's upload reads its own share of a stream in a
-// file, at its own time, and a file rewritten meanwhile would give shares
-// of two streams. nil for any other input.
+// when it is a regular file, is still as it is now: each host's upload
+// reads its own share of a stream in a file, at its own time, and a file
+// rewritten meanwhile would give shares of two streams. nil for any other
+// input.
 func unchanged(in io.Reader) func(*manifest.Manifest) error {
 	f, ok := in.(*os.File)
 	if !ok {
