@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Row 9 in paired rounds, with where the CPU and the idle cores go.
+
+Run `BENCH_ROWS=9 bench/run.sh` once first: this reuses the share files,
+streams, hosts files and sshd configuration it leaves in bench/_out/work.
+
+    bench/row9-paired.py [ROUNDS]        # default 10
+
+Each round runs, in turn: bk-push to 3 loopback sftp hosts, 3 `sftp put`s at
+once, bk-push of a 1-of-1 stream, one `sftp put`. For each it prints the
+median and best wall time; the tool's own CPU, user and system (bk-push, or
+the sftp processes), read off /proc as it runs; the CPU of the client side
+with its ssh processes (their rusage); that of the sshd side (the listener's
+reaped children); and the core-seconds both cores sat idle (/proc/stat).
+"""
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+W = os.path.join(HERE, "_out", "work")
+BIN = os.environ.get("BENCH_BIN", os.path.join(HERE, "..", "bin"))
+TCK = os.sysconf("SC_CLK_TCK")
+SIZE = os.path.getsize(f"{W}/sftp/in.bin")
+CFG = f"{W}/ssh/ssh_config"
+SFTP = f"sftp -q -F {CFG} -b"
+COMMANDS = {
+    "bk-push, 3 hosts": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts3 < {W}/sftp/in.bks > /dev/null"],
+    "3 sftp puts": [f"exec {SFTP} {W}/sftp/batch{i} bkbench > /dev/null" for i in range(3)],
+    "bk-push, 1-of-1": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts11 < {W}/sftp/in1.bks > /dev/null"],
+    "1 sftp put": [f"exec {SFTP} {W}/sftp/batch11 bkbench > /dev/null"],
+}
+
+
+def ticks(path, fields):
+    with open(path) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return [int(rest[i]) / TCK for i in fields]
+
+
+def idle():
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[4]) / TCK
+
+
+def prep():
+    subprocess.run(f"rm -rf {W}/sftp/b? {W}/sftp/p? && mkdir -p {W}/sftp/b1 {W}/sftp/b2 {W}/sftp/b3 "
+                   f"{W}/sftp/p1 {W}/sftp/p2 {W}/sftp/p3", shell=True, check=True)
+
+
+def once(cmds, sshd, env):
+    prep()
+    time.sleep(0.3)
+    s0, i0 = ticks(f"/proc/{sshd}/stat", [13, 14]), idle()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    procs = [subprocess.Popen(c, shell=True, env=env) for c in cmds]
+    own = {}
+    while any(p.poll() is None for p in procs):
+        for p in procs:
+            try:
+                own[p.pid] = ticks(f"/proc/{p.pid}/stat", [11, 12])
+            except (OSError, IndexError):
+                pass
+        time.sleep(0.003)
+    wall = time.time() - t0
+    if any(p.returncode for p in procs):
+        sys.exit(f"row9-paired: {cmds} failed")
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    i1 = idle()
+    time.sleep(0.2)  # the sshd reaps its children
+    s1 = ticks(f"/proc/{sshd}/stat", [13, 14])
+    client = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    return (wall, sum(u for u, _ in own.values()), sum(s for _, s in own.values()),
+            client, sum(s1) - sum(s0), i1 - i0)
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    if not os.path.exists(f"{W}/sftp/share1/share-0.bks"):
+        subprocess.run(f"{BIN}/bk-split -q -k 1 -n 1 -o {W}/sftp/share1 < {W}/sftp/in.bin", shell=True, check=True)
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-f", f"{W}/ssh/sshd_config", "-D", "-e"],
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(0.5)
+        env = dict(os.environ, BK_SSH=f"ssh -F {CFG}")
+        got = {k: [] for k in COMMANDS}
+        for _ in range(rounds):
+            for k, cmds in COMMANDS.items():
+                got[k].append(once(cmds, sshd.pid, env))
+        print(f"{rounds} rounds; medians (wall also best), seconds")
+        print(f"{'':18s} {'wall':>5s} {'best':>5s} {'user':>5s} {'sys':>5s} {'client':>6s} {'sshd':>5s} {'idle':>5s}")
+        for k, v in got.items():
+            med = [sorted(x[i] for x in v)[len(v) // 2] for i in range(6)]
+            print(f"{k:18s} {med[0]:5.2f} {min(x[0] for x in v):5.2f} {med[1]:5.2f} {med[2]:5.2f} "
+                  f"{med[3]:6.2f} {med[4]:5.2f} {med[5]:5.2f}")
+    finally:
+        os.killpg(sshd.pid, signal.SIGTERM)
+        sshd.wait()
+
+
+if __name__ == "__main__":
+    main()
