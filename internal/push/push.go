@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -95,7 +96,17 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 	if !p.readsShares() {
 		at = nil
 	}
+	if sf, ok := r.(StreamFile); ok && at != nil {
+		p.file, p.fileBase = sf.File()
+	}
 	return p.run(ctx, sr, at)
+}
+
+// StreamFile is a stream in a regular file, read at offsets: File returns
+// the file and where the stream starts in it, so that an upload that can
+// (remote.RangeWriter) sends its share's bytes from the file itself.
+type StreamFile interface {
+	File() (f *os.File, base int64)
 }
 
 type pusher struct {
@@ -108,6 +119,10 @@ type pusher struct {
 	// negative when the stream's size is unknown.
 	need      int64
 	shareSize int64
+	// file holds the stream from fileBase on, for the uploads that send
+	// from it (sendShare); else nil.
+	file     *os.File
+	fileBase int64
 }
 
 func (p *pusher) checkParams() error {
@@ -859,7 +874,8 @@ func (p *pusher) readShares(ctx context.Context, at io.ReaderAt, ups []*upload, 
 }
 
 // readShare waits for the upload's host, then reads the upload's share
-// from the stream in at, into batches, and writes them. It returns the
+// from the stream in at and writes it: read into batches, or sent from the
+// stream's file by an upload that can (framesSent). It returns the
 // share's reader once it has read the stream to its end; nil and no error
 // when the upload failed.
 func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups []*upload, free *pool, progress func(int)) (*shard.StreamReader, error) {
@@ -870,30 +886,25 @@ func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups [
 	if err != nil {
 		return nil, &StreamError{err}
 	}
-	record := p.info.RecordSize()
-	size := batchFrames(p.info) * record
-	write := func(b []byte) { p.write(u, b, free.put) }
-	defer func() {
-		if u.batch != nil {
-			free.put(u.batch)
-			u.batch = nil
-		}
-	}()
+	var f shareFrames
+	if rw, ok := u.up.(remote.RangeWriter); ok && p.file != nil {
+		f = p.framesSent(sr, at, u, rw)
+	} else {
+		f = p.framesRead(sr, u, free)
+		defer func() {
+			if u.batch != nil {
+				free.put(u.batch)
+				u.batch = nil
+			}
+		}()
+	}
 	for !u.failed.Load() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		index, payload, err := sr.NextInto(func(index, length int) []byte {
-			if index != u.index {
-				return nil
-			}
-			return u.into(length, size, free, write)
-		})
+		index, length, err := f.next()
 		if err == io.EOF {
-			if len(u.batch) > 0 {
-				write(u.batch)
-				u.batch = nil
-			}
+			f.end()
 			return sr, nil
 		}
 		if err != nil {
@@ -905,14 +916,93 @@ func (p *pusher) readShare(ctx context.Context, at io.ReaderAt, u *upload, ups [
 		if p.countOK(ups) < p.min {
 			return nil, errTooFew
 		}
-		progress(len(payload))
-		if err := u.t.charge(len(payload)); err != nil {
+		progress(length)
+		if err := u.t.charge(length); err != nil {
 			p.fail(u, err)
 			break
 		}
-		u.add(payload, record, write)
+		if err := f.take(length); err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
+}
+
+// shareFrames is how readShare takes the frames of its upload's share.
+type shareFrames struct {
+	next func() (index, length int, err error) // reads the next frame
+	// take writes the frame next read, one of the share's; an error
+	// (the stream's) ends the push.
+	take func(length int) error
+	end  func() // after the last frame
+}
+
+// framesRead reads the share's frames into batches, and writes them.
+func (p *pusher) framesRead(sr *shard.StreamReader, u *upload, free *pool) shareFrames {
+	record := p.info.RecordSize()
+	size := batchFrames(p.info) * record
+	write := func(b []byte) { p.write(u, b, free.put) }
+	var payload []byte
+	return shareFrames{
+		next: func() (int, int, error) {
+			index, p, err := sr.NextInto(func(index, length int) []byte {
+				if index != u.index {
+					return nil
+				}
+				return u.into(length, size, free, write)
+			})
+			payload = p
+			return index, len(p), err
+		},
+		take: func(int) error {
+			u.add(payload, record, write)
+			return nil
+		},
+		end: func() {
+			if len(u.batch) > 0 {
+				write(u.batch)
+				u.batch = nil
+			}
+		},
+	}
+}
+
+// framesSent leaves the share's frames in the stream's file for an upload
+// that sends the bytes of a file from the file itself: of each only what
+// the manifest's hash takes is read, a record's checksums but not its
+// block.
+func (p *pusher) framesSent(sr *shard.StreamReader, at io.ReaderAt, u *upload, rw remote.RangeWriter) shareFrames {
+	var off int64
+	var payload, hashed []byte
+	return shareFrames{
+		next: func() (index, length int, err error) {
+			index, length, off, payload, err = sr.NextAt()
+			return index, length, err
+		},
+		take: func(length int) error {
+			from := u.meta.Hashed(length)
+			if payload == nil {
+				hashed = slices.Grow(hashed[:0], length-from)[:length-from]
+				if _, err := at.ReadAt(hashed, off+int64(from)); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = fmt.Errorf("share stream %w", shard.ErrTruncated)
+					}
+					return &StreamError{err}
+				}
+				payload = hashed
+			} else {
+				payload = payload[from:]
+			}
+			u.meta.WriteHashed(payload)
+			if err := rw.WriteRange(p.file, p.fileBase+off, length); err != nil {
+				p.fail(u, err)
+			} else {
+				u.size += int64(length)
+			}
+			return nil
+		},
+		end: func() {},
+	}
 }
 
 // into returns the room in the upload's batch for a frame of n bytes,

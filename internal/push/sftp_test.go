@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,39 +274,67 @@ func TestSFTPHostKilledMidPush(t *testing.T) {
 	}
 }
 
-// A connection cut mid-upload is re-dialled and the upload resumed.
+// A connection cut mid-upload is re-dialled and the upload resumed: of a
+// stream read once for all hosts, and of one in a file, which each SFTP
+// upload sends its share of from the file itself (the blocks never read
+// into bk-push), and again after the cut.
 func TestSFTPCutConnectionResumed(t *testing.T) {
-	hs, ssh := sshHosts(t, 3)
-	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(hs[1].srv.Port))
+	for _, fromFile := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pipe", true: "file"}[fromFile], func(t *testing.T) {
+			hs, ssh := sshHosts(t, 3)
+			proxy := proxied(t, hs[1])
+			in := data(800_000, 24)
+			s := stream(t, in, 2, 3)
+			var r io.Reader
+			var sf *streamFile
+			if fromFile {
+				sf = newStreamFile(t, s)
+				r = sf
+				proxy.CutAfter(300_000) // past the login, part way through the share
+			} else {
+				// Arm the cut once the upload runs: past the ssh handshake.
+				r = &killer{r: bytes.NewReader(s), n: len(s) / 4, kill: func() { proxy.CutAfter(100_000) }}
+			}
+			got := pushReader(t, r, sshOptions(ssh, hostsOf(hs)...))
+			if got.err != nil {
+				t.Fatalf("%v\n%s", got.err, got.stderr)
+			}
+			if proxy.Cuts() == 0 {
+				t.Fatal("the proxy never cut the connection")
+			}
+			if joined := joinManifest(t, got.m, dirsOf(hs)); !bytes.Equal(joined, in) {
+				t.Fatal("joined stream differs")
+			}
+			if files := visible(t, hs[1].dir); len(files) != 2 {
+				t.Fatalf("host 1 holds %v", files)
+			}
+			if sf != nil && minShareBlock == 0 { // each upload reads its own share
+				if read := sf.at.Load(); read > int64(len(s))/20 {
+					t.Fatalf("read %d bytes of the %d-byte stream at offsets: the blocks were read, not sent from the file", read, len(s))
+				}
+			}
+		})
+	}
+}
+
+// proxied has h reached through a proxy that can cut the connection: its
+// ssh config, on the proxy's port. The proxy closes when the test ends.
+func proxied(t *testing.T, h *sshHost) *sshtest.Proxy {
+	t.Helper()
+	proxy, err := sshtest.NewProxy("127.0.0.1:" + strconv.Itoa(h.srv.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxy.Close()
-	// Reach host 1 through the proxy: the same config on the proxy's port.
-	cfg, err := os.ReadFile(hs[1].srv.ConfigPath())
+	t.Cleanup(func() { proxy.Close() })
+	cfg, err := os.ReadFile(h.srv.ConfigPath())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg = regexp.MustCompile(`(?m)^\s*Port \d+$`).ReplaceAll(cfg, []byte("\tPort "+strconv.Itoa(proxy.Port())))
-	if err := os.WriteFile(hs[1].srv.ConfigPath(), cfg, 0o600); err != nil {
+	if err := os.WriteFile(h.srv.ConfigPath(), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := data(800_000, 24)
-	s := stream(t, in, 2, 3)
-	// Arm the cut once the upload runs: past the ssh handshake.
-	r := pushReader(t, &killer{r: bytes.NewReader(s), n: len(s) / 4, kill: func() { proxy.CutAfter(100_000) }}, sshOptions(ssh, hostsOf(hs)...))
-	if r.err != nil {
-		t.Fatalf("%v\n%s", r.err, r.stderr)
-	}
-	if proxy.Cuts() == 0 {
-		t.Fatal("the proxy never cut the connection")
-	}
-	if got := joinManifest(t, r.m, dirsOf(hs)); !bytes.Equal(got, in) {
-		t.Fatal("joined stream differs")
-	}
-	if got := visible(t, hs[1].dir); len(got) != 2 {
-		t.Fatalf("host 1 holds %v", got)
-	}
+	return proxy
 }
 
 func TestSFTPQuotaReachedMidUpload(t *testing.T) {
@@ -346,4 +375,43 @@ func TestSFTPConcurrentPushes(t *testing.T) {
 			t.Fatalf("host holds %v", got)
 		}
 	}
+}
+
+// streamFile is a stream saved in a file after other bytes, as bk-push
+// finds one on stdin: read in order, at offsets from the stream's start,
+// and sent from the file itself by the uploads that can. at counts the
+// bytes read at offsets.
+type streamFile struct {
+	f    *os.File
+	base int64
+	at   atomic.Int64
+}
+
+func (s *streamFile) Read(p []byte) (int, error) { return s.f.Read(p) }
+
+func (s *streamFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.f.ReadAt(p, s.base+off)
+	s.at.Add(int64(n))
+	return n, err
+}
+
+func (s *streamFile) File() (*os.File, int64) { return s.f, s.base }
+
+// newStreamFile saves stream in a file after 1,000 other bytes, at which
+// the file is left open.
+func newStreamFile(t *testing.T, stream []byte) *streamFile {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "stream.bks")
+	if err := os.WriteFile(name, append(make([]byte, 1000), stream...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Seek(1000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	return &streamFile{f: f, base: 1000}
 }

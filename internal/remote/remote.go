@@ -19,6 +19,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -177,6 +178,16 @@ type Keeper interface {
 	// caller must not touch p before that. An upload that fails may keep
 	// p for good.
 	WriteKept(p []byte, release func([]byte)) error
+}
+
+// RangeWriter is an Upload that can send bytes of a file from the file
+// itself, never copied into the process (sendfile).
+type RangeWriter interface {
+	// WriteRange is Write of the n bytes of f from off, read from f as
+	// they are sent, and again if they must be sent again: they must not
+	// change until the upload is committed or aborted. Bytes missing
+	// from f fail the upload.
+	WriteRange(f *os.File, off int64, n int) error
 }
 
 // Versioned is an Upload to a host that keeps every version of a file

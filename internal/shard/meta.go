@@ -27,14 +27,25 @@ func NewMetaHash(blockSize int) *MetaHash {
 // Write adds p, one whole unit of the share file. It never fails, so a
 // MetaHash can sit in an io.MultiWriter beside the unit's upload.
 func (m *MetaHash) Write(p []byte) (int, error) {
-	switch {
-	case !m.started, len(p) == TrailerSize:
-		m.started = true
-		m.d.Write(p)
-	default:
-		m.d.Write(p[min(m.blockSize, len(p)):])
-	}
+	m.WriteHashed(p[m.Hashed(len(p)):])
 	return len(p), nil
+}
+
+// Hashed is where, in the next unit of n bytes, the bytes the hash takes
+// start: the share's header and trailer whole, of a stripe's record all
+// but its block. A caller that sends the unit from elsewhere reads only
+// those, for WriteHashed.
+func (m *MetaHash) Hashed(n int) int {
+	if !m.started || n == TrailerSize {
+		return 0
+	}
+	return min(m.blockSize, n)
+}
+
+// WriteHashed adds the next unit, given its bytes from Hashed on.
+func (m *MetaHash) WriteHashed(p []byte) {
+	m.started = true
+	m.d.Write(p)
 }
 
 // Sum is the MetaHash of the units written so far.

@@ -187,12 +187,24 @@ func TestStreamReaderAtTakesOneShare(t *testing.T) {
 		if limit := int64(len(got) + len(b)/50); ra.n > limit {
 			t.Fatalf("share %d: read %d bytes of a %d-byte stream for a %d-byte share", share, ra.n, len(b), len(got))
 		}
+		// NextAt reads no payload but the trailers, and says where each is.
+		ra = &countingReaderAt{r: bytes.NewReader(b)}
+		got, tr, err = oneShareAt(ra, share, b)
+		if err != nil || !bytes.Equal(got, whole[share]) || tr != want {
+			t.Fatalf("share %d at offsets: %d bytes (of %d), trailer %+v (want %+v), %v", share, len(got), len(whole[share]), tr, want, err)
+		}
+		if limit := int64(len(b) / 50); ra.n > limit {
+			t.Fatalf("share %d at offsets: read %d bytes of a %d-byte stream", share, ra.n, len(b))
+		}
 	}
 	// Cut inside a payload that is skipped, and after the last trailer.
 	hdr := Header{SetInfo: info}.Size()
 	for _, cut := range []int{hdr + info.N*(frameHeaderSize+hdr) + 2*(frameHeaderSize+info.RecordSize()) + 100, len(b) - 3} {
 		if _, _, err := oneShare(bytes.NewReader(b[:cut]), 0); !errors.Is(err, ErrTruncated) {
 			t.Fatalf("cut at %d of %d: got %v, want ErrTruncated", cut, len(b), err)
+		}
+		if _, _, err := oneShareAt(bytes.NewReader(b[:cut]), 0, b); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("cut at %d of %d, at offsets: got %v, want ErrTruncated", cut, len(b), err)
 		}
 	}
 }
@@ -222,6 +234,32 @@ func oneShare(r io.ReaderAt, share int) ([]byte, Trailer, error) {
 			got = append(got, p...)
 		} else if p != nil && len(p) != TrailerSize {
 			return nil, Trailer{}, fmt.Errorf("frame of share %d read, not skipped", i)
+		}
+	}
+}
+
+// oneShareAt is oneShare by NextAt, the share's payloads taken from
+// stream at the offsets it gives.
+func oneShareAt(r io.ReaderAt, share int, stream []byte) ([]byte, Trailer, error) {
+	sr, err := NewStreamReaderAt(r)
+	if err != nil {
+		return nil, Trailer{}, err
+	}
+	var got []byte
+	for {
+		i, length, off, p, err := sr.NextAt()
+		if err == io.EOF {
+			tr, err := sr.Trailer()
+			return got, tr, err
+		}
+		if err != nil {
+			return nil, Trailer{}, err
+		}
+		if (p != nil) != (length == TrailerSize) || p != nil && !bytes.Equal(p, stream[off:off+int64(length)]) {
+			return nil, Trailer{}, fmt.Errorf("frame of share %d at %d: payload %d bytes", i, off, len(p))
+		}
+		if i == share {
+			got = append(got, stream[off:off+int64(length)]...)
 		}
 	}
 }

@@ -155,6 +155,35 @@ func (s *StreamReader) NextInto(buffer func(index, length int) []byte) (index in
 	return index, p, nil
 }
 
+// NextAt is NextInto for a reader from NewStreamReaderAt that reads no
+// payload but a trailer's: it returns the frame's share, its payload's
+// length and where the payload starts from the stream's start, for a
+// caller that takes the bytes from the file itself. payload is the
+// trailer's, else nil. A payload cut short by the end of the file shows
+// at the next call, as the next frame's header is missing.
+func (s *StreamReader) NextAt() (index, length int, off int64, payload []byte, err error) {
+	if s.at == nil {
+		return 0, 0, 0, nil, errors.New("share stream not read at offsets")
+	}
+	index, length, err = s.frame()
+	if err != nil {
+		return 0, 0, 0, nil, err
+	}
+	off = s.at.off
+	if length != TrailerSize {
+		s.at.off += int64(length)
+		return index, length, off, nil, nil
+	}
+	if cap(s.buf) < length {
+		s.buf = make([]byte, length)
+	}
+	p := s.buf[:length]
+	if err := s.payload(p); err != nil {
+		return 0, 0, 0, nil, err
+	}
+	return index, length, off, p, nil
+}
+
 // Trailer is what the shares' trailers in the stream declared, the value
 // most of them agree on. It is known once Next has returned io.EOF.
 func (s *StreamReader) Trailer() (Trailer, error) {

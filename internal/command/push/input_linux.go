@@ -57,6 +57,9 @@ func (s *fileStream) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// File implements push.StreamFile.
+func (s *fileStream) File() (*os.File, int64) { return s.f, s.base }
+
 // nowaitReader reads f, ready bytes with raw reads.
 type nowaitReader struct {
 	f  *os.File

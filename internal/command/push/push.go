@@ -57,25 +57,26 @@ Lines beyond the n the stream needs are spares: bk-push connects to the
 first n hosts at once, checks their free space (hosts that are folders of
 one file system against its space together) and quotas against the share
 size, stores a small test file (.bk-probe-*) on each, and puts the next
-spare in the place of each host that fails, before that host takes any
-data (a read-only disk fails here, not halfway through). A host that
-passes takes its share's data at once while the others still connect (from
-a pipe, the stream is read ahead for them, up to 8 MiB each); it waits for
-them when its file system lacks the space for all n shares (the check of
-its hosts together could still fail it) and on an append-only host. A
-stream on a pipe is read once for all hosts, so the slowest host sets the
-pace once the queues are full; a stream saved to a file (bk-push hosts.txt
-< stream.bks) is read by each host's upload for itself, its own share
-only, so each host goes at its own pace (up to 16 shares of blocks of 64
-KiB or more); a file written to meanwhile fails the backup, and nothing is
-kept. Then bk-push looks for each host's test file on the others and
-removes them: two lines that are one folder (a symlink, a host by two
-names) are refused, as two shares on one disk would be lost together, and
-what was sent is removed. Fewer lines than n is an error. The size is
---expect-size, or else that of the newest full backup of the same --name
-on the hosts (one whose manifest counts, see bk-join(1)); only a first
-backup, with neither, warns that space is checked as data flows only, so a
-nightly bk-push -q prints nothing when all is well.
+spare in the place of each host that fails, before that host takes any data
+(a read-only disk fails here, not halfway through). A host that passes
+takes its share's data at once while the others still connect (from a pipe,
+the stream is read ahead for them, up to 8 MiB each); it waits for them
+when its file system lacks the space for all n shares (the check of its
+hosts together could still fail it) and on an append-only host. A stream on
+a pipe is read once for all hosts, so the slowest host sets the pace once
+the queues are full; a stream saved to a file (bk-push hosts.txt <
+stream.bks) is read by each host's upload for itself, its own share only,
+so each host goes at its own pace (up to 16 shares of blocks of 64 KiB or
+more); on Linux an SFTP host's share goes from the file to ssh by sendfile,
+its blocks never copied through bk-push. A file written to meanwhile fails
+the backup, and nothing is kept. Then bk-push looks for each host's test
+file on the others and removes them: two lines that are one folder (a
+symlink, a host by two names) are refused, as two shares on one disk would
+be lost together, and what was sent is removed. Fewer lines than n is an
+error. The size is --expect-size, or else that of the newest full backup of
+the same --name on the hosts (one whose manifest counts, see bk-join(1));
+only a first backup, with neither, warns that space is checked as data
+flows only, so a nightly bk-push -q prints nothing when all is well.
 
 SFTP hosts are reached with the system ssh ("ssh HOST -s sftp"), in batch
 mode even on a terminal, so ~/.ssh/config, the agent and known_hosts apply

@@ -333,7 +333,7 @@ func (c *conn) lost(err error) bool {
 		return true
 	case errors.As(err, &status):
 		return status.Code == uint32(psftp.ErrSSHFxConnectionLost)
-	case errors.As(err, &refused):
+	case errors.As(err, &refused), errors.As(err, new(*sourceError)):
 		return false
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrExist), errors.Is(err, errProtocol),
 		errors.Is(err, io.EOF), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),

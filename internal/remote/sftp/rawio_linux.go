@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -94,6 +95,81 @@ func (s *rawSocket) WriteBuffers(bufs net.Buffers) error {
 		err = &net.OpError{Op: "write", Net: "unix", Err: errno}
 	}
 	return err
+}
+
+// WriteSpans writes parts whole: the runs of bytes in memory with
+// writev, the spans of files with sendfile, which hands the socket the
+// file's cached pages themselves, with no copy into the process and out
+// again (bk-push of a 384 MiB stream file to three loopback hosts, 12
+// paired rounds: its own CPU 0.27 -> 0.13 s, three sftp's 0.21).
+func (s *rawSocket) WriteSpans(parts spans) error {
+	for len(parts) > 0 {
+		if parts[0].f != nil {
+			if err := s.sendfile(parts[0]); err != nil {
+				return err
+			}
+			parts = parts[1:]
+			continue
+		}
+		run := net.Buffers{}
+		for len(parts) > 0 && parts[0].f == nil {
+			run = append(run, parts[0].b)
+			parts = parts[1:]
+		}
+		if err := s.WriteBuffers(run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendfile sends the bytes of file span sp. The file may have to be read
+// from disk, so the call is one the runtime may hand our P away in.
+func (s *rawSocket) sendfile(sp span) error {
+	frc, err := sp.f.SyscallConn()
+	if err != nil {
+		return &sourceError{err}
+	}
+	off, left := sp.off, sp.n
+	var sendErr error
+	err = frc.Control(func(ffd uintptr) {
+		var errno syscall.Errno
+		err := s.rc.Write(func(fd uintptr) bool {
+			for left > 0 {
+				n, _, e := syscall.Syscall6(syscall.SYS_SENDFILE, fd, ffd, uintptr(unsafe.Pointer(&off)), uintptr(left), 0, 0)
+				switch {
+				case e == syscall.EINTR:
+				case e == syscall.EAGAIN:
+					return false
+				case e != 0:
+					errno = e
+					return true
+				case n == 0:
+					sendErr = &sourceError{fmt.Errorf("%s: %w", sp.f.Name(), errSourceShort)}
+					return true
+				default:
+					left -= int(n)
+				}
+			}
+			return true
+		})
+		switch {
+		case err != nil:
+			sendErr = err
+		case errno != 0:
+			// sendfile does not say which end failed: the socket's
+			// failures are those of a write.
+			if errno == syscall.EPIPE || errno == syscall.ECONNRESET {
+				sendErr = &net.OpError{Op: "write", Net: "unix", Err: errno}
+			} else {
+				sendErr = &sourceError{fmt.Errorf("%s: %w", sp.f.Name(), errno)}
+			}
+		}
+	})
+	if err != nil {
+		return &sourceError{err}
+	}
+	return sendErr
 }
 
 // advance drops the first n bytes of iov.

@@ -86,6 +86,49 @@ func TestRawSocketWrites(t *testing.T) {
 	}
 }
 
+// TestRawSocketSpans: spans of a file, sent with sendfile, between bytes
+// in memory, many times the socket's room, arrive whole and in order; a
+// span the file does not hold fails as the file's (a *sourceError), and
+// a closed other end as a write's (EPIPE).
+func TestRawSocketSpans(t *testing.T) {
+	t.Parallel()
+	s, peer := rawPair(t)
+	src := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz"), 100_000)
+	f := sourceFile(t, src)
+	parts := spans{{b: []byte("head")}, {f: f, off: 5, n: 1 << 20}, {f: f, off: 7, n: 3}, {b: []byte("mid")}, {b: []byte("dle")},
+		{f: f, off: int64(len(src)) - 2<<20, n: 2 << 20}, {b: []byte("tail")}}
+	var want []byte
+	for _, p := range parts {
+		b, err := p.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b...)
+	}
+	got := make(chan []byte)
+	go func() {
+		all, _ := io.ReadAll(peer)
+		got <- all
+	}()
+	if err := s.WriteSpans(parts); err != nil {
+		t.Fatal(err)
+	}
+	err := s.WriteSpans(spans{{f: f, off: int64(len(src)) - 10, n: 11}})
+	if !errors.As(err, new(*sourceError)) || !errors.Is(err, errSourceShort) {
+		t.Fatalf("WriteSpans past the file's end = %v, want the file named", err)
+	}
+	want = append(want, src[len(src)-10:]...)
+	_ = s.Close()
+	if all := <-got; !bytes.Equal(all, want) {
+		t.Fatalf("the other end read %d bytes, not the %d written", len(all), len(want))
+	}
+	_ = peer.Close()
+	err = s.WriteSpans(spans{{f: f, off: 0, n: 1 << 20}})
+	if !errors.Is(err, syscall.EPIPE) || errors.As(err, new(*sourceError)) {
+		t.Fatalf("WriteSpans to a closed end = %v, want EPIPE", err)
+	}
+}
+
 // TestRawSocketEnd: reads see what came, then io.EOF once the other end
 // closes; writes then fail with EPIPE, where the session hears the
 // connection is lost, and never hang.

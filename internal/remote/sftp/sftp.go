@@ -273,6 +273,7 @@ type upload struct {
 	sent    []*chunk // on their way, in order from acked
 	unacked int64    // the bytes of sent
 	buf     []byte   // being filled: the bytes after those sent
+	ranges  spans    // or the ranges of files after those sent, with WriteRange
 	spare   [][]byte // buffers of acknowledged chunks, for the next ones
 	acked   int64
 	// tail is the last chunk sent while its last bytes, fewer than a
@@ -292,10 +293,13 @@ type upload struct {
 // chunk is a write on its way: a request of at most the connection's
 // packet size each.
 type chunk struct {
-	data []byte
+	data spans
+	size int // of data
 	off  int64
-	// release takes data back once it is acknowledged: the caller's,
-	// lent with WriteKept; nil for the upload's own buffers.
+	// buf holds data, unless data is of files; release takes it back once
+	// it is acknowledged: the caller's, lent with WriteKept; nil for the
+	// upload's own buffers.
+	buf     []byte
 	release func([]byte)
 	c       *conn          // the connection it was sent on
 	pending sync.WaitGroup // of its requests until answered, or c failed
@@ -318,6 +322,11 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	if u.err != nil {
 		return 0, u.err
+	}
+	if len(u.ranges) > 0 {
+		if err := u.flush(context.Background()); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	for len(p) > 0 {
@@ -354,7 +363,39 @@ func (u *upload) WriteKept(p []byte, release func([]byte)) error {
 	if u.sum != nil {
 		u.sum.Write(p)
 	}
-	return u.send(context.Background(), p, release)
+	return u.send(context.Background(), memChunk(p, release))
+}
+
+// WriteRange implements remote.RangeWriter: the n bytes of f from off
+// go after the bytes written before, gathered with the ranges next to
+// them into chunks of ChunkSize. With Verify, which hashes what is sent,
+// they are read and written.
+func (u *upload) WriteRange(f *os.File, off int64, n int) error {
+	if u.done {
+		return u.r.err(os.ErrClosed)
+	}
+	if u.err != nil {
+		return u.err
+	}
+	if u.sum != nil {
+		b, err := span{f: f, off: off, n: n}.read()
+		if err != nil {
+			u.err = u.r.err(err)
+			return u.err
+		}
+		_, err = u.Write(b)
+		return err
+	}
+	if len(u.buf) > 0 {
+		if err := u.flush(context.Background()); err != nil {
+			return err
+		}
+	}
+	u.ranges = append(u.ranges, span{f: f, off: off, n: n})
+	if u.ranges.size() >= ChunkSize {
+		return u.flush(context.Background())
+	}
+	return nil
 }
 
 // newBuffer returns a buffer for a chunk, to hold size bytes first: a
@@ -425,7 +466,8 @@ func copyAcked(c *conn, h []byte, src io.Reader, n int64) error {
 		if err != nil {
 			return err
 		}
-		ch := &chunk{data: buf[:got], off: off}
+		ch := memChunk(buf[:got], nil)
+		ch.off = off
 		startChunk(ch, h, c)
 		ch.pending.Wait()
 		if ch.err != nil {
@@ -436,23 +478,33 @@ func copyAcked(c *conn, h []byte, src io.Reader, n int64) error {
 	return nil
 }
 
-// flush sends the bytes Write has gathered.
-func (u *upload) flush(ctx context.Context) error {
-	if len(u.buf) == 0 {
-		return nil
-	}
-	data := u.buf
-	u.buf = nil
-	return u.send(ctx, data, nil)
+// memChunk is a chunk of the bytes of buf.
+func memChunk(buf []byte, release func([]byte)) *chunk {
+	return &chunk{data: spans{{b: buf}}, size: len(buf), buf: buf, release: release}
 }
 
-// send puts data on its way, then waits until there is room to fill
+// flush sends the bytes Write has gathered, or the ranges WriteRange has.
+func (u *upload) flush(ctx context.Context) error {
+	switch {
+	case len(u.buf) > 0:
+		data := u.buf
+		u.buf = nil
+		return u.send(ctx, memChunk(data, nil))
+	case len(u.ranges) > 0:
+		ch := &chunk{data: u.ranges, size: u.ranges.size()}
+		u.ranges = nil
+		return u.send(ctx, ch)
+	}
+	return nil
+}
+
+// send puts ch on its way, then waits until there is room to fill
 // another chunk: at most Window-1 chunks on their way.
-func (u *upload) send(ctx context.Context, data []byte, release func([]byte)) error {
-	if len(data) > 0 {
-		ch := &chunk{data: data, off: u.acked + u.unacked, release: release}
+func (u *upload) send(ctx context.Context, ch *chunk) error {
+	if ch.size > 0 {
+		ch.off = u.acked + u.unacked
 		u.sent = append(u.sent, ch)
-		u.unacked += int64(len(data))
+		u.unacked += int64(ch.size)
 		u.start(ch)
 	}
 	return u.settle(ctx, Window-1)
@@ -469,20 +521,20 @@ func (u *upload) start(ch *chunk) {
 	err := c.run(func() error {
 		if t := u.tail; t != nil {
 			u.tail = nil
-			rest := t.data[u.tailAt:]
-			at = min(len(ch.data), c.packet-len(rest))
-			if err := c.s.write(h, t.off+int64(u.tailAt), rest, t, ch.data[:at], ch); err != nil {
+			rest := t.data.slice(u.tailAt, t.size)
+			at = min(ch.size, c.packet-(t.size-u.tailAt))
+			if err := c.s.write(h, t.off+int64(u.tailAt), rest, t, ch.data.slice(0, at), ch); err != nil {
 				return err
 			}
 		}
-		for ; len(ch.data)-at >= c.packet; at += c.packet {
-			if err := c.s.write(h, ch.off+int64(at), ch.data[at:at+c.packet], ch, nil, nil); err != nil {
+		for ; ch.size-at >= c.packet; at += c.packet {
+			if err := c.s.write(h, ch.off+int64(at), ch.data.slice(at, at+c.packet), ch, nil, nil); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil && at < len(ch.data) {
+	if err == nil && at < ch.size {
 		u.tail, u.tailAt = ch, at
 	}
 }
@@ -492,7 +544,9 @@ func (u *upload) sendTail() {
 	t := u.tail
 	u.tail = nil
 	c := u.fc
-	_ = c.run(func() error { return c.s.write(u.handle, t.off+int64(u.tailAt), t.data[u.tailAt:], t, nil, nil) })
+	_ = c.run(func() error {
+		return c.s.write(u.handle, t.off+int64(u.tailAt), t.data.slice(u.tailAt, t.size), t, nil, nil)
+	})
 }
 
 // startChunk sends ch whole to the file of handle h on connection c, as a
@@ -502,11 +556,11 @@ func (u *upload) sendTail() {
 // has failed ch (session.write).
 func startChunk(ch *chunk, h []byte, c *conn) {
 	ch.c, ch.err = c, nil
-	requests := (len(ch.data) + c.packet - 1) / c.packet
-	size := (len(ch.data) + requests - 1) / requests
+	requests := (ch.size + c.packet - 1) / c.packet
+	size := (ch.size + requests - 1) / requests
 	_ = c.run(func() error {
-		for at := 0; at < len(ch.data); at += size {
-			if err := c.s.write(h, ch.off+int64(at), ch.data[at:min(at+size, len(ch.data))], ch, nil, nil); err != nil {
+		for at := 0; at < ch.size; at += size {
+			if err := c.s.write(h, ch.off+int64(at), ch.data.slice(at, min(at+size, ch.size)), ch, nil, nil); err != nil {
 				return err
 			}
 		}
@@ -539,12 +593,13 @@ func (u *upload) settle(ctx context.Context, keep int) error {
 			ch.pending.Wait()
 			if ch.err == nil {
 				u.sent = u.sent[1:]
-				u.acked += int64(len(ch.data))
-				u.unacked -= int64(len(ch.data))
-				if ch.release != nil {
-					ch.release(ch.data)
-				} else {
-					u.spare = append(u.spare, ch.data[:0])
+				u.acked += int64(ch.size)
+				u.unacked -= int64(ch.size)
+				switch {
+				case ch.release != nil:
+					ch.release(ch.buf)
+				case ch.buf != nil:
+					u.spare = append(u.spare, ch.buf[:0])
 				}
 				continue
 			}

@@ -2,9 +2,13 @@ package sftp
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
+
+	psftp "github.com/pkg/sftp"
 )
 
 // heldMax bounds the start of a request wholeRequests holds back: the
@@ -41,7 +45,7 @@ func (w *wholeRequests) between() bool { return !w.sized && len(w.held) == 0 }
 // sendWhole sends a request of ours in one write, between two of pkg/sftp's.
 // A request of pkg/sftp's cut short by a failed write never reaches its
 // boundary: the failure, or the end of the requests, ends the wait.
-func (w *wholeRequests) sendWhole(bufs net.Buffers) error {
+func (w *wholeRequests) sendWhole(parts spans) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.broken == nil && !w.between() {
@@ -50,7 +54,15 @@ func (w *wholeRequests) sendWhole(bufs net.Buffers) error {
 	if w.broken != nil {
 		return w.broken
 	}
-	if err := w.writeBuffers(bufs); err != nil {
+	if err := writeSpans(w.w, parts); err != nil {
+		var src *sourceError
+		if errors.As(err, &src) {
+			// The request is cut short, and the session with it: its
+			// end tells ssh, and everyone after, to start again.
+			_ = w.w.Close()
+			w.fail(fmt.Errorf("%w (a request was cut short: %v)", psftp.ErrSSHFxConnectionLost, src))
+			return err
+		}
 		w.fail(err)
 		return err
 	}

@@ -83,7 +83,7 @@ func (failing) Write([]byte) (int, error) { return 0, io.ErrShortWrite }
 // through it. It used to wait for ever, and bk-push with it.
 func TestWholeRequestsCutShort(t *testing.T) {
 	t.Parallel()
-	ours := net.Buffers{sftpPacket(fxpClose, []byte{0x80, 0, 0, 1}, sftpString("h"))}
+	ours := spans{{b: sftpPacket(fxpClose, []byte{0x80, 0, 0, 1}, sftpString("h"))}}
 	for _, tc := range []struct {
 		name string
 		out  io.WriteCloser

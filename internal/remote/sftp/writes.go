@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,21 +194,21 @@ func writeStatus(typ byte, body []byte, off int64) error {
 
 // send numbers a request of type typ, whose body after the number is
 // head then data, files w under the number and sends it in one write.
-func (s *session) send(typ byte, w waiter, head []byte, data ...[]byte) error {
+// Bytes of data that cannot be read from their file fail the request
+// (a *sourceError), and end the session: the request was cut short.
+func (s *session) send(typ byte, w waiter, head []byte, data spans) error {
 	id, err := s.register(w)
 	if err != nil {
 		return err
 	}
-	size := 5 + len(head)
-	for _, d := range data {
-		size += len(d)
-	}
 	var start [9]byte
-	binary.BigEndian.PutUint32(start[:], uint32(size))
+	binary.BigEndian.PutUint32(start[:], uint32(5+len(head)+data.size()))
 	start[4] = typ
 	binary.BigEndian.PutUint32(start[5:], id)
-	if err := s.requests.sendWhole(append(net.Buffers{start[:], head}, data...)); err != nil {
-		err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
+	if err := s.requests.sendWhole(append(spans{{b: start[:]}, {b: head}}, data...)); err != nil {
+		if !errors.As(err, new(*sourceError)) {
+			err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
+		}
 		if _, ok := s.take(id); ok {
 			return err
 		}
@@ -226,7 +226,7 @@ func (s *session) ask(typ byte, head []byte) (answer, error) {
 // may send others before it waits, one round trip for all.
 func (s *session) start(typ byte, head []byte) func() (answer, error) {
 	w := waiter{answer: make(chan answer, 1)}
-	if err := s.send(typ, w, head); err != nil {
+	if err := s.send(typ, w, head, nil); err != nil {
 		return func() (answer, error) { return answer{}, err }
 	}
 	return func() (answer, error) {
@@ -238,13 +238,13 @@ func (s *session) start(typ byte, head []byte) func() (answer, error) {
 // write sends a write of data, then more, at off to the file of handle:
 // data is of chunk ch, more of next (nil when more is empty). Both hear
 // of its answer; one that cannot be sent fails both at once.
-func (s *session) write(handle []byte, off int64, data []byte, ch *chunk, more []byte, next *chunk) error {
+func (s *session) write(handle []byte, off int64, data spans, ch *chunk, more spans, next *chunk) error {
 	head := make([]byte, 0, 4+len(handle)+12)
 	head = appendString(head, handle)
 	head = binary.BigEndian.AppendUint64(head, uint64(off))
-	head = binary.BigEndian.AppendUint32(head, uint32(len(data)+len(more)))
+	head = binary.BigEndian.AppendUint32(head, uint32(data.size()+more.size()))
 	w := waiter{ch: ch, off: off}
-	if len(more) > 0 {
+	if more.size() > 0 {
 		w.next = next
 	}
 	for _, c := range []*chunk{w.ch, w.next} {
@@ -252,7 +252,7 @@ func (s *session) write(handle []byte, off int64, data []byte, ch *chunk, more [
 			c.pending.Add(1)
 		}
 	}
-	err := s.send(fxpWrite, w, head, data, more)
+	err := s.send(fxpWrite, w, head, slices.Concat(data, more))
 	if err != nil {
 		for _, c := range []*chunk{w.ch, w.next} {
 			if c != nil {
