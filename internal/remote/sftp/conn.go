@@ -56,6 +56,13 @@ func sshArgs(h Location, command []string, timeout time.Duration) []string {
 		// the progress bar, and a cron job has no one to answer. An unknown
 		// host key is refused, with a hint to check it once by hand.
 		"-o", "BatchMode=yes",
+		// Nothing of the client's goes to the host but the session, as
+		// with OpenSSH's sftp: a hostile host could use a forwarded agent
+		// to log in to the other hosts and remove their shares.
+		"-o", "ForwardAgent=no",
+		"-o", "ForwardX11=no",
+		"-o", "ClearAllForwardings=yes",
+		"-o", "PermitLocalCommand=no",
 		"-o", "ConnectTimeout="+secs(timeout),
 		// ssh ends a connection whose host stops answering after about
 		// the timeout: three unanswered probes.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -487,12 +488,39 @@ func TestClosed(t *testing.T) {
 func TestSSHArgs(t *testing.T) {
 	h := Location{Host: "nas", User: "me", Port: 2222}
 	got := strings.Join(sshArgs(h, nil, 30*time.Second), " ")
-	if want := "ssh -p 2222 -l me -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
+	if want := "ssh -p 2222 -l me -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no -o ClearAllForwardings=yes -o PermitLocalCommand=no -o ConnectTimeout=30 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 	got = strings.Join(sshArgs(Location{Host: "nas"}, []string{"ssh", "-F", "cfg"}, time.Second), " ")
-	if want := "ssh -F cfg -o BatchMode=yes -o ConnectTimeout=1 -o ServerAliveInterval=1 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
+	if want := "ssh -F cfg -o BatchMode=yes -o ForwardAgent=no -o ForwardX11=no -o ClearAllForwardings=yes -o PermitLocalCommand=no -o ConnectTimeout=1 -o ServerAliveInterval=1 -o ServerAliveCountMax=3 nas -s sftp"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestSSHForwardsNothing: a user's ssh config that forwards the agent, X11
+// and ports, and runs a local command, does none of it for bk: the real
+// ssh client's resolved config (ssh -G) says so.
+func TestSSHForwardsNothing(t *testing.T) {
+	if !sshtest.HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	conf := "Host nas\n ForwardAgent yes\n ForwardX11 yes\n LocalForward 8080 localhost:80\n PermitLocalCommand yes\n LocalCommand touch /tmp/x\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := sshArgs(Location{Host: "nas"}, []string{"ssh", "-F", cfg}, time.Second)
+	out, err := exec.Command(args[0], append([]string{"-G"}, args[1:]...)...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"forwardagent no", "forwardx11 no", "clearallforwardings yes", "permitlocalcommand no"} {
+		if !regexp.MustCompile("(?m)^" + want + "$").Match(out) {
+			t.Errorf("ssh -G does not say %q:\n%s", want, out)
+		}
+	}
+	if bytes.Contains(out, []byte("localforward")) {
+		t.Errorf("a port is still forwarded:\n%s", out)
 	}
 }
 
