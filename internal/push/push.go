@@ -446,9 +446,13 @@ func (p *pusher) cleanTemps(ctx context.Context, t *target) {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
 		return // its leftovers are for bk-prune with the admin hosts file
 	}
-	if n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge)); err != nil {
+	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The push is given up, and says why.
+	case err != nil:
 		p.opt.Warn("host %s: removing stale temp files: %v", t.host, err)
-	} else if n > 0 {
+	case n > 0:
 		p.opt.Note("host %s: removed %d temp files left by an earlier run", t.host, n)
 	}
 }
@@ -994,9 +998,13 @@ func (p *pusher) framesSent(sr *shard.StreamReader, at io.ReaderAt, u *upload, r
 				payload = payload[from:]
 			}
 			u.meta.WriteHashed(payload)
-			if err := rw.WriteRange(p.file, p.fileBase+off, length); err != nil {
+			err := rw.WriteRange(p.file, p.fileBase+off, length)
+			switch {
+			case errors.Is(err, remote.ErrSource): // the stream's file changed
+				return &StreamError{err}
+			case err != nil:
 				p.fail(u, err)
-			} else {
+			default:
 				u.size += int64(length)
 			}
 			return nil

@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -385,14 +386,31 @@ type streamFile struct {
 	f    *os.File
 	base int64
 	at   atomic.Int64
+	all  atomic.Int64 // all bytes read
+	// cut, when set, is called once the reads pass cutAfter bytes.
+	cut      func()
+	cutAfter int64
+	cutOnce  sync.Once
 }
 
-func (s *streamFile) Read(p []byte) (int, error) { return s.f.Read(p) }
+func (s *streamFile) Read(p []byte) (int, error) {
+	n, err := s.f.Read(p)
+	s.read(0, n)
+	return n, err
+}
 
 func (s *streamFile) ReadAt(p []byte, off int64) (int, error) {
 	n, err := s.f.ReadAt(p, s.base+off)
-	s.at.Add(int64(n))
+	s.read(n, n)
 	return n, err
+}
+
+// read counts n bytes read at offsets, of all bytes read, and cuts.
+func (s *streamFile) read(at, all int) {
+	s.at.Add(int64(at))
+	if s.all.Add(int64(all)) > s.cutAfter && s.cut != nil {
+		s.cutOnce.Do(s.cut)
+	}
 }
 
 func (s *streamFile) File() (*os.File, int64) { return s.f, s.base }
@@ -414,4 +432,36 @@ func newStreamFile(t *testing.T, stream []byte) *streamFile {
 		t.Fatal(err)
 	}
 	return &streamFile{f: f, base: 1000}
+}
+
+// TestSFTPStreamFileCutShort: a stream file cut short under bk-push, while
+// the SFTP uploads send from it, fails the push as a damaged stream, with
+// no host blamed and nothing left on the hosts.
+func TestSFTPStreamFileCutShort(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	s := stream(t, data(3_000_000, 27), 2, 3)
+	sf := newStreamFile(t, s)
+	// Sent from the file, 30 kB are headers and checksums of about a tenth
+	// of the way; read, a hundredth.
+	sf.cutAfter = 30_000
+	sf.cut = func() {
+		if err := os.Truncate(sf.f.Name(), sf.base+int64(len(s))/2); err != nil {
+			t.Error(err)
+		}
+	}
+	opt := sshOptions(ssh, hostsOf(hs)...)
+	opt.ExpectSize = 3_000_000
+	r := pushReader(t, sf, opt)
+	var streamErr *StreamError
+	if !errors.As(r.err, &streamErr) || !strings.Contains(r.err.Error(), "truncated") {
+		t.Fatalf("got %v, want the stream named as cut short\n%s", r.err, r.stderr)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("warnings, want none:\n%s", r.stderr)
+	}
+	for i, h := range hs {
+		if got := visible(t, h.dir); len(got) != 0 {
+			t.Errorf("host %d holds %v", i, got)
+		}
+	}
 }

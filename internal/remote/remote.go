@@ -186,7 +186,7 @@ type RangeWriter interface {
 	// WriteRange is Write of the n bytes of f from off, read from f as
 	// they are sent, and again if they must be sent again: they must not
 	// change until the upload is committed or aborted. Bytes missing
-	// from f fail the upload.
+	// from f fail the upload with an error that is ErrSource.
 	WriteRange(f *os.File, off int64, n int) error
 }
 
@@ -252,6 +252,9 @@ var (
 	ErrExist        = fs.ErrExist
 	ErrUnknownSpace = errors.New("free space unknown")
 	ErrChanged      = errors.New("stored bytes differ from what was sent")
+	// ErrSource: bytes a RangeWriter was to send are no longer in their
+	// file; the file, not the host, is at fault.
+	ErrSource = errors.New("the bytes to send are not in their file")
 )
 
 // DialOptions are what a backend needs beyond the hosts-file line.

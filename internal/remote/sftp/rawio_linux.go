@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,10 +103,22 @@ func (s *rawSocket) WriteBuffers(bufs net.Buffers) error {
 // file's cached pages themselves, with no copy into the process and out
 // again (bk-push of a 384 MiB stream file to three loopback hosts, 12
 // paired rounds: its own CPU 0.27 -> 0.13 s, three sftp's 0.21).
+//
+// A file that no longer holds its span (cut short meanwhile) fails the
+// request once it is on its way: the rest of it goes as zeros, so that
+// the session stays whole, and the *sourceError says so (sent).
 func (s *rawSocket) WriteSpans(parts spans) error {
 	for len(parts) > 0 {
 		if parts[0].f != nil {
-			if err := s.sendfile(parts[0]); err != nil {
+			left, err := s.sendfile(parts[0])
+			var src *sourceError
+			if errors.As(err, &src) {
+				if err := s.writeZeros(left + parts[1:].size()); err != nil {
+					return err
+				}
+				src.sent = true
+			}
+			if err != nil {
 				return err
 			}
 			parts = parts[1:]
@@ -123,14 +136,28 @@ func (s *rawSocket) WriteSpans(parts spans) error {
 	return nil
 }
 
-// sendfile sends the bytes of file span sp. The file may have to be read
-// from disk, so the call is one the runtime may hand our P away in.
-func (s *rawSocket) sendfile(sp span) error {
+// writeZeros writes n zero bytes.
+func (s *rawSocket) writeZeros(n int) error {
+	zeros := make([]byte, min(n, 64<<10))
+	for ; n > 0; n -= len(zeros) {
+		zeros = zeros[:min(n, len(zeros))]
+		if err := s.WriteBuffers(net.Buffers{zeros}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendfile sends the bytes of file span sp, and returns how many it did
+// not send. The file may have to be read from disk, so the call is one the
+// runtime may hand our P away in.
+func (s *rawSocket) sendfile(sp span) (int, error) {
+	left := sp.n
 	frc, err := sp.f.SyscallConn()
 	if err != nil {
-		return &sourceError{err}
+		return left, &sourceError{err: err}
 	}
-	off, left := sp.off, sp.n
+	off := sp.off
 	var sendErr error
 	err = frc.Control(func(ffd uintptr) {
 		var errno syscall.Errno
@@ -145,7 +172,7 @@ func (s *rawSocket) sendfile(sp span) error {
 					errno = e
 					return true
 				case n == 0:
-					sendErr = &sourceError{fmt.Errorf("%s: %w", sp.f.Name(), errSourceShort)}
+					sendErr = &sourceError{err: fmt.Errorf("%s: %w", sp.f.Name(), errSourceShort)}
 					return true
 				default:
 					left -= int(n)
@@ -162,14 +189,14 @@ func (s *rawSocket) sendfile(sp span) error {
 			if errno == syscall.EPIPE || errno == syscall.ECONNRESET {
 				sendErr = &net.OpError{Op: "write", Net: "unix", Err: errno}
 			} else {
-				sendErr = &sourceError{fmt.Errorf("%s: %w", sp.f.Name(), errno)}
+				sendErr = &sourceError{err: fmt.Errorf("%s: %w", sp.f.Name(), errno)}
 			}
 		}
 	})
 	if err != nil {
-		return &sourceError{err}
+		return left, &sourceError{err: err}
 	}
-	return sendErr
+	return left, sendErr
 }
 
 // advance drops the first n bytes of iov.

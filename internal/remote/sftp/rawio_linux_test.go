@@ -88,8 +88,9 @@ func TestRawSocketWrites(t *testing.T) {
 
 // TestRawSocketSpans: spans of a file, sent with sendfile, between bytes
 // in memory, many times the socket's room, arrive whole and in order; a
-// span the file does not hold fails as the file's (a *sourceError), and
-// a closed other end as a write's (EPIPE).
+// span the file does not hold fails as the file's (a *sourceError), the
+// request sent whole with zeros for the rest, and a closed other end
+// fails as a write's (EPIPE).
 func TestRawSocketSpans(t *testing.T) {
 	t.Parallel()
 	s, peer := rawPair(t)
@@ -113,11 +114,14 @@ func TestRawSocketSpans(t *testing.T) {
 	if err := s.WriteSpans(parts); err != nil {
 		t.Fatal(err)
 	}
-	err := s.WriteSpans(spans{{f: f, off: int64(len(src)) - 10, n: 11}})
-	if !errors.As(err, new(*sourceError)) || !errors.Is(err, errSourceShort) {
-		t.Fatalf("WriteSpans past the file's end = %v, want the file named", err)
+	err := s.WriteSpans(spans{{b: []byte("h")}, {f: f, off: int64(len(src)) - 10, n: 11}, {b: []byte("m")}, {f: f, off: 0, n: 100 << 10}})
+	var short *sourceError
+	if !errors.As(err, &short) || !short.sent || !errors.Is(err, errSourceShort) {
+		t.Fatalf("WriteSpans past the file's end = %v, want the file named, the request sent", err)
 	}
-	want = append(want, src[len(src)-10:]...)
+	// The request goes whole all the same: what the file lacked, and all
+	// after it, as zeros.
+	want = append(append(append(want, "h"...), src[len(src)-10:]...), make([]byte, 1+1+100<<10)...)
 	_ = s.Close()
 	if all := <-got; !bytes.Equal(all, want) {
 		t.Fatalf("the other end read %d bytes, not the %d written", len(all), len(want))

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"os"
+
+	"github.com/bk-backup/bk/internal/remote"
 )
 
 // span is bytes a write request carries: b, or, when f is set, the n
@@ -58,12 +60,19 @@ func (d spans) slice(from, to int) spans {
 	return out
 }
 
-// sourceError is a failure to read the bytes of a span from its file: the
-// request was cut short, and sending it again would fail the same way.
-type sourceError struct{ err error }
+// sourceError is a failure to read the bytes of a span from its file:
+// sending them again would fail the same way. sent says the request went
+// all the same, the rest of it zeros, and its answer is to come; else
+// nothing of it was sent.
+type sourceError struct {
+	err  error
+	sent bool
+}
 
 func (e *sourceError) Error() string { return "reading the bytes to send: " + e.err.Error() }
 func (e *sourceError) Unwrap() error { return e.err }
+
+func (e *sourceError) Is(target error) bool { return target == remote.ErrSource }
 
 // errSourceShort is a file that ended before a span of it.
 var errSourceShort = errors.New("the file ended before the bytes to send")
@@ -78,7 +87,7 @@ func (s span) read() ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%s: %w", s.f.Name(), errSourceShort)
 		}
-		return nil, &sourceError{err}
+		return nil, &sourceError{err: err}
 	}
 	return b, nil
 }

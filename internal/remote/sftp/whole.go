@@ -3,12 +3,9 @@ package sftp
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
-
-	psftp "github.com/pkg/sftp"
 )
 
 // heldMax bounds the start of a request wholeRequests holds back: the
@@ -55,15 +52,9 @@ func (w *wholeRequests) sendWhole(parts spans) error {
 		return w.broken
 	}
 	if err := writeSpans(w.w, parts); err != nil {
-		var src *sourceError
-		if errors.As(err, &src) {
-			// The request is cut short, and the session with it: its
-			// end tells ssh, and everyone after, to start again.
-			_ = w.w.Close()
-			w.fail(fmt.Errorf("%w (a request was cut short: %v)", psftp.ErrSSHFxConnectionLost, src))
-			return err
+		if !errors.As(err, new(*sourceError)) { // the session stays whole
+			w.fail(err)
 		}
-		w.fail(err)
 		return err
 	}
 	return nil

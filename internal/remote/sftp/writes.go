@@ -194,8 +194,8 @@ func writeStatus(typ byte, body []byte, off int64) error {
 
 // send numbers a request of type typ, whose body after the number is
 // head then data, files w under the number and sends it in one write.
-// Bytes of data that cannot be read from their file fail the request
-// (a *sourceError), and end the session: the request was cut short.
+// Bytes of data that cannot be read from their file fail the request, a
+// *sourceError: the session goes on.
 func (s *session) send(typ byte, w waiter, head []byte, data spans) error {
 	id, err := s.register(w)
 	if err != nil {
@@ -206,7 +206,17 @@ func (s *session) send(typ byte, w waiter, head []byte, data spans) error {
 	start[4] = typ
 	binary.BigEndian.PutUint32(start[5:], id)
 	if err := s.requests.sendWhole(append(spans{{b: start[:]}, {b: head}}, data...)); err != nil {
-		if !errors.As(err, new(*sourceError)) {
+		var src *sourceError
+		switch {
+		case errors.As(err, &src) && src.sent:
+			// Its answer comes, and finds its chunks failed.
+			for _, ch := range []*chunk{w.ch, w.next} {
+				if ch != nil {
+					ch.fail(err)
+				}
+			}
+			return nil
+		case src == nil:
 			err = fmt.Errorf("%w (%v)", psftp.ErrSSHFxConnectionLost, err)
 		}
 		if _, ok := s.take(id); ok {
