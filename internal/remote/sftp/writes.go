@@ -23,6 +23,7 @@ import (
 const (
 	fxpClose  = 4
 	fxpWrite  = 6
+	fxpRemove = 13
 	fxpHandle = 102
 	fxfWrite  = 0x02
 	ownIDs    = 1 << 31
