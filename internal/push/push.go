@@ -345,18 +345,19 @@ func boolInt(b bool) int {
 // that is read-only, full or otherwise refuses files fails now, while a
 // spare can still take its place, not once data flows.
 //
-// The test file goes while the checks run: each is a few round trips to
-// the host, which add up at every push to a distant one.
+// The test file goes while the stale temps are removed and the checks
+// run: each is a few round trips to the host, which add up at every push
+// to a distant one.
 func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) {
 	r, err := h.Remote(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t := &target{host: h, r: r, free: -1}
-	p.cleanTemps(ctx, t) // first: with a clock ahead of the host's, the test file's temp looks stale
 	name := remote.ProbePrefix + hex.EncodeToString(randomBytes(8))
 	var probeErr error
 	var wg sync.WaitGroup
+	wg.Go(func() { p.cleanTemps(ctx, t, name) })
 	wg.Go(func() { probeErr = h.Put(ctx, name, []byte("bk-push test file\n")) })
 	checkErr := p.check(ctx, t)
 	wg.Wait()
@@ -441,12 +442,13 @@ func (p *pusher) removeProbes(slots []*target) {
 	wg.Wait()
 }
 
-// cleanTemps removes the temp files that earlier runs left on t.
-func (p *pusher) cleanTemps(ctx context.Context, t *target) {
+// cleanTemps removes the temp files that earlier runs left on t, but the
+// test file probe this run writes there meanwhile.
+func (p *pusher) cleanTemps(ctx context.Context, t *target, probe string) {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
 		return // its leftovers are for bk-prune with the admin hosts file
 	}
-	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge))
+	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge), probe)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The push is given up, and says why.

@@ -476,10 +476,28 @@ func testCleanTemp(t *testing.T, r remote.Remote) {
 	if _, err := up.Write([]byte("half")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(-time.Hour)); err != nil || n != 0 {
+	probe := remote.ProbePrefix + "0123456789abcdef"
+	Put(t, r, "t/"+probe, []byte("p"))
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(-time.Hour), ""); err != nil || n != 0 {
 		t.Fatalf("CleanTemp(1h) = %d, %v; want 0 removed", n, err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour)); err != nil || n != 1 {
+	// The caller's own test file and the temp files of the one it names
+	// stay, however old they look.
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), probe); err != nil || n != 1 {
+		t.Fatalf("CleanTemp(-1h) but the test file = %d, %v; want the temp file removed", n, err)
+	}
+	up2, err := r.Create(ctx, "t/"+probe+"2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up2.Abort()
+	if _, err := up2.Write([]byte("half")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), probe+"2"); err != nil || n != 1 {
+		t.Fatalf("CleanTemp(-1h) but the test file's temp = %d, %v; want the other test file removed", n, err)
+	}
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), ""); err != nil || n != 1 {
 		t.Fatalf("CleanTemp(-1h) = %d, %v; want 1 removed", n, err)
 	}
 	if temps, err := r.ListTemp(ctx, "t"); err != nil || len(temps) != 0 {
