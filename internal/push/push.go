@@ -92,6 +92,7 @@ func Push(ctx context.Context, r io.Reader, opt Options) (*manifest.Manifest, er
 	}
 	p.learnSize(ctx)
 	p.id = manifest.NewID(opt.Name, p.start, p.info.SetID)
+	p.probes = remote.ProbePrefix + hex.EncodeToString(randomBytes(4)) + "-"
 	at, _ := r.(io.ReaderAt)
 	if !p.readsShares() {
 		at = nil
@@ -114,7 +115,9 @@ type pusher struct {
 	info  shard.SetInfo
 	start time.Time
 	id    string
-	min   int
+	// probes starts the names of this run's test files.
+	probes string
+	min    int
 	// need is the space a host needs for its share and the manifest;
 	// negative when the stream's size is unknown.
 	need      int64
@@ -354,10 +357,10 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 		return nil, err
 	}
 	t := &target{host: h, r: r, free: -1}
-	name := remote.ProbePrefix + hex.EncodeToString(randomBytes(8))
+	name := p.probes + hex.EncodeToString(randomBytes(8))
 	var probeErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { p.cleanTemps(ctx, t, name) })
+	wg.Go(func() { p.cleanTemps(ctx, t) })
 	wg.Go(func() { probeErr = h.Put(ctx, name, []byte("bk-push test file\n")) })
 	checkErr := p.check(ctx, t)
 	wg.Wait()
@@ -442,13 +445,15 @@ func (p *pusher) removeProbes(slots []*target) {
 	wg.Wait()
 }
 
-// cleanTemps removes the temp files that earlier runs left on t, but the
-// test file probe this run writes there meanwhile.
-func (p *pusher) cleanTemps(ctx context.Context, t *target, probe string) {
+// cleanTemps removes the temp files that earlier runs left on t, not this
+// run's test files and shares, which hosts may be writing there meanwhile
+// (one folder reached as two hosts is refused only once they are).
+func (p *pusher) cleanTemps(ctx context.Context, t *target) {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
 		return // its leftovers are for bk-prune with the admin hosts file
 	}
-	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge), probe)
+	ours := func(name string) bool { return strings.HasPrefix(name, p.probes) || strings.HasPrefix(name, p.id) }
+	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge), ours)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The push is given up, and says why.

@@ -465,3 +465,26 @@ func TestSFTPStreamFileCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestSFTPHostClockBehind: with the hosts' clocks two days behind ours,
+// every file there looks stale, this push's test files being written too;
+// the stale temps are removed while they are written, but not them: a
+// push succeeds and removes nothing, and one folder reached as two hosts
+// is still refused by its test files, neither host removing the other's.
+func TestSFTPHostClockBehind(t *testing.T) {
+	hs, ssh := sshHosts(t, 3)
+	s := stream(t, data(100_000, 28), 2, 3)
+	opt := sshOptions(ssh, hostsOf(hs)...)
+	opt.Now = time.Now().Add(48 * time.Hour)
+	r := pushReader(t, bytes.NewReader(s), opt)
+	if r.err != nil || strings.Contains(r.stderr, "removed") {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+	opt = sshOptions(ssh, hs[0].host, hs[1].host, hs[2].srv.Host(hs[0].dir))
+	opt.Now = time.Now().Add(48 * time.Hour)
+	r = pushReader(t, bytes.NewReader(stream(t, data(100_000, 29), 2, 3)), opt)
+	var sameErr *SameFolderError
+	if !errors.As(r.err, &sameErr) {
+		t.Fatalf("one folder as two hosts: got %v, want it refused\n%s", r.err, r.stderr)
+	}
+}

@@ -506,18 +506,18 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 // CleanTemp removes temp and test files in dir last changed before
 // cutoff: leftovers of killed runs. A live upload keeps its temp file's
 // time fresh. The caller sets cutoff by its own clock, as the hosts set
-// file times by theirs. The test file ours (a name in dir, or "") and its
-// temp files are the caller's own, being written: they stay, whatever
-// their time (a host whose clock is a day behind). It returns how many it
-// removed.
-func CleanTemp(ctx context.Context, r Remote, dir string, cutoff time.Time, ours string) (int, error) {
+// file times by theirs. Test files and temp files whose name, or the name
+// they are to become, ours reports as the caller's own (nil: none) are
+// being written: they stay, whatever their time (a host whose clock is a
+// day behind). It returns how many it removed.
+func CleanTemp(ctx context.Context, r Remote, dir string, cutoff time.Time, ours func(name string) bool) (int, error) {
 	temps, err := r.ListTemp(ctx, dir)
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, t := range temps {
-		if target, _ := TempTarget(t.Name); ours != "" && (t.Name == ours || target == ours) {
+		if target, _ := TempTarget(t.Name); ours != nil && (ours(t.Name) || target != "" && ours(target)) {
 			continue
 		}
 		if !t.ModTime.Before(cutoff) {

@@ -465,6 +465,9 @@ func testRemove(t *testing.T, r remote.Remote) {
 	}
 }
 
+// is reports whether a name is name.
+func is(name string) func(string) bool { return func(n string) bool { return n == name } }
+
 func testCleanTemp(t *testing.T, r remote.Remote) {
 	ctx := context.Background()
 	Put(t, r, "t/kept", []byte("k"))
@@ -478,12 +481,12 @@ func testCleanTemp(t *testing.T, r remote.Remote) {
 	}
 	probe := remote.ProbePrefix + "0123456789abcdef"
 	Put(t, r, "t/"+probe, []byte("p"))
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(-time.Hour), ""); err != nil || n != 0 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(-time.Hour), nil); err != nil || n != 0 {
 		t.Fatalf("CleanTemp(1h) = %d, %v; want 0 removed", n, err)
 	}
 	// The caller's own test file and the temp files of the one it names
 	// stay, however old they look.
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), probe); err != nil || n != 1 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), is(probe)); err != nil || n != 1 {
 		t.Fatalf("CleanTemp(-1h) but the test file = %d, %v; want the temp file removed", n, err)
 	}
 	up2, err := r.Create(ctx, "t/"+probe+"2")
@@ -494,10 +497,10 @@ func testCleanTemp(t *testing.T, r remote.Remote) {
 	if _, err := up2.Write([]byte("half")); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), probe+"2"); err != nil || n != 1 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), is(probe+"2")); err != nil || n != 1 {
 		t.Fatalf("CleanTemp(-1h) but the test file's temp = %d, %v; want the other test file removed", n, err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), ""); err != nil || n != 1 {
+	if n, err := remote.CleanTemp(ctx, r, "t", time.Now().Add(time.Hour), nil); err != nil || n != 1 {
 		t.Fatalf("CleanTemp(-1h) = %d, %v; want 1 removed", n, err)
 	}
 	if temps, err := r.ListTemp(ctx, "t"); err != nil || len(temps) != 0 {

@@ -183,7 +183,7 @@ func TestInterruptedUpload(t *testing.T) {
 	if infos, err := r.List(ctx, "b"); err != nil || len(infos) != 0 {
 		t.Fatalf("List = %+v, %v; want nothing", infos, err)
 	}
-	if n, err := remote.CleanTemp(ctx, r, "b", time.Now().Add(time.Hour), ""); err != nil || n != 1 {
+	if n, err := remote.CleanTemp(ctx, r, "b", time.Now().Add(time.Hour), nil); err != nil || n != 1 {
 		t.Fatalf("CleanTemp = %d, %v", n, err)
 	}
 	left := 0
