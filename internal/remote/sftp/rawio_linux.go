@@ -111,6 +111,10 @@ func (s *rawSocket) WriteSpans(parts spans) error {
 	for len(parts) > 0 {
 		if parts[0].f != nil {
 			left, err := s.sendfile(parts[0])
+			if errors.Is(err, errNoSendfile) {
+				// A file system that cannot splice: read and write.
+				left, err = s.copySpan(parts[0])
+			}
 			var src *sourceError
 			if errors.As(err, &src) {
 				if err := s.writeZeros(left + parts[1:].size()); err != nil {
@@ -134,6 +138,24 @@ func (s *rawSocket) WriteSpans(parts spans) error {
 		}
 	}
 	return nil
+}
+
+// errNoSendfile: the file's file system cannot send its pages (sendfile
+// fails at once with EINVAL or EOPNOTSUPP), as a few FUSE and network
+// file systems cannot.
+var errNoSendfile = errors.New("sendfile not supported")
+
+// copySpan sends the bytes of file span sp read into memory, and returns
+// how many it did not send.
+func (s *rawSocket) copySpan(sp span) (int, error) {
+	b, err := sp.read()
+	if err != nil {
+		return sp.n, err
+	}
+	if err := s.WriteBuffers(net.Buffers{b}); err != nil {
+		return sp.n, err
+	}
+	return 0, nil
 }
 
 // writeZeros writes n zero bytes.
@@ -186,9 +208,12 @@ func (s *rawSocket) sendfile(sp span) (int, error) {
 		case errno != 0:
 			// sendfile does not say which end failed: the socket's
 			// failures are those of a write.
-			if errno == syscall.EPIPE || errno == syscall.ECONNRESET {
+			switch {
+			case errno == syscall.EPIPE || errno == syscall.ECONNRESET:
 				sendErr = &net.OpError{Op: "write", Net: "unix", Err: errno}
-			} else {
+			case (errno == syscall.EINVAL || errno == syscall.EOPNOTSUPP || errno == syscall.ENOSYS) && left == sp.n:
+				sendErr = errNoSendfile
+			default:
 				sendErr = &sourceError{err: fmt.Errorf("%s: %w", sp.f.Name(), errno)}
 			}
 		}

@@ -122,6 +122,18 @@ func TestRawSocketSpans(t *testing.T) {
 	// The request goes whole all the same: what the file lacked, and all
 	// after it, as zeros.
 	want = append(append(append(want, "h"...), src[len(src)-10:]...), make([]byte, 1+1+100<<10)...)
+	// A file whose file system cannot splice is read instead: here a
+	// folder, which sendfile refuses (EINVAL) and read too (EISDIR).
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	err = s.WriteSpans(spans{{b: []byte("d")}, {f: dir, off: 0, n: 10}})
+	if !errors.As(err, &short) || !short.sent || !errors.Is(err, syscall.EISDIR) {
+		t.Fatalf("WriteSpans of a folder = %v, want it read, and EISDIR", err)
+	}
+	want = append(append(want, "d"...), make([]byte, 10)...)
 	_ = s.Close()
 	if all := <-got; !bytes.Equal(all, want) {
 		t.Fatalf("the other end read %d bytes, not the %d written", len(all), len(want))
