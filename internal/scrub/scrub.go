@@ -87,6 +87,11 @@ type Share struct {
 	Good    bool   `json:"good"`
 	Missing bool   `json:"missing,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// BadStripes are the stripes whose blocks are all that is wrong with
+	// a share not good (a version-4 manifest pins its checksums, and the
+	// rest of it is whole): its other blocks still count for a restore,
+	// which rebuilds a stripe from any k good blocks.
+	BadStripes []int64 `json:"bad_stripes,omitempty"`
 	// Outside is a share that no host given holds, whose host the
 	// manifest names is not among them: a restore still reads it there
 	// (docs/FORMAT.md, section 5, rule 5), but it is not counted good,
@@ -215,14 +220,29 @@ func newReport(m *manifest.Manifest) *Report {
 }
 
 // judge counts the good shares and says what that makes of the backup.
+// Shares with a few bad blocks (BadStripes) count stripe by stripe: the
+// backup fares as its worst stripe, with as many good shares as that
+// stripe has good blocks, since a restore rebuilds each stripe from any k.
 func (r *Report) judge() {
 	r.Good = 0
+	worst := 0 // the most shares with a bad block in one stripe
+	bad := map[int64]int{}
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
 		}
+		for _, st := range s.BadStripes {
+			bad[st]++
+			worst = max(worst, bad[st])
+		}
 	}
-	r.State = StateOf(r.Good, r.Manifest.K, r.Manifest.N)
+	partly := 0
+	for _, s := range r.Shares {
+		if len(s.BadStripes) > 0 {
+			partly++
+		}
+	}
+	r.State = StateOf(r.Good+partly-worst, r.Manifest.K, r.Manifest.N)
 	if r.State == Healthy && slices.ContainsFunc(r.Shares, func(s Share) bool { return len(s.BadCopies) > 0 }) {
 		r.State = Degraded
 	}
@@ -285,6 +305,9 @@ func judgeCopies(p catalog.Placed, res []copyResult) Share {
 			out = good
 		case k == first:
 			out.Host, out.At, out.Version, out.Missing, out.Problem = h.String(), h, p.VersionOn(h), res[k].missing, err.Error()
+			if bb := (*badBlocks)(nil); errors.As(err, &bb) && len(bb.stripes) <= maxBadStripes {
+				out.BadStripes = bb.stripes
+			}
 		case err != nil:
 			out.BadCopies = append(out.BadCopies, Copy{Host: h.String(), Path: p.Path, Problem: err.Error(), At: h, Named: h == p.Named, Version: p.VersionOn(h)})
 		}
@@ -375,10 +398,19 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 		sum = whole
 	}
 	sum.Write(head.Bytes())
+	var blocks *badBlocks // blocks bad, the rest of the share read on
 	if wholeOnly {
 		err = hashBody(br, whole, hdr.Offset(stripes)-hdr.Offset(0))
 	} else {
 		err = checkBlocks(br, hdr, stripes, s.Index, whole, meta)
+	}
+	if errors.As(err, &blocks) {
+		if whole != nil {
+			// The hash of the whole file pins the blocks too: with
+			// them bad, nothing checks the rest of the share.
+			return false, errors.New(err.Error())
+		}
+		err = nil
 	}
 	if err != nil {
 		return false, err
@@ -401,8 +433,27 @@ func readCopy(ctx context.Context, m *manifest.Manifest, s manifest.Share, h *ca
 	if hex.EncodeToString(got[:]) != s.Sum() {
 		return false, fmt.Errorf("%w (%s mismatch)", errPin, pin)
 	}
+	if blocks != nil {
+		return false, blocks
+	}
 	return false, nil
 }
+
+// badBlocks is a share whose blocks of stripes do not match their
+// checksums. Under a version-4 manifest, whose hash pins the checksums,
+// a share with nothing else wrong still serves its other stripes.
+type badBlocks struct{ stripes []int64 }
+
+func (e *badBlocks) Error() string {
+	if len(e.stripes) == 1 {
+		return fmt.Sprintf("stripe %d: its block does not match its checksum", e.stripes[0])
+	}
+	return fmt.Sprintf("stripes %d and %d more: their blocks do not match their checksums", e.stripes[0], len(e.stripes)-1)
+}
+
+// maxBadStripes bounds the bad stripes a share's check lists: past them
+// the share is taken as bad whole, and reading it stops.
+const maxBadStripes = 1 << 12
 
 // hashBody feeds the next size bytes of r to sum, a chunk at a time.
 func hashBody(r io.Reader, sum hash.Hash, size int64) error {
@@ -453,12 +504,30 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 		}
 	}
 	own := hdr.BlockSize + index*shard.HashSize
+	var bad []int64
 	check := func(chunk []byte, first, from, to int64) error {
+		var found []int64
 		for j := from; j < to; j++ {
 			rec := chunk[int(j)*recSize:][:recSize]
 			if shard.BlockHash(hdr.SetID, first+j, index, rec[:hdr.BlockSize]) != [shard.HashSize]byte(rec[own:]) {
-				return fmt.Errorf("stripe %d: its block does not match its checksum", first+j)
+				found = append(found, first+j)
 			}
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		return &badBlocks{found}
+	}
+	// took adds the bad stripes a check found, in order; past
+	// maxBadStripes they end the read.
+	took := func(err error) error {
+		var b *badBlocks
+		if !errors.As(err, &b) {
+			return err
+		}
+		bad = append(bad, b.stripes...)
+		if len(bad) > maxBadStripes {
+			return &badBlocks{bad}
 		}
 		return nil
 	}
@@ -477,7 +546,7 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 		}
 		if working {
 			working = false
-			if err := <-done; err != nil {
+			if err := took(<-done); err != nil {
 				return err
 			}
 		}
@@ -494,7 +563,7 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 			}
 			done <- check(chunk, first, split, n)
 		}()
-		if err := check(chunk, first, 0, split); err != nil {
+		if err := took(check(chunk, first, 0, split)); err != nil {
 			return err
 		}
 		if whole == nil {
@@ -505,7 +574,12 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 	}
 	if working {
 		working = false
-		return <-done
+		if err := took(<-done); err != nil {
+			return err
+		}
+	}
+	if len(bad) > 0 {
+		return &badBlocks{bad}
 	}
 	return nil
 }

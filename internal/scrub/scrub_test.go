@@ -28,6 +28,34 @@ func TestStateOf(t *testing.T) {
 	}
 }
 
+// A share with a few bad blocks counts stripe by stripe: the seed-5 year
+// of the soak had three shares of a 3-of-5 backup each with one rotten
+// block, in three stripes, and bk-check called it lost (two shares good)
+// while every stripe had four good blocks.
+func TestJudgeByStripes(t *testing.T) {
+	good := Share{Good: true}
+	bad := func(stripes ...int64) Share { return Share{Problem: "rot", BadStripes: stripes} }
+	whole := Share{Problem: "trailer"} // bad as a whole
+	for _, tt := range []struct {
+		shares []Share
+		want   State
+	}{
+		{[]Share{good, good, bad(1), bad(10), bad(7)}, Degraded}, // 4 good blocks in each stripe
+		{[]Share{good, good, bad(1, 2), bad(2), bad(7)}, AtRisk}, // stripe 2: 3
+		{[]Share{good, good, bad(2), bad(2), bad(2)}, Lost},      // stripe 2: 2
+		{[]Share{good, good, bad(2), whole, whole}, Lost},        // stripe 2: 2
+		{[]Share{good, good, bad(2), whole, good}, AtRisk},       // stripe 2: 3
+		{[]Share{good, good, good, good, bad(9)}, Degraded},
+		{[]Share{good, whole, bad(3), bad(4), {Missing: true}}, Lost}, // stripes 3 and 4: 2 each
+	} {
+		r := &Report{Manifest: &manifest.Manifest{K: 3, N: 5}, Shares: tt.shares}
+		r.judge()
+		if r.State != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.shares, r.State, tt.want)
+		}
+	}
+}
+
 // An incremental backup is no better than its chain, and lost without a
 // link of it.
 func TestWithChain(t *testing.T) {

@@ -52,7 +52,10 @@ rot inside a copy is the full check's to find.
 
 Each backup is then healthy (every share good), degraded (some shares bad
 or missing, more than k good: restorable, with margin left), at risk
-(exactly k good: one more loss loses it) or lost (fewer than k good). Each
+(exactly k good: one more loss loses it) or lost (fewer than k good). A
+share whose only fault is a few rotten blocks still counts for its other
+stripes, since a restore rebuilds each stripe from any k good blocks: the
+backup fares as its worst stripe. Each
 host is healthy, degraded (a share there is bad or missing), unreachable,
 or not append-only: a host the hosts file marks append-only=yes that let a
 test file of bk-check's be removed, overwritten, truncated, chmodded or
