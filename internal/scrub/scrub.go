@@ -305,7 +305,7 @@ func judgeCopies(p catalog.Placed, res []copyResult) Share {
 			out = good
 		case k == first:
 			out.Host, out.At, out.Version, out.Missing, out.Problem = h.String(), h, p.VersionOn(h), res[k].missing, err.Error()
-			if bb := (*badBlocks)(nil); errors.As(err, &bb) && len(bb.stripes) <= maxBadStripes {
+			if bb := (*badBlocks)(nil); errors.As(err, &bb) {
 				out.BadStripes = bb.stripes
 			}
 		case err != nil:
@@ -527,7 +527,7 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 		}
 		bad = append(bad, b.stripes...)
 		if len(bad) > maxBadStripes {
-			return &badBlocks{bad}
+			return errors.New((&badBlocks{bad}).Error()) // bad as a whole
 		}
 		return nil
 	}
