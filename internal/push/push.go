@@ -123,7 +123,7 @@ type pusher struct {
 	need      int64
 	shareSize int64
 	// file holds the stream from fileBase on, for the uploads that send
-	// from it (sendShare); else nil.
+	// from it (framesSent); else nil.
 	file     *os.File
 	fileBase int64
 }

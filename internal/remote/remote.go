@@ -252,9 +252,10 @@ var (
 	ErrExist        = fs.ErrExist
 	ErrUnknownSpace = errors.New("free space unknown")
 	ErrChanged      = errors.New("stored bytes differ from what was sent")
-	// ErrSource: bytes a RangeWriter was to send are no longer in their
-	// file; the file, not the host, is at fault.
-	ErrSource = errors.New("the bytes to send are not in their file")
+	// ErrSource: bytes a RangeWriter was to send could not be read from
+	// their file (cut short, unreadable); the file, not the host, is at
+	// fault.
+	ErrSource = errors.New("the bytes to send could not be read from their file")
 )
 
 // DialOptions are what a backend needs beyond the hosts-file line.

@@ -225,21 +225,18 @@ func newReport(m *manifest.Manifest) *Report {
 // stripe has good blocks, since a restore rebuilds each stripe from any k.
 func (r *Report) judge() {
 	r.Good = 0
-	worst := 0 // the most shares with a bad block in one stripe
+	partly, worst := 0, 0 // shares with bad blocks; the most of them in one stripe
 	bad := map[int64]int{}
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
 		}
+		if len(s.BadStripes) > 0 {
+			partly++
+		}
 		for _, st := range s.BadStripes {
 			bad[st]++
 			worst = max(worst, bad[st])
-		}
-	}
-	partly := 0
-	for _, s := range r.Shares {
-		if len(s.BadStripes) > 0 {
-			partly++
 		}
 	}
 	r.State = StateOf(r.Good+partly-worst, r.Manifest.K, r.Manifest.N)

@@ -111,9 +111,5 @@ func writeSpans(w io.Writer, parts spans) error {
 		}
 		bufs = append(bufs, b)
 	}
-	if bw, ok := w.(buffersWriter); ok {
-		return bw.WriteBuffers(bufs)
-	}
-	_, err := bufs.WriteTo(w)
-	return err
+	return writeBuffers(w, bufs)
 }

@@ -118,17 +118,17 @@ func (w *wholeRequests) send(part []byte) error {
 		_, err := w.w.Write(part)
 		return err
 	}
-	err := w.writeBuffers(net.Buffers{w.held, part})
+	err := writeBuffers(w.w, net.Buffers{w.held, part})
 	w.held = w.held[:0]
 	return err
 }
 
-// writeBuffers writes bufs in one call where w.w can.
-func (w *wholeRequests) writeBuffers(bufs net.Buffers) error {
-	if bw, ok := w.w.(buffersWriter); ok {
+// writeBuffers writes bufs to w, in one call where w can.
+func writeBuffers(w io.Writer, bufs net.Buffers) error {
+	if bw, ok := w.(buffersWriter); ok {
 		return bw.WriteBuffers(bufs)
 	}
-	_, err := bufs.WriteTo(w.w)
+	_, err := bufs.WriteTo(w)
 	return err
 }
 
