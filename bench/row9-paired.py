@@ -15,17 +15,12 @@ reaped children); and the core-seconds both cores sat idle (/proc/stat).
 """
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-W = os.path.join(HERE, "_out", "work")
-BIN = os.environ.get("BENCH_BIN", os.path.join(HERE, "..", "bin"))
-TCK = os.sysconf("SC_CLK_TCK")
-SIZE = os.path.getsize(f"{W}/sftp/in.bin")
-CFG = f"{W}/ssh/ssh_config"
+from row9lib import BIN, CFG, SIZE, TCK, W, idle, sshd
+
 SFTP = f"sftp -q -F {CFG} -b"
 COMMANDS = {
     "bk-push, 3 hosts": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts3 < {W}/sftp/in.bks > /dev/null"],
@@ -39,11 +34,6 @@ def ticks(path, fields):
     with open(path) as f:
         rest = f.read().rsplit(")", 1)[1].split()
     return [int(rest[i]) / TCK for i in fields]
-
-
-def idle():
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[4]) / TCK
 
 
 def prep():
@@ -80,26 +70,18 @@ def once(cmds, sshd, env):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    if not os.path.exists(f"{W}/sftp/share1/share-0.bks"):
-        subprocess.run(f"{BIN}/bk-split -q -k 1 -n 1 -o {W}/sftp/share1 < {W}/sftp/in.bin", shell=True, check=True)
-    sshd = subprocess.Popen(["/usr/sbin/sshd", "-f", f"{W}/ssh/sshd_config", "-D", "-e"],
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        time.sleep(0.5)
+    with sshd() as server:
         env = dict(os.environ, BK_SSH=f"ssh -F {CFG}")
         got = {k: [] for k in COMMANDS}
         for _ in range(rounds):
             for k, cmds in COMMANDS.items():
-                got[k].append(once(cmds, sshd.pid, env))
+                got[k].append(once(cmds, server.pid, env))
         print(f"{rounds} rounds; medians (wall also best), seconds")
         print(f"{'':18s} {'wall':>5s} {'best':>5s} {'user':>5s} {'sys':>5s} {'client':>6s} {'sshd':>5s} {'idle':>5s}")
         for k, v in got.items():
             med = [sorted(x[i] for x in v)[len(v) // 2] for i in range(6)]
             print(f"{k:18s} {med[0]:5.2f} {min(x[0] for x in v):5.2f} {med[1]:5.2f} {med[2]:5.2f} "
                   f"{med[3]:6.2f} {med[4]:5.2f} {med[5]:5.2f}")
-    finally:
-        os.killpg(sshd.pid, signal.SIGTERM)
-        sshd.wait()
 
 
 if __name__ == "__main__":

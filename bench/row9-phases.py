@@ -15,25 +15,15 @@ write to the tool's exit (end), and the core-seconds both cores sat idle in
 the start and the data phase (/proc/stat, 10 ms ticks).
 """
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-W = os.path.join(HERE, "_out", "work")
-BIN = os.environ.get("BENCH_BIN", os.path.join(HERE, "..", "bin"))
-TCK = os.sysconf("SC_CLK_TCK")
-SIZE = os.path.getsize(f"{W}/sftp/in.bin")
-CFG = f"{W}/ssh/ssh_config"
+from row9lib import BIN, CFG, SIZE, W, idle, sshd
+
 WRAP = f"{W}/ssh/ssh-noted"
 NOTE = f"{W}/ssh/ssh-started"
-
-
-def idle():
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[4]) / TCK
 
 
 def born_and_written(path):
@@ -79,15 +69,10 @@ def once(kind, env):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    if not os.path.exists(f"{W}/sftp/share1/share-0.bks"):
-        subprocess.run(f"{BIN}/bk-split -q -k 1 -n 1 -o {W}/sftp/share1 < {W}/sftp/in.bin", shell=True, check=True)
     with open(WRAP, "w") as f:
         f.write(f'#!/bin/bash\necho "$EPOCHREALTIME" >> {NOTE}\nexec ssh "$@"\n')
     os.chmod(WRAP, 0o755)
-    sshd = subprocess.Popen(["/usr/sbin/sshd", "-f", f"{W}/ssh/sshd_config", "-D", "-e"],
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        time.sleep(0.5)
+    with sshd():
         env = dict(os.environ, BK_SSH=f"{WRAP} -F {CFG}")
         got = {"bk-push": [], "sftp put": []}
         for _ in range(rounds):
@@ -99,9 +84,6 @@ def main():
         for k, v in got.items():
             m = [sorted(x[i] for x in v)[len(v) // 2] for i in range(7)]
             print(f"{k:9s} {m[0]:7.4f} {m[1]:6.3f} {m[2]:6.3f} {m[3]:6.3f} {m[4]:6.3f} {m[5]:10.2f} {m[6]:9.2f}")
-    finally:
-        os.killpg(sshd.pid, signal.SIGTERM)
-        sshd.wait()
 
 
 if __name__ == "__main__":
