@@ -1,10 +1,16 @@
 package scrub
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/bk-backup/bk/internal/manifest"
+	"github.com/bk-backup/bk/internal/shard"
 )
 
 func TestStateOf(t *testing.T) {
@@ -70,5 +76,47 @@ func TestWithChain(t *testing.T) {
 	}
 	if st, _ := WithChain(&manifest.Manifest{}, Degraded, nil); st != Degraded {
 		t.Errorf("a full backup: %s", st)
+	}
+}
+
+// TestCheckBlocksListsBadStripes: a full check reads a share on past its
+// bad blocks and names them all; past maxBadStripes the share is bad as a
+// whole (an error that lists nothing), and the read stops.
+func TestCheckBlocksListsBadStripes(t *testing.T) {
+	const stripes = maxBadStripes + 10
+	in := make([]byte, stripes*shard.MinBlockSize)
+	if _, err := rand.Read(in); err != nil {
+		t.Fatal(err)
+	}
+	var share0, share1 bytes.Buffer
+	opts := shard.SplitOptions{K: 1, N: 2, BlockSize: shard.MinBlockSize, Workers: 1}
+	if _, _, err := shard.Split(context.Background(), bytes.NewReader(in), []io.Writer{&share0, &share1}, opts); err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := shard.ReadHeader(bytes.NewReader(share0.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(rot func(stripe int64) bool) error {
+		b := bytes.Clone(share0.Bytes())
+		for s := range int64(stripes) {
+			if rot(s) {
+				b[hdr.Offset(s)] ^= 1 // the first byte of the stripe's block
+			}
+		}
+		body := b[hdr.Offset(0):hdr.Offset(stripes)]
+		return checkBlocks(bytes.NewReader(body), hdr, stripes, 0, nil, shard.NewMetaHash(hdr.BlockSize))
+	}
+	if err := check(func(int64) bool { return false }); err != nil {
+		t.Fatalf("a whole share: %v", err)
+	}
+	var bad *badBlocks
+	err = check(func(s int64) bool { return s == 3 || s == 700 || s == stripes-1 })
+	if !errors.As(err, &bad) || len(bad.stripes) != 3 || bad.stripes[0] != 3 || bad.stripes[1] != 700 || bad.stripes[2] != stripes-1 {
+		t.Fatalf("three bad blocks: got %v, want stripes 3, 700 and %d listed", err, stripes-1)
+	}
+	err = check(func(int64) bool { return true })
+	if err == nil || errors.As(err, &bad) || !strings.HasPrefix(err.Error(), "stripes 0 and ") {
+		t.Fatalf("every block bad: got %v, want the share bad as a whole", err)
 	}
 }
