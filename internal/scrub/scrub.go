@@ -524,7 +524,8 @@ func checkBlocks(r io.Reader, hdr shard.Header, stripes int64, index int, whole 
 		}
 		bad = append(bad, b.stripes...)
 		if len(bad) > maxBadStripes {
-			return errors.New((&badBlocks{bad}).Error()) // bad as a whole
+			// Bad as a whole; the rest is not read, so not counted.
+			return fmt.Errorf("stripes %d and more than %d others: their blocks do not match their checksums", bad[0], maxBadStripes-1)
 		}
 		return nil
 	}
