@@ -377,6 +377,9 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 	return t, nil
 }
 
+// isProbe reports whether name is one of this run's test files.
+func (p *pusher) isProbe(name string) bool { return strings.HasPrefix(name, p.probes) }
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -452,7 +455,7 @@ func (p *pusher) cleanTemps(ctx context.Context, t *target) {
 	if t.host.AppendOnly == hostsfile.AppendOnlyClient {
 		return // its leftovers are for bk-prune with the admin hosts file
 	}
-	ours := func(name string) bool { return strings.HasPrefix(name, p.probes) || strings.HasPrefix(name, p.id) }
+	ours := func(name string) bool { return p.isProbe(name) || strings.HasPrefix(name, p.id) }
 	n, err := remote.CleanTemp(ctx, t.r, "", p.opt.Now.Add(-p.opt.StaleAge), ours)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -468,7 +471,8 @@ func (p *pusher) cleanTemps(ctx context.Context, t *target) {
 func (p *pusher) check(ctx context.Context, t *target) error {
 	t.budget.Store(-1)
 	if q := t.host.Quota; q.Bytes > 0 {
-		used, err := remote.Used(ctx, t.r, "")
+		// This run's test file, written meanwhile, is not counted.
+		used, err := remote.Used(ctx, t.r, "", p.isProbe)
 		if err != nil {
 			return err
 		}

@@ -326,6 +326,40 @@ func TestQuotaCountsEarlierBackups(t *testing.T) {
 	}
 }
 
+// listsLate is a host whose listing answers only once bk-push's test
+// file is there: the test file is written while the quota is checked.
+type listsLate struct {
+	remote.Remote
+	dir string
+}
+
+func (l listsLate) ListTemp(ctx context.Context, dir string) ([]remote.Info, error) {
+	for range 500 {
+		if m, _ := filepath.Glob(filepath.Join(l.dir, remote.ProbePrefix+"*")); len(m) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return l.Remote.ListTemp(ctx, dir)
+}
+
+// The test file of this run does not count against a quota that just
+// fits the share (it is removed before the push ends).
+func TestQuotaLeavesOutTestFile(t *testing.T) {
+	in := data(40_000, 4)
+	hosts := folders(t, 3)
+	info := shard.SetInfo{K: 2, N: 3, BlockSize: blockSize}
+	hosts[2].Quota = units.Bytes(ShareSize(info, int64(len(in))) + manifestAllowance(3))
+	dial := func(ctx context.Context, h hostsfile.Host) (remote.Remote, error) {
+		r, err := dialLocal(ctx, h)
+		return listsLate{r, pathOf(h)}, err
+	}
+	r := push(t, stream(t, in, 2, 3), setup{Hosts: hosts, Dial: dial, Options: Options{ExpectSize: int64(len(in)), MinShares: 3}})
+	if r.err != nil {
+		t.Fatalf("got %v\n%s", r.err, r.stderr)
+	}
+}
+
 // A quota reached during the upload fails that host, as a full disk would.
 func TestQuotaReachedMidUpload(t *testing.T) {
 	in := data(60_000, 6)

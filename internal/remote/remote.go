@@ -471,8 +471,10 @@ func HostError(host string, err error) error {
 // (they take space too), so bk-push can keep within a quota. A missing dir
 // uses nothing. A temp file is taken for a second name of the file it was
 // to become (a hard link, as an append-only host keeps it) when that file
-// is there with its size and time, and counted once.
-func Used(ctx context.Context, r Remote, dir string) (int64, error) {
+// is there with its size and time, and counted once. Test and temp files
+// whose name, or the name they are to become, skip reports (nil: none)
+// are not counted: the caller's own, written while it counts.
+func Used(ctx context.Context, r Remote, dir string, skip func(name string) bool) (int64, error) {
 	var total int64
 	infos, temps, err := ListBoth(ctx, r, dir)
 	if errors.Is(err, ErrNotExist) {
@@ -486,7 +488,7 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 		byName[fi.Name] = fi
 	}
 	for _, t := range temps {
-		if !SecondName(t, byName) {
+		if !SecondName(t, byName) && !callersOwn(t.Name, skip) {
 			total += t.Size
 		}
 	}
@@ -495,7 +497,7 @@ func Used(ctx context.Context, r Remote, dir string) (int64, error) {
 			total += fi.Size
 			continue
 		}
-		n, err := Used(ctx, r, path.Join(dir, fi.Name))
+		n, err := Used(ctx, r, path.Join(dir, fi.Name), skip)
 		if err != nil {
 			return 0, err
 		}
@@ -518,7 +520,7 @@ func CleanTemp(ctx context.Context, r Remote, dir string, cutoff time.Time, ours
 	}
 	removed := 0
 	for _, t := range temps {
-		if target, _ := TempTarget(t.Name); ours != nil && (ours(t.Name) || target != "" && ours(target)) {
+		if callersOwn(t.Name, ours) {
 			continue
 		}
 		if !t.ModTime.Before(cutoff) {
@@ -530,6 +532,16 @@ func CleanTemp(ctx context.Context, r Remote, dir string, cutoff time.Time, ours
 		removed++
 	}
 	return removed, nil
+}
+
+// callersOwn reports whether the test or temp file name, or the name it
+// is to become, is one that ours (nil: none) reports as the caller's.
+func callersOwn(name string, ours func(name string) bool) bool {
+	if ours == nil {
+		return false
+	}
+	target, _ := TempTarget(name)
+	return ours(name) || target != "" && ours(target)
 }
 
 // RefuseAppendOnly is what Dial returns on a kind of host that cannot work

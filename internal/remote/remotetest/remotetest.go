@@ -517,7 +517,7 @@ func testCleanTemp(t *testing.T, r remote.Remote) {
 
 func testUsed(t *testing.T, r remote.Remote) {
 	ctx := context.Background()
-	if n, err := remote.Used(ctx, r, "u"); err != nil || n != 0 {
+	if n, err := remote.Used(ctx, r, "u", nil); err != nil || n != 0 {
 		t.Fatalf("Used of a missing folder = %d, %v", n, err)
 	}
 	Put(t, r, "u/a", Data(1000, 6))
@@ -533,15 +533,42 @@ func testUsed(t *testing.T, r remote.Remote) {
 	}
 	// The upload may still hold its bytes in memory, so count only what
 	// is committed, plus at most what it wrote.
-	n, err := remote.Used(ctx, r, "u")
+	n, err := remote.Used(ctx, r, "u", nil)
 	if err != nil || n < 3000 || n > 3500 {
 		t.Fatalf("Used(u) = %d, %v; want 3000 to 3500", n, err)
 	}
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := remote.Used(ctx, r, ""); err != nil || n != 7500 {
+	if n, err := remote.Used(ctx, r, "", nil); err != nil || n != 7500 {
 		t.Fatalf("Used() = %d, %v; want 7500", n, err)
+	}
+
+	// A caller's own test file, and one still being written, are not
+	// counted when it says so; others' are.
+	probe := remote.ProbePrefix + "ours-"
+	Put(t, r, "u/"+probe+"1", Data(18, 10))
+	Put(t, r, "u/"+remote.ProbePrefix+"theirs-1", Data(20, 11))
+	writing, err := r.Create(ctx, "u/"+probe+"2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writing.Abort()
+	if _, err := writing.Write(Data(300, 12)); err != nil {
+		t.Fatal(err)
+	}
+	ours := func(name string) bool { return strings.HasPrefix(name, probe) }
+	if n, err := remote.Used(ctx, r, "", ours); err != nil || n != 7520 {
+		t.Fatalf("Used() skipping the caller's test files = %d, %v; want 7520", n, err)
+	}
+	if n, err := remote.Used(ctx, r, "", nil); err != nil || n < 7538 {
+		t.Fatalf("Used() = %d, %v; want at least 7538", n, err)
+	}
+	writing.Abort()
+	for _, name := range []string{probe + "1", remote.ProbePrefix + "theirs-1"} {
+		if err := r.Remove(ctx, "u/"+name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

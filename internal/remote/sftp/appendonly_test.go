@@ -79,7 +79,7 @@ func TestAppendOnlyCommit(t *testing.T) {
 	if tst, err := os.Stat(filepath.Join(s.AppendOnly.Folder, temps[0].Name)); err != nil || !os.SameFile(st, tst) {
 		t.Fatalf("temp name %s is not the file's second name (%v)", temps[0].Name, err)
 	}
-	if used, err := remote.Used(ctx, r, ""); err != nil || used != int64(len(first)) {
+	if used, err := remote.Used(ctx, r, "", nil); err != nil || used != int64(len(first)) {
 		t.Fatalf("Used = %d, %v; want %d, the inode once", used, err, len(first))
 	}
 
