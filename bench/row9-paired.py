@@ -12,7 +12,11 @@ median and best wall time; the tool's own CPU, user and system (bk-push, or
 the sftp processes), read off /proc as it runs; the CPU of the client side
 with its ssh processes (their rusage); that of the sshd side (the listener's
 reaped children); and the core-seconds both cores sat idle (/proc/stat).
+Then, for each of the two targets, bk-push's wall time over the reference's
+in the same round: in how many rounds bk-push was faster, the median ratio
+with its 95 % interval, and a sign test.
 """
+import math
 import os
 import resource
 import subprocess
@@ -28,6 +32,7 @@ COMMANDS = {
     "bk-push, 1-of-1": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts11 < {W}/sftp/in1.bks > /dev/null"],
     "1 sftp put": [f"exec {SFTP} {W}/sftp/batch11 bkbench > /dev/null"],
 }
+PAIRS = [("bk-push, 3 hosts", "3 sftp puts"), ("bk-push, 1-of-1", "1 sftp put")]
 
 
 def ticks(path, fields):
@@ -82,6 +87,23 @@ def main():
             med = [sorted(x[i] for x in v)[len(v) // 2] for i in range(6)]
             print(f"{k:18s} {med[0]:5.2f} {min(x[0] for x in v):5.2f} {med[1]:5.2f} {med[2]:5.2f} "
                   f"{med[3]:6.2f} {med[4]:5.2f} {med[5]:5.2f}")
+        print("bk-push / reference, wall time of the same round:")
+        for bk, ref in PAIRS:
+            paired(bk, ref, [a[0] / b[0] for a, b in zip(got[bk], got[ref])])
+
+
+def paired(bk, ref, ratios):
+    """Prints how often bk was faster, the median ratio with its 95 %
+    interval (order statistics: no assumption about the distribution), and
+    the sign test's chance of so many wins were the two equally fast."""
+    n, r = len(ratios), sorted(ratios)
+    wins = sum(x < 1 for x in ratios)
+    cdf = lambda k: sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    j = max([k for k in range(n // 2) if cdf(k) <= 0.025], default=-1)
+    interval = f"{r[j]:.3f}-{r[n - 1 - j]:.3f}" if j >= 0 else "too few rounds"
+    chance = 1 - cdf(wins - 1) if wins else 1.0
+    print(f"  {bk} / {ref}: faster in {wins} of {n}, median {r[n // 2]:.3f}, "
+          f"95 % interval {interval}, sign test p = {chance:.3g}")
 
 
 if __name__ == "__main__":
