@@ -947,7 +947,10 @@ uploadset() {
 # (so the same cipher). One host: a 1-of-1 stream (bk-split -k 1 -n 1)
 # against sftp putting its one share file; and, for information, the
 # 2-of-3 stream with its other shares to tmpfs against sftp putting one
-# share while cp copies the two others to tmpfs (the same work).
+# share while cp copies the two others to tmpfs (the same work). The
+# targets compare the same work: bk-push's hosts are fsync=no, as sftp's
+# put does not fsync; bk-push as it is by default (each file fsync'ed)
+# is compared with `put -f` (fsync@openssh.com), for information.
 row9() {
 	ROW=9 ROWNAME="SFTP throughput"
 	need bk-split bk-push sshd ssh sftp || return 0
@@ -958,29 +961,34 @@ row9() {
 	size=$(uploadset "$dir")
 	bk-split -q -k 1 -n 1 <"$dir/in.bin" >"$dir/in1.bks"
 	bk-split -q -k 1 -n 1 -o "$dir/share1" <"$dir/in.bin"
-	printf 'sftp://bkbench%s\n' "$dir/b1" "$dir/b2" "$dir/b3" >"$dir/hosts3"
-	printf '%s\n' "sftp://bkbench$dir/b1" "$shm/one" "$shm/two" >"$dir/hosts1"
-	printf '%s\n' "sftp://bkbench$dir/b1" >"$dir/hosts11"
+	printf 'sftp://bkbench%s fsync=no\n' "$dir/b1" "$dir/b2" "$dir/b3" >"$dir/hosts3"
+	printf 'sftp://bkbench%s\n' "$dir/b1" "$dir/b2" "$dir/b3" >"$dir/hosts3f"
+	printf '%s\n' "sftp://bkbench$dir/b1 fsync=no" "$shm/one fsync=no" "$shm/two fsync=no" >"$dir/hosts1"
+	printf '%s\n' "sftp://bkbench$dir/b1 fsync=no" >"$dir/hosts11"
 	local shares=("$dir"/shares/*)
 	for i in 0 1 2; do
 		echo "put ${shares[$i]} $dir/p$((i + 1))/share" >"$dir/batch$i"
+		echo "put -f ${shares[$i]} $dir/p$((i + 1))/share" >"$dir/batchf$i"
 	done
 	echo "put $dir/share1/share-0.bks $dir/p1/share" >"$dir/batch11"
 	local prep="rm -rf $dir/b? $dir/p? $shm && mkdir -p $dir/b1 $dir/b2 $dir/b3 $dir/p1 $dir/p2 $dir/p3 $shm/one $shm/two"
 	local sftp="sftp -q -F $SSHDIR/ssh_config -b"
 	def sftp-push3 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts3 < $dir/in.bks > /dev/null"
 	def sftp-ref3 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null & a=\$!; T sftp1 $sftp $dir/batch1 bkbench > /dev/null & b=\$!; T sftp2 $sftp $dir/batch2 bkbench > /dev/null & c=\$!; wait \$a && wait \$b && wait \$c"
+	def sftp-push3f "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts3f < $dir/in.bks > /dev/null"
+	def sftp-ref3f "$prep" "T sftp0 $sftp $dir/batchf0 bkbench > /dev/null & a=\$!; T sftp1 $sftp $dir/batchf1 bkbench > /dev/null & b=\$!; T sftp2 $sftp $dir/batchf2 bkbench > /dev/null & c=\$!; wait \$a && wait \$b && wait \$c"
 	def sftp-push11 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts11 < $dir/in1.bks > /dev/null"
 	def sftp-ref11 "$prep" "T sftp0 $sftp $dir/batch11 bkbench > /dev/null"
 	def sftp-push1 "$prep" "T bk-push bk-push -q --expect-size $size $dir/hosts1 < $dir/in.bks > /dev/null"
 	def sftp-ref1 "$prep" "T sftp0 $sftp $dir/batch0 bkbench > /dev/null & a=\$!; T cp1 cp ${shares[1]} $shm/one/share & b=\$!; T cp2 cp ${shares[2]} $shm/two/share & c=\$!; wait \$a && wait \$b && wait \$c"
 	CMDLINES+=("(row 9: the loopback sshd of row 4; sftp and bk-push's ssh read the same ssh_config: cipher $($BK_SSH -v bkbench true 2>&1 | awk '/server->client cipher:/ && !c { c = $0; sub(/.*cipher: /, "", c); sub(/ .*/, "", c) } END { print c }'))")
-	measure sftp-push3 sftp-ref3 sftp-push11 sftp-ref11 sftp-push1 sftp-ref1
+	measure sftp-push3 sftp-ref3 sftp-push11 sftp-ref11 sftp-push1 sftp-ref1 sftp-push3f sftp-ref3f
 	stop_sshd
 	rm -rf "$shm" "$dir/share1"
 	compare sftp "bk-push to 3 sftp hosts / 3 sftp puts at once" sftp-push3 sftp-ref3 "<=" 1.0
 	compare sftp "bk-push of a 1-of-1 stream to 1 sftp host / 1 sftp put" sftp-push11 sftp-ref11 "<=" 1.0
 	compare sftp "bk-push to 1 sftp host + 2 tmpfs / sftp put & cp & cp" sftp-push1 sftp-ref1 "-" ""
+	compare sftp "bk-push to 3 hosts, fsync'ed (default) / 3 sftp put -f" sftp-push3f sftp-ref3f "-" ""
 	medianline sftp "median of the rounds: 3 hosts / 3 sftp puts" sftp-push3 sftp-ref3
 	medianline sftp "median of the rounds: 1-of-1 / 1 sftp put" sftp-push11 sftp-ref11
 	cpuline sftp "bk-push CPU (3 hosts) / the 3 sftp's" sftp-push3 sftp-ref3

@@ -30,6 +30,9 @@ type Host struct {
 	// Verify is the line's verify=yes: uploads there are read back and
 	// compared, as with bk-push --verify.
 	Verify bool
+	// NoFsync is the line's fsync=no: uploads there do not wait for the
+	// host's disk.
+	NoFsync bool
 }
 
 // AppendOnly says how a host keeps a compromised client from destroying
@@ -52,12 +55,13 @@ const (
 )
 
 // DialOptions are opts for dialling h: with AppendOnly set for an
-// append-only=yes line, AppendOnlyAdmin for an append-only=admin one, and
-// Verify for a verify=yes one.
+// append-only=yes line, AppendOnlyAdmin for an append-only=admin one,
+// Verify for a verify=yes one and NoFsync for an fsync=no one.
 func (h Host) DialOptions(opts remote.DialOptions) remote.DialOptions {
 	opts.AppendOnly = h.AppendOnly == AppendOnlyClient
 	opts.AppendOnlyAdmin = h.AppendOnly == AppendOnlyAdmin
 	opts.Verify = opts.Verify || h.Verify
+	opts.NoFsync = opts.NoFsync || h.NoFsync
 	return opts
 }
 
@@ -189,8 +193,14 @@ func (h *Host) setOption(opt string) error {
 			return fmt.Errorf("option verify: %q is not yes or no", val)
 		}
 		h.Verify = verify
+	case "fsync":
+		fsync, ok := map[string]bool{"yes": true, "no": false}[val]
+		if !ok {
+			return fmt.Errorf("option fsync: %q is not yes or no", val)
+		}
+		h.NoFsync = !fsync
 	default:
-		known := []string{"quota", "append-only", "verify"}
+		known := []string{"quota", "append-only", "verify", "fsync"}
 		if c, ok := h.Location.(remote.Configurable); ok {
 			if ok, err := c.SetOption(key, val); ok {
 				return err

@@ -221,8 +221,6 @@ func TestURLRoundTrip(t *testing.T) {
 	}
 }
 
-// TestAppendOnlyOption: append-only= takes yes, no or admin, and only yes
-// asks the kind of host to work append-only.
 // TestVerifyOption: verify=yes asks Verify of that host's uploads; the
 // flag's Verify stays on for every host.
 func TestVerifyOption(t *testing.T) {
@@ -244,6 +242,26 @@ func TestVerifyOption(t *testing.T) {
 	}
 }
 
+// TestFsyncOption: fsync=no spares that host's uploads the fsync; yes,
+// the default, does not.
+func TestFsyncOption(t *testing.T) {
+	for line, want := range map[string]bool{"nas:bk fsync=no": true, "nas:bk fsync=yes": false, "nas:bk": false} {
+		h, _, err := ParseLine(line, "")
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if got := h.DialOptions(remote.DialOptions{}).NoFsync; got != want {
+			t.Errorf("%s: NoFsync %v, want %v", line, got, want)
+		}
+	}
+	_, _, err := ParseLine("nas:bk fsync=off", "")
+	if err == nil || err.Error() != `option fsync: "off" is not yes or no` {
+		t.Fatalf("fsync=off: %v", err)
+	}
+}
+
+// TestAppendOnlyOption: append-only= takes yes, no or admin, and only yes
+// asks the kind of host to work append-only.
 func TestAppendOnlyOption(t *testing.T) {
 	for val, want := range map[string]AppendOnly{"yes": AppendOnlyClient, "no": NotAppendOnly, "admin": AppendOnlyAdmin} {
 		h, _, err := ParseLine("nas:bk append-only="+val, "")

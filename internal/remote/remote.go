@@ -291,6 +291,13 @@ type DialOptions struct {
 	// reads what the client stored as the client does, not what someone
 	// stored over it since (an S3 bucket's first versions).
 	AppendOnlyAdmin bool
+	// NoFsync says Commit need not wait for the host's disk (hosts-file
+	// option fsync=no): a file a host had in memory when it lost power
+	// may be lost or cut short, under its final name. By default local
+	// folders and SFTP hosts whose server offers fsync@openssh.com make
+	// each file durable before it takes its name; S3 stores are durable
+	// once they answer, and rclone hosts as rclone's backend is.
+	NoFsync bool
 }
 
 // ErrAppendOnly is what a kind of host that cannot work on an append-only
@@ -356,7 +363,11 @@ const ProbePrefix = ".bk-probe-"
 
 // IsLeftover reports whether base is a temp file's or a test file's name:
 // what List hides and ListTemp shows.
-func IsLeftover(base string) bool { return IsTemp(base) || strings.HasPrefix(base, ProbePrefix) }
+func IsLeftover(base string) bool { return IsTemp(base) || IsProbe(base) }
+
+// IsProbe reports whether base is a test file's name. A test file is not
+// fsync'ed: it is removed when its run ends.
+func IsProbe(base string) bool { return strings.HasPrefix(base, ProbePrefix) }
 
 // SecondName reports whether temp file t is a second name of the file it
 // was to become, among the files of its folder by name: that file is

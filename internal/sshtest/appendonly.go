@@ -113,7 +113,7 @@ func StartAppendOnly(dir string, extraDenied ...string) (*Server, error) {
 		return nil, err
 	}
 	ao.Alias = alias(absDir) + "-client"
-	s, err := start(dir, ao)
+	s, err := start(dir, func(s *Server) { s.AppendOnly = ao })
 	if err != nil {
 		os.RemoveAll(top)
 		return nil, err

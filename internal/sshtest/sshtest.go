@@ -45,6 +45,9 @@ type Server struct {
 	done chan struct{} // closed when sshd has exited
 	log  *syncBuffer
 	gsrv *goServer
+	// sftpServer and requestLog are set by StartLoggingRequests: the
+	// sftp-server program, and the file it logs each request to.
+	sftpServer, requestLog string
 }
 
 // SSHDPath is the sshd binary, "" when there is none.
@@ -69,7 +72,35 @@ func HaveSSH() bool {
 // alias is dir's base name. It returns ErrNoSSHD when sshd is not installed.
 func Start(dir string) (*Server, error) { return start(dir, nil) }
 
-func start(dir string, ao *AppendOnly) (*Server, error) {
+// ErrNoSFTPServer means OpenSSH's sftp-server program was not found.
+var ErrNoSFTPServer = errors.New("OpenSSH's sftp-server not found")
+
+// StartLoggingRequests is Start, but sshd runs OpenSSH's sftp-server
+// program rather than its internal-sftp, logging each request it serves
+// (-l VERBOSE) for RequestLog, for tests of what a client asks of a host.
+// It returns ErrNoSFTPServer when the program is not found.
+func StartLoggingRequests(dir string) (*Server, error) {
+	for _, p := range []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+		"/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server"} {
+		if _, err := os.Stat(p); err == nil {
+			return start(dir, func(s *Server) {
+				s.sftpServer, s.requestLog = p, filepath.Join(s.Dir, "sftp-server.log")
+			})
+		}
+	}
+	return nil, ErrNoSFTPServer
+}
+
+// RequestLog is what sftp-server has logged so far (StartLoggingRequests):
+// a line a request, such as `fsync "/path/of/file"`.
+func (s *Server) RequestLog() string {
+	b, _ := os.ReadFile(s.requestLog)
+	return string(b)
+}
+
+// start starts sshd for a server that set (nil: none) makes other than
+// plain.
+func start(dir string, set func(*Server)) (*Server, error) {
 	sshd := SSHDPath()
 	if sshd == "" {
 		return nil, ErrNoSSHD
@@ -78,7 +109,9 @@ func start(dir string, ao *AppendOnly) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.AppendOnly = ao
+	if set != nil {
+		set(s)
+	}
 	if os.Geteuid() == 0 {
 		// Debian's sshd refuses to start without its privilege-separation
 		// folder, which a fresh machine or container may lack.
@@ -213,7 +246,12 @@ func (s *Server) sshdConfig(penalties bool) string {
 	line("MaxStartups", "100")
 	line("MaxSessions", "100")
 	line("LogLevel", "INFO")
-	line("Subsystem", "sftp internal-sftp")
+	if s.sftpServer != "" {
+		// Run by the user's shell, which sends its stderr to the log.
+		line("Subsystem", "sftp "+s.sftpServer+" -e -l VERBOSE 2>>"+s.requestLog)
+	} else {
+		line("Subsystem", "sftp internal-sftp")
+	}
 	if penalties {
 		line("PerSourcePenalties", "no")
 	}

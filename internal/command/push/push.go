@@ -39,6 +39,9 @@ with # are skipped. A line may carry options after the destination:
                 K M G T count 1024s) or quota=500GB (500·1000³)
   verify=yes    uploads there are read back and compared, as --verify
                 does for every host
+  fsync=no      uploads there do not wait for the host's disk (faster;
+                a host that loses power may lose its newest files);
+                folders and SFTP hosts fsync each file by default
   endpoint=URL  s3:// only: the store, for anything but AWS
                 (e.g. endpoint=https://s3.eu-central-003.backblazeb2.com)
   region=NAME   s3:// only; else $AWS_REGION, else the store says

@@ -81,11 +81,11 @@ func TestObjectStoreLines(t *testing.T) {
 		t.Fatalf("bad endpoint: %v", err)
 	}
 	_, _, err = hostsfile.ParseLine("s3://bk regoin=x", "")
-	if err == nil || err.Error() != `unknown option "regoin" (known: quota, append-only, verify, endpoint, region, path-style, profile)` {
+	if err == nil || err.Error() != `unknown option "regoin" (known: quota, append-only, verify, fsync, endpoint, region, path-style, profile)` {
 		t.Fatalf("unknown option: %v", err)
 	}
 	_, _, err = hostsfile.ParseLine("/mnt/usb endpoint=x", "")
-	if err == nil || err.Error() != `unknown option "endpoint" (known: quota, append-only, verify)` {
+	if err == nil || err.Error() != `unknown option "endpoint" (known: quota, append-only, verify, fsync)` {
 		t.Fatalf("option of another kind: %v", err)
 	}
 	h, _, err = hostsfile.ParseLine("rclone:nas:bk quota=2G", "")

@@ -19,13 +19,14 @@ import (
 
 // Local stores files under a folder.
 type Local struct {
-	root   string
-	verify bool
+	root    string
+	verify  bool
+	noFsync bool
 }
 
 // New opens the folder root, which must exist: a missing folder is more
 // likely an unmounted disk or a typo than a place to start a backup. Of
-// opts, only Verify applies.
+// opts, only Verify and NoFsync apply.
 func New(root string, opts remote.DialOptions) (*Local, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -39,7 +40,7 @@ func New(root string, opts remote.DialOptions) (*Local, error) {
 	if !st.IsDir() {
 		return nil, remote.HostError(root, fmt.Errorf("%s is not a folder", root))
 	}
-	return &Local{root: root, verify: opts.Verify}, nil
+	return &Local{root: root, verify: opts.Verify, noFsync: opts.NoFsync}, nil
 }
 
 func (l *Local) String() string { return l.root }
@@ -69,7 +70,8 @@ func (l *Local) Create(ctx context.Context, name string) (remote.Upload, error) 
 	if err != nil {
 		return nil, l.err(err)
 	}
-	return &upload{l: l, f: f, final: final, sum: remote.VerifyHash(remote.DialOptions{Verify: l.verify})}, nil
+	return &upload{l: l, f: f, final: final, sum: remote.VerifyHash(remote.DialOptions{Verify: l.verify}),
+		fsync: !l.noFsync && !remote.IsProbe(filepath.Base(final))}, nil
 }
 
 // upload writes straight to the temp file: the kernel bounds the memory.
@@ -87,6 +89,7 @@ type upload struct {
 	wb      chan [2]int64 // offset and length of each, to the writeback goroutine
 	wbDone  chan struct{} // closed when that goroutine has ended
 	sum     hash.Hash     // of what was written, with Verify; else nil
+	fsync   bool          // Commit makes the file and its name durable
 	err     error         // first write error, reported again by Commit
 	done    bool          // committed or aborted
 }
@@ -114,7 +117,7 @@ func (u *upload) Write(p []byte) (int, error) {
 // writeback goroutine, once they are writebackChunk or more; while it is
 // still busy with earlier ones they wait, to go as a longer range.
 func (u *upload) startWriteback() {
-	if u.written-u.queued < writebackChunk {
+	if !u.fsync || u.written-u.queued < writebackChunk {
 		return
 	}
 	if u.wb == nil {
@@ -159,8 +162,10 @@ func (u *upload) Commit(ctx context.Context) error {
 	}
 	tmp := u.f.Name()
 	u.stopWriteback()
-	if err := u.f.Sync(); err != nil {
-		return u.l.err(err)
+	if u.fsync {
+		if err := u.f.Sync(); err != nil {
+			return u.l.err(err)
+		}
 	}
 	if err := u.f.Close(); err != nil {
 		u.err = u.l.err(err)
@@ -185,6 +190,9 @@ func (u *upload) Commit(ctx context.Context) error {
 		return u.err
 	}
 	u.done = true
+	if !u.fsync {
+		return nil
+	}
 	// Make the new name durable too; a failure here loses no data that a
 	// reader could see as whole.
 	if d, err := os.Open(filepath.Dir(u.final)); err == nil {

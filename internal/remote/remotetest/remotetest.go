@@ -95,6 +95,14 @@ func Run(t *testing.T, newRemote func(t *testing.T, opts remote.DialOptions) (re
 		skipWithoutFlip(t, flip)
 		testNoVerify(t, r, flip)
 	})
+	t.Run("NoFsync", func(t *testing.T) {
+		// fsync=no: files still go whole under their names (past a local
+		// folder's 8 MiB of writeback too).
+		r, _ := open(t, remote.DialOptions{NoFsync: true})
+		data := Data(9<<20, 13)
+		Put(t, r, "nosync", data)
+		checkBytes(t, "nosync", Get(t, r, "nosync", 0), data)
+	})
 }
 
 func skipWithoutFlip(t *testing.T, flip Flip) {

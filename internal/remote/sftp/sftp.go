@@ -675,19 +675,36 @@ func (u *upload) Commit(ctx context.Context) error {
 	return nil
 }
 
-// checkSize closes the temp file and checks that it holds all that was
-// written.
+// checkSize makes the temp file durable (fsync@openssh.com, unless the
+// host is fsync=no, its server does not offer it or it is a test file),
+// closes it and checks
+// that it holds all that was written.
 //
-// The stat goes right after the close, in its round trip.
+// The fsync, the close and the stat go at once, in one round trip: the
+// server answers them in order.
 func (u *upload) checkSize(c *conn) error {
+	_, canSync := c.c.HasExtension(fsyncExtension)
+	sync := canSync && !u.r.opts.NoFsync && !remote.IsProbe(path.Base(u.final))
+	if sync && u.fc != c {
+		if _, err := u.file(c); err != nil {
+			return err
+		}
+	}
 	open := u.fc == c
-	closed := func() error { return nil }
+	synced, closed := func() error { return nil }, func() error { return nil }
 	if open {
+		if sync {
+			synced = c.s.startFsync(u.handle)
+		}
 		closed = c.s.startClose(u.handle)
 	}
 	st, err := c.c.Stat(u.tmp)
-	if err := closed(); err != nil {
-		return err
+	syncErr, closeErr := synced(), closed()
+	if syncErr != nil {
+		return syncErr
+	}
+	if closeErr != nil {
+		return closeErr
 	}
 	if open {
 		u.fc = nil

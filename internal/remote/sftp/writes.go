@@ -329,21 +329,33 @@ func (s *session) close(handle []byte) error {
 // startClose is close, sent now, waited for when its result is called.
 func (s *session) startClose(handle []byte) func() error {
 	wait := s.start(fxpClose, appendString(nil, handle))
-	return func() error { return closeAnswer(wait) }
+	return func() error { return statusAnswer(wait, "close") }
 }
 
-// closeAnswer waits for the answer to a close.
-func closeAnswer(wait func() (answer, error)) error {
+// statusAnswer waits for the status that answers a request of ours of
+// type what ("close").
+func statusAnswer(wait func() (answer, error), what string) error {
 	a, err := wait()
 	if err != nil {
 		return err
 	}
-	err = status(a.typ, a.body, "a close")
+	err = status(a.typ, a.body, "the "+what)
 	var st *statusError
 	if errors.As(err, &st) {
-		return fmt.Errorf("close: %w", st)
+		return fmt.Errorf("%s: %w", what, st)
 	}
 	return err
+}
+
+// fsyncExtension is OpenSSH's request to fsync an open file.
+const fsyncExtension = "fsync@openssh.com"
+
+// startFsync asks the server to fsync the file of handle (the server
+// must offer fsyncExtension); sent now, waited for when its result is
+// called.
+func (s *session) startFsync(handle []byte) func() error {
+	wait := s.start(fxpExtended, appendString(appendString(nil, []byte(fsyncExtension)), handle))
+	return func() error { return statusAnswer(wait, "fsync") }
 }
 
 func appendString(b, s []byte) []byte {
