@@ -146,7 +146,10 @@ type Report struct {
 	Manifest *manifest.Manifest `json:"-"`
 	Shares   []Share            `json:"shares"` // all n, by index
 	Good     int                `json:"good"`
-	State    State              `json:"state"`
+	// PartlyGood counts the shares not good whose only fault is a few
+	// bad blocks (BadStripes): they count for their other stripes.
+	PartlyGood int   `json:"partly_good"`
+	State      State `json:"state"`
 }
 
 // Options tune a check.
@@ -224,22 +227,22 @@ func newReport(m *manifest.Manifest) *Report {
 // backup fares as its worst stripe, with as many good shares as that
 // stripe has good blocks, since a restore rebuilds each stripe from any k.
 func (r *Report) judge() {
-	r.Good = 0
-	partly, worst := 0, 0 // shares with bad blocks; the most of them in one stripe
+	r.Good, r.PartlyGood = 0, 0
+	worst := 0 // the most shares with a bad block in one stripe
 	bad := map[int64]int{}
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
 		}
 		if len(s.BadStripes) > 0 {
-			partly++
+			r.PartlyGood++
 		}
 		for _, st := range s.BadStripes {
 			bad[st]++
 			worst = max(worst, bad[st])
 		}
 	}
-	r.State = StateOf(r.Good+partly-worst, r.Manifest.K, r.Manifest.N)
+	r.State = StateOf(r.Good+r.PartlyGood-worst, r.Manifest.K, r.Manifest.N)
 	if r.State == Healthy && slices.ContainsFunc(r.Shares, func(s Share) bool { return len(s.BadCopies) > 0 }) {
 		r.State = Degraded
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,7 +56,8 @@ or missing, more than k good: restorable, with margin left), at risk
 (exactly k good: one more loss loses it) or lost (fewer than k good). A
 share whose only fault is a few rotten blocks still counts for its other
 stripes, since a restore rebuilds each stripe from any k good blocks: the
-backup fares as its worst stripe. Each
+backup fares as its worst stripe, and its GOOD column reads 1+2 for one
+good share and two such. Each
 host is healthy, degraded (a share there is bad or missing), unreachable,
 or not append-only: a host the hosts file marks append-only=yes that let a
 test file of bk-check's be removed, overwritten, truncated, chmodded or
@@ -135,14 +137,15 @@ type Report struct {
 
 // Backup is one backup's result.
 type Backup struct {
-	ID    string        `json:"id"`
-	Name  string        `json:"name"`
-	Time  time.Time     `json:"time"`
-	K     int           `json:"k"`
-	N     int           `json:"n"`
-	State scrub.State   `json:"state"`
-	Good  int           `json:"good"`
-	Share []scrub.Share `json:"shares"`
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Time       time.Time     `json:"time"`
+	K          int           `json:"k"`
+	N          int           `json:"n"`
+	State      scrub.State   `json:"state"`
+	Good       int           `json:"good"`
+	PartlyGood int           `json:"partly_good"`
+	Share      []scrub.Share `json:"shares"`
 }
 
 // PrunedBackup is a backup whose tombstones count: bk-prune removed it,
@@ -197,7 +200,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			}
 		}
 		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, K: b.K, N: b.N,
-			State: r.State, Good: r.Good, Share: r.Shares})
+			State: r.State, Good: r.Good, PartlyGood: r.PartlyGood, Share: r.Shares})
 	}
 	progress.Done()
 	judged := map[string]scrub.State{}
@@ -335,7 +338,11 @@ func table(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "BACKUP\tTIME\tK/N\tGOOD\tSTATE")
 	for _, b := range r.Backups {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\n", b.ID, b.Time.UTC().Format("2006-01-02 15:04:05Z"), b.K, b.N, b.Good, b.State)
+		good := strconv.Itoa(b.Good)
+		if b.PartlyGood > 0 {
+			good += "+" + strconv.Itoa(b.PartlyGood)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\n", b.ID, b.Time.UTC().Format("2006-01-02 15:04:05Z"), b.K, b.N, good, b.State)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "HOST\tGOOD\tBAD\tMISSING\tSTATE")
