@@ -1,6 +1,8 @@
 package sftp
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -18,22 +20,7 @@ import (
 // host, nor a test file, which is removed when its run ends.
 func TestSFTPFsyncsBeforeCommit(t *testing.T) {
 	t.Parallel()
-	if !sshtest.HaveSSH() {
-		t.Skip("no ssh client")
-	}
-	dir := filepath.Join(t.TempDir(), "nas")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s, err := sshtest.StartLoggingRequests(dir)
-	if errors.Is(err, sshtest.ErrNoSSHD) || errors.Is(err, sshtest.ErrNoSFTPServer) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop() })
-
+	s := loggingServer(t)
 	synced, unsynced := folder(t), folder(t)
 	r := dial(t, s, at(s, synced), remote.DialOptions{})
 	defer r.Close()
@@ -68,4 +55,61 @@ func TestSFTPFsyncsBeforeCommit(t *testing.T) {
 		t.Fatalf("the fsync=no upload is not in the log:\n%s", log)
 	}
 	remotetest.Get(t, r, "share", 0)
+}
+
+// A connection lost once every byte is acknowledged leaves the temp file
+// closed: the commit opens it to read, and fsyncs it so.
+func TestSFTPFsyncAfterReconnect(t *testing.T) {
+	t.Parallel()
+	s := loggingServer(t)
+	dir := folder(t)
+	r, p := dialProxied(t, s, at(s, dir), remote.DialOptions{})
+	ctx := context.Background()
+	data := remotetest.Data(ChunkSize, 3)
+	up, err := r.Create(ctx, "share")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.(*upload).settle(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	if err := up.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Cuts() != 1 || p.Conns() < 2 {
+		t.Fatalf("%d cuts, %d connections: the commit did not reconnect", p.Cuts(), p.Conns())
+	}
+	log := s.RequestLog()
+	tmp := regexp.MustCompile(`open "(` + regexp.QuoteMeta(dir) + `/\.tmp-[0-9a-f]+-share)" flags READ mode`).FindStringSubmatch(log)
+	if tmp == nil || !strings.Contains(log[strings.Index(log, tmp[0]):], `fsync "`+tmp[1]+`"`) {
+		t.Fatalf("the temp file was not opened to read and fsync'ed after the reconnect:\n%s", log)
+	}
+	if got := remotetest.Get(t, r, "share", 0); !bytes.Equal(got, data) {
+		t.Fatalf("stored %d bytes, not the %d sent", len(got), len(data))
+	}
+}
+
+// loggingServer is a real sshd whose sftp-server logs each request.
+func loggingServer(t *testing.T) *sshtest.Server {
+	t.Helper()
+	if !sshtest.HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	dir := filepath.Join(t.TempDir(), "nas")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sshtest.StartLoggingRequests(dir)
+	if errors.Is(err, sshtest.ErrNoSSHD) || errors.Is(err, sshtest.ErrNoSFTPServer) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
 }

@@ -677,26 +677,30 @@ func (u *upload) Commit(ctx context.Context) error {
 
 // checkSize makes the temp file durable (fsync@openssh.com, unless the
 // host is fsync=no, its server does not offer it or it is a test file),
-// closes it and checks
-// that it holds all that was written.
+// closes it and checks that it holds all that was written.
 //
 // The fsync, the close and the stat go at once, in one round trip: the
 // server answers them in order.
 func (u *upload) checkSize(c *conn) error {
 	_, canSync := c.c.HasExtension(fsyncExtension)
 	sync := canSync && !u.r.opts.NoFsync && !remote.IsProbe(path.Base(u.final))
-	if sync && u.fc != c {
-		if _, err := u.file(c); err != nil {
+	open, handle := u.fc == c, u.handle
+	if sync && !open {
+		// Closed with a lost connection: a handle to read the file by
+		// serves the fsync (on an append-only host no file opens for
+		// writing again).
+		h, err := c.s.open(u.tmp, fxfRead, 0)
+		if err != nil {
 			return err
 		}
+		open, handle = true, h
 	}
-	open := u.fc == c
 	synced, closed := func() error { return nil }, func() error { return nil }
 	if open {
 		if sync {
-			synced = c.s.startFsync(u.handle)
+			synced = c.s.startFsync(handle)
 		}
-		closed = c.s.startClose(u.handle)
+		closed = c.s.startClose(handle)
 	}
 	st, err := c.c.Stat(u.tmp)
 	syncErr, closeErr := synced(), closed()

@@ -25,6 +25,7 @@ const (
 	fxpWrite  = 6
 	fxpRemove = 13
 	fxpHandle = 102
+	fxfRead   = 0x01
 	fxfWrite  = 0x02
 	ownIDs    = 1 << 31
 	// maxHandle bounds a handle, as the protocol does.
