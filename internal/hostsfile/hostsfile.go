@@ -133,10 +133,18 @@ func ParseLine(line, base string) (h Host, ok bool, err error) {
 		return Host{}, false, err
 	}
 	h = Host{Location: loc}
+	seen := map[string]bool{}
 	for _, opt := range strings.Fields(rest) {
 		if opt[0] == '#' {
 			break
 		}
+		// A key given twice is a slip (an edit that left the old value):
+		// neither value is taken silently.
+		key, _, _ := strings.Cut(opt, "=")
+		if seen[key] {
+			return Host{}, false, fmt.Errorf("option %s given twice", key)
+		}
+		seen[key] = true
 		if err := h.setOption(opt); err != nil {
 			return Host{}, false, err
 		}

@@ -260,6 +260,18 @@ func TestFsyncOption(t *testing.T) {
 	}
 }
 
+// TestOptionTwice: a key given twice on a line is an error, not the last
+// value silently.
+func TestOptionTwice(t *testing.T) {
+	for _, line := range []string{"nas:bk quota=1G quota=2G", "/srv/bk fsync=no verify=yes fsync=yes"} {
+		_, _, err := ParseLine(line, "")
+		key := map[bool]string{true: "quota", false: "fsync"}[strings.Contains(line, "quota")]
+		if err == nil || err.Error() != "option "+key+" given twice" {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+}
+
 // TestAppendOnlyOption: append-only= takes yes, no or admin, and only yes
 // asks the kind of host to work append-only.
 func TestAppendOnlyOption(t *testing.T) {
