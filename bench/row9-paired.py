@@ -7,7 +7,9 @@ streams, hosts files and sshd configuration it leaves in bench/_out/work.
     bench/row9-paired.py [ROUNDS]        # default 10
 
 Each round runs, in turn: bk-push to 3 loopback sftp hosts, 3 `sftp put`s at
-once, bk-push of a 1-of-1 stream, one `sftp put`. For each it prints the
+once, bk-push of a 1-of-1 stream, one `sftp put` (bk-push's hosts fsync=no, as
+`put` does not fsync), then bk-push to the 3 hosts as it is by default, each
+file fsync'ed, and 3 `sftp put -f`s at once. For each it prints the
 median and best wall time; the tool's own CPU, user and system (bk-push, or
 the sftp processes), read off /proc as it runs; the CPU of the client side
 with its ssh processes (their rusage); that of the sshd side (the listener's
@@ -31,8 +33,11 @@ COMMANDS = {
     "3 sftp puts": [f"exec {SFTP} {W}/sftp/batch{i} bkbench > /dev/null" for i in range(3)],
     "bk-push, 1-of-1": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts11 < {W}/sftp/in1.bks > /dev/null"],
     "1 sftp put": [f"exec {SFTP} {W}/sftp/batch11 bkbench > /dev/null"],
+    "bk-push, fsync'ed": [f"exec {BIN}/bk-push -q --expect-size {SIZE} {W}/sftp/hosts3f < {W}/sftp/in.bks > /dev/null"],
+    "3 sftp put -f": [f"exec {SFTP} {W}/sftp/batchf{i} bkbench > /dev/null" for i in range(3)],
 }
-PAIRS = [("bk-push, 3 hosts", "3 sftp puts"), ("bk-push, 1-of-1", "1 sftp put")]
+PAIRS = [("bk-push, 3 hosts", "3 sftp puts"), ("bk-push, 1-of-1", "1 sftp put"),
+         ("bk-push, fsync'ed", "3 sftp put -f")]
 
 
 def ticks(path, fields):
