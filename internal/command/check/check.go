@@ -367,7 +367,7 @@ func verdict(r Report, worst scrub.State, outside bool, maxAge time.Duration, no
 		}
 	}
 	if len(lost) > 0 {
-		fails = append(fails, fmt.Sprintf("lost (fewer than k good shares): %s", strings.Join(lost, ", ")))
+		fails = append(fails, fmt.Sprintf("lost (fewer than k good shares, or blocks in a stripe): %s", strings.Join(lost, ", ")))
 	}
 	if len(fails) > 0 {
 		return fmt.Errorf("%s", strings.Join(fails, "; "))
