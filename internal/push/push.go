@@ -374,6 +374,12 @@ func (p *pusher) prepare(ctx context.Context, h *catalog.Host) (*target, error) 
 	case probeErr != nil:
 		return nil, fmt.Errorf("%w (the test file written before data flows)", probeErr)
 	}
+	if s, ok := r.(remote.Syncer); ok && !h.NoFsync {
+		if can, err := s.CanFsync(ctx); err == nil && !can {
+			p.opt.Note("host %s: its SFTP server cannot fsync (no fsync@openssh.com): files there are not "+
+				"made durable before they are named; fsync=no on its line says so and ends this note", h)
+		}
+	}
 	return t, nil
 }
 

@@ -149,6 +149,40 @@ func TestSFTPPush(t *testing.T) {
 	}
 }
 
+// A host whose server cannot fsync (the in-process one lacks
+// fsync@openssh.com, as sshd never does) is named in a note, once a push,
+// unless its line says fsync=no.
+func TestSFTPHostThatCannotFsync(t *testing.T) {
+	t.Parallel()
+	if !sshtest.HaveSSH() {
+		t.Skip("no ssh client")
+	}
+	keys, dir := filepath.Join(t.TempDir(), "nas"), t.TempDir()
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sshtest.StartGo(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	in := data(50_000, 22)
+	for _, noFsync := range []bool{false, true} {
+		hosts := append(folders(t, 2), srv.Host(dir))
+		hosts[2].NoFsync = noFsync
+		s := sshOptions(srv.SSHCommand(), hosts...)
+		s.Name = fmt.Sprint("nofsync-", noFsync)
+		r := push(t, stream(t, in, 2, 3), s)
+		if r.err != nil {
+			t.Fatalf("%v\n%s", r.err, r.stderr)
+		}
+		note := "host " + srv.Alias + ": its SFTP server cannot fsync (no fsync@openssh.com)"
+		if got := strings.Count(r.stderr, note); got != map[bool]int{false: 1, true: 0}[noFsync] {
+			t.Fatalf("fsync=no %v: the note %d times:\n%s", noFsync, got, r.stderr)
+		}
+	}
+}
+
 func TestSFTPUnreachableHostReplacedBySpare(t *testing.T) {
 	hs, ssh := sshHosts(t, 4)
 	hs[0].srv.Stop()

@@ -300,6 +300,13 @@ type DialOptions struct {
 	NoFsync bool
 }
 
+// Syncer is a Remote that can tell whether its uploads are made durable
+// before they take their name (DialOptions.NoFsync unset): an SFTP server
+// without fsync@openssh.com cannot.
+type Syncer interface {
+	CanFsync(ctx context.Context) (bool, error)
+}
+
 // ErrAppendOnly is what a kind of host that cannot work on an append-only
 // host says when dialled with DialOptions.AppendOnly, and what bk says
 // before it would remove a file there.

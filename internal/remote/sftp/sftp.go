@@ -1083,6 +1083,17 @@ func (r *SFTP) Free(ctx context.Context) (int64, error) {
 	return free, r.err(err)
 }
 
+// CanFsync implements remote.Syncer: whether the server offers
+// fsync@openssh.com, as its version answer says (no round trip).
+func (r *SFTP) CanFsync(ctx context.Context) (bool, error) {
+	var can bool
+	err := r.do(ctx, r.pauses, "asked about fsync", func(c *conn) error {
+		_, can = c.c.HasExtension(fsyncExtension)
+		return nil
+	})
+	return can, r.err(err)
+}
+
 // FileSystem implements remote.FileSystemer with the file system ID that
 // statvfs@openssh.com reports, which only means something on one machine:
 // the name holds the host's too. A host by two names is two file systems
