@@ -28,6 +28,8 @@ type conn struct {
 	dead   chan struct{} // closed when ssh has exited
 
 	timeout  time.Duration
+	slack    atomic.Int64 // time a wait may take beyond timeout now: an fsync writing a file out
+	waited   atomic.Int64 // what the watchdog allowed when it ended ssh
 	alive    atomic.Int64 // UnixNano of the host's last answer, or of the start of a wait for one
 	waiting  atomic.Int32 // operations (or the dial) waiting for the host
 	timedOut atomic.Bool  // the watchdog ended ssh
@@ -228,7 +230,9 @@ func (c *conn) watch() {
 		case <-c.dead:
 			return
 		case <-tick.C:
-			if c.waiting.Load() > 0 && time.Since(time.Unix(0, c.alive.Load())) > c.timeout {
+			allowed := c.timeout + time.Duration(c.slack.Load())
+			if c.waiting.Load() > 0 && time.Since(time.Unix(0, c.alive.Load())) > allowed {
+				c.waited.Store(int64(allowed))
 				c.timedOut.Store(true)
 				_ = c.cmd.Process.Kill()
 				return
@@ -249,7 +253,9 @@ func (c *conn) run(op func() error) error {
 	return err
 }
 
-func (c *conn) timeoutError() error { return fmt.Errorf("%w for %v", errTimeout, c.timeout) }
+func (c *conn) timeoutError() error {
+	return fmt.Errorf("%w for %v", errTimeout, max(c.timeout, time.Duration(c.waited.Load())))
+}
 
 // keep holds ssh's stderr line back: it may turn out to be the reason a
 // dial failed or a connection was lost, to be said once in that message.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bk-backup/bk/internal/remote"
 	"github.com/bk-backup/bk/internal/remote/remotetest"
@@ -112,4 +114,36 @@ func loggingServer(t *testing.T) *sshtest.Server {
 	}
 	t.Cleanup(func() { s.Stop() })
 	return s
+}
+
+// While an fsync is on its way the watchdog allows its slack beyond the
+// timeout, and ends ssh once that is spent too, saying how long it waited.
+func TestWatchdogAllowsFsyncSlack(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	c := &conn{cmd: cmd, dead: make(chan struct{}), timeout: 50 * time.Millisecond}
+	go func() { _ = cmd.Wait(); close(c.dead) }()
+	c.markAlive()
+	c.waiting.Add(1)
+	c.slack.Add(int64(time.Second))
+	start := time.Now()
+	go c.watch()
+	time.Sleep(500 * time.Millisecond)
+	if c.timedOut.Load() {
+		t.Fatal("ended within the slack")
+	}
+	select {
+	case <-c.dead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ended once the slack was spent")
+	}
+	if waited := time.Since(start); !c.timedOut.Load() || waited < time.Second+50*time.Millisecond {
+		t.Fatalf("ended after %v, timed out %v", waited, c.timedOut.Load())
+	}
+	if err := c.timeoutError(); err.Error() != "no answer for 1.05s" {
+		t.Fatalf("error %q", err)
+	}
 }

@@ -675,6 +675,11 @@ func (u *upload) Commit(ctx context.Context) error {
 	return nil
 }
 
+// minFsyncRate is the slowest a host's disk is taken to write out a file
+// it is asked to fsync, in bytes a second: the wait for the fsync may
+// exceed the timeout by the time a disk this slow takes for the whole file.
+const minFsyncRate = 16 << 20
+
 // checkSize makes the temp file durable (fsync@openssh.com, unless the
 // host is fsync=no, its server does not offer it or it is a test file),
 // closes it and checks that it holds all that was written.
@@ -698,6 +703,12 @@ func (u *upload) checkSize(c *conn) error {
 	synced, closed := func() error { return nil }, func() error { return nil }
 	if open {
 		if sync {
+			// The host first writes out what it holds of the file, which
+			// may take longer than the timeout: allow for a disk as slow as
+			// minFsyncRate.
+			extra := int64(time.Duration(u.acked/minFsyncRate+1) * time.Second)
+			c.slack.Add(extra)
+			defer c.slack.Add(-extra)
 			synced = c.s.startFsync(handle)
 		}
 		closed = c.s.startClose(handle)
