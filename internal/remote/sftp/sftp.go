@@ -789,6 +789,11 @@ func (u *upload) moveIntoPlace(c *conn, retry bool) error {
 // taken, on any server. Where the file system has no hard links, plain SFTP
 // rename does the same on OpenSSH and as the protocol demands; never
 // posix-rename, which replaces.
+//
+// A server may answer the hard link and make nothing (rclone serve sftp
+// does), and the temp name's removal would then lose the file: the final
+// name is looked at first, a round trip, and a rename tried where it is
+// not there.
 func (u *upload) link(c *conn) error {
 	_, ok := c.c.HasExtension("hardlink@openssh.com")
 	if u.r.opts.AppendOnly {
@@ -800,11 +805,17 @@ func (u *upload) link(c *conn) error {
 		if err != nil && !c.lost(err) && !exists(c, u.final) {
 			return fmt.Errorf("hard link %s to %s: %w", u.tmp, u.final, err)
 		}
+		if err == nil && !sizeIs(c, u.final, u.acked) {
+			return fmt.Errorf("the host answered the hard link of %s to %s but made no such file", u.tmp, u.final)
+		}
 		return err
 	}
 	if ok {
 		err := c.c.Link(u.tmp, u.final)
-		if err == nil || c.lost(err) || exists(c, u.final) {
+		switch {
+		case err == nil && sizeIs(c, u.final, u.acked):
+			return nil
+		case err != nil && (c.lost(err) || exists(c, u.final)):
 			return err
 		}
 	}
@@ -1081,10 +1092,7 @@ func (r *SFTP) Remove(ctx context.Context, name string) error {
 func (r *SFTP) Free(ctx context.Context) (int64, error) {
 	var free int64
 	err := r.do(ctx, r.pauses, "read the free space", func(c *conn) error {
-		if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
-			return remote.ErrUnknownSpace
-		}
-		st, err := c.c.StatVFS(r.root)
+		st, err := statVFS(c, r.root)
 		if err != nil {
 			return err
 		}
@@ -1092,6 +1100,21 @@ func (r *SFTP) Free(ctx context.Context) (int64, error) {
 		return nil
 	})
 	return free, r.err(err)
+}
+
+// statVFS asks for statvfs@openssh.com of p: remote.ErrUnknownSpace where
+// the server does not offer it, or offers it and then refuses it as
+// unsupported (rclone serve sftp does).
+func statVFS(c *conn, p string) (*psftp.StatVFS, error) {
+	if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
+		return nil, remote.ErrUnknownSpace
+	}
+	st, err := c.c.StatVFS(p)
+	var status *psftp.StatusError
+	if errors.As(err, &status) && status.FxCode() == psftp.ErrSSHFxOpUnsupported {
+		return nil, remote.ErrUnknownSpace
+	}
+	return st, err
 }
 
 // CanFsync implements remote.Syncer: whether the server offers
@@ -1112,10 +1135,10 @@ func (r *SFTP) CanFsync(ctx context.Context) (bool, error) {
 func (r *SFTP) FileSystem(ctx context.Context) (string, error) {
 	var id uint64
 	err := r.do(ctx, r.pauses, "read the file system", func(c *conn) error {
-		if _, ok := c.c.HasExtension("statvfs@openssh.com"); !ok {
+		st, err := statVFS(c, r.root)
+		if errors.Is(err, remote.ErrUnknownSpace) {
 			return nil
 		}
-		st, err := c.c.StatVFS(r.root)
 		if err != nil {
 			return err
 		}
