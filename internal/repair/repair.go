@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/bk-backup/bk/internal/catalog"
@@ -58,6 +59,9 @@ var ErrLost = errors.New("fewer than k good shares")
 // its host is append-only (Stuck).
 func Plan(ctx context.Context, listings []*catalog.Listing, r *scrub.Report) ([]Move, error) {
 	m := r.Manifest
+	if len(r.WaitsFor) > 0 {
+		return nil, &WaitError{ID: m.ID, Hosts: r.WaitsFor}
+	}
 	if r.Good+len(damaged(r)) < m.K {
 		return nil, fmt.Errorf("backup %s: %w (%d of %d): it cannot be repaired", m.ID, ErrLost, r.Good, m.K)
 	}
@@ -474,6 +478,19 @@ func (p progressWriter) Write(b []byte) (int, error) {
 // holds a share of the backup, failed, or has no room. The backup stays as it is
 // (restorable, since Plan refuses lost ones) until a host comes back, a
 // spare is added or room is made.
+// WaitError is a backup that the hosts reached cannot rebuild (a stripe
+// has fewer than k good blocks there) and that shares on the unreachable
+// Hosts may still make whole: it waits for them.
+type WaitError struct {
+	ID    string
+	Hosts []string
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("backup %s: fewer than k good blocks in a stripe on the hosts reached; it waits for %s, unreachable, whose shares may make it whole",
+		e.ID, strings.Join(e.Hosts, ", "))
+}
+
 type NoHostError struct {
 	ID    string
 	Index int

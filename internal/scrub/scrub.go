@@ -87,6 +87,9 @@ type Share struct {
 	Good    bool   `json:"good"`
 	Missing bool   `json:"missing,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// Unreachable is a share missing because its host could not be
+	// reached: it may well be whole there.
+	Unreachable bool `json:"unreachable,omitempty"`
 	// BadStripes are the stripes whose blocks are all that is wrong with
 	// a share not good (a version-4 manifest pins its checksums, and the
 	// rest of it is whole): its other blocks still count for a restore,
@@ -150,6 +153,10 @@ type Report struct {
 	// bad blocks (BadStripes): they count for their other stripes.
 	PartlyGood int   `json:"partly_good"`
 	State      State `json:"state"`
+	// WaitsFor names the unreachable hosts whose shares a backup needs:
+	// with fewer than k good blocks in a stripe on the hosts reached, it
+	// is at risk, not lost, as those shares may be whole.
+	WaitsFor []string `json:"waits_for,omitempty"`
 }
 
 // Options tune a check.
@@ -226,13 +233,19 @@ func newReport(m *manifest.Manifest) *Report {
 // Shares with a few bad blocks (BadStripes) count stripe by stripe: the
 // backup fares as its worst stripe, with as many good shares as that
 // stripe has good blocks, since a restore rebuilds each stripe from any k.
+// A backup that shares on unreachable hosts could still make whole is at
+// risk, not lost: a host down for the night does not lose it.
 func (r *Report) judge() {
-	r.Good, r.PartlyGood = 0, 0
+	r.Good, r.PartlyGood, r.WaitsFor = 0, 0, nil
 	worst := 0 // the most shares with a bad block in one stripe
 	bad := map[int64]int{}
+	var unreachable []string
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
+		}
+		if s.Unreachable {
+			unreachable = append(unreachable, s.Host)
 		}
 		if len(s.BadStripes) > 0 {
 			r.PartlyGood++
@@ -242,7 +255,11 @@ func (r *Report) judge() {
 			worst = max(worst, bad[st])
 		}
 	}
-	r.State = StateOf(r.Good+r.PartlyGood-worst, r.Manifest.K, r.Manifest.N)
+	known := r.Good + r.PartlyGood - worst
+	r.State = StateOf(known, r.Manifest.K, r.Manifest.N)
+	if r.State == Lost && known+len(unreachable) >= r.Manifest.K {
+		r.State, r.WaitsFor = AtRisk, unreachable
+	}
 	if r.State == Healthy && slices.ContainsFunc(r.Shares, func(s Share) bool { return len(s.BadCopies) > 0 }) {
 		r.State = Degraded
 	}
@@ -255,7 +272,7 @@ func absent(p catalog.Placed) Share {
 	case !p.Listed:
 		s.Problem, s.Outside = "its host is not among the hosts given", len(p.Found) == 0
 	case p.Named.Failed():
-		s.Problem = "host unreachable"
+		s.Problem, s.Unreachable = "host unreachable", true
 	}
 	return s
 }

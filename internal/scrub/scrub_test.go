@@ -59,6 +59,33 @@ func TestJudgeByStripes(t *testing.T) {
 		if r.State != tt.want {
 			t.Errorf("%+v: %s, want %s", tt.shares, r.State, tt.want)
 		}
+
+	}
+}
+
+// A share on a host down may be whole there: a backup it could still
+// make restorable is at risk and waits for that host, not lost; one that
+// even it could not save is lost.
+func TestJudgeWithHostDown(t *testing.T) {
+	good := Share{Good: true}
+	bad := Share{Problem: "rot", BadStripes: []int64{0}}
+	whole := Share{Problem: "trailer"}
+	down := Share{Missing: true, Problem: "host unreachable", Unreachable: true, Host: "nas"}
+	for _, tt := range []struct {
+		shares []Share
+		want   State
+		waits  bool
+	}{
+		{[]Share{good, good, bad, bad, down}, AtRisk, true},   // stripe 0: 2 reached, 3 with nas
+		{[]Share{good, whole, bad, bad, down}, Lost, false},   // stripe 0: 1, 2 with nas
+		{[]Share{good, good, good, bad, down}, AtRisk, false}, // stripe 0: 3 reached
+		{[]Share{good, good, whole, whole, down}, AtRisk, true},
+	} {
+		r := &Report{Manifest: &manifest.Manifest{K: 3, N: 5}, Shares: tt.shares}
+		r.judge()
+		if r.State != tt.want || (len(r.WaitsFor) > 0) != tt.waits {
+			t.Errorf("%+v: %s, waits for %v; want %s, waiting %v", tt.shares, r.State, r.WaitsFor, tt.want, tt.waits)
+		}
 	}
 }
 

@@ -57,7 +57,8 @@ or missing, more than k good: restorable, with margin left), at risk
 share whose only fault is a few rotten blocks still counts for its other
 stripes, since a restore rebuilds each stripe from any k good blocks: the
 backup fares as its worst stripe, and its GOOD column reads 1+2 for one
-good share and two such. Each
+good share and two such. A backup that shares on unreachable hosts could
+still make whole is at risk, not lost, until they are read. Each
 host is healthy, degraded (a share there is bad or missing), unreachable,
 or not append-only: a host the hosts file marks append-only=yes that let a
 test file of bk-check's be removed, overwritten, truncated, chmodded or
@@ -145,6 +146,7 @@ type Backup struct {
 	State      scrub.State   `json:"state"`
 	Good       int           `json:"good"`
 	PartlyGood int           `json:"partly_good"`
+	WaitsFor   []string      `json:"waits_for,omitempty"`
 	Share      []scrub.Share `json:"shares"`
 }
 
@@ -200,7 +202,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			}
 		}
 		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, K: b.K, N: b.N,
-			State: r.State, Good: r.Good, PartlyGood: r.PartlyGood, Share: r.Shares})
+			State: r.State, Good: r.Good, PartlyGood: r.PartlyGood, WaitsFor: r.WaitsFor, Share: r.Shares})
 	}
 	progress.Done()
 	judged := map[string]scrub.State{}

@@ -29,6 +29,9 @@ them, the checksums of all of them), which gives it back byte for byte,
 streaming, in the memory of a few stripes. With fewer than k good shares it
 reads the damaged ones too: when every stripe still has k good blocks (bit
 rot in different stripes of different shares), the stream comes back whole.
+A backup whose stripe has fewer than k good blocks on the hosts reached,
+which shares on unreachable hosts may still make whole, waits for them:
+it is named in a warning and the run finishes degraded (exit 3).
 Each rebuilt share is checked against the
 hash its manifest records (meta_blake3, or the BLAKE3 or SHA-256 of the
 whole file in older manifests) before it takes its name, so a share that
@@ -105,7 +108,7 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return err
 	}
 	var failed []error
-	found, repaired, waiting := 0, 0, 0
+	found, repaired, waiting, down := 0, 0, 0, 0
 	stuck := 0       // bad copies left on append-only hosts
 	outside := false // a backup waiting has a share on a host not given
 	progress := env.NewProgress(-1, "repairing")
@@ -131,6 +134,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 			continue
 		}
 		moves, err := repair.Plan(ctx, listings, r)
+		if wait := (*repair.WaitError)(nil); errors.As(err, &wait) {
+			env.Msg.Warnf("%v", err)
+			down++
+			continue
+		}
 		if noHost := (*repair.NoHostError)(nil); errors.As(err, &noHost) {
 			env.Msg.Warnf("%v", err)
 			waiting++
@@ -182,6 +190,9 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 		return cli.WithHint(errors.New("no backup to repair found on the hosts reached"), "bk-ls HOSTS lists what the hosts hold")
 	case len(failed) > 0:
 		return fmt.Errorf("%d of the backups could not be repaired", len(failed))
+	case down > 0:
+		return cli.WithHint(cli.Degradedf("%d of the backups wait for hosts that are down: restorable only once those are back", down),
+			"bring the hosts named back, then run bk-repair again")
 	case waiting > 0 && outside:
 		return cli.WithHint(cli.Degradedf("%d of the backups wait for a host to take a share: they stay restorable, degraded", waiting), scrub.OutsideHint)
 	case waiting > 0:
