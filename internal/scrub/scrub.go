@@ -239,13 +239,17 @@ func (r *Report) judge() {
 	r.Good, r.PartlyGood, r.WaitsFor = 0, 0, nil
 	worst := 0 // the most shares with a bad block in one stripe
 	bad := map[int64]int{}
+	unknown := 0 // shares on unreachable hosts
 	var unreachable []string
 	for _, s := range r.Shares {
 		if s.Good {
 			r.Good++
 		}
 		if s.Unreachable {
-			unreachable = append(unreachable, s.Host)
+			unknown++
+			if !slices.Contains(unreachable, s.Host) {
+				unreachable = append(unreachable, s.Host)
+			}
 		}
 		if len(s.BadStripes) > 0 {
 			r.PartlyGood++
@@ -257,7 +261,7 @@ func (r *Report) judge() {
 	}
 	known := r.Good + r.PartlyGood - worst
 	r.State = StateOf(known, r.Manifest.K, r.Manifest.N)
-	if r.State == Lost && known+len(unreachable) >= r.Manifest.K {
+	if r.State == Lost && known+unknown >= r.Manifest.K {
 		r.State, r.WaitsFor = AtRisk, unreachable
 	}
 	if r.State == Healthy && slices.ContainsFunc(r.Shares, func(s Share) bool { return len(s.BadCopies) > 0 }) {

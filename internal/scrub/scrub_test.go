@@ -80,10 +80,11 @@ func TestJudgeWithHostDown(t *testing.T) {
 		{[]Share{good, whole, bad, bad, down}, Lost, false},   // stripe 0: 1, 2 with nas
 		{[]Share{good, good, good, bad, down}, AtRisk, false}, // stripe 0: 3 reached
 		{[]Share{good, good, whole, whole, down}, AtRisk, true},
+		{[]Share{good, bad, bad, down, down}, AtRisk, true}, // two shares on nas: named once
 	} {
 		r := &Report{Manifest: &manifest.Manifest{K: 3, N: 5}, Shares: tt.shares}
 		r.judge()
-		if r.State != tt.want || (len(r.WaitsFor) > 0) != tt.waits {
+		if r.State != tt.want || (len(r.WaitsFor) > 0) != tt.waits || len(r.WaitsFor) > 1 {
 			t.Errorf("%+v: %s, waits for %v; want %s, waiting %v", tt.shares, r.State, r.WaitsFor, tt.want, tt.waits)
 		}
 	}
