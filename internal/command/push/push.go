@@ -89,8 +89,8 @@ login must work without a password. A host that fails is named once, with
 ssh's reason; what else ssh says is shown as a warning naming the host. A
 host that leaves a connection attempt or a request unanswered for
 --timeout has failed (an fsync may take longer: the time a disk writing
-16 MiB/s takes for the file): its spare takes the share if the host took
-no data yet, else the share is given up. A dropped connection is re-dialled with
+16 MiB/s takes for the file, at most 35 minutes more): its spare takes the
+share if the host took no data yet, else the share is given up. A dropped connection is re-dialled with
 backoff and the upload resumed, which a warning says once; after
 --retries attempts that share is given up.
 

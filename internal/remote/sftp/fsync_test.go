@@ -116,6 +116,15 @@ func loggingServer(t *testing.T) *sshtest.Server {
 	return s
 }
 
+// The slack grows with the file, up to what a host caches.
+func TestFsyncSlack(t *testing.T) {
+	for size, want := range map[int64]time.Duration{0: time.Second, 1 << 30: 65 * time.Second, 1 << 40: 2049 * time.Second} {
+		if got := fsyncSlack(size); got != want {
+			t.Errorf("fsyncSlack(%d) = %v, want %v", size, got, want)
+		}
+	}
+}
+
 // While an fsync is on its way the watchdog allows its slack beyond the
 // timeout, and ends ssh once that is spent too, saying how long it waited.
 func TestWatchdogAllowsFsyncSlack(t *testing.T) {

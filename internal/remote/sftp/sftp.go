@@ -677,8 +677,20 @@ func (u *upload) Commit(ctx context.Context) error {
 
 // minFsyncRate is the slowest a host's disk is taken to write out a file
 // it is asked to fsync, in bytes a second: the wait for the fsync may
-// exceed the timeout by the time a disk this slow takes for the whole file.
-const minFsyncRate = 16 << 20
+// exceed the timeout by the time a disk this slow takes for the whole
+// file, or for maxFsyncCached of it: a host caches no more than a share
+// of its memory, and a host that never answers is given up within 35
+// minutes past the timeout, however large the file.
+const (
+	minFsyncRate   = 16 << 20
+	maxFsyncCached = 32 << 30
+)
+
+// fsyncSlack is how much longer than the timeout the fsync of a file of
+// size bytes may take.
+func fsyncSlack(size int64) time.Duration {
+	return time.Duration(min(size, maxFsyncCached)/minFsyncRate+1) * time.Second
+}
 
 // checkSize makes the temp file durable (fsync@openssh.com, unless the
 // host is fsync=no, its server does not offer it or it is a test file),
@@ -704,9 +716,8 @@ func (u *upload) checkSize(c *conn) error {
 	if open {
 		if sync {
 			// The host first writes out what it holds of the file, which
-			// may take longer than the timeout: allow for a disk as slow as
-			// minFsyncRate.
-			extra := int64(time.Duration(u.acked/minFsyncRate+1) * time.Second)
+			// may take longer than the timeout.
+			extra := int64(fsyncSlack(u.acked))
 			c.slack.Add(extra)
 			defer c.slack.Add(-extra)
 			synced = c.s.startFsync(handle)
