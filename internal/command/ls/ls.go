@@ -32,7 +32,9 @@ host folders) hold, newest first: ID, time, size of the stream, k/n, level
 shares, each with the host that really holds it, as the host's listing
 shows it (a file of the share's name and of the size the manifest records),
 not as the manifest says. A share no host holds is shown missing, and the
-backup healthy, degraded, at risk or lost by the count of shares present;
+backup healthy, degraded, at risk or lost by the count of shares present
+(a share on an unreachable host may be whole there: a backup such shares
+could make whole is at risk, not lost);
 one that only a host the hosts files lack may hold is not counted present
 either, with a warning naming that host. A copy of a share on another host
 listed at another size is a bad copy: the backup is degraded, as
