@@ -138,20 +138,7 @@ func TestAppendOnlyCommit(t *testing.T) {
 	// a new temp file, as the old one cannot be opened again.
 	data := make([]byte, ChunkSize+100)
 	rand.Read(data)
-	up, err := r.Create(ctx, "s.share0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := up.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := up.(*upload).settle(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	p.Cut()
-	if err := up.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	commitAfterCut(t, r, p, "s.share0", data)
 	got, err := os.ReadFile(filepath.Join(s.AppendOnly.Folder, "s.share0"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("stored %d bytes (%v), want the %d sent", len(got), err, len(data))

@@ -66,9 +66,27 @@ func TestSFTPFsyncAfterReconnect(t *testing.T) {
 	s := loggingServer(t)
 	dir := folder(t)
 	r, p := dialProxied(t, s, at(s, dir), remote.DialOptions{})
-	ctx := context.Background()
 	data := remotetest.Data(ChunkSize, 3)
-	up, err := r.Create(ctx, "share")
+	commitAfterCut(t, r, p, "share", data)
+	if p.Cuts() != 1 || p.Conns() < 2 {
+		t.Fatalf("%d cuts, %d connections: the commit did not reconnect", p.Cuts(), p.Conns())
+	}
+	log := s.RequestLog()
+	tmp := regexp.MustCompile(`open "(` + regexp.QuoteMeta(dir) + `/\.tmp-[0-9a-f]+-share)" flags READ mode`).FindStringSubmatch(log)
+	if tmp == nil || !strings.Contains(log[strings.Index(log, tmp[0]):], `fsync "`+tmp[1]+`"`) {
+		t.Fatalf("the temp file was not opened to read and fsync'ed after the reconnect:\n%s", log)
+	}
+	if got := remotetest.Get(t, r, "share", 0); !bytes.Equal(got, data) {
+		t.Fatalf("stored %d bytes, not the %d sent", len(got), len(data))
+	}
+}
+
+// commitAfterCut uploads data as name to r and commits it once the
+// connection through p is cut, every chunk sent before acknowledged.
+func commitAfterCut(t *testing.T, r *SFTP, p *sshtest.Proxy, name string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	up, err := r.Create(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,17 +99,6 @@ func TestSFTPFsyncAfterReconnect(t *testing.T) {
 	p.Cut()
 	if err := up.Commit(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if p.Cuts() != 1 || p.Conns() < 2 {
-		t.Fatalf("%d cuts, %d connections: the commit did not reconnect", p.Cuts(), p.Conns())
-	}
-	log := s.RequestLog()
-	tmp := regexp.MustCompile(`open "(` + regexp.QuoteMeta(dir) + `/\.tmp-[0-9a-f]+-share)" flags READ mode`).FindStringSubmatch(log)
-	if tmp == nil || !strings.Contains(log[strings.Index(log, tmp[0]):], `fsync "`+tmp[1]+`"`) {
-		t.Fatalf("the temp file was not opened to read and fsync'ed after the reconnect:\n%s", log)
-	}
-	if got := remotetest.Get(t, r, "share", 0); !bytes.Equal(got, data) {
-		t.Fatalf("stored %d bytes, not the %d sent", len(got), len(data))
 	}
 }
 
