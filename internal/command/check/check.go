@@ -201,6 +201,11 @@ func run(ctx context.Context, env *cli.Env, c *ucli.Context) error {
 				env.Msg.Warnf("backup %s: share %d: its copy on host %s (%s): %s%s", b.ID, s.Index, c.Host, c.Path, c.Problem, goodOn(s))
 			}
 		}
+		if len(r.WaitsFor) > 0 {
+			// "at risk" says k good; this one has fewer on the hosts reached.
+			env.Msg.Warnf("backup %s: fewer than k good blocks in a stripe on the hosts reached: restorable only once %s, unreachable, %s back with its shares whole",
+				b.ID, strings.Join(r.WaitsFor, ", "), map[bool]string{true: "is", false: "are"}[len(r.WaitsFor) == 1])
+		}
 		out.Backups = append(out.Backups, Backup{ID: b.ID, Name: b.Name, Time: b.Time, K: b.K, N: b.N,
 			State: r.State, Good: r.Good, PartlyGood: r.PartlyGood, WaitsFor: r.WaitsFor, Share: r.Shares})
 	}
